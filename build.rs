@@ -1,0 +1,10 @@
+//! Validates `catalog.json` at build time, so a bad entry fails the build with its index and id
+//! instead of failing requests later.
+
+fn main() {
+    println!("cargo:rerun-if-changed=catalog.json");
+    if let Err(e) = domain::catalog::Catalog::parse(domain::catalog::DEFAULT_CATALOG) {
+        eprintln!("error: catalog.json is invalid: {e}");
+        std::process::exit(1);
+    }
+}

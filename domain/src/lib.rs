@@ -1,0 +1,14 @@
+//! Pure domain logic of the APP provider.
+//!
+//! Rule of this crate: no `worker::` imports, no I/O, no clock and no randomness of its own.
+//! Time comes in as unix seconds and randomness as byte slices, so every rule here is tested
+//! natively with `cargo test -p app-domain`. The worker glue (`src/` at the top level) only
+//! translates HTTP to calls into this crate and results back to HTTP.
+
+pub mod catalog;
+pub mod crypto;
+pub mod errors;
+pub mod protocol;
+pub mod routes;
+pub mod schema;
+pub mod signature;

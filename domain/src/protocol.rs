@@ -1,0 +1,60 @@
+//! Wire-level constants and small shapes of APP 0.1d that every endpoint shares.
+
+use serde_json::{json, Value};
+
+use crate::errors::ApiError;
+
+/// The version this provider speaks, sent by the orchestrator as `API-Version`.
+pub const API_VERSION: &str = "0.1d";
+/// Every version accepted in `API-Version`.
+pub const SUPPORTED_VERSIONS: &[&str] = &[API_VERSION];
+
+/// Checks the `API-Version` header of a `/provisioning/*` call (PROTOCOL.md §1.2).
+pub fn check_api_version(header: Option<&str>) -> Result<(), ApiError> {
+    match header.map(str::trim) {
+        Some(v) if SUPPORTED_VERSIONS.contains(&v) => Ok(()),
+        Some(v) if !v.is_empty() => Err(ApiError::ApiVersion {
+            got: Some(v.to_string()),
+        }),
+        _ => Err(ApiError::ApiVersion { got: None }),
+    }
+}
+
+/// Body of `GET /provisioning/health`.
+pub fn health() -> Value {
+    json!({"status": "ok", "supported_versions": SUPPORTED_VERSIONS})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_version() {
+        assert_eq!(check_api_version(Some("0.1d")), Ok(()));
+        assert_eq!(check_api_version(Some(" 0.1d ")), Ok(()));
+        assert_eq!(
+            check_api_version(None),
+            Err(ApiError::ApiVersion { got: None })
+        );
+        assert_eq!(
+            check_api_version(Some("")),
+            Err(ApiError::ApiVersion { got: None })
+        );
+        assert_eq!(
+            check_api_version(Some("0.1c")),
+            Err(ApiError::ApiVersion {
+                got: Some("0.1c".into())
+            })
+        );
+        assert!(check_api_version(Some("0.1D")).is_err());
+    }
+
+    #[test]
+    fn health_shape() {
+        assert_eq!(
+            health(),
+            json!({"status": "ok", "supported_versions": ["0.1d"]})
+        );
+    }
+}

@@ -1,0 +1,17 @@
+#!/bin/sh
+# The whole test suite: setup, formatting, clippy (native and wasm32), native unit tests, and
+# the black-box suite against the built worker under wrangler dev. Idempotent; run from anywhere.
+set -eu
+. "$(dirname "$0")/env.sh"
+cd "$ROOT"
+sh scripts/setup.sh --test
+
+step() { printf '\n== %s\n' "$*"; }
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy (native)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "cargo clippy (wasm32)"
+cargo clippy -p app-provider --target wasm32-unknown-unknown --quiet -- -D warnings
+step "cargo test (native units, then the black-box suite under wrangler dev)"
+cargo test --workspace

@@ -1,0 +1,100 @@
+//! The fetch entry point: route, read, authenticate, dispatch, render, log.
+//!
+//! Order of checks, so that bad requests touch nothing: route (404/405) -> body size (413) ->
+//! orchestrator signature (401) -> API version (400) -> handler.
+
+use domain::errors::ApiError;
+use domain::routes::{self, Family, Route, RouteError};
+use domain::signature;
+use worker::{event, Context, Env, Request, Response};
+
+use crate::config;
+use crate::discovery;
+use crate::http::{self, Incoming, LogLine, Problem};
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let started = http::now_ms();
+    let request_id = http::new_id("req");
+    let method = req.method().to_string();
+    let path = req.path();
+
+    let (route_name, outcome, allow) = match routes::route(&method, &path) {
+        Ok(route) => {
+            let name = route.name();
+            (
+                name,
+                handle(route, &mut req, &env, &request_id, started).await,
+                None,
+            )
+        }
+        Err(RouteError::NotFound) => ("unknown", Err(Problem::plain(ApiError::NotFound)), None),
+        Err(RouteError::MethodNotAllowed { allow }) => (
+            "unknown",
+            Err(Problem::plain(ApiError::MethodNotAllowed { allow })),
+            Some(allow),
+        ),
+    };
+
+    let (mut response, error_code) = match outcome {
+        Ok(response) => (response, None),
+        Err(problem) => (
+            http::problem_response(&problem, allow)?,
+            Some(problem.failure.code),
+        ),
+    };
+    http::finish(&mut response, &request_id)?;
+    LogLine {
+        request_id: &request_id,
+        method: &method,
+        path: &path,
+        route: route_name,
+        status: response.status_code(),
+        duration_ms: http::now_ms().saturating_sub(started),
+        error_code,
+    }
+    .emit();
+    Ok(response)
+}
+
+async fn handle(
+    route: Route,
+    req: &mut Request,
+    env: &Env,
+    request_id: &str,
+    started_ms: u64,
+) -> Result<Response, Problem> {
+    let body = http::read_body(req).await?;
+    let incoming = Incoming {
+        headers: req.headers().clone(),
+        body,
+        now: (started_ms / 1000) as i64,
+    };
+    match route.family() {
+        Family::Provisioning => {
+            verify_orchestrator(&incoming, env)?;
+            domain::protocol::check_api_version(incoming.header("api-version").as_deref())?;
+        }
+    }
+    let internal = |e: worker::Error| {
+        http::log_internal(request_id, "response", &e.to_string());
+        Problem::plain(ApiError::Internal)
+    };
+    match route {
+        Route::Health => http::json(200, &discovery::health()).map_err(internal),
+        Route::Services => http::json(200, &discovery::services()?).map_err(internal),
+    }
+}
+
+/// Checks the orchestrator's `Stripe-Signature` over the raw body (PROTOCOL.md §1.1).
+fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
+    let secrets = config::orchestrator_secrets(env);
+    signature::verify(
+        incoming.header("stripe-signature").as_deref(),
+        &incoming.body,
+        &signature::split_secrets(&secrets),
+        incoming.now,
+        config::signature_tolerance(env),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Worker glue for the APP provider: HTTP in, domain calls, HTTP out.
+//!
+//! Everything that decides anything lives in the `app-domain` crate (`domain/`), which is pure
+//! and tested natively. This crate only reads requests (bodies once, as bytes, with a size
+//! limit), reads configuration from the environment, talks to Durable Objects and D1, and
+//! renders results and failures through `domain::errors`.
+//!
+//! The glue compiles only for wasm32; on other targets this crate is empty so that
+//! `cargo test --workspace` stays native and fast.
+
+#[cfg(target_arch = "wasm32")]
+mod account_do;
+#[cfg(target_arch = "wasm32")]
+mod config;
+#[cfg(target_arch = "wasm32")]
+mod directory_do;
+#[cfg(target_arch = "wasm32")]
+mod discovery;
+#[cfg(target_arch = "wasm32")]
+mod entry;
+#[cfg(target_arch = "wasm32")]
+mod http;

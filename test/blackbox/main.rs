@@ -1,0 +1,18 @@
+//! The black-box suite: one `wrangler dev` for the whole run, one module per feature, cases
+//! run in parallel over HTTP. `cargo test -p app-tests --test blackbox -- <filter>` runs a subset.
+
+mod common;
+mod discovery;
+mod signatures;
+
+use libtest_mimic::{Arguments, Trial};
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials: Vec<Trial> = Vec::new();
+    trials.extend(discovery::trials());
+    trials.extend(signatures::trials());
+    let conclusion = libtest_mimic::run(&args, trials);
+    common::shutdown(conclusion.has_failed());
+    conclusion.exit();
+}

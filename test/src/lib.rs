@@ -1,0 +1,358 @@
+//! The black-box harness: builds the worker once, starts `wrangler dev` (real workerd, real
+//! Durable Objects, real local D1) on a free port with a fresh persistence folder, applies the
+//! D1 migrations, waits until it answers, and stops the whole process group when done.
+//!
+//! Tests talk to it only over HTTP (through `app-client`) and read D1 only through
+//! `wrangler d1 execute --local`, as an operator would.
+
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use app_client::{Call, Provider, Signing};
+use serde_json::Value;
+
+/// Orchestrator secrets configured for tests: the current one and the one being rotated out.
+pub const ORCHESTRATOR_SECRET: &str = "whsec_test_orchestrator_current_0123456789";
+pub const ORCHESTRATOR_SECRET_OLD: &str = "whsec_test_orchestrator_previous_987654321";
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+fn tool(name: &str) -> PathBuf {
+    root().join("node_modules/.bin").join(name)
+}
+
+/// PATH with the project's Node 22 and tools first, as `scripts/env.sh` sets it.
+fn tool_path() -> String {
+    let root = root();
+    format!(
+        "{}:{}:{}",
+        root.join("node_modules/.bin").display(),
+        root.join(".tools/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Builds the worker once per test process with `scripts/build.sh`.
+pub fn build_worker() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        if !tool("wrangler").exists() {
+            panic!("wrangler is not installed: run `make test` (or scripts/setup.sh) first");
+        }
+        let status = Command::new("sh")
+            .arg(root().join("scripts/build.sh"))
+            .current_dir(root())
+            .env_remove("APP_SKIP_BUILD")
+            .status()
+            .expect("run scripts/build.sh");
+        assert!(status.success(), "scripts/build.sh failed");
+    });
+}
+
+/// A free TCP port on loopback (bound then released; good enough for a local test run).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port")
+}
+
+/// Settings for one `wrangler dev` instance.
+pub struct Options {
+    /// Extra `KEY=value` lines for the env file (secrets and vars).
+    pub vars: Vec<(String, String)>,
+    /// Reuse this persistence folder instead of a fresh one (restart scenarios).
+    pub persist_to: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            vars: vec![
+                ("ENVIRONMENT".into(), "development".into()),
+                (
+                    "ORCHESTRATOR_SECRETS".into(),
+                    format!("{ORCHESTRATOR_SECRET},{ORCHESTRATOR_SECRET_OLD}"),
+                ),
+            ],
+            persist_to: None,
+        }
+    }
+}
+
+/// A running `wrangler dev`. Dropping it stops wrangler and workerd.
+pub struct DevWorker {
+    child: Child,
+    handle: WorkerHandle,
+    keep: bool,
+}
+
+/// What a test needs to talk to a running worker; cheap to clone, shares nothing mutable.
+#[derive(Clone, Debug)]
+pub struct WorkerHandle {
+    pub base_url: String,
+    pub run_dir: PathBuf,
+    pub persist_to: PathBuf,
+    log_path: PathBuf,
+}
+
+impl std::ops::Deref for DevWorker {
+    type Target = WorkerHandle;
+    fn deref(&self) -> &WorkerHandle {
+        &self.handle
+    }
+}
+
+fn runs_dir() -> PathBuf {
+    root().join("test/.runs")
+}
+
+impl DevWorker {
+    /// Builds (once), prepares a run folder, applies migrations and starts wrangler dev.
+    pub fn start(options: Options) -> DevWorker {
+        build_worker();
+        let port = free_port();
+        let stamp = format!("{}-{}-{port}", std::process::id(), app_client::unix_now());
+        let run_dir = runs_dir().join(stamp);
+        fs::create_dir_all(&run_dir).expect("create run dir");
+        let persist_to = options
+            .persist_to
+            .clone()
+            .unwrap_or_else(|| run_dir.join("state"));
+        let env_file = run_dir.join("test.env");
+        let env_text: String = options
+            .vars
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        fs::write(&env_file, env_text).expect("write env file");
+
+        apply_migrations(&persist_to);
+
+        let log_path = run_dir.join("wrangler.log");
+        let log = fs::File::create(&log_path).expect("create log");
+        let log_err = log.try_clone().expect("clone log");
+        let inspector = free_port();
+        let child = Command::new(tool("wrangler"))
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &inspector.to_string()])
+            .arg("--persist-to")
+            .arg(&persist_to)
+            .arg("--env-file")
+            .arg(&env_file)
+            .args(["--show-interactive-dev-session=false", "--log-level", "log"])
+            .current_dir(root())
+            .env("PATH", tool_path())
+            .env("APP_SKIP_BUILD", "1")
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Its own process group, so stopping it also stops workerd.
+            .process_group(0)
+            .spawn()
+            .expect("start wrangler dev");
+        let mut worker = DevWorker {
+            child,
+            keep: false,
+            handle: WorkerHandle {
+                base_url: format!("http://127.0.0.1:{port}"),
+                run_dir,
+                persist_to,
+                log_path,
+            },
+        };
+        worker.wait_ready();
+        worker
+    }
+
+    fn wait_ready(&mut self) {
+        let provider = self.provider();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "wrangler dev exited early ({status}); log:\n{}",
+                    self.log_tail(60)
+                );
+            }
+            if let Ok(reply) =
+                provider.send(Call::get("/provisioning/health").signing(Signing::Unsigned))
+            {
+                if reply.status == 401 {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "wrangler dev did not answer within 90 s; log:\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Keeps the run folder (log, D1 state) after stopping, e.g. because a test failed.
+    pub fn keep_run_dir(&mut self) {
+        self.keep = true;
+    }
+
+    /// A cheap copy of what tests need.
+    pub fn handle(&self) -> WorkerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops wrangler and workerd and deletes the run folder, unless `APP_KEEP_RUNS` is set
+    /// (its log and D1 state are then left under `test/.runs/` for inspection).
+    pub fn stop(&mut self) {
+        self.kill();
+        if !self.keep && std::env::var_os("APP_KEEP_RUNS").is_none() && !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.handle.run_dir);
+        }
+    }
+
+    fn kill(&mut self) {
+        let pgid = self.child.id() as i32;
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pgid}")])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl WorkerHandle {
+    /// A client signing with the current orchestrator secret.
+    pub fn provider(&self) -> Provider {
+        Provider::new(&self.base_url, ORCHESTRATOR_SECRET)
+    }
+
+    /// Everything wrangler and the worker printed so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Runs SQL against the local D1 database with `wrangler d1 execute --local` and returns
+    /// the result rows.
+    pub fn d1(&self, sql: &str) -> Vec<Value> {
+        d1_execute(&self.persist_to, sql)
+    }
+}
+
+impl Drop for DevWorker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wrangler() -> Command {
+    let mut cmd = Command::new(tool("wrangler"));
+    cmd.current_dir(root())
+        .env("PATH", tool_path())
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Applies `migrations/` to the local D1 database in `persist_to`.
+pub fn apply_migrations(persist_to: &Path) {
+    let out = wrangler()
+        .args([
+            "d1",
+            "migrations",
+            "apply",
+            "AUDIT_DB",
+            "--local",
+            "--persist-to",
+        ])
+        .arg(persist_to)
+        .output()
+        .expect("run wrangler d1 migrations apply");
+    assert!(
+        out.status.success(),
+        "wrangler d1 migrations apply failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs one SQL statement against local D1 and returns its rows.
+pub fn d1_execute(persist_to: &Path, sql: &str) -> Vec<Value> {
+    let out = wrangler()
+        .args([
+            "d1",
+            "execute",
+            "AUDIT_DB",
+            "--local",
+            "--json",
+            "--persist-to",
+        ])
+        .arg(persist_to)
+        .args(["--command", sql])
+        .output()
+        .expect("run wrangler d1 execute");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "wrangler d1 execute failed for {sql}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("d1 output is not JSON ({e}):\n{stdout}"));
+    parsed[0]["results"].as_array().cloned().unwrap_or_default()
+}
+
+/// Runs `node test/stripe_compat.mjs <mode> <json>` with the project's Node and Stripe's
+/// official library; returns its stdout.
+pub fn stripe_js(mode: &str, input: &Value) -> Result<String, String> {
+    let out = Command::new(tool("node"))
+        .arg(root().join("test/stripe_compat.mjs"))
+        .arg(mode)
+        .arg(input.to_string())
+        .current_dir(root())
+        .env("PATH", tool_path())
+        .output()
+        .map_err(|e| format!("run node: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
