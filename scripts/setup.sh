@@ -41,7 +41,7 @@ install_tool wasm-bindgen wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
 stamp="node_modules/.setup-stamp"
 want=$(cksum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x node_modules/.bin/wrangler ]; then
-  say "installing npm packages (wrangler, node 22, binaryen, stripe)"
+  say "installing npm packages (wrangler, node 22, binaryen, stripe, playwright-core)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
@@ -50,6 +50,21 @@ case "$node_version" in
   v22.*) ;;
   *) echo "setup: node_modules/.bin/node is $node_version, expected v22" >&2; exit 1 ;;
 esac
+
+# Browser tests drive Debian's Chromium through playwright-core (no browser download).
+if [ "$FOR_TESTS" = 1 ] && ! [ -x /usr/bin/chromium ]; then
+  say "installing Debian's chromium for the browser tests"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+      echo "setup: chromium is missing and installing it needs root (apt-get install chromium)" >&2; exit 1
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || {
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+  }
+fi
 
 if [ ! -f .dev.vars ]; then
   say "creating .dev.vars from .dev.vars.example"

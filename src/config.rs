@@ -3,8 +3,10 @@
 //! configuration reference.
 //!
 //! Invariant: a missing secret never weakens a check. With no `ORCHESTRATOR_SECRETS`, every
-//! signed endpoint refuses every request.
+//! signed endpoint refuses every request; with no `OPERATOR_SECRET`, introspection refuses
+//! everyone; with no `OWNER_ASSERTION_SECRET`, no assertion verifies.
 
+use domain::account::Policy;
 use domain::signature;
 use worker::Env;
 
@@ -16,15 +18,55 @@ pub fn string(env: &Env, name: &str) -> Option<String> {
         .filter(|s| !s.trim().is_empty())
 }
 
+fn seconds(env: &Env, name: &str, default: i64, max: i64) -> i64 {
+    string(env, name)
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|&t| t > 0 && t <= max)
+        .unwrap_or(default)
+}
+
 /// Seconds of clock skew accepted on signatures (`SIGNATURE_TOLERANCE_SECONDS`, default 300).
 pub fn signature_tolerance(env: &Env) -> i64 {
-    string(env, "SIGNATURE_TOLERANCE_SECONDS")
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .filter(|&t| t > 0 && t <= 3600)
-        .unwrap_or(signature::DEFAULT_TOLERANCE_SECS)
+    seconds(
+        env,
+        "SIGNATURE_TOLERANCE_SECONDS",
+        signature::DEFAULT_TOLERANCE_SECS,
+        3600,
+    )
 }
 
 /// The orchestrator's signing secrets (`ORCHESTRATOR_SECRETS`, comma-separated during rotation).
 pub fn orchestrator_secrets(env: &Env) -> String {
     string(env, "ORCHESTRATOR_SECRETS").unwrap_or_default()
+}
+
+/// True only when `ENVIRONMENT` is exactly `development`.
+pub fn is_development(env: &Env) -> bool {
+    string(env, "ENVIRONMENT").as_deref() == Some("development")
+}
+
+/// Token and code lifetimes (`ACCESS_TOKEN_TTL_SECONDS`, default 3600).
+pub fn policy(env: &Env) -> Policy {
+    Policy {
+        access_ttl: seconds(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 86_400),
+        ..Policy::default()
+    }
+}
+
+/// The terms-of-service version recorded with new accounts (`TOS_VERSION`).
+pub fn tos_version(env: &Env) -> String {
+    string(env, "TOS_VERSION").unwrap_or_else(|| "unversioned".into())
+}
+
+/// The key deriving replayable codes and consent ids (`DERIVATION_KEY`).
+pub fn code_key(env: &Env) -> Option<String> {
+    string(env, "DERIVATION_KEY")
+}
+
+/// The public origin of this worker (`PUBLIC_BASE_URL`), else the request's own origin.
+pub fn public_base(env: &Env, request_origin: &str) -> String {
+    string(env, "PUBLIC_BASE_URL")
+        .unwrap_or_else(|| request_origin.to_string())
+        .trim_end_matches('/')
+        .to_string()
 }

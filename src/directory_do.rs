@@ -1,21 +1,349 @@
-//! The directory Durable Object: one per normalised email, so find-or-create is atomic.
+//! The directory Durable Object: one per normalised email, so "find or create the account" is
+//! atomic. It also remembers every account request id it answered (idempotency).
+//!
+//! Storage (SQLite, see docs/STORAGE.md):
+//! - `owner(email, account_id, created_at)`: at most one row: the account of this email.
+//! - `requests(id, fingerprint, account_id, outcome, issued_at)`: answered account requests.
+//!
+//! Invariants:
+//! - Requests are handled one at a time (`blockConcurrencyWhile` around the whole step,
+//!   including the call to the account object), so two concurrent requests for one email never
+//!   create two accounts.
+//! - No secret is stored: codes and consent links are derived from `DERIVATION_KEY`, the
+//!   account id, the request id and its time, so a replay returns the same ones.
+//! - The rows of a new account are written before the account object is called; if that call
+//!   fails for sure they are removed, and if its outcome is unknown a replay completes it (the
+//!   account object's create is idempotent).
 
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use domain::account::{CodeStatus, NewAccount, NewCode, OpenConsent, Status};
+use domain::account_request::{
+    AccountRequest, AccountRequestError, OauthOutcome, Outcome, RequiresAuth,
+};
+use domain::audit::{Actor, ActorKind};
+use domain::form;
+use domain::tokens::{self, TokenKind};
+use serde_json::Value;
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
+};
+
+use crate::http::{now_ms, random};
+use crate::rpc::{self, answer, AccountCall, AccountOp, DirectoryOp};
+use crate::{config, storage};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS owner (email TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, account_id TEXT NOT NULL, outcome TEXT NOT NULL, issued_at INTEGER NOT NULL)",
+];
 
 #[durable_object]
 pub struct Directory {
-    #[allow(dead_code)]
     state: State,
-    #[allow(dead_code)]
     env: Env,
 }
 
+type Answer = std::result::Result<Outcome, AccountRequestError>;
+
 impl DurableObject for Directory {
     fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        for statement in SCHEMA {
+            if let Err(e) = sql.exec(statement, None) {
+                worker::console_error!("directory schema: {e}");
+            }
+        }
         Directory { state, env }
     }
 
-    async fn fetch(&self, _req: Request) -> Result<Response> {
-        Response::error("not found", 404)
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let op: DirectoryOp = match req.json().await {
+            Ok(op) => op,
+            Err(e) => return Response::error(format!("bad internal call: {e}"), 400),
+        };
+        let DirectoryOp::AccountRequest {
+            request,
+            public_base,
+            request_id,
+        } = op;
+        let step = Step {
+            env: self.env.clone(),
+            storage: self.state.storage(),
+            request,
+            public_base,
+            request_id,
+            now: (now_ms() / 1000) as i64,
+        };
+        // One request at a time per email, including the awaited call to the account object.
+        let outcome: Answer = match self
+            .state
+            .block_concurrency_while(async move { Ok(step.run().await) })
+            .await
+        {
+            Ok(answer) => answer,
+            Err(_) => Err(AccountRequestError::Unavailable),
+        };
+        answer(outcome)
+    }
+}
+
+/// One account request being answered; owns what it needs ('static future).
+struct Step {
+    env: Env,
+    storage: worker::Storage,
+    request: AccountRequest,
+    public_base: String,
+    request_id: String,
+    now: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct RequestRow {
+    fingerprint: String,
+    account_id: String,
+    outcome: String,
+    issued_at: i64,
+}
+
+impl Step {
+    fn rows<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Vec<T> {
+        self.storage
+            .sql()
+            .exec(query, bindings)
+            .and_then(|c| c.to_array())
+            .unwrap_or_default()
+    }
+
+    fn key(&self) -> std::result::Result<String, AccountRequestError> {
+        config::code_key(&self.env).ok_or_else(|| {
+            worker::console_error!("DERIVATION_KEY is not set");
+            AccountRequestError::Internal
+        })
+    }
+
+    fn call(&self, op: AccountOp) -> AccountCall {
+        AccountCall {
+            actor: Actor::new(
+                ActorKind::Orchestrator,
+                Some(&self.request.orchestrator.account),
+            ),
+            request_id: Some(self.request_id.clone()),
+            op,
+        }
+    }
+
+    fn context(&self, issued_at: i64) -> String {
+        format!("{}|{issued_at}", self.request.id)
+    }
+
+    async fn run(self) -> Answer {
+        let r = &self.request;
+        let existing: Vec<RequestRow> = self.rows(
+            "SELECT fingerprint, account_id, outcome, issued_at FROM requests WHERE id = ?",
+            vec![SqlStorageValue::from(r.id.as_str())],
+        );
+        if let Some(row) = existing.into_iter().next() {
+            if row.fingerprint != r.fingerprint {
+                return Err(AccountRequestError::IdempotencyConflict);
+            }
+            return match row.outcome.as_str() {
+                "oauth" => {
+                    self.replay_new_account(&row.account_id, row.issued_at)
+                        .await
+                }
+                _ => {
+                    self.requires_auth(&row.account_id, row.issued_at, false)
+                        .await
+                }
+            };
+        }
+        #[derive(serde::Deserialize)]
+        struct OwnerRow {
+            account_id: String,
+        }
+        let owner: Vec<OwnerRow> = self.rows("SELECT account_id FROM owner LIMIT 1", vec![]);
+        match owner.into_iter().next() {
+            Some(o) => self.requires_auth(&o.account_id, self.now, true).await,
+            None => self.create_account().await,
+        }
+    }
+
+    fn new_account(
+        &self,
+        account_id: &str,
+        issued_at: i64,
+    ) -> std::result::Result<(NewAccount, String), AccountRequestError> {
+        let r = &self.request;
+        let grant_id = format!("grant_{}", &tokens::hash(&self.context(issued_at))[..16]);
+        let code = tokens::derive(
+            TokenKind::Code,
+            account_id,
+            self.key()?.as_bytes(),
+            &self.context(issued_at),
+        );
+        let new = NewAccount {
+            id: account_id.to_string(),
+            email: r.email.clone(),
+            name: r.name.clone(),
+            orchestrator: r.orchestrator.clone(),
+            tos_version: config::tos_version(&self.env),
+            scopes: r.scopes.clone(),
+            request_id: r.id.clone(),
+            grant_id,
+            code: NewCode {
+                hash: code.hash,
+                code_challenge: r.code_challenge.clone(),
+            },
+        };
+        Ok((new, code.token))
+    }
+
+    async fn create_account(&self) -> Answer {
+        let r = &self.request;
+        let bytes = random::<10>().map_err(|_| AccountRequestError::Internal)?;
+        let account_id = tokens::account_id(&bytes);
+        let (new, code) = self.new_account(&account_id, self.now)?;
+        storage::atomically(
+            &self.storage,
+            vec![
+                (
+                    "INSERT INTO owner (email, account_id, created_at) VALUES (?, ?, ?)",
+                    vec![r.email.as_str().into(), account_id.as_str().into(), self.now.into()],
+                ),
+                (
+                    "INSERT INTO requests (id, fingerprint, account_id, outcome, issued_at) VALUES (?, ?, ?, 'oauth', ?)",
+                    vec![r.id.as_str().into(), r.fingerprint.as_str().into(), account_id.as_str().into(), self.now.into()],
+                ),
+            ],
+        )
+        .map_err(|_| AccountRequestError::Unavailable)?;
+        match rpc::account::<Value>(
+            &self.env,
+            &account_id,
+            &self.call(AccountOp::Create { new }),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(Outcome::Oauth {
+                oauth: OauthOutcome { code },
+            }),
+            Ok(Err(_)) => {
+                // The account object refused for sure: forget the rows, nothing exists.
+                self.forget(&account_id);
+                Err(AccountRequestError::Internal)
+            }
+            // Unknown outcome: keep the rows; a replay of this request completes it.
+            Err(_) => Err(AccountRequestError::Unavailable),
+        }
+    }
+
+    fn forget(&self, account_id: &str) {
+        let _ = storage::atomically(
+            &self.storage,
+            vec![
+                (
+                    "DELETE FROM owner WHERE account_id = ?",
+                    vec![account_id.into()],
+                ),
+                (
+                    "DELETE FROM requests WHERE account_id = ?",
+                    vec![account_id.into()],
+                ),
+            ],
+        );
+    }
+
+    async fn replay_new_account(&self, account_id: &str, issued_at: i64) -> Answer {
+        // Re-run the (idempotent) create in case the first attempt's outcome was unknown.
+        let (new, code) = self.new_account(account_id, issued_at)?;
+        let code_hash = new.code.hash.clone();
+        match rpc::account::<Value>(&self.env, account_id, &self.call(AccountOp::Create { new }))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => return Err(AccountRequestError::Unavailable),
+        }
+        let status = rpc::account::<CodeStatus>(
+            &self.env,
+            account_id,
+            &self.call(AccountOp::CodeStatus { code_hash }),
+        )
+        .await
+        .map_err(|_| AccountRequestError::Unavailable)?;
+        match status {
+            Ok(CodeStatus::Unused) => Ok(Outcome::Oauth {
+                oauth: OauthOutcome { code },
+            }),
+            Ok(CodeStatus::Used) => Err(AccountRequestError::AlreadyRedeemed),
+            Ok(CodeStatus::Expired) => Err(AccountRequestError::Expired),
+            Ok(CodeStatus::Unknown) | Err(_) => Err(AccountRequestError::Internal),
+        }
+    }
+
+    async fn requires_auth(&self, account_id: &str, issued_at: i64, first_time: bool) -> Answer {
+        let r = &self.request;
+        let consent = tokens::derive(
+            TokenKind::Consent,
+            account_id,
+            self.key()?.as_bytes(),
+            &self.context(issued_at),
+        );
+        let nonce =
+            domain::crypto::base32(&random::<16>().map_err(|_| AccountRequestError::Internal)?);
+        let open = OpenConsent {
+            hash: consent.hash,
+            request_id: r.id.clone(),
+            orchestrator: r.orchestrator.clone(),
+            scopes: r.scopes.clone(),
+            code_challenge: r.code_challenge.clone(),
+            request_expires_at: r.expires_at,
+            nonce,
+        };
+        match rpc::account::<Value>(
+            &self.env,
+            account_id,
+            &self.call(AccountOp::OpenConsent { open }),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(domain::account::AccountError::Inactive { status })) => {
+                return Err(AccountRequestError::AccountUnavailable {
+                    status: match status {
+                        Status::Suspended => "suspended".into(),
+                        _ => "closed".into(),
+                    },
+                })
+            }
+            Ok(Err(domain::account::AccountError::NotFound)) if first_time => {
+                // The directory points at an account whose creation never completed and was
+                // never replayed: start over as a new account.
+                self.forget(account_id);
+                return self.create_account().await;
+            }
+            Ok(Err(_)) => return Err(AccountRequestError::Internal),
+            Err(_) => return Err(AccountRequestError::Unavailable),
+        }
+        if first_time {
+            storage::atomically(
+                &self.storage,
+                vec![(
+                    "INSERT INTO requests (id, fingerprint, account_id, outcome, issued_at) VALUES (?, ?, ?, 'requires_auth', ?)",
+                    vec![r.id.as_str().into(), r.fingerprint.as_str().into(), account_id.into(), issued_at.into()],
+                )],
+            )
+            .map_err(|_| AccountRequestError::Unavailable)?;
+        }
+        let url = format!(
+            "{}/oauth/authorize?{}",
+            self.public_base,
+            form::encode(&[("consent", &consent.token)])
+        );
+        Ok(Outcome::RequiresAuth {
+            requires_auth: RequiresAuth { url },
+        })
     }
 }

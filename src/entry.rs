@@ -1,16 +1,15 @@
 //! The fetch entry point: route, read, authenticate, dispatch, render, log.
 //!
 //! Order of checks, so that bad requests touch nothing: route (404/405) -> body size (413) ->
-//! orchestrator signature (401) -> API version (400) -> handler.
+//! authentication of the endpoint family (401) -> API version (400) -> handler.
 
 use domain::errors::ApiError;
 use domain::routes::{self, Family, Route, RouteError};
 use domain::signature;
 use worker::{event, Context, Env, Request, Response};
 
-use crate::config;
-use crate::discovery;
 use crate::http::{self, Incoming, LogLine, Problem};
+use crate::{accounts, config, consent, discovery};
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -65,16 +64,17 @@ async fn handle(
     started_ms: u64,
 ) -> Result<Response, Problem> {
     let body = http::read_body(req).await?;
+    let url = req.url().map_err(|_| ApiError::Internal)?;
     let incoming = Incoming {
         headers: req.headers().clone(),
+        query: url.query().unwrap_or_default().to_string(),
+        origin: url.origin().ascii_serialization(),
         body,
         now: (started_ms / 1000) as i64,
     };
-    match route.family() {
-        Family::Provisioning => {
-            verify_orchestrator(&incoming, env)?;
-            domain::protocol::check_api_version(incoming.header("api-version").as_deref())?;
-        }
+    if route.family() == Family::Provisioning {
+        verify_orchestrator(&incoming, env)?;
+        domain::protocol::check_api_version(incoming.header("api-version").as_deref())?;
     }
     let internal = |e: worker::Error| {
         http::log_internal(request_id, "response", &e.to_string());
@@ -83,11 +83,18 @@ async fn handle(
     match route {
         Route::Health => http::json(200, &discovery::health()).map_err(internal),
         Route::Services => http::json(200, &discovery::services()?).map_err(internal),
+        Route::AccountRequests => accounts::account_requests(&incoming, env, request_id).await,
+        Route::OAuthToken => accounts::token(&incoming, env, request_id).await,
+        Route::OAuthIntrospect => accounts::introspect(&incoming, env, request_id).await,
+        Route::OAuthRevoke => accounts::revoke(&incoming, env, request_id).await,
+        Route::OAuthMetadata => accounts::metadata(&incoming, env),
+        Route::OAuthAuthorizeView => consent::view(&incoming, env, request_id).await,
+        Route::OAuthAuthorizeSubmit => consent::submit(&incoming, env, request_id).await,
     }
 }
 
 /// Checks the orchestrator's `Stripe-Signature` over the raw body (PROTOCOL.md §1.1).
-fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
+pub fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
     let secrets = config::orchestrator_secrets(env);
     signature::verify(
         incoming.header("stripe-signature").as_deref(),
@@ -97,4 +104,13 @@ fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
         config::signature_tolerance(env),
     )?;
     Ok(())
+}
+
+/// Checks `Authorization: Bearer <OPERATOR_SECRET>` in constant time.
+pub fn verify_operator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
+    if accounts::bearer_matches(incoming, config::string(env, "OPERATOR_SECRET")) {
+        Ok(())
+    } else {
+        Err(ApiError::Signature(signature::SignatureError::Mismatch))
+    }
 }

@@ -15,9 +15,13 @@ use worker::{Headers, Request, Response};
 /// stay well under this.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A request as the handlers see it: headers, the whole body, and the time.
+/// A request as the handlers see it: headers, query, the whole body, and the time.
 pub struct Incoming {
     pub headers: Headers,
+    /// The query string without `?` (never logged).
+    pub query: String,
+    /// `scheme://host[:port]` of the request URL.
+    pub origin: String,
     pub body: Vec<u8>,
     /// Unix seconds at arrival.
     pub now: i64,

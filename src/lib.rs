@@ -11,7 +11,13 @@
 #[cfg(target_arch = "wasm32")]
 mod account_do;
 #[cfg(target_arch = "wasm32")]
+mod accounts;
+#[cfg(target_arch = "wasm32")]
+mod audit_sink;
+#[cfg(target_arch = "wasm32")]
 mod config;
+#[cfg(target_arch = "wasm32")]
+mod consent;
 #[cfg(target_arch = "wasm32")]
 mod directory_do;
 #[cfg(target_arch = "wasm32")]
@@ -20,3 +26,7 @@ mod discovery;
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod http;
+#[cfg(target_arch = "wasm32")]
+mod rpc;
+#[cfg(target_arch = "wasm32")]
+mod storage;

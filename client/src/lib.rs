@@ -247,6 +247,48 @@ impl Provider {
     }
 }
 
+/// The protocol's calls, as the orchestrator makes them.
+impl Provider {
+    /// `POST /provisioning/account_requests`.
+    pub fn account_request(&self, body: &Value) -> Result<Reply, TransportError> {
+        self.send(Call::post_json("/provisioning/account_requests", body))
+    }
+
+    /// `POST /oauth/token` with `grant_type=authorization_code`, signed or (PKCE) unsigned.
+    pub fn exchange_code(
+        &self,
+        code: &str,
+        verifier: Option<&str>,
+        signed: bool,
+    ) -> Result<Reply, TransportError> {
+        let mut fields = vec![("grant_type", "authorization_code"), ("code", code)];
+        if let Some(v) = verifier {
+            fields.push(("code_verifier", v));
+        }
+        self.send(token_call(&fields, signed))
+    }
+
+    /// `POST /oauth/token` with `grant_type=refresh_token`.
+    pub fn refresh(&self, refresh_token: &str, signed: bool) -> Result<Reply, TransportError> {
+        self.send(token_call(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+            signed,
+        ))
+    }
+}
+
+fn token_call(fields: &[(&str, &str)], signed: bool) -> Call {
+    let call = Call::post_form("/oauth/token", fields).api_version(None);
+    if signed {
+        call
+    } else {
+        call.signing(Signing::Unsigned)
+    }
+}
+
 /// `application/x-www-form-urlencoded` encoding of `fields`.
 pub fn form_encode(fields: &[(&str, &str)]) -> String {
     fields

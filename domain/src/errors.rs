@@ -6,6 +6,8 @@
 
 use serde_json::{json, Value};
 
+use crate::account::{AccountError, ConsentError, Status};
+use crate::account_request::AccountRequestError;
 use crate::signature::SignatureError;
 
 /// The shape an error takes on the wire, chosen by the endpoint family.
@@ -148,6 +150,151 @@ impl ApiError {
                 "internal_error",
                 "an internal error occurred; nothing was changed",
             ),
+        }
+    }
+}
+
+impl AccountRequestError {
+    /// Rendered with [`Envelope::AccountRequest`].
+    pub fn failure(&self) -> Failure {
+        match self {
+            AccountRequestError::InvalidRequest { message } => {
+                Failure::new(400, "invalid_request", message.clone())
+            }
+            AccountRequestError::InvalidEmail { message } => {
+                Failure::new(400, "invalid_email", message.clone())
+            }
+            AccountRequestError::Expired => Failure::new(
+                400,
+                "expired",
+                "expires_at is in the past; send a new account request",
+            ),
+            AccountRequestError::InvalidScope { scope } => Failure::new(
+                400,
+                "invalid_scope",
+                format!(
+                    "scope {scope:?} is not supported; supported scopes: {}",
+                    crate::account_request::SUPPORTED_SCOPES.join(", ")
+                ),
+            ),
+            AccountRequestError::InvalidCodeChallenge { message } => {
+                Failure::new(400, "invalid_code_challenge", message.clone())
+            }
+            AccountRequestError::IdempotencyConflict => Failure::new(
+                409,
+                "idempotency_conflict",
+                "this account request id was already used with a different body; use a new id",
+            ),
+            AccountRequestError::AccountUnavailable { status } => Failure::new(
+                403,
+                "account_unavailable",
+                format!("the account for this email is {status}; its owner must contact support"),
+            ),
+            AccountRequestError::Unavailable => ApiError::Unavailable("account storage".into()).failure(),
+            AccountRequestError::Internal => ApiError::Internal.failure(),
+            AccountRequestError::AlreadyRedeemed => Failure::new(
+                409,
+                "already_redeemed",
+                "this account request's code was already exchanged; use the tokens it gave, or send a new account request",
+            ),
+        }
+    }
+}
+
+/// Errors of the OAuth endpoints that come before any account is involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest(String),
+    UnsupportedGrantType,
+    InvalidClient(String),
+    InvalidGrant(String),
+}
+
+impl OAuthError {
+    /// Rendered with [`Envelope::OAuth`] (RFC 6749 §5.2).
+    pub fn failure(&self) -> Failure {
+        match self {
+            OAuthError::InvalidRequest(m) => Failure::new(400, "invalid_request", m.clone()),
+            OAuthError::UnsupportedGrantType => Failure::new(
+                400,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            ),
+            OAuthError::InvalidClient(m) => Failure::new(401, "invalid_client", m.clone()),
+            OAuthError::InvalidGrant(m) => Failure::new(400, "invalid_grant", m.clone()),
+        }
+    }
+}
+
+impl AccountError {
+    /// At the token endpoint (RFC 6749 envelope).
+    pub fn oauth_failure(&self) -> Failure {
+        match self {
+            AccountError::InvalidClient { reason } => {
+                OAuthError::InvalidClient(reason.clone()).failure()
+            }
+            AccountError::InvalidGrant { reason } => {
+                OAuthError::InvalidGrant(reason.clone()).failure()
+            }
+            AccountError::Inactive { status } => OAuthError::InvalidGrant(format!(
+                "the account is {}; its tokens no longer work",
+                status.as_str()
+            ))
+            .failure(),
+            AccountError::NotFound | AccountError::InvalidToken => {
+                OAuthError::InvalidGrant("the code or token is not valid".into()).failure()
+            }
+            AccountError::Unavailable => ApiError::Unavailable("account storage".into()).failure(),
+            AccountError::InvalidTransition { .. } | AccountError::Consent(_) => {
+                ApiError::Internal.failure()
+            }
+        }
+    }
+
+    /// On bearer-authenticated endpoints (resources, deep links).
+    pub fn bearer_failure(&self) -> Failure {
+        match self {
+            AccountError::Inactive {
+                status: Status::Suspended,
+            } => Failure::new(
+                403,
+                "account_suspended",
+                "the account is suspended; its owner must contact support",
+            ),
+            AccountError::Inactive { .. } => {
+                Failure::new(403, "account_closed", "the account is closed")
+            }
+            AccountError::Unavailable => ApiError::Unavailable("account storage".into()).failure(),
+            AccountError::InvalidTransition { from, to } => Failure::new(
+                409,
+                "invalid_transition",
+                format!(
+                    "an account cannot go from {} to {}",
+                    from.as_str(),
+                    to.as_str()
+                ),
+            ),
+            _ => Failure::new(
+                401,
+                "invalid_token",
+                "the bearer token is missing, expired or revoked; refresh it at /oauth/token",
+            ),
+        }
+    }
+}
+
+impl ConsentError {
+    /// Title and explanation for the consent page, and the HTTP status.
+    pub fn page(&self) -> (u16, &'static str, &'static str) {
+        match self {
+            ConsentError::Unknown => (404, "This link is not valid", "Ask the tool that sent you here to start again."),
+            ConsentError::Expired => (410, "This request has expired", "Nothing was changed. Ask the tool that sent you here to start again."),
+            ConsentError::AlreadyAnswered { approved: true } => (409, "Already approved", "You already approved this request. Nothing more to do here."),
+            ConsentError::AlreadyAnswered { approved: false } => (409, "Already denied", "You already denied this request. Nothing was shared."),
+            ConsentError::NotSignedIn => (403, "Sign in first", "Open the link again and sign in before deciding."),
+            ConsentError::WrongOwner => (403, "Wrong account", "You signed in as someone else than the owner of this account. Nothing was changed."),
+            ConsentError::BadNonce => (403, "This sign-in was already used", "Open the link again and sign in once more. Nothing was changed."),
+            ConsentError::BadCsrf => (403, "This form has expired", "Open the link again to see the request. Nothing was changed."),
         }
     }
 }

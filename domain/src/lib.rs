@@ -5,10 +5,21 @@
 //! natively with `cargo test -p app-domain`. The worker glue (`src/` at the top level) only
 //! translates HTTP to calls into this crate and results back to HTTP.
 
+pub mod account;
+pub mod account_request;
+pub mod audit;
 pub mod catalog;
 pub mod crypto;
+pub mod email;
 pub mod errors;
+pub mod form;
+pub mod jwt;
+pub mod oauth;
+pub mod pages;
+pub mod pkce;
 pub mod protocol;
 pub mod routes;
 pub mod schema;
 pub mod signature;
+pub mod time;
+pub mod tokens;

@@ -9,6 +9,13 @@
 pub enum Route {
     Health,
     Services,
+    AccountRequests,
+    OAuthToken,
+    OAuthAuthorizeView,
+    OAuthAuthorizeSubmit,
+    OAuthIntrospect,
+    OAuthRevoke,
+    OAuthMetadata,
 }
 
 /// Why a request matched no route.
@@ -26,12 +33,24 @@ pub enum RouteError {
 pub enum Family {
     /// `/provisioning/*` without a bearer: orchestrator signature and `API-Version`.
     Provisioning,
+    /// `/oauth/token` and `/oauth/revoke`: signature optional (PKCE public clients), RFC 6749
+    /// envelope.
+    OAuth,
+    /// `/oauth/introspect`: the operator's secret as bearer.
+    Operator,
+    /// Pages for humans and public metadata: no orchestrator authentication.
+    Public,
 }
 
 impl Route {
     pub fn family(&self) -> Family {
         match self {
-            Route::Health | Route::Services => Family::Provisioning,
+            Route::Health | Route::Services | Route::AccountRequests => Family::Provisioning,
+            Route::OAuthToken | Route::OAuthRevoke => Family::OAuth,
+            Route::OAuthIntrospect => Family::Operator,
+            Route::OAuthAuthorizeView | Route::OAuthAuthorizeSubmit | Route::OAuthMetadata => {
+                Family::Public
+            }
         }
     }
 
@@ -40,15 +59,36 @@ impl Route {
         match self {
             Route::Health => "health",
             Route::Services => "services",
+            Route::AccountRequests => "account_requests",
+            Route::OAuthToken => "oauth_token",
+            Route::OAuthAuthorizeView => "oauth_authorize_view",
+            Route::OAuthAuthorizeSubmit => "oauth_authorize_submit",
+            Route::OAuthIntrospect => "oauth_introspect",
+            Route::OAuthRevoke => "oauth_revoke",
+            Route::OAuthMetadata => "oauth_metadata",
         }
     }
+}
+
+fn one(method: &str, want: &'static str, route: Route) -> (&'static str, Option<Route>) {
+    (want, (method == want).then_some(route))
 }
 
 /// Matches `method` and `path` (without query string) against the table.
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     let (allow, found): (&'static str, Option<Route>) = match path {
-        "/provisioning/health" => ("GET", (method == "GET").then_some(Route::Health)),
-        "/provisioning/services" => ("GET", (method == "GET").then_some(Route::Services)),
+        "/provisioning/health" => one(method, "GET", Route::Health),
+        "/provisioning/services" => one(method, "GET", Route::Services),
+        "/provisioning/account_requests" => one(method, "POST", Route::AccountRequests),
+        "/oauth/token" => one(method, "POST", Route::OAuthToken),
+        "/oauth/authorize" => match method {
+            "GET" => ("GET, POST", Some(Route::OAuthAuthorizeView)),
+            "POST" => ("GET, POST", Some(Route::OAuthAuthorizeSubmit)),
+            _ => ("GET, POST", None),
+        },
+        "/oauth/introspect" => one(method, "POST", Route::OAuthIntrospect),
+        "/oauth/revoke" => one(method, "POST", Route::OAuthRevoke),
+        "/.well-known/oauth-authorization-server" => one(method, "GET", Route::OAuthMetadata),
         _ => return Err(RouteError::NotFound),
     };
     found.ok_or(RouteError::MethodNotAllowed { allow })
@@ -62,6 +102,28 @@ mod tests {
     fn known_routes() {
         assert_eq!(route("GET", "/provisioning/health"), Ok(Route::Health));
         assert_eq!(route("GET", "/provisioning/services"), Ok(Route::Services));
+        assert_eq!(
+            route("POST", "/provisioning/account_requests"),
+            Ok(Route::AccountRequests)
+        );
+        assert_eq!(route("POST", "/oauth/token"), Ok(Route::OAuthToken));
+        assert_eq!(
+            route("GET", "/oauth/authorize"),
+            Ok(Route::OAuthAuthorizeView)
+        );
+        assert_eq!(
+            route("POST", "/oauth/authorize"),
+            Ok(Route::OAuthAuthorizeSubmit)
+        );
+        assert_eq!(
+            route("POST", "/oauth/introspect"),
+            Ok(Route::OAuthIntrospect)
+        );
+        assert_eq!(route("POST", "/oauth/revoke"), Ok(Route::OAuthRevoke));
+        assert_eq!(
+            route("GET", "/.well-known/oauth-authorization-server"),
+            Ok(Route::OAuthMetadata)
+        );
     }
 
     #[test]
@@ -71,8 +133,12 @@ mod tests {
             Err(RouteError::MethodNotAllowed { allow: "GET" })
         );
         assert_eq!(
-            route("DELETE", "/provisioning/services"),
-            Err(RouteError::MethodNotAllowed { allow: "GET" })
+            route("GET", "/oauth/token"),
+            Err(RouteError::MethodNotAllowed { allow: "POST" })
+        );
+        assert_eq!(
+            route("DELETE", "/oauth/authorize"),
+            Err(RouteError::MethodNotAllowed { allow: "GET, POST" })
         );
     }
 
@@ -86,6 +152,7 @@ mod tests {
             "/provisioning/healthz",
             "/PROVISIONING/HEALTH",
             "//provisioning/health",
+            "/oauth",
         ] {
             assert_eq!(route("GET", path), Err(RouteError::NotFound), "{path}");
         }

@@ -30,6 +30,11 @@ pub fn provider() -> Provider {
     with_worker(|w| w.provider())
 }
 
+/// The orchestrator callback the consent page redirects to.
+pub fn callback_url() -> String {
+    with_worker(|w| w.callback_url.clone())
+}
+
 /// Stops the shared worker, if one was started; keeps its log and state when a case failed.
 pub fn shutdown(failed: bool) {
     if let Some(mut worker) = slot().lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -76,4 +81,123 @@ pub fn assert_plain_error(reply: &Reply, status: u16, code: &str) {
         "{body}"
     );
     assert_eq!(reply.header("content-type"), Some("application/json"));
+}
+
+/// A value unique to this test run and call: `<prefix>-<pid>-<time>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{prefix}{}x{}x{n}",
+        std::process::id(),
+        app_client::unix_now() % 100_000
+    )
+}
+
+/// A fresh email address.
+pub fn email() -> String {
+    format!("{}@example.com", unique("dev"))
+}
+
+/// An account request body as the orchestrator sends it, expiring in 10 minutes.
+pub fn account_request(id: &str, email: &str) -> serde_json::Value {
+    let expires = domain::time::format_rfc3339(app_client::unix_now() + 600);
+    serde_json::json!({
+        "id": id, "object": "account_request", "email": email, "name": "Dev",
+        "scopes": ["resources:read", "resources:write"], "client_capabilities": ["browser"],
+        "confirmation_secret": "cs_test", "expires_at": expires,
+        "configuration": {},
+        "orchestrator": {"type": "stripe", "stripe": {"organisation": "org_test", "account": "acct_stripe_test"}}
+    })
+}
+
+/// Tokens from a token response.
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub account: String,
+}
+
+#[track_caller]
+pub fn tokens_of(reply: &Reply) -> Tokens {
+    assert_eq!(reply.status, 200, "token endpoint: {}", reply.text());
+    let body = reply.json();
+    Tokens {
+        access: body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string(),
+        refresh: body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_string(),
+        account: body["account"]["id"]
+            .as_str()
+            .expect("account.id")
+            .to_string(),
+    }
+}
+
+/// Creates a new account for `email` and exchanges its code: the orchestrator's happy path.
+pub fn new_account(email: &str) -> Tokens {
+    let p = provider();
+    let reply = p
+        .account_request(&account_request(&unique("acctreq_"), email))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let code = reply.json()["oauth"]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    tokens_of(&p.exchange_code(&code, None, true).unwrap())
+}
+
+/// Audit rows of an account from local D1, in sequence order; waits until `min` rows arrived.
+pub fn audit_rows(account: &str, min: usize) -> Vec<serde_json::Value> {
+    let sql = format!("SELECT * FROM audit_events WHERE account_id = '{account}' ORDER BY seq");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let rows = with_worker(|w| w.d1(&sql));
+        if rows.len() >= min || std::time::Instant::now() > deadline {
+            return rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// D1 rows converted back to audit records, for hash-chain verification.
+pub fn as_records(rows: &[serde_json::Value]) -> Vec<domain::audit::AuditRecord> {
+    rows.iter()
+        .map(|r| {
+            let parse = |k: &str| {
+                serde_json::from_str(r[k].as_str().unwrap_or("null"))
+                    .unwrap_or(serde_json::Value::Null)
+            };
+            let text = |k: &str| r[k].as_str().map(str::to_string);
+            domain::audit::AuditRecord {
+                account_id: r["account_id"].as_str().unwrap().to_string(),
+                seq: r["seq"].as_u64().unwrap(),
+                at: r["at"].as_i64().unwrap(),
+                actor: serde_json::from_value(r["actor"].clone()).unwrap(),
+                actor_id: text("actor_id"),
+                on_behalf_of: text("on_behalf_of"),
+                action: r["action"].as_str().unwrap().to_string(),
+                request_id: text("request_id"),
+                consent: text("consent"),
+                before: parse("before"),
+                after: parse("after"),
+                prev_hash: r["prev_hash"].as_str().unwrap().to_string(),
+                hash: r["hash"].as_str().unwrap().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The value of a hidden or named input in a page: `name="<name>" value="..."`.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].replace("&amp;", "&"))
 }

@@ -1,7 +1,10 @@
 //! The black-box suite: one `wrangler dev` for the whole run, one module per feature, cases
 //! run in parallel over HTTP. `cargo test -p app-tests --test blackbox -- <filter>` runs a subset.
 
+mod accounts;
+mod browser;
 mod common;
+mod consent;
 mod discovery;
 mod signatures;
 
@@ -10,6 +13,9 @@ use libtest_mimic::{Arguments, Trial};
 fn main() {
     let args = Arguments::from_args();
     let mut trials: Vec<Trial> = Vec::new();
+    trials.extend(accounts::trials());
+    trials.extend(browser::trials());
+    trials.extend(consent::trials());
     trials.extend(discovery::trials());
     trials.extend(signatures::trials());
     let conclusion = libtest_mimic::run(&args, trials);

@@ -20,6 +20,12 @@ use serde_json::Value;
 /// Orchestrator secrets configured for tests: the current one and the one being rotated out.
 pub const ORCHESTRATOR_SECRET: &str = "whsec_test_orchestrator_current_0123456789";
 pub const ORCHESTRATOR_SECRET_OLD: &str = "whsec_test_orchestrator_previous_987654321";
+/// The operator's bearer secret (introspection, operator API).
+pub const OPERATOR_SECRET: &str = "op_test_operator_secret_abcdefghijklmnop";
+/// Shared with the (simulated) operator login service that signs owner assertions.
+pub const OWNER_ASSERTION_SECRET: &str = "test_owner_assertion_secret_0123456789";
+/// The operator's login page, as configured for tests.
+pub const OWNER_LOGIN_URL: &str = "https://login.test/sign-in";
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -86,6 +92,17 @@ impl Default for Options {
                     "ORCHESTRATOR_SECRETS".into(),
                     format!("{ORCHESTRATOR_SECRET},{ORCHESTRATOR_SECRET_OLD}"),
                 ),
+                (
+                    "DERIVATION_KEY".into(),
+                    "test_code_derivation_key_000000000000".into(),
+                ),
+                ("OPERATOR_SECRET".into(), OPERATOR_SECRET.into()),
+                (
+                    "OWNER_ASSERTION_SECRET".into(),
+                    OWNER_ASSERTION_SECRET.into(),
+                ),
+                ("OWNER_LOGIN_URL".into(), OWNER_LOGIN_URL.into()),
+                ("TOS_VERSION".into(), "2026-11-01".into()),
             ],
             persist_to: None,
         }
@@ -103,6 +120,8 @@ pub struct DevWorker {
 #[derive(Clone, Debug)]
 pub struct WorkerHandle {
     pub base_url: String,
+    /// The orchestrator callback the consent page redirects to (a local listener).
+    pub callback_url: String,
     pub run_dir: PathBuf,
     pub persist_to: PathBuf,
     log_path: PathBuf,
@@ -113,6 +132,29 @@ impl std::ops::Deref for DevWorker {
     fn deref(&self) -> &WorkerHandle {
         &self.handle
     }
+}
+
+/// A local stand-in for the orchestrator's OAuth callback: answers every request with 200, so
+/// a browser redirected there lands on a real page whose URL carries `code` and `state`.
+/// Returns its port; it runs until the test process exits.
+pub fn callback_listener() -> u16 {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind callback listener");
+    let port = listener.local_addr().expect("callback addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let body = "callback reached";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
 }
 
 fn runs_dir() -> PathBuf {
@@ -131,12 +173,20 @@ impl DevWorker {
             .persist_to
             .clone()
             .unwrap_or_else(|| run_dir.join("state"));
+        let callback_url = format!("http://127.0.0.1:{}/oauth/callback", callback_listener());
         let env_file = run_dir.join("test.env");
-        let env_text: String = options
+        let mut env_text: String = options
             .vars
             .iter()
             .map(|(k, v)| format!("{k}={v}\n"))
             .collect();
+        if !options
+            .vars
+            .iter()
+            .any(|(k, _)| k == "ORCHESTRATOR_CALLBACK_URL")
+        {
+            env_text.push_str(&format!("ORCHESTRATOR_CALLBACK_URL={callback_url}\n"));
+        }
         fs::write(&env_file, env_text).expect("write env file");
 
         apply_migrations(&persist_to);
@@ -171,6 +221,7 @@ impl DevWorker {
             keep: false,
             handle: WorkerHandle {
                 base_url: format!("http://127.0.0.1:{port}"),
+                callback_url,
                 run_dir,
                 persist_to,
                 log_path,

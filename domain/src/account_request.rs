@@ -1,0 +1,630 @@
+//! `POST /provisioning/account_requests` bodies (PROTOCOL.md §4.1): parsing and validation.
+//!
+//! Invariant: a [`AccountRequest`] exists only when every known field has the right type and
+//! value; unknown fields are ignored (forward compatibility within a version). The request's
+//! `fingerprint` covers every field that shapes the outcome, so a replayed id with a different
+//! body is detected as an idempotency conflict.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::crypto::sha256_hex;
+use crate::{email, pkce, time};
+
+/// Scopes an orchestrator may ask for. `resources:write` allows creating and changing
+/// resources; `resources:read` allows reading them.
+pub const SUPPORTED_SCOPES: &[&str] = &["resources:read", "resources:write"];
+
+/// The orchestrator that signs calls on the human's behalf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orchestrator {
+    /// `stripe` for Stripe Projects.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub organisation: Option<String>,
+    /// The orchestrator-side account (for Stripe, the Stripe account id).
+    pub account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRequest {
+    pub id: String,
+    /// Normalised (trimmed, lowercased).
+    pub email: String,
+    pub name: Option<String>,
+    pub scopes: Vec<String>,
+    pub client_capabilities: Vec<String>,
+    pub expires_at: i64,
+    pub configuration: Option<Value>,
+    pub orchestrator: Orchestrator,
+    pub code_challenge: Option<String>,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AccountRequestError {
+    /// A field is missing or of the wrong type or shape; the message names it.
+    InvalidRequest {
+        message: String,
+    },
+    InvalidEmail {
+        message: String,
+    },
+    Expired,
+    InvalidScope {
+        scope: String,
+    },
+    InvalidCodeChallenge {
+        message: String,
+    },
+    /// The same request id came with a different body.
+    IdempotencyConflict,
+    /// The account for this email is suspended or closed.
+    AccountUnavailable {
+        status: String,
+    },
+    /// A replay of a request whose code was already exchanged.
+    AlreadyRedeemed,
+    /// Storage was unreachable; nothing observable changed. Retry with the same id.
+    Unavailable,
+    /// A bug or misconfiguration (logged with the request id).
+    Internal,
+}
+
+/// A successful account request, without its `id` (the caller adds it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new account: exchange `code` at `/oauth/token`.
+    Oauth { oauth: OauthOutcome },
+    /// An existing account: the human must approve at `url`.
+    RequiresAuth { requires_auth: RequiresAuth },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OauthOutcome {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequiresAuth {
+    pub url: String,
+}
+
+impl Outcome {
+    /// The protocol's answer: `{"id", "type", ...}`.
+    pub fn render(&self, id: &str) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("id".into(), Value::String(id.to_string()));
+        }
+        v
+    }
+}
+
+impl AccountRequestError {
+    fn invalid(message: impl Into<String>) -> Self {
+        AccountRequestError::InvalidRequest {
+            message: message.into(),
+        }
+    }
+}
+
+const MAX_ID_LEN: usize = 128;
+const MAX_NAME_LEN: usize = 200;
+const MAX_LIST: usize = 16;
+const MAX_TEXT: usize = 255;
+
+fn valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b':' | b'.'))
+}
+
+/// The `id` of a body, if it has a usable one (for the error envelope).
+pub fn peek_id(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| valid_request_id(id))
+        .map(str::to_string)
+}
+
+fn text<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    required: bool,
+) -> Result<Option<&'a str>, AccountRequestError> {
+    match obj.get(field) {
+        None | Some(Value::Null) if !required => Ok(None),
+        None | Some(Value::Null) => {
+            Err(AccountRequestError::invalid(format!("{field} is required")))
+        }
+        Some(Value::String(s)) if s.len() > MAX_TEXT && field != "email" => Err(
+            AccountRequestError::invalid(format!("{field} is longer than {MAX_TEXT} characters")),
+        ),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(AccountRequestError::invalid(format!(
+            "{field} must be a string"
+        ))),
+    }
+}
+
+fn string_list(obj: &Map<String, Value>, field: &str) -> Result<Vec<String>, AccountRequestError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_LIST {
+                return Err(AccountRequestError::invalid(format!(
+                    "{field} has more than {MAX_LIST} entries"
+                )));
+            }
+            items
+                .iter()
+                .map(|v| match v.as_str() {
+                    Some(s) if !s.is_empty() && s.len() <= 64 => Ok(s.to_string()),
+                    _ => Err(AccountRequestError::invalid(format!(
+                        "{field} must be an array of non-empty strings (at most 64 characters)"
+                    ))),
+                })
+                .collect()
+        }
+        Some(_) => Err(AccountRequestError::invalid(format!(
+            "{field} must be an array of strings"
+        ))),
+    }
+}
+
+/// Parses and validates a body at time `now` (unix seconds).
+pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| AccountRequestError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| AccountRequestError::invalid("the body must be a JSON object"))?;
+
+    let id = text(obj, "id", true)?.unwrap_or_default().to_string();
+    if !valid_request_id(&id) {
+        return Err(AccountRequestError::invalid(
+            "id must be 1-128 characters of A-Z, a-z, 0-9, '_', '-', ':' or '.'",
+        ));
+    }
+    if let Some(object) = text(obj, "object", false)? {
+        if object != "account_request" {
+            return Err(AccountRequestError::invalid(
+                "object must be \"account_request\"",
+            ));
+        }
+    }
+    let raw_email = text(obj, "email", true)?.unwrap_or_default();
+    let email = email::normalize(raw_email).map_err(|m| AccountRequestError::InvalidEmail {
+        message: m.to_string(),
+    })?;
+    let name = match text(obj, "name", false)? {
+        Some(n) if n.chars().count() > MAX_NAME_LEN => {
+            return Err(AccountRequestError::invalid(
+                "name is longer than 200 characters",
+            ))
+        }
+        Some(n) if n.chars().any(char::is_control) => {
+            return Err(AccountRequestError::invalid(
+                "name contains control characters",
+            ))
+        }
+        Some(n) if !n.trim().is_empty() => Some(n.trim().to_string()),
+        _ => None,
+    };
+
+    let mut scopes = string_list(obj, "scopes")?;
+    if scopes.is_empty() {
+        scopes = SUPPORTED_SCOPES.iter().map(|s| s.to_string()).collect();
+    }
+    for scope in &scopes {
+        if !SUPPORTED_SCOPES.contains(&scope.as_str()) {
+            return Err(AccountRequestError::InvalidScope {
+                scope: crate::errors::truncate(scope, 64).to_string(),
+            });
+        }
+    }
+    scopes.sort();
+    scopes.dedup();
+    let client_capabilities = string_list(obj, "client_capabilities")?;
+    if let Some(secret) = obj.get("confirmation_secret") {
+        if !secret.is_string() && !secret.is_null() {
+            return Err(AccountRequestError::invalid(
+                "confirmation_secret must be a string",
+            ));
+        }
+    }
+
+    let expires_raw = text(obj, "expires_at", true)?.unwrap_or_default();
+    let expires_at = time::parse_rfc3339(expires_raw).ok_or_else(|| {
+        AccountRequestError::invalid(
+            "expires_at must be an RFC 3339 time, e.g. 2026-11-28T12:00:00Z",
+        )
+    })?;
+    if expires_at <= now {
+        return Err(AccountRequestError::Expired);
+    }
+
+    let configuration = match obj.get("configuration") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => {
+            return Err(AccountRequestError::invalid(
+                "configuration must be an object",
+            ))
+        }
+    };
+
+    let orchestrator = {
+        let o = obj
+            .get("orchestrator")
+            .ok_or_else(|| AccountRequestError::invalid("orchestrator is required"))?
+            .as_object()
+            .ok_or_else(|| AccountRequestError::invalid("orchestrator must be an object"))?;
+        let kind = text(o, "type", true)
+            .map_err(|_| AccountRequestError::invalid("orchestrator.type must be a string"))?
+            .unwrap_or_default();
+        if kind != "stripe" {
+            return Err(AccountRequestError::invalid(
+                "orchestrator.type must be \"stripe\"",
+            ));
+        }
+        let stripe = o.get("stripe").and_then(Value::as_object).ok_or_else(|| {
+            AccountRequestError::invalid("orchestrator.stripe.account is required")
+        })?;
+        let account = match stripe.get("account") {
+            Some(Value::String(a)) if !a.trim().is_empty() && a.len() <= MAX_TEXT => a.clone(),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                return Err(AccountRequestError::invalid(
+                    "orchestrator.stripe.account is required",
+                ))
+            }
+            Some(_) => {
+                return Err(AccountRequestError::invalid(
+                    "orchestrator.stripe.account must be a string",
+                ))
+            }
+        };
+        let organisation = match stripe.get("organisation") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.len() <= MAX_TEXT => Some(s.clone()),
+            Some(_) => {
+                return Err(AccountRequestError::invalid(
+                    "orchestrator.stripe.organisation must be a string",
+                ))
+            }
+        };
+        Orchestrator {
+            kind: kind.to_string(),
+            organisation,
+            account,
+        }
+    };
+
+    let challenge = text(obj, "code_challenge", false).map_err(|_| {
+        AccountRequestError::InvalidCodeChallenge {
+            message: "code_challenge must be a string".into(),
+        }
+    })?;
+    let method = text(obj, "code_challenge_method", false).map_err(|_| {
+        AccountRequestError::InvalidCodeChallenge {
+            message: "code_challenge_method must be a string".into(),
+        }
+    })?;
+    let code_challenge = match (challenge, method) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(AccountRequestError::InvalidCodeChallenge {
+                message: "code_challenge_method was sent without code_challenge".into(),
+            })
+        }
+        (Some(_), m) if m != Some("S256") => {
+            return Err(AccountRequestError::InvalidCodeChallenge {
+                message: "code_challenge_method must be \"S256\"".into(),
+            })
+        }
+        (Some(c), _) if !pkce::valid_challenge(c) => {
+            return Err(AccountRequestError::InvalidCodeChallenge {
+                message: "code_challenge must be 43-128 base64url characters".into(),
+            })
+        }
+        (Some(c), _) => Some(c.to_string()),
+    };
+
+    let fingerprint = sha256_hex(
+        serde_json::json!({
+            "email": email, "name": name, "scopes": scopes, "expires_at": expires_at,
+            "orchestrator": orchestrator, "code_challenge": code_challenge,
+            "configuration": configuration,
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    Ok(AccountRequest {
+        id,
+        email,
+        name,
+        scopes,
+        client_capabilities,
+        expires_at,
+        configuration,
+        orchestrator,
+        code_challenge,
+        fingerprint,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_795_860_000; // 2026-11-28T10:00:00Z
+
+    fn body() -> Value {
+        json!({
+            "id": "acctreq_123", "object": "account_request", "email": "Dev@Example.com",
+            "name": "Dev", "scopes": ["resources:write"], "client_capabilities": ["browser"],
+            "confirmation_secret": "cs_1", "expires_at": "2026-11-28T12:00:00Z",
+            "configuration": {"region": "eu"},
+            "orchestrator": {"type": "stripe", "stripe": {"organisation": "org_1", "account": "acct_1"}},
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256"
+        })
+    }
+
+    fn parse_value(v: &Value) -> Result<AccountRequest, AccountRequestError> {
+        parse(v.to_string().as_bytes(), NOW)
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut b = body();
+        b[field] = value;
+        b
+    }
+
+    fn without(field: &str) -> Value {
+        let mut b = body();
+        b.as_object_mut().unwrap().remove(field);
+        b
+    }
+
+    fn invalid_mentions(v: &Value, needle: &str) {
+        match parse_value(v) {
+            Err(AccountRequestError::InvalidRequest { message }) => {
+                assert!(
+                    message.contains(needle),
+                    "{message} should mention {needle}"
+                )
+            }
+            other => panic!("{v}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_protocol_example() {
+        let r = parse_value(&body()).unwrap();
+        assert_eq!(r.id, "acctreq_123");
+        assert_eq!(r.email, "dev@example.com");
+        assert_eq!(r.name.as_deref(), Some("Dev"));
+        assert_eq!(r.scopes, ["resources:write"]);
+        assert_eq!(r.expires_at, 1_795_867_200);
+        assert_eq!(r.orchestrator.account, "acct_1");
+        assert_eq!(r.orchestrator.organisation.as_deref(), Some("org_1"));
+        assert!(r.code_challenge.is_some());
+        assert_eq!(r.fingerprint.len(), 64);
+    }
+
+    #[test]
+    fn minimal_body_gets_defaults() {
+        let b = json!({"id": "r1", "email": "a@b.co", "expires_at": "2026-11-28T12:00:00Z",
+                       "orchestrator": {"type": "stripe", "stripe": {"account": "acct_1"}}});
+        let r = parse_value(&b).unwrap();
+        assert_eq!(r.scopes, ["resources:read", "resources:write"]);
+        assert_eq!(r.name, None);
+        assert_eq!(r.code_challenge, None);
+    }
+
+    #[test]
+    fn fingerprint_tracks_meaningful_fields_only() {
+        let a = parse_value(&body()).unwrap().fingerprint;
+        assert_eq!(
+            a,
+            parse_value(&with("client_capabilities", json!([])))
+                .unwrap()
+                .fingerprint
+        );
+        assert_eq!(
+            a,
+            parse_value(&with("email", json!("DEV@example.com")))
+                .unwrap()
+                .fingerprint
+        );
+        assert_ne!(
+            a,
+            parse_value(&with("email", json!("other@example.com")))
+                .unwrap()
+                .fingerprint
+        );
+        assert_ne!(
+            a,
+            parse_value(&with("scopes", json!(["resources:read"])))
+                .unwrap()
+                .fingerprint
+        );
+    }
+
+    #[test]
+    fn every_malformed_field_is_named() {
+        assert!(matches!(
+            parse(b"{", NOW),
+            Err(AccountRequestError::InvalidRequest { .. })
+        ));
+        assert!(matches!(
+            parse(b"[]", NOW),
+            Err(AccountRequestError::InvalidRequest { .. })
+        ));
+        assert!(matches!(
+            parse(b"", NOW),
+            Err(AccountRequestError::InvalidRequest { .. })
+        ));
+        invalid_mentions(&without("id"), "id");
+        invalid_mentions(&with("id", json!(5)), "id");
+        invalid_mentions(&with("id", json!("has space")), "id");
+        invalid_mentions(&with("id", json!("x".repeat(129))), "id");
+        invalid_mentions(&with("object", json!("account")), "object");
+        invalid_mentions(&without("email"), "email");
+        invalid_mentions(&with("email", json!(["a@b.co"])), "email");
+        invalid_mentions(&with("name", json!(5)), "name");
+        invalid_mentions(&with("name", json!("x".repeat(201))), "name");
+        invalid_mentions(&with("name", json!("a\u{0}b")), "name");
+        invalid_mentions(&with("scopes", json!("resources:write")), "scopes");
+        invalid_mentions(&with("scopes", json!([1])), "scopes");
+        invalid_mentions(
+            &with("client_capabilities", json!({})),
+            "client_capabilities",
+        );
+        invalid_mentions(
+            &with("confirmation_secret", json!(1)),
+            "confirmation_secret",
+        );
+        invalid_mentions(&without("expires_at"), "expires_at");
+        invalid_mentions(&with("expires_at", json!(1795867200)), "expires_at");
+        invalid_mentions(&with("expires_at", json!("tomorrow")), "expires_at");
+        invalid_mentions(&with("configuration", json!([])), "configuration");
+        invalid_mentions(&without("orchestrator"), "orchestrator");
+        invalid_mentions(&with("orchestrator", json!("stripe")), "orchestrator");
+        invalid_mentions(
+            &with(
+                "orchestrator",
+                json!({"type": "other", "stripe": {"account": "a"}}),
+            ),
+            "orchestrator.type",
+        );
+        invalid_mentions(
+            &with("orchestrator", json!({"type": "stripe"})),
+            "orchestrator.stripe.account",
+        );
+        invalid_mentions(
+            &with("orchestrator", json!({"type": "stripe", "stripe": {}})),
+            "orchestrator.stripe.account",
+        );
+        invalid_mentions(
+            &with(
+                "orchestrator",
+                json!({"type": "stripe", "stripe": {"account": ""}}),
+            ),
+            "orchestrator.stripe.account",
+        );
+        invalid_mentions(
+            &with(
+                "orchestrator",
+                json!({"type": "stripe", "stripe": {"account": 7}}),
+            ),
+            "orchestrator.stripe.account",
+        );
+        invalid_mentions(
+            &with(
+                "orchestrator",
+                json!({"type": "stripe", "stripe": {"account": "a", "organisation": 1}}),
+            ),
+            "organisation",
+        );
+    }
+
+    #[test]
+    fn specific_codes() {
+        assert!(matches!(
+            parse_value(&with("email", json!("not-an-email"))),
+            Err(AccountRequestError::InvalidEmail { .. })
+        ));
+        assert_eq!(
+            parse_value(&with("expires_at", json!("2026-11-28T09:59:59Z"))),
+            Err(AccountRequestError::Expired)
+        );
+        assert_eq!(
+            parse_value(&with("expires_at", json!("2026-11-28T10:00:00Z"))),
+            Err(AccountRequestError::Expired)
+        );
+        assert_eq!(
+            parse_value(&with("scopes", json!(["admin"]))),
+            Err(AccountRequestError::InvalidScope {
+                scope: "admin".into()
+            })
+        );
+        let challenge = |c: Value, m: Value| {
+            let mut b = body();
+            b["code_challenge"] = c;
+            b["code_challenge_method"] = m;
+            parse_value(&b)
+        };
+        assert!(matches!(
+            challenge(json!("short"), json!("S256")),
+            Err(AccountRequestError::InvalidCodeChallenge { .. })
+        ));
+        assert!(matches!(
+            challenge(
+                json!("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                json!("plain")
+            ),
+            Err(AccountRequestError::InvalidCodeChallenge { .. })
+        ));
+        assert!(matches!(
+            challenge(
+                json!("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                Value::Null
+            ),
+            Err(AccountRequestError::InvalidCodeChallenge { .. })
+        ));
+        assert!(matches!(
+            challenge(Value::Null, json!("S256")),
+            Err(AccountRequestError::InvalidCodeChallenge { .. })
+        ));
+        assert!(matches!(
+            challenge(json!(5), json!("S256")),
+            Err(AccountRequestError::InvalidCodeChallenge { .. })
+        ));
+        assert!(challenge(Value::Null, Value::Null)
+            .unwrap()
+            .code_challenge
+            .is_none());
+    }
+
+    #[test]
+    fn outcomes_render_in_the_protocol_shape() {
+        let o = Outcome::Oauth {
+            oauth: OauthOutcome {
+                code: "pvac_x".into(),
+            },
+        };
+        assert_eq!(
+            o.render("acctreq_1"),
+            json!({"id": "acctreq_1", "type": "oauth", "oauth": {"code": "pvac_x"}})
+        );
+        let o = Outcome::RequiresAuth {
+            requires_auth: RequiresAuth {
+                url: "https://p/oauth/authorize?consent=c".into(),
+            },
+        };
+        assert_eq!(
+            o.render("acctreq_2"),
+            json!({"id": "acctreq_2", "type": "requires_auth", "requires_auth": {"url": "https://p/oauth/authorize?consent=c"}})
+        );
+    }
+
+    #[test]
+    fn peek_id_for_envelopes() {
+        assert_eq!(
+            peek_id(body().to_string().as_bytes()),
+            Some("acctreq_123".into())
+        );
+        assert_eq!(peek_id(b"{\"id\": 5}"), None);
+        assert_eq!(peek_id(b"nope"), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! `application/x-www-form-urlencoded` bodies (the OAuth endpoints and HTML forms).
+//!
+//! Strict on purpose: RFC 6749 §3.1 forbids repeating a parameter, so a repeated name is an
+//! error rather than "last wins"; invalid percent-escapes and non-UTF-8 are errors too.
+
+/// Most fields accepted in one form.
+pub const MAX_FIELDS: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    /// Decodes a form body.
+    pub fn parse(body: &[u8]) -> Result<Form, String> {
+        let text =
+            std::str::from_utf8(body).map_err(|_| "the form body is not UTF-8".to_string())?;
+        let mut fields: Vec<(String, String)> = Vec::new();
+        if text.is_empty() {
+            return Ok(Form { fields });
+        }
+        for pair in text.split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            if fields.len() >= MAX_FIELDS {
+                return Err(format!("the form has more than {MAX_FIELDS} fields"));
+            }
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = decode(k)?;
+            let v = decode(v)?;
+            if fields.iter().any(|(name, _)| *name == k) {
+                return Err(format!("the parameter {k:?} is repeated"));
+            }
+            fields.push((k, v));
+        }
+        Ok(Form { fields })
+    }
+
+    /// The value of `name`, when present and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+fn decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| "the form has an invalid %-escape".to_string())?;
+                out.push(hex);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| "the form has a value that is not UTF-8".to_string())
+}
+
+/// Encodes fields as a form body (used for redirects' query strings too).
+pub fn encode(fields: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        escape_into(&mut out, k);
+        out.push('=');
+        escape_into(&mut out, v);
+    }
+    out
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_fields() {
+        let f = Form::parse(b"grant_type=authorization_code&code=a%2Bb+c&empty=&flag").unwrap();
+        assert_eq!(f.get("grant_type"), Some("authorization_code"));
+        assert_eq!(f.get("code"), Some("a+b c"));
+        assert_eq!(f.get("empty"), None);
+        assert_eq!(f.get("flag"), None);
+        assert_eq!(f.get("missing"), None);
+        assert_eq!(Form::parse(b"").unwrap().get("x"), None);
+        assert_eq!(Form::parse(b"a=%C3%A9").unwrap().get("a"), Some("é"));
+    }
+
+    #[test]
+    fn refuses_repeats_bad_escapes_and_floods() {
+        assert!(Form::parse(b"code=a&code=b")
+            .unwrap_err()
+            .contains("repeated"));
+        assert!(Form::parse(b"a=%zz").is_err());
+        assert!(Form::parse(b"a=%4").is_err());
+        assert!(Form::parse(b"a=%ff").is_err());
+        assert!(Form::parse(&[b'a', b'=', 0xff]).is_err());
+        let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
+        assert!(Form::parse(many.join("&").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn encodes_round_trip() {
+        let text = encode(&[("state", "acctreq 1/é"), ("code", "pvac_x")]);
+        assert_eq!(text, "state=acctreq%201%2F%C3%A9&code=pvac_x");
+        let f = Form::parse(text.as_bytes()).unwrap();
+        assert_eq!(f.get("state"), Some("acctreq 1/é"));
+    }
+}

@@ -1,0 +1,254 @@
+//! Server-rendered pages for humans: the consent page (and later the dashboard).
+//!
+//! Invariants: every interpolated value goes through [`escape`]; pages carry no script at all;
+//! the only style block carries a per-response nonce that the Content-Security-Policy from
+//! [`content_security_policy`] allows; forms post only to our own origin.
+
+use crate::account::ConsentView;
+use crate::time::format_rfc3339;
+
+/// HTML-escapes text for element content and double-quoted attributes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The CSP for a page whose style block has `nonce`. `form_targets` are the origins a form
+/// submission may end at (redirects included, as browsers enforce `form-action` on them).
+pub fn content_security_policy(nonce: &str, form_targets: &[&str]) -> String {
+    let mut form_action = String::from("'self'");
+    for t in form_targets {
+        form_action.push(' ');
+        form_action.push_str(t);
+    }
+    format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'none'; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+const STYLE: &str = "body{font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1a1d21}\
+main{max-width:34rem;margin:2rem auto;padding:1.5rem;background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12)}\
+h1{font-size:1.35rem;margin:0 0 1rem}dl{margin:1rem 0}dt{font-weight:600;margin-top:.6rem}dd{margin:0;word-break:break-all}\
+ul{padding-left:1.2rem}form{margin:1rem 0}label{display:block;font-weight:600;margin-bottom:.3rem}\
+input[type=email]{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;border:1px solid #c4c9d0;border-radius:8px}\
+button,a.button{display:inline-block;padding:.7rem 1.2rem;font-size:1rem;border-radius:8px;border:0;margin:.3rem .5rem .3rem 0;cursor:pointer;text-decoration:none}\
+.primary{background:#635bff;color:#fff}.secondary{background:#e6e8eb;color:#1a1d21}.note{color:#5b6470;font-size:.9rem}\
+.error{background:#fdecea;color:#8a1c12;padding:.6rem .8rem;border-radius:8px}";
+
+/// A complete page.
+pub fn layout(title: &str, style_nonce: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<meta name=\"referrer\" content=\"no-referrer\"><title>{}</title>\
+<style nonce=\"{}\">{STYLE}</style></head><body><main>{body}</main></body></html>",
+        escape(title),
+        escape(style_nonce)
+    )
+}
+
+fn request_summary(v: &ConsentView) -> String {
+    let scopes: String = v
+        .scopes
+        .iter()
+        .map(|s| format!("<li><code>{}</code>: {}</li>", escape(s), scope_meaning(s)))
+        .collect();
+    let org = v
+        .orchestrator
+        .organisation
+        .as_deref()
+        .map(|o| format!(" (organisation <code>{}</code>)", escape(o)))
+        .unwrap_or_default();
+    format!(
+        "<dl><dt>Who asks</dt><dd id=\"orchestrator\">{} account <code>{}</code>{org}</dd>\
+<dt>For whom</dt><dd id=\"email\">{}</dd>\
+<dt>What it may do</dt><dd><ul id=\"scopes\">{scopes}</ul></dd>\
+<dt>Valid until</dt><dd>{}</dd></dl>",
+        escape(&orchestrator_name(&v.orchestrator.kind)),
+        escape(&v.orchestrator.account),
+        escape(&v.email),
+        escape(&format_rfc3339(v.expires_at)),
+    )
+}
+
+fn orchestrator_name(kind: &str) -> String {
+    match kind {
+        "stripe" => "Stripe".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn scope_meaning(scope: &str) -> &'static str {
+    match scope {
+        "resources:read" => "see your plans, tokens and domains",
+        "resources:write" => "create, change and remove plans, tokens and domains, including paid ones within your spending cap",
+        _ => "",
+    }
+}
+
+/// Step 1: who asks, and sign in to prove you own the account.
+pub struct SignInPage<'a> {
+    pub view: &'a ConsentView,
+    pub consent: &'a str,
+    /// The operator's login URL with `return_to`, `nonce` and `login_hint` already added.
+    pub login_url: Option<&'a str>,
+    /// Show the development sign-in form (only when the environment is development).
+    pub dev_form: bool,
+    pub error: Option<&'a str>,
+    pub style_nonce: &'a str,
+}
+
+pub fn sign_in_page(p: &SignInPage) -> String {
+    let mut body = String::from("<h1>Link your account?</h1>");
+    if let Some(e) = p.error {
+        body.push_str(&format!(
+            "<p class=\"error\" id=\"error\">{}</p>",
+            escape(e)
+        ));
+    }
+    body.push_str("<p>A tool wants to use your existing account. Sign in as its owner to review the request.</p>");
+    body.push_str(&request_summary(p.view));
+    if let Some(url) = p.login_url {
+        body.push_str(&format!(
+            "<p><a class=\"button primary\" id=\"operator-sign-in\" href=\"{}\">Sign in to continue</a></p>",
+            escape(url)
+        ));
+    }
+    if p.dev_form {
+        body.push_str(&format!(
+            "<form id=\"dev-sign-in\" method=\"post\" action=\"/oauth/authorize\">\
+<p class=\"note\">Development sign-in: this form exists only when ENVIRONMENT is development.</p>\
+<input type=\"hidden\" name=\"action\" value=\"sign_in\">\
+<input type=\"hidden\" name=\"consent\" value=\"{}\">\
+<input type=\"hidden\" name=\"nonce\" value=\"{}\">\
+<label for=\"email-input\">Owner email</label>\
+<input type=\"email\" id=\"email-input\" name=\"email\" required autocomplete=\"email\">\
+<p><button class=\"primary\" id=\"sign-in\" type=\"submit\">Sign in</button></p></form>",
+            escape(p.consent),
+            escape(&p.view.nonce)
+        ));
+    }
+    if p.login_url.is_none() && !p.dev_form {
+        body.push_str(
+            "<p class=\"error\">Sign-in is not configured on this provider (OWNER_LOGIN_URL).</p>",
+        );
+    }
+    layout("Link your account?", p.style_nonce, &body)
+}
+
+/// Step 2: approve or deny.
+pub fn approve_page(view: &ConsentView, consent: &str, csrf: &str, style_nonce: &str) -> String {
+    let body = format!(
+        "<h1>Approve access?</h1><p>You are signed in as <strong>{}</strong>.</p>{}\
+<form id=\"decision\" method=\"post\" action=\"/oauth/authorize\">\
+<input type=\"hidden\" name=\"action\" value=\"decide\">\
+<input type=\"hidden\" name=\"consent\" value=\"{}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<button class=\"primary\" id=\"approve\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
+<button class=\"secondary\" id=\"deny\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>\
+<p class=\"note\">You can revoke this access later; approving shares no password.</p>",
+        escape(&view.email),
+        request_summary(view),
+        escape(consent),
+        escape(csrf)
+    );
+    layout("Approve access?", style_nonce, &body)
+}
+
+/// A page that only explains something (errors, expired links).
+pub fn message_page(title: &str, text: &str, style_nonce: &str) -> String {
+    let body = format!(
+        "<h1 id=\"message-title\">{}</h1><p id=\"message\">{}</p>",
+        escape(title),
+        escape(text)
+    );
+    layout(title, style_nonce, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account_request::Orchestrator;
+
+    fn view() -> ConsentView {
+        ConsentView {
+            account_id: "acct_x".into(),
+            email: "dev@example.com".into(),
+            orchestrator: Orchestrator {
+                kind: "stripe".into(),
+                organisation: Some("org_<b>".into()),
+                account: "acct_\"1".into(),
+            },
+            scopes: vec!["resources:write".into()],
+            expires_at: 1_800_000_000,
+            nonce: "n<1>".into(),
+            signed_in: false,
+        }
+    }
+
+    #[test]
+    fn escapes_everything_interpolated() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        let html = sign_in_page(&SignInPage {
+            view: &view(),
+            consent: "pvcs_\"><script>",
+            login_url: Some("https://login.example.com/?a=1&b=2"),
+            dev_form: true,
+            error: Some("<bad>"),
+            style_nonce: "abc",
+        });
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("<b>"));
+        assert!(html.contains("org_&lt;b&gt;"));
+        assert!(html.contains("a=1&amp;b=2"));
+        assert!(html.contains("n&lt;1&gt;"));
+        assert!(html.contains("id=\"dev-sign-in\""));
+        assert!(html.contains("<style nonce=\"abc\">"));
+    }
+
+    #[test]
+    fn no_script_and_a_viewport() {
+        let html = approve_page(&view(), "pvcs_x", "csrf_y", "n");
+        assert!(!html.to_lowercase().contains("<script"));
+        assert!(html.contains("name=\"viewport\""));
+        assert!(html.contains("id=\"approve\"") && html.contains("id=\"deny\""));
+        assert!(html.contains("value=\"csrf_y\""));
+    }
+
+    #[test]
+    fn dev_form_only_when_asked() {
+        let html = sign_in_page(&SignInPage {
+            view: &view(),
+            consent: "c",
+            login_url: Some("https://login"),
+            dev_form: false,
+            error: None,
+            style_nonce: "n",
+        });
+        assert!(!html.contains("dev-sign-in"));
+        assert!(html.contains("operator-sign-in"));
+    }
+
+    #[test]
+    fn csp_is_strict() {
+        let csp = content_security_policy("abc", &["https://projects.stripe.com"]);
+        assert_eq!(
+            csp,
+            "default-src 'none'; style-src 'nonce-abc'; img-src 'none'; form-action 'self' https://projects.stripe.com; frame-ancestors 'none'; base-uri 'none'"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Calls from the worker to its Durable Objects: one JSON request, one JSON answer.
+//!
+//! Account objects are addressed by account id (`ACCOUNTS.get_by_name(account_id)`), directory
+//! objects by normalised email. Answers are `{"ok": value}` or `{"err": error}`; a transport
+//! failure (object unreachable, reset) is `temporarily_unavailable` and changed nothing the
+//! caller can observe, so the caller may retry.
+
+use domain::account::{AccountError, NewAccount, OpenConsent};
+use domain::account_request::{AccountRequest, AccountRequestError};
+use domain::audit::Actor;
+use domain::errors::ApiError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::wasm_bindgen::JsValue;
+use worker::{Env, Method, Request, RequestInit, Response, Stub};
+
+/// An operation on one account, with who asks and for which request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccountCall {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+    pub op: AccountOp,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AccountOp {
+    Create {
+        new: NewAccount,
+    },
+    CodeStatus {
+        code_hash: String,
+    },
+    ExchangeCode {
+        code_hash: String,
+        verifier: Option<String>,
+        signed: bool,
+    },
+    Refresh {
+        refresh_hash: String,
+        signed: bool,
+    },
+    Authenticate {
+        access_hash: String,
+    },
+    Introspect {
+        token_hash: String,
+    },
+    Revoke {
+        token_hash: String,
+    },
+    OpenConsent {
+        open: OpenConsent,
+    },
+    ViewConsent {
+        consent_hash: String,
+    },
+    SignIn {
+        consent_hash: String,
+        email: String,
+        nonce: String,
+    },
+    Decide {
+        consent_hash: String,
+        csrf: String,
+        approve: bool,
+    },
+    Suspend {
+        reason: String,
+    },
+    Resume {
+        reason: String,
+    },
+    Close {
+        reason: String,
+    },
+}
+
+/// An operation on the directory object of one email.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DirectoryOp {
+    AccountRequest {
+        request: AccountRequest,
+        public_base: String,
+        request_id: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reply<T, E> {
+    Ok(T),
+    Err(E),
+}
+
+async fn post<T: Serialize>(stub: &Stub, body: &T) -> Result<Value, ApiError> {
+    let json = serde_json::to_string(body).map_err(|_| ApiError::Internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&json)));
+    let req = Request::new_with_init("https://internal/", &init).map_err(|_| ApiError::Internal)?;
+    let mut resp = stub
+        .fetch_with_request(req)
+        .await
+        .map_err(|_| ApiError::Unavailable("account storage".into()))?;
+    if resp.status_code() != 200 {
+        return Err(ApiError::Unavailable("account storage".into()));
+    }
+    resp.json::<Value>()
+        .await
+        .map_err(|_| ApiError::Unavailable("account storage".into()))
+}
+
+fn decode<T: DeserializeOwned, E: DeserializeOwned>(
+    value: Value,
+) -> Result<Result<T, E>, ApiError> {
+    match serde_json::from_value::<Reply<T, E>>(value).map_err(|_| ApiError::Internal)? {
+        Reply::Ok(v) => Ok(Ok(v)),
+        Reply::Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Runs `call` on the account object of `account_id`.
+pub async fn account<T: DeserializeOwned>(
+    env: &Env,
+    account_id: &str,
+    call: &AccountCall,
+) -> Result<Result<T, AccountError>, ApiError> {
+    let ns = env
+        .durable_object("ACCOUNTS")
+        .map_err(|_| ApiError::Internal)?;
+    let stub = ns.get_by_name(account_id).map_err(|_| ApiError::Internal)?;
+    decode(post(&stub, call).await?)
+}
+
+/// Runs `op` on the directory object of a normalised email.
+pub async fn directory<T: DeserializeOwned>(
+    env: &Env,
+    email: &str,
+    op: &DirectoryOp,
+) -> Result<Result<T, AccountRequestError>, ApiError> {
+    let ns = env
+        .durable_object("DIRECTORY")
+        .map_err(|_| ApiError::Internal)?;
+    let stub = ns
+        .get_by_name(&format!("email:{email}"))
+        .map_err(|_| ApiError::Internal)?;
+    decode(post(&stub, op).await?)
+}
+
+/// The answer of a Durable Object's fetch handler.
+pub fn answer<T: Serialize, E: Serialize>(result: Result<T, E>) -> worker::Result<Response> {
+    let reply = match result {
+        Ok(v) => Reply::Ok(v),
+        Err(e) => Reply::Err(e),
+    };
+    Response::from_json(&reply)
+}
