@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs the worker locally: setup, build, local D1 migrations, then wrangler dev on
+# Runs the worker locally: setup, build, local D1 migrations, the local Stripe stand-in (also the
+# upstream registrar and an operator backend) on 127.0.0.1:12111, then wrangler dev on
 # http://localhost:8787 (PORT overrides). State persists in .wrangler/state between runs.
 set -eu
 . "$(dirname "$0")/env.sh"
@@ -7,4 +8,11 @@ cd "$ROOT"
 sh scripts/setup.sh
 sh scripts/build.sh
 CI=true wrangler d1 migrations apply AUDIT_DB --local
-APP_SKIP_BUILD=1 exec wrangler dev --port "${PORT:-8787}" --show-interactive-dev-session=false
+
+STAND_IN_PORT="${STAND_IN_PORT:-12111}"
+cargo build --quiet -p app-tests --bin stand-in
+target/debug/stand-in --port "$STAND_IN_PORT" &
+stand_in=$!
+trap 'kill $stand_in 2>/dev/null || true' EXIT INT TERM
+echo "dev: Stripe stand-in on http://127.0.0.1:$STAND_IN_PORT (see .dev.vars)"
+APP_SKIP_BUILD=1 wrangler dev --port "${PORT:-8787}" --show-interactive-dev-session=false

@@ -2,7 +2,7 @@
 //!
 //! Storage (SQLite, see docs/STORAGE.md):
 //! - `kv(key, value)`: `account` -> the account as JSON (domain `account::Account`);
-//!   `flush_attempts` -> consecutive failed D1 flushes.
+//!   `flush_attempts` -> consecutive failed D1 flushes; `flush_wake` -> when to retry (ms).
 //! - `outbox(seq, record)`: audit records not yet confirmed by D1.
 //!
 //! Invariants:
@@ -11,12 +11,19 @@
 //!   the caller answered. So an acknowledged change always has its audit records.
 //! - Outbox rows are deleted only after D1 confirmed them; a failed flush is retried by the
 //!   alarm with exponential backoff (1 s doubling to 5 min).
+//! - External work of resources (Stripe, registrar, operator backends) runs one step at a time:
+//!   each answer is committed before the next call. A resource's job is driven by one caller at
+//!   a time (`running`); what is not finished in the request is finished by the alarm.
 //! - The in-memory copy is the stored state: only this object writes it.
 
 use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashSet};
 
 use domain::account::{self, Account as AccountState, AccountError, Applied, Ctx, NewFamily};
-use domain::audit::AuditRecord;
+use domain::audit::{Actor, ActorKind, AuditRecord};
+use domain::catalog::{Behaviour, Catalog};
+use domain::dashboard::{self, DashboardError};
+use domain::resources::{self, Detail, NewIds, Preparation, ResourceError, Settings, Status};
 use domain::tokens::{self, TokenKind};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -25,14 +32,16 @@ use worker::{
 };
 
 use crate::http::{new_id, now_ms, random};
-use crate::rpc::{answer, AccountCall, AccountOp};
-use crate::{audit_sink, config, storage};
+use crate::rpc::{answer, AccountCall, AccountOp, DashboardAction, ResourceOp};
+use crate::{audit_sink, config, discovery, external, storage};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
 ];
 const FLUSH_BATCH: usize = 50;
+/// Most external calls one drive makes for one resource.
+const MAX_STEPS: usize = 12;
 
 #[durable_object]
 pub struct Account {
@@ -40,6 +49,7 @@ pub struct Account {
     env: Env,
     cache: RefCell<Option<AccountState>>,
     flushing: Cell<bool>,
+    running: RefCell<HashSet<String>>,
 }
 
 type Outcome = std::result::Result<Value, AccountError>;
@@ -52,24 +62,54 @@ fn internal(context: &str, e: impl std::fmt::Display) -> AccountError {
     AccountError::Unavailable
 }
 
+fn now_s() -> i64 {
+    (now_ms() / 1000) as i64
+}
+
 impl Account {
     fn load(&self) -> Option<AccountState> {
         if let Some(a) = self.cache.borrow().as_ref() {
             return Some(a.clone());
         }
-        let sql = self.state.storage().sql();
-        let rows: Vec<Value> = sql
-            .exec("SELECT value FROM kv WHERE key = 'account'", None)
-            .and_then(|c| c.to_array())
-            .unwrap_or_default();
-        let text = rows.first()?.get("value")?.as_str()?.to_string();
+        let text = self.kv("account")?;
         let account: AccountState = serde_json::from_str(&text).ok()?;
         *self.cache.borrow_mut() = Some(account.clone());
         Some(account)
     }
 
+    fn kv(&self, key: &str) -> Option<String> {
+        let rows: Vec<Value> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT value FROM kv WHERE key = ?",
+                vec![SqlStorageValue::from(key)],
+            )
+            .and_then(|c| c.to_array())
+            .unwrap_or_default();
+        Some(rows.first()?.get("value")?.as_str()?.to_string())
+    }
+
+    fn set_kv(&self, key: &str, value: Option<String>) {
+        let sql = self.state.storage().sql();
+        let _ = match value {
+            Some(v) => sql.exec(
+                "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+                vec![SqlStorageValue::from(key), SqlStorageValue::from(v)],
+            ),
+            None => sql.exec(
+                "DELETE FROM kv WHERE key = ?",
+                vec![SqlStorageValue::from(key)],
+            ),
+        };
+    }
+
     /// Writes the new state and its records in one transaction, then flushes to D1.
-    async fn commit<T>(&self, applied: Applied<T>) -> std::result::Result<T, AccountError> {
+    async fn commit<T, E: From<AccountError>>(
+        &self,
+        applied: Applied<T, E>,
+    ) -> std::result::Result<T, E> {
         if applied.changed() {
             let state_json =
                 serde_json::to_string(&applied.account).map_err(|e| internal("encode state", e))?;
@@ -116,7 +156,8 @@ impl Account {
                 .filter_map(|t| serde_json::from_str(t).ok())
                 .collect();
             let Some(last) = records.last().map(|r| r.seq) else {
-                let _ = sql.exec("DELETE FROM kv WHERE key = 'flush_attempts'", None);
+                self.set_kv("flush_attempts", None);
+                self.set_kv("flush_wake", None);
                 break;
             };
             match audit_sink::write(&self.env, &records).await {
@@ -127,48 +168,484 @@ impl Account {
                     );
                 }
                 Err(reason) => {
-                    self.schedule_retry(&reason).await;
+                    let attempts: i64 = self
+                        .kv("flush_attempts")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                        + 1;
+                    let delay_ms = (1000i64 << (attempts - 1).min(9)).min(300_000);
+                    self.set_kv("flush_attempts", Some(attempts.to_string()));
+                    self.set_kv("flush_wake", Some((now_ms() as i64 + delay_ms).to_string()));
+                    worker::console_warn!(
+                        "{}",
+                        json!({"level": "warn", "msg": "audit flush failed; retrying", "attempt": attempts,
+                               "retry_in_ms": delay_ms, "detail": domain::errors::truncate(&reason, 300)})
+                    );
                     break;
                 }
             }
         }
         self.flushing.set(false);
+        self.reschedule().await;
     }
 
-    async fn schedule_retry(&self, reason: &str) {
-        let sql = self.state.storage().sql();
-        let attempts: i64 = sql
-            .exec("SELECT value FROM kv WHERE key = 'flush_attempts'", None)
-            .and_then(|c| c.to_array::<Value>())
-            .ok()
-            .and_then(|rows| rows.first()?.get("value")?.as_str()?.parse().ok())
-            .unwrap_or(0);
-        let _ = sql.exec(
-            "INSERT OR REPLACE INTO kv (key, value) VALUES ('flush_attempts', ?)",
-            vec![SqlStorageValue::from((attempts + 1).to_string())],
-        );
-        let delay_ms = (1000i64 << attempts.min(9)).min(300_000);
-        worker::console_warn!(
-            "{}",
-            json!({"level": "warn", "msg": "audit flush failed; retrying", "attempt": attempts + 1,
-                   "retry_in_ms": delay_ms, "detail": domain::errors::truncate(reason, 300)})
-        );
-        let _ = self.state.storage().set_alarm(delay_ms).await;
+    /// Sets the alarm to the earliest pending work: a failed flush or a resource job.
+    async fn reschedule(&self) {
+        let flush = self.kv("flush_wake").and_then(|v| v.parse::<i64>().ok());
+        let job = self
+            .load()
+            .and_then(|a| resources::next_wake(&a))
+            .map(|s| s * 1000);
+        let wake = [flush, job].into_iter().flatten().min();
+        let storage = self.state.storage();
+        if let Some(at) = wake {
+            let offset = (at - now_ms() as i64).max(10);
+            let current = storage.get_alarm().await.ok().flatten();
+            if current.is_none_or(|c| c > at) {
+                let _ = storage.set_alarm(offset).await;
+            }
+        }
     }
 
     fn ctx(&self, call: &AccountCall) -> Ctx {
         Ctx {
-            now: (now_ms() / 1000) as i64,
+            now: now_s(),
             actor: call.actor.clone(),
             request_id: call.request_id.clone(),
             policy: config::policy(&self.env),
         }
     }
 
-    async fn run(&self, call: AccountCall) -> Outcome {
+    fn system_ctx(&self) -> Ctx {
+        Ctx {
+            now: now_s(),
+            actor: Actor::new(ActorKind::System, None),
+            request_id: None,
+            policy: config::policy(&self.env),
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            root_zone: config::string(&self.env, "ROOT_ZONE")
+                .unwrap_or_else(|| "apps.example.dev".into()),
+            ..Settings::default()
+        }
+    }
+
+    /// Runs the job of resource `id` until it is done, waiting, or failed for good.
+    async fn drive(&self, id: &str, ctx: &Ctx) -> std::result::Result<(), ResourceError> {
+        if !self.running.borrow_mut().insert(id.to_string()) {
+            return Ok(()); // another caller is driving it
+        }
+        let settings = self.settings();
+        // Bounded: a job has a handful of steps; waiting (a retry, or a backend still working)
+        // ends the loop and is left to the alarm.
+        let mut steps = 0;
+        let result = loop {
+            steps += 1;
+            let Some(current) = self.load() else {
+                break Ok(());
+            };
+            let waiting = resources::find(&current, id)
+                .ok()
+                .and_then(|r| r.job.as_ref())
+                .is_some_and(|j| j.attempts > 0);
+            if steps > MAX_STEPS || (waiting && steps > 1) {
+                break Ok(());
+            }
+            let Some(action) = resources::next_action(&current, id, now_s()) else {
+                break Ok(());
+            };
+            let outcome = external::execute(&self.env, &current, id, action).await;
+            let Some(current) = self.load() else {
+                break Ok(());
+            };
+            let step_ctx = Ctx {
+                now: now_s(),
+                ..ctx.clone()
+            };
+            let applied = account::apply(&current, &step_ctx, |d| {
+                resources::apply_outcome(d, id, outcome, &settings)
+            });
+            if let Err(e) = self.commit(applied).await {
+                break Err(e);
+            }
+        };
+        self.running.borrow_mut().remove(id);
+        self.reschedule().await;
+        result
+    }
+
+    /// API token for the given resource generation (derived, never stored).
+    fn api_token(
+        &self,
+        account_id: &str,
+        resource_id: &str,
+        generation: u32,
+    ) -> std::result::Result<tokens::Minted, ResourceError> {
+        let key = config::code_key(&self.env).ok_or_else(|| {
+            worker::console_error!("DERIVATION_KEY is not set");
+            ResourceError::Unavailable
+        })?;
+        Ok(tokens::derive(
+            TokenKind::ApiKey,
+            account_id,
+            key.as_bytes(),
+            &resources::api_token_context(resource_id, generation),
+        ))
+    }
+
+    fn render(&self, id: &str) -> std::result::Result<Value, ResourceError> {
+        let a = self.load().ok_or(ResourceError::NotFound)?;
+        let r = resources::find(&a, id)?;
+        let mut secrets = BTreeMap::new();
+        if let Detail::ApiToken { generation, .. } = &r.detail {
+            if r.status == Status::Complete {
+                secrets.insert(
+                    "API_TOKEN".to_string(),
+                    self.api_token(&a.id, id, *generation)?.token,
+                );
+            }
+        }
+        Ok(resources::render(r, &a.id, &secrets))
+    }
+
+    /// Drives the job of `id` for a request: a definite failure that left the resource
+    /// `errored` is answered with the resource (it exists and says why); any other failure is
+    /// answered as an error.
+    async fn drive_for_request(
+        &self,
+        id: &str,
+        ctx: &Ctx,
+    ) -> std::result::Result<(), ResourceError> {
+        match self.drive(id, ctx).await {
+            Err(e) => {
+                let errored = self
+                    .load()
+                    .and_then(|a| {
+                        resources::find(&a, id)
+                            .ok()
+                            .map(|r| r.status == Status::Errored)
+                    })
+                    .unwrap_or(false);
+                if errored {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            ok => ok,
+        }
+    }
+
+    /// After a request drove a job as far as it could: if it is still pending, note that the
+    /// caller was told so (a later failure then leaves the resource `errored`).
+    async fn acknowledge(&self, id: &str, ctx: &Ctx) -> std::result::Result<(), ResourceError> {
+        let Some(current) = self.load() else {
+            return Ok(());
+        };
+        let pending = resources::find(&current, id)
+            .is_ok_and(|r| r.job.as_ref().is_some_and(|j| !j.acknowledged));
+        if pending {
+            self.commit(account::apply(&current, ctx, |d| {
+                resources::acknowledge(d, id);
+                d.record(
+                    "resource.pending",
+                    None,
+                    Value::Null,
+                    json!({"resource_id": id}),
+                );
+                Ok::<(), ResourceError>(())
+            }))
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn catalog(&self) -> std::result::Result<&'static Catalog, ResourceError> {
+        discovery::catalog(&self.env).map_err(|_| ResourceError::Unavailable)
+    }
+
+    async fn resource(
+        &self,
+        access_hash: &str,
+        public_base: &str,
+        op: ResourceOp,
+        ctx: &Ctx,
+    ) -> std::result::Result<Value, ResourceError> {
+        let current = self.load().ok_or(ResourceError::Account {
+            error: AccountError::InvalidToken,
+        })?;
+        let access = account::authenticate(&current, access_hash, ctx.now)?;
+        // Audit records name the orchestrator account the token was granted to.
+        let ctx = &Ctx {
+            actor: Actor::new(ActorKind::Orchestrator, Some(&access.orchestrator_account)),
+            ..ctx.clone()
+        };
+        let catalog = self.catalog()?;
+        let write = !matches!(op, ResourceOp::Get { .. });
+        resources::require_scope(&access, write)?;
+        match op {
+            ResourceOp::Get { id } => self.render(&id),
+            ResourceOp::Create { req } => {
+                let id = match resources::prepare_create(&current, &req, catalog)? {
+                    Preparation::Existing(id) => return self.render(&id),
+                    Preparation::Search { label, registrar } => {
+                        let price = catalog
+                            .get(&req.service_id)
+                            .and_then(|s| match &s.provider {
+                                Behaviour::Domain { price: Some(p), .. } => {
+                                    Some((p.amount, p.currency.clone()))
+                                }
+                                _ => None,
+                            });
+                        let candidates =
+                            external::search(&self.env, &label, registrar, price).await?;
+                        // The search awaited: check again before creating.
+                        let fresh = self.load().ok_or(ResourceError::NotFound)?;
+                        match resources::prepare_create(&fresh, &req, catalog)? {
+                            Preparation::Existing(id) => return self.render(&id),
+                            _ => {
+                                self.create(&fresh, &req, catalog, Some(candidates), ctx)
+                                    .await?
+                            }
+                        }
+                    }
+                    Preparation::Ready => self.create(&current, &req, catalog, None, ctx).await?,
+                };
+                self.drive_for_request(&id, ctx).await?;
+                self.acknowledge(&id, ctx).await?;
+                self.render(&id)
+            }
+            ResourceOp::Update { id, req } => {
+                let charge_id = new_id("chg");
+                self.commit(account::apply(&current, ctx, |d| {
+                    resources::update_service(d, &id, &req, catalog, &charge_id)
+                }))
+                .await?;
+                self.drive_for_request(&id, ctx).await?;
+                self.acknowledge(&id, ctx).await?;
+                self.render(&id)
+            }
+            ResourceOp::Rotate { id } => {
+                let r = resources::find(&current, &id)?;
+                let next = match &r.detail {
+                    Detail::ApiToken { generation, .. } => {
+                        Some(self.api_token(&current.id, &id, generation + 1)?.hash)
+                    }
+                    _ => None,
+                };
+                self.commit(account::apply(&current, ctx, |d| {
+                    resources::rotate(d, &id, catalog, next)
+                }))
+                .await?;
+                self.drive_for_request(&id, ctx).await?;
+                self.acknowledge(&id, ctx).await?;
+                self.render(&id)
+            }
+            ResourceOp::Remove { id } => {
+                self.commit(account::apply(&current, ctx, |d| {
+                    resources::remove(d, &id, catalog)
+                }))
+                .await?;
+                self.drive_for_request(&id, ctx).await?;
+                self.acknowledge(&id, ctx).await?;
+                let a = self.load().ok_or(ResourceError::NotFound)?;
+                match resources::find(&a, &id)?.status {
+                    Status::Removed => Ok(json!({"status": "removed", "id": id})),
+                    _ => self.render(&id),
+                }
+            }
+            ResourceOp::Confirm { id, req } => {
+                let charge_id = new_id("chg");
+                let confirmed = self
+                    .commit(account::apply(&current, ctx, |d| {
+                        resources::confirm_domain(d, &id, &req, &charge_id)
+                    }))
+                    .await;
+                if let Err(ResourceError::QuoteExpired) = confirmed {
+                    self.requote(&id, catalog, ctx).await?;
+                    return Err(ResourceError::QuoteExpired);
+                }
+                confirmed?;
+                self.drive_for_request(&id, ctx).await?;
+                self.acknowledge(&id, ctx).await?;
+                self.render(&id)
+            }
+            ResourceOp::DeepLink { purpose } => {
+                let link = mint(TokenKind::DeepLink, &current.id).map_err(ResourceError::from)?;
+                let expires_at = self
+                    .commit(account::apply(&current, ctx, |d| {
+                        Ok::<i64, ResourceError>(dashboard::create_link(d, link.hash, &purpose))
+                    }))
+                    .await?;
+                Ok(
+                    json!({"purpose": purpose, "url": format!("{public_base}/dashboard?{}", domain::form::encode(&[("link", &link.token)])),
+                          "expires_at": domain::time::format_rfc3339(expires_at)}),
+                )
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        current: &AccountState,
+        req: &resources::CreateRequest,
+        catalog: &Catalog,
+        candidates: Option<Vec<resources::Candidate>>,
+        ctx: &Ctx,
+    ) -> std::result::Result<String, ResourceError> {
+        let resource_id = new_id("res");
+        let token_hash = Some(self.api_token(&current.id, &resource_id, 1)?.hash);
+        let ids = NewIds {
+            resource_id,
+            charge_id: new_id("chg"),
+            token_hash,
+        };
+        self.commit(account::apply(current, ctx, |d| {
+            resources::create(d, req, catalog, ids, candidates)
+        }))
+        .await
+    }
+
+    /// Replaces an expired quote with a fresh search.
+    async fn requote(
+        &self,
+        id: &str,
+        catalog: &Catalog,
+        ctx: &Ctx,
+    ) -> std::result::Result<(), ResourceError> {
+        let current = self.load().ok_or(ResourceError::NotFound)?;
+        let r = resources::find(&current, id)?;
+        let (
+            Detail::Domain {
+                query, registrar, ..
+            },
+            Some(service),
+        ) = (&r.detail, catalog.get(&r.service_id))
+        else {
+            return Ok(());
+        };
+        let (price, ttl) = match &service.provider {
+            Behaviour::Domain {
+                price,
+                quote_ttl_seconds,
+                ..
+            } => (
+                price.as_ref().map(|p| (p.amount, p.currency.clone())),
+                *quote_ttl_seconds as i64,
+            ),
+            _ => return Ok(()),
+        };
+        let label = domain::domains::label(query).unwrap_or_default();
+        let candidates = external::search(&self.env, &label, *registrar, price).await?;
+        let current = self.load().ok_or(ResourceError::NotFound)?;
+        self.commit(account::apply(&current, ctx, |d| {
+            resources::refresh_quote(d, id, candidates, ttl)
+        }))
+        .await
+    }
+
+    async fn dashboard(
+        &self,
+        session_hash: &str,
+        action: DashboardAction,
+        ctx: &Ctx,
+    ) -> std::result::Result<Value, DashboardFailure> {
+        let current = self
+            .load()
+            .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
+        dashboard::check_session(&current, session_hash, ctx.now)
+            .map_err(DashboardFailure::Page)?;
+        let mut notice = None;
+        match action {
+            DashboardAction::View => {}
+            DashboardAction::SetCap { cap } => {
+                let result = self
+                    .commit(account::apply(&current, ctx, |d| {
+                        dashboard::set_cap(d, session_hash, cap).map_err(DashboardFailure::Page)
+                    }))
+                    .await;
+                match result {
+                    Ok(()) => {
+                        notice = Some(format!(
+                            "The monthly cap is now {}.",
+                            domain::ledger::format_amount(cap, &current.ledger.currency)
+                        ))
+                    }
+                    Err(DashboardFailure::Page(DashboardError::InvalidCap)) => {
+                        notice = Some("That cap is not valid: enter 0 to 10000 dollars.".into())
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            DashboardAction::Confirm {
+                resource_id,
+                domain: name,
+                amount,
+            } => {
+                let req = resources::ConfirmRequest {
+                    domain: name.clone(),
+                    amount,
+                    payment_token: None,
+                };
+                let charge_id = new_id("chg");
+                let result = self
+                    .commit(account::apply(&current, ctx, |d| {
+                        resources::confirm_domain(d, &resource_id, &req, &charge_id)
+                    }))
+                    .await;
+                let result = match result {
+                    Ok(()) => {
+                        let driven = self.drive(&resource_id, ctx).await;
+                        let _ = self.acknowledge(&resource_id, ctx).await;
+                        driven
+                    }
+                    Err(e) => Err(e),
+                };
+                notice = Some(match result {
+                    Ok(()) => format!("Purchase of {name} confirmed."),
+                    Err(e) => format!("The purchase did not go through: {}", e.failure().message),
+                });
+            }
+        }
+        let a = self
+            .load()
+            .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
+        Ok(json!({"view": dashboard::view(&a, now_s()), "notice": notice}))
+    }
+
+    async fn run(&self, call: AccountCall) -> std::result::Result<Value, Value> {
         let ctx = self.ctx(&call);
+        let err = |e: AccountError| serde_json::to_value(e).unwrap_or(Value::Null);
+        match call.op {
+            AccountOp::Resource {
+                access_hash,
+                public_base,
+                resource,
+            } => {
+                return self
+                    .resource(&access_hash, &public_base, resource, &ctx)
+                    .await
+                    .map_err(|e| serde_json::to_value(e).unwrap_or(Value::Null));
+            }
+            AccountOp::Dashboard {
+                session_hash,
+                action,
+            } => {
+                return self
+                    .dashboard(&session_hash, action, &ctx)
+                    .await
+                    .map_err(|e| serde_json::to_value(e).unwrap_or(Value::Null));
+            }
+            op => self.account_op(op, &ctx).await.map_err(err),
+        }
+    }
+
+    async fn account_op(&self, op: AccountOp, ctx: &Ctx) -> Outcome {
         let now = ctx.now;
-        if let AccountOp::Create { new } = call.op {
+        if let AccountOp::Create { new } = op {
             return match self.load() {
                 // Idempotent: the same account request creating the same account again.
                 Some(a)
@@ -181,7 +658,7 @@ impl Account {
                     "account object already holds another account",
                 )),
                 None => self
-                    .commit(account::create(new, &ctx))
+                    .commit(account::create(new, ctx))
                     .await
                     .map(|_| Value::Null),
             };
@@ -190,8 +667,10 @@ impl Account {
             return Err(AccountError::NotFound);
         };
         let id = current.id.clone();
-        match call.op {
-            AccountOp::Create { .. } => Err(AccountError::NotFound),
+        match op {
+            AccountOp::Create { .. } | AccountOp::Resource { .. } | AccountOp::Dashboard { .. } => {
+                Err(AccountError::NotFound)
+            }
             AccountOp::CodeStatus { code_hash } => {
                 to_value(account::code_status(&current, &code_hash, now))
             }
@@ -210,7 +689,7 @@ impl Account {
                     refresh_hash: refresh.hash,
                 };
                 let issued = self
-                    .commit(account::apply(&current, &ctx, |d| {
+                    .commit(account::apply(&current, ctx, |d| {
                         account::exchange_code(d, &code_hash, verifier.as_deref(), signed, family)
                     }))
                     .await?;
@@ -227,7 +706,7 @@ impl Account {
                     mint(TokenKind::Refresh, &id)?,
                 );
                 let issued = self
-                    .commit(account::apply(&current, &ctx, |d| {
+                    .commit(account::apply(&current, ctx, |d| {
                         account::refresh(d, &refresh_hash, signed, access.hash, refresh.hash)
                     }))
                     .await?;
@@ -241,9 +720,12 @@ impl Account {
             AccountOp::Introspect { token_hash } => {
                 Ok(account::introspect(&current, &token_hash, now))
             }
+            AccountOp::IntrospectApiKey { token_hash } => {
+                Ok(resources::introspect_api_key(&current, &token_hash))
+            }
             AccountOp::Revoke { token_hash } => {
                 let revoked = self
-                    .commit(account::apply(&current, &ctx, |d| {
+                    .commit(account::apply(&current, ctx, |d| {
                         account::revoke_token(d, &token_hash)
                     }))
                     .await?;
@@ -251,7 +733,7 @@ impl Account {
             }
             AccountOp::OpenConsent { open } => {
                 let expires_at = self
-                    .commit(account::apply(&current, &ctx, |d| {
+                    .commit(account::apply(&current, ctx, |d| {
                         account::open_consent(d, open)
                     }))
                     .await?;
@@ -272,7 +754,7 @@ impl Account {
                     &random::<20>().map_err(|_| internal("random", "csrf"))?,
                 );
                 let csrf_hash = tokens::hash(&csrf);
-                self.commit(account::apply(&current, &ctx, |d| {
+                self.commit(account::apply(&current, ctx, |d| {
                     account::sign_in(d, &consent_hash, &email, &nonce, next_nonce, csrf_hash)
                 }))
                 .await?;
@@ -290,7 +772,7 @@ impl Account {
                 let code = mint(TokenKind::Code, &id)?;
                 let grant_id = new_id("grant");
                 let decision = self
-                    .commit(account::apply(&current, &ctx, |d| {
+                    .commit(account::apply(&current, ctx, |d| {
                         account::decide(
                             d,
                             &consent_hash,
@@ -304,25 +786,54 @@ impl Account {
                 let code = decision.approved.then_some(code.token);
                 Ok(json!({"decision": decision, "code": code}))
             }
+            AccountOp::OpenDashboard { link_hash } => {
+                let session = mint(TokenKind::Session, &id)?;
+                let opened = self
+                    .commit(account::apply(&current, ctx, |d| {
+                        Ok::<_, AccountError>(dashboard::open(d, &link_hash, session.hash))
+                    }))
+                    .await?;
+                match opened {
+                    Ok(()) => {
+                        let a = self.load().ok_or(AccountError::NotFound)?;
+                        Ok(json!({"session": session.token, "view": dashboard::view(&a, now)}))
+                    }
+                    Err(e) => Ok(json!({"error": e})),
+                }
+            }
             AccountOp::Suspend { reason } => self
-                .commit(account::apply(&current, &ctx, |d| {
+                .commit(account::apply(&current, ctx, |d| {
                     account::suspend(d, &reason)
                 }))
                 .await
                 .map(|_| Value::Null),
             AccountOp::Resume { reason } => self
-                .commit(account::apply(&current, &ctx, |d| {
+                .commit(account::apply(&current, ctx, |d| {
                     account::resume(d, &reason)
                 }))
                 .await
                 .map(|_| Value::Null),
             AccountOp::Close { reason } => self
-                .commit(account::apply(&current, &ctx, |d| {
+                .commit(account::apply(&current, ctx, |d| {
                     account::close(d, &reason)
                 }))
                 .await
                 .map(|_| Value::Null),
         }
+    }
+}
+
+/// Dashboard errors: a page to show.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum DashboardFailure {
+    Page(DashboardError),
+    Resource(ResourceError),
+}
+
+impl From<AccountError> for DashboardFailure {
+    fn from(e: AccountError) -> Self {
+        DashboardFailure::Resource(ResourceError::from(e))
     }
 }
 
@@ -348,6 +859,7 @@ impl DurableObject for Account {
             env,
             cache: RefCell::new(None),
             flushing: Cell::new(false),
+            running: RefCell::new(HashSet::new()),
         }
     }
 
@@ -361,6 +873,13 @@ impl DurableObject for Account {
 
     async fn alarm(&self) -> Result<Response> {
         self.flush().await;
-        Response::ok("flushed")
+        if let Some(a) = self.load() {
+            let ctx = self.system_ctx();
+            for id in resources::due(&a, ctx.now) {
+                let _ = self.drive(&id, &ctx).await;
+            }
+        }
+        self.reschedule().await;
+        Response::ok("done")
     }
 }

@@ -185,9 +185,16 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
         .ok_or_else(|| Problem::from(OAuthError::InvalidRequest("token is required".into())))?;
     let inactive = json!({"active": false});
     let body = match tokens::parse(token) {
-        Some(p) if matches!(p.kind, TokenKind::Access | TokenKind::Refresh) => {
-            let op = AccountOp::Introspect {
-                token_hash: tokens::hash(token),
+        Some(p)
+            if matches!(
+                p.kind,
+                TokenKind::Access | TokenKind::Refresh | TokenKind::ApiKey
+            ) =>
+        {
+            let token_hash = tokens::hash(token);
+            let op = match p.kind {
+                TokenKind::ApiKey => AccountOp::IntrospectApiKey { token_hash },
+                _ => AccountOp::Introspect { token_hash },
             };
             match rpc::account::<Value>(env, p.account, &system_call(request_id, op)).await {
                 Ok(Ok(v)) => v,

@@ -70,3 +70,11 @@ pub fn public_base(env: &Env, request_origin: &str) -> String {
         .trim_end_matches('/')
         .to_string()
 }
+
+/// The monthly spending cap new accounts start with, in cents (`SPENDING_CAP_CENTS`, $100).
+pub fn spending_cap(env: &Env) -> u64 {
+    string(env, "SPENDING_CAP_CENTS")
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&c| c <= domain::ledger::MAX_CAP)
+        .unwrap_or(domain::ledger::DEFAULT_CAP)
+}

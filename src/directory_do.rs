@@ -197,6 +197,7 @@ impl Step {
                 hash: code.hash,
                 code_challenge: r.code_challenge.clone(),
             },
+            spending_cap: config::spending_cap(&self.env),
         };
         Ok((new, code.token))
     }

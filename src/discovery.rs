@@ -1,17 +1,31 @@
-//! `GET /provisioning/health` and `GET /provisioning/services` (PROTOCOL.md §2–§3).
+//! `GET /provisioning/health` and `GET /provisioning/services` (PROTOCOL.md §2–§3), and the
+//! catalog every part of the worker reads.
 
 use std::sync::OnceLock;
 
 use domain::catalog::{Catalog, CatalogError, DEFAULT_CATALOG};
 use domain::errors::ApiError;
 use serde_json::Value;
+use worker::Env;
 
-/// The catalog, parsed once per isolate. It was already validated by `build.rs`, so an error
-/// here means the build was bypassed; it is reported on every request rather than hidden.
-pub fn catalog() -> Result<&'static Catalog, &'static CatalogError> {
+use crate::config;
+
+/// The catalog, parsed once per isolate: the `CATALOG` var when set (JSON text, so an operator
+/// can change the offer without a rebuild), else `catalog.json` as built (validated by
+/// `build.rs`). A bad `CATALOG` is reported on every request, naming the entry, never ignored.
+pub fn catalog(env: &Env) -> Result<&'static Catalog, &'static CatalogError> {
     static CATALOG: OnceLock<Result<Catalog, CatalogError>> = OnceLock::new();
     CATALOG
-        .get_or_init(|| Catalog::parse(DEFAULT_CATALOG))
+        .get_or_init(|| {
+            let parsed = match config::string(env, "CATALOG") {
+                Some(text) => Catalog::parse(&text),
+                None => Catalog::parse(DEFAULT_CATALOG),
+            };
+            if let Err(e) = &parsed {
+                worker::console_error!("{}", serde_json::json!({"level": "error", "msg": "catalog is invalid", "detail": e.to_string()}));
+            }
+            parsed
+        })
         .as_ref()
 }
 
@@ -19,8 +33,8 @@ pub fn health() -> Value {
     domain::protocol::health()
 }
 
-pub fn services() -> Result<Value, ApiError> {
-    catalog()
+pub fn services(env: &Env) -> Result<Value, ApiError> {
+    catalog(env)
         .map(Catalog::discovery)
         .map_err(|_| ApiError::Internal)
 }

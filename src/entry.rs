@@ -9,7 +9,7 @@ use domain::signature;
 use worker::{event, Context, Env, Request, Response};
 
 use crate::http::{self, Incoming, LogLine, Problem};
-use crate::{accounts, config, consent, discovery};
+use crate::{accounts, config, consent, dashboard, discovery, resources};
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -72,7 +72,7 @@ async fn handle(
         body,
         now: (started_ms / 1000) as i64,
     };
-    if route.family() == Family::Provisioning {
+    if matches!(route.family(), Family::Provisioning | Family::Resource) {
         verify_orchestrator(&incoming, env)?;
         domain::protocol::check_api_version(incoming.header("api-version").as_deref())?;
     }
@@ -82,7 +82,7 @@ async fn handle(
     };
     match route {
         Route::Health => http::json(200, &discovery::health()).map_err(internal),
-        Route::Services => http::json(200, &discovery::services()?).map_err(internal),
+        Route::Services => http::json(200, &discovery::services(env)?).map_err(internal),
         Route::AccountRequests => accounts::account_requests(&incoming, env, request_id).await,
         Route::OAuthToken => accounts::token(&incoming, env, request_id).await,
         Route::OAuthIntrospect => accounts::introspect(&incoming, env, request_id).await,
@@ -90,6 +90,15 @@ async fn handle(
         Route::OAuthMetadata => accounts::metadata(&incoming, env),
         Route::OAuthAuthorizeView => consent::view(&incoming, env, request_id).await,
         Route::OAuthAuthorizeSubmit => consent::submit(&incoming, env, request_id).await,
+        Route::DashboardView => dashboard::view(&incoming, env, request_id).await,
+        Route::DashboardSubmit => dashboard::submit(&incoming, env, request_id).await,
+        Route::ResourceCreate
+        | Route::ResourceGet(_)
+        | Route::ResourceUpdate(_)
+        | Route::ResourceRotate(_)
+        | Route::ResourceRemove(_)
+        | Route::ResourceConfirm(_)
+        | Route::DeepLinks => resources::handle(&route, &incoming, env, request_id).await,
     }
 }
 

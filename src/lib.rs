@@ -19,14 +19,26 @@ mod config;
 #[cfg(target_arch = "wasm32")]
 mod consent;
 #[cfg(target_arch = "wasm32")]
+mod dashboard;
+#[cfg(target_arch = "wasm32")]
 mod directory_do;
 #[cfg(target_arch = "wasm32")]
 mod discovery;
 #[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
+mod external;
+#[cfg(target_arch = "wasm32")]
 mod http;
+#[cfg(target_arch = "wasm32")]
+mod outbound;
+#[cfg(target_arch = "wasm32")]
+mod registry_do;
+#[cfg(target_arch = "wasm32")]
+mod resources;
 #[cfg(target_arch = "wasm32")]
 mod rpc;
 #[cfg(target_arch = "wasm32")]
 mod storage;
+#[cfg(target_arch = "wasm32")]
+mod stripe;

@@ -9,6 +9,7 @@ use domain::account::{AccountError, NewAccount, OpenConsent};
 use domain::account_request::{AccountRequest, AccountRequestError};
 use domain::audit::Actor;
 use domain::errors::ApiError;
+use domain::resources::{ConfirmRequest, CreateRequest, UpdateRequest};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -75,6 +76,84 @@ pub enum AccountOp {
     Close {
         reason: String,
     },
+    /// A resource endpoint: authenticated by the bearer's hash inside the object.
+    Resource {
+        access_hash: String,
+        public_base: String,
+        resource: ResourceOp,
+    },
+    IntrospectApiKey {
+        token_hash: String,
+    },
+    OpenDashboard {
+        link_hash: String,
+    },
+    Dashboard {
+        session_hash: String,
+        action: DashboardAction,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "resource_op", rename_all = "snake_case")]
+pub enum ResourceOp {
+    Create { req: CreateRequest },
+    Get { id: String },
+    Update { id: String, req: UpdateRequest },
+    Rotate { id: String },
+    Remove { id: String },
+    Confirm { id: String, req: ConfirmRequest },
+    DeepLink { purpose: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum DashboardAction {
+    View,
+    SetCap {
+        cap: u64,
+    },
+    Confirm {
+        resource_id: String,
+        domain: String,
+        amount: u64,
+    },
+}
+
+/// An operation on the registry object of one domain name (builtin registrar).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RegistryOp {
+    Status,
+    Claim {
+        account_id: String,
+        resource_id: String,
+    },
+    Release {
+        account_id: String,
+        resource_id: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RegistryAnswer {
+    /// Someone holds the name.
+    pub taken: bool,
+    /// The caller holds it.
+    pub owned: bool,
+}
+
+/// Runs `op` on the registry object of `domain`.
+pub async fn registry(
+    env: &Env,
+    domain: &str,
+    op: &RegistryOp,
+) -> Result<RegistryAnswer, ApiError> {
+    let ns = env
+        .durable_object("REGISTRY")
+        .map_err(|_| ApiError::Internal)?;
+    let stub = ns.get_by_name(domain).map_err(|_| ApiError::Internal)?;
+    serde_json::from_value(post(&stub, op).await?).map_err(|_| ApiError::Internal)
 }
 
 /// An operation on the directory object of one email.
@@ -128,6 +207,15 @@ pub async fn account<T: DeserializeOwned>(
     account_id: &str,
     call: &AccountCall,
 ) -> Result<Result<T, AccountError>, ApiError> {
+    account_with(env, account_id, call).await
+}
+
+/// [`account`] for operations whose error type is not `AccountError`.
+pub async fn account_with<T: DeserializeOwned, E: DeserializeOwned>(
+    env: &Env,
+    account_id: &str,
+    call: &AccountCall,
+) -> Result<Result<T, E>, ApiError> {
     let ns = env
         .durable_object("ACCOUNTS")
         .map_err(|_| ApiError::Internal)?;

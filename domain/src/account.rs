@@ -131,6 +131,22 @@ pub struct Account {
     pub families: Vec<TokenFamily>,
     pub consents: Vec<Consent>,
     pub chain: ChainHead,
+    #[serde(default)]
+    pub resources: Vec<crate::resources::Resource>,
+    #[serde(default)]
+    pub ledger: crate::ledger::Ledger,
+    #[serde(default)]
+    pub billing: Billing,
+    #[serde(default)]
+    pub links: Vec<crate::dashboard::DeepLink>,
+    #[serde(default)]
+    pub sessions: Vec<crate::dashboard::Session>,
+}
+
+/// Stripe objects of the account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Billing {
+    pub customer_id: Option<String>,
 }
 
 /// Lifetimes, in seconds.
@@ -262,7 +278,7 @@ impl Draft<'_> {
         self.keep = true;
     }
 
-    fn require_active(&self) -> Result<(), AccountError> {
+    pub fn require_active(&self) -> Result<(), AccountError> {
         match self.account.status {
             Status::Active => Ok(()),
             status => Err(AccountError::Inactive { status }),
@@ -272,25 +288,27 @@ impl Draft<'_> {
 
 /// The outcome of [`apply`]: the state to store, the records to append, and the answer.
 #[derive(Debug)]
-pub struct Applied<T> {
+pub struct Applied<T, E = AccountError> {
     pub account: Account,
     pub records: Vec<AuditRecord>,
-    pub result: Result<T, AccountError>,
+    pub result: Result<T, E>,
+    /// The account differs from the input (set by [`apply`]).
+    pub dirty: bool,
 }
 
-impl<T> Applied<T> {
+impl<T, E> Applied<T, E> {
     /// True when there is something to write.
     pub fn changed(&self) -> bool {
-        !self.records.is_empty()
+        self.dirty || !self.records.is_empty()
     }
 }
 
 /// Runs `op` on a copy of `account`.
-pub fn apply<T>(
+pub fn apply<T, E>(
     account: &Account,
     ctx: &Ctx,
-    op: impl FnOnce(&mut Draft) -> Result<T, AccountError>,
-) -> Applied<T> {
+    op: impl FnOnce(&mut Draft) -> Result<T, E>,
+) -> Applied<T, E> {
     let mut draft = Draft {
         account: account.clone(),
         records: Vec::new(),
@@ -303,20 +321,26 @@ pub fn apply<T>(
             account: account.clone(),
             records: Vec::new(),
             result,
+            dirty: false,
         };
     }
     if !draft.records.is_empty() {
         prune(&mut draft.account, ctx.now);
     }
+    let dirty = draft.account != *account;
     Applied {
         account: draft.account,
         records: draft.records,
         result,
+        dirty,
     }
 }
 
 /// Drops what no longer matters for security checks.
 fn prune(a: &mut Account, now: i64) {
+    a.ledger.prune(now);
+    a.links.retain(|l| l.expires_at + RETENTION > now);
+    a.sessions.retain(|s| s.expires_at > now);
     a.codes.retain(|c| c.expires_at + RETENTION > now);
     a.families.retain(|f| {
         f.revoked_at.is_none_or(|t| t + RETENTION > now) && f.refresh_expires_at + RETENTION > now
@@ -351,6 +375,13 @@ pub struct NewAccount {
     pub request_id: String,
     pub grant_id: String,
     pub code: NewCode,
+    /// The monthly spending cap the account starts with (cents).
+    #[serde(default = "default_cap")]
+    pub spending_cap: u64,
+}
+
+fn default_cap() -> u64 {
+    crate::ledger::DEFAULT_CAP
 }
 
 /// Creates an account (status `active`) with its first grant and code.
@@ -371,6 +402,14 @@ pub fn create(new: NewAccount, ctx: &Ctx) -> Applied<()> {
         families: Vec::new(),
         consents: Vec::new(),
         chain: ChainHead::default(),
+        resources: Vec::new(),
+        ledger: crate::ledger::Ledger {
+            cap: new.spending_cap,
+            ..Default::default()
+        },
+        billing: Billing::default(),
+        links: Vec::new(),
+        sessions: Vec::new(),
     };
     apply(&account, ctx, |d| {
         let tos = format!("tos:{}", new.tos_version);

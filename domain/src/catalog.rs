@@ -76,6 +76,9 @@ pub struct Price {
     /// `month` or `year` for recurring prices; absent for one-time purchases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// The Stripe Price (`price_...`) a recurring plan subscribes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_price: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +228,26 @@ impl Catalog {
                     message,
                 })?;
         }
+        let mut currencies: Vec<(&str, &str)> = catalog
+            .services
+            .iter()
+            .filter_map(|s| match &s.provider {
+                Behaviour::Plan { price: Some(p) } | Behaviour::Domain { price: Some(p), .. } => {
+                    Some((s.id.as_str(), p.currency.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        currencies.dedup_by(|a, b| a.1 == b.1);
+        if currencies.len() > 1 {
+            return Err(CatalogError {
+                entry: format!("services ({:?})", currencies[1].0),
+                message: format!(
+                    "every price must be in one currency (the spending cap's); found {} and {}",
+                    currencies[0].1, currencies[1].1
+                ),
+            });
+        }
         Ok(catalog)
     }
 
@@ -371,8 +394,8 @@ impl Catalog {
                 if !paid {
                     return Err("domain services are paid purchases; use paid pricing".into());
                 }
-                if !(60..=3600).contains(quote_ttl_seconds) {
-                    return Err("provider.quote_ttl_seconds must be between 60 and 3600".into());
+                if !(5..=3600).contains(quote_ttl_seconds) {
+                    return Err("provider.quote_ttl_seconds must be between 5 and 3600".into());
                 }
                 match (registrar, price) {
                     (Registrar::Builtin, Some(price)) => check_price(price),
@@ -391,8 +414,10 @@ impl Catalog {
                     return Err("provider.url must be an http(s) URL".into());
                 }
                 match (price, paid) {
-                    (Some(price), true) => check_price(price),
-                    (None, true) => Err("a paid operator backend needs provider.price".into()),
+                    (_, true) => Err(
+                        "operator backends must be free services (paid ones are not supported yet)"
+                            .into(),
+                    ),
                     (Some(_), false) => Err("a free service cannot have provider.price".into()),
                     (None, false) => Ok(()),
                 }

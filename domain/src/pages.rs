@@ -166,6 +166,78 @@ pub fn approve_page(view: &ConsentView, consent: &str, csrf: &str, style_nonce: 
     layout("Approve access?", style_nonce, &body)
 }
 
+/// The owner's dashboard: plan, resources (no secrets), spend and cap, quotes to confirm.
+pub fn dashboard_page(
+    v: &crate::dashboard::View,
+    session: &str,
+    notice: Option<&str>,
+    style_nonce: &str,
+) -> String {
+    use crate::ledger::format_amount;
+    let mut body = String::from("<h1>Your account</h1>");
+    if let Some(n) = notice {
+        body.push_str(&format!(
+            "<p class=\"error\" id=\"notice\">{}</p>",
+            escape(n)
+        ));
+    }
+    body.push_str(&format!(
+        "<dl><dt>Owner</dt><dd id=\"owner\">{}</dd><dt>Account</dt><dd><code>{}</code> ({})</dd>\
+<dt>Plan</dt><dd id=\"plan\">{}</dd>\
+<dt>Spent this month</dt><dd id=\"spend\">{} of {} cap</dd></dl>",
+        escape(&v.email),
+        escape(&v.account_id),
+        escape(&v.status),
+        escape(v.plan.as_deref().unwrap_or("none")),
+        format_amount(v.spent, &v.currency),
+        format_amount(v.cap, &v.currency),
+    ));
+    body.push_str(&format!(
+        "<form id=\"cap-form\" method=\"post\" action=\"/dashboard\">\
+<input type=\"hidden\" name=\"session\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"set_cap\">\
+<label for=\"cap\">Monthly spending cap (dollars)</label>\
+<input type=\"number\" id=\"cap\" name=\"cap_dollars\" min=\"0\" max=\"10000\" step=\"1\" value=\"{}\" required>\
+<p><button class=\"primary\" id=\"save-cap\" type=\"submit\">Save cap</button></p></form>",
+        escape(session),
+        v.cap / 100
+    ));
+    for q in &v.quotes {
+        body.push_str(&format!(
+            "<h2>Domain quote, valid until {}</h2>",
+            escape(&format_rfc3339(q.expires_at))
+        ));
+        for c in q.candidates.iter().filter(|c| c.available) {
+            body.push_str(&format!(
+                "<form class=\"quote\" method=\"post\" action=\"/dashboard\">\
+<input type=\"hidden\" name=\"session\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"confirm\">\
+<input type=\"hidden\" name=\"resource_id\" value=\"{}\"><input type=\"hidden\" name=\"domain\" value=\"{}\">\
+<input type=\"hidden\" name=\"amount\" value=\"{}\">\
+<button class=\"primary\" type=\"submit\" data-domain=\"{}\">Buy {} for {}</button></form>",
+                escape(session),
+                escape(&q.resource_id),
+                escape(&c.domain),
+                c.amount,
+                escape(&c.domain),
+                escape(&c.domain),
+                format_amount(c.amount, &c.currency)
+            ));
+        }
+        body.push_str("<p class=\"note\">A one-time, non-refundable charge to the payment method your tool was given, within your cap.</p>");
+    }
+    body.push_str("<h2>Resources</h2><ul id=\"resources\">");
+    for r in &v.resources {
+        body.push_str(&format!(
+            "<li><code>{}</code> {} ({}) {}</li>",
+            escape(&r.id),
+            escape(&r.service_id),
+            escape(&r.status),
+            escape(&r.detail)
+        ));
+    }
+    body.push_str("</ul>");
+    layout("Your account", style_nonce, &body)
+}
+
 /// A page that only explains something (errors, expired links).
 pub fn message_page(title: &str, text: &str, style_nonce: &str) -> String {
     let body = format!(

@@ -16,6 +16,16 @@ pub enum Route {
     OAuthIntrospect,
     OAuthRevoke,
     OAuthMetadata,
+    ResourceCreate,
+    ResourceGet(String),
+    ResourceUpdate(String),
+    ResourceRotate(String),
+    ResourceRemove(String),
+    /// Extension: confirm a quoted purchase.
+    ResourceConfirm(String),
+    DeepLinks,
+    DashboardView,
+    DashboardSubmit,
 }
 
 /// Why a request matched no route.
@@ -40,6 +50,8 @@ pub enum Family {
     Operator,
     /// Pages for humans and public metadata: no orchestrator authentication.
     Public,
+    /// Resource endpoints: orchestrator signature, `API-Version` AND the account's bearer.
+    Resource,
 }
 
 impl Route {
@@ -48,9 +60,18 @@ impl Route {
             Route::Health | Route::Services | Route::AccountRequests => Family::Provisioning,
             Route::OAuthToken | Route::OAuthRevoke => Family::OAuth,
             Route::OAuthIntrospect => Family::Operator,
-            Route::OAuthAuthorizeView | Route::OAuthAuthorizeSubmit | Route::OAuthMetadata => {
-                Family::Public
-            }
+            Route::OAuthAuthorizeView
+            | Route::OAuthAuthorizeSubmit
+            | Route::OAuthMetadata
+            | Route::DashboardView
+            | Route::DashboardSubmit => Family::Public,
+            Route::ResourceCreate
+            | Route::ResourceGet(_)
+            | Route::ResourceUpdate(_)
+            | Route::ResourceRotate(_)
+            | Route::ResourceRemove(_)
+            | Route::ResourceConfirm(_)
+            | Route::DeepLinks => Family::Resource,
         }
     }
 
@@ -66,6 +87,27 @@ impl Route {
             Route::OAuthIntrospect => "oauth_introspect",
             Route::OAuthRevoke => "oauth_revoke",
             Route::OAuthMetadata => "oauth_metadata",
+            Route::ResourceCreate => "resource_create",
+            Route::ResourceGet(_) => "resource_get",
+            Route::ResourceUpdate(_) => "resource_update_service",
+            Route::ResourceRotate(_) => "resource_rotate_credentials",
+            Route::ResourceRemove(_) => "resource_remove",
+            Route::ResourceConfirm(_) => "resource_confirm",
+            Route::DeepLinks => "deep_links",
+            Route::DashboardView => "dashboard_view",
+            Route::DashboardSubmit => "dashboard_submit",
+        }
+    }
+
+    /// The resource id in the path, for the error envelope.
+    pub fn resource_id(&self) -> Option<&str> {
+        match self {
+            Route::ResourceGet(id)
+            | Route::ResourceUpdate(id)
+            | Route::ResourceRotate(id)
+            | Route::ResourceRemove(id)
+            | Route::ResourceConfirm(id) => Some(id),
+            _ => None,
         }
     }
 }
@@ -89,9 +131,57 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         "/oauth/introspect" => one(method, "POST", Route::OAuthIntrospect),
         "/oauth/revoke" => one(method, "POST", Route::OAuthRevoke),
         "/.well-known/oauth-authorization-server" => one(method, "GET", Route::OAuthMetadata),
-        _ => return Err(RouteError::NotFound),
+        "/provisioning/resources" => one(method, "POST", Route::ResourceCreate),
+        "/provisioning/deep_links" => one(method, "POST", Route::DeepLinks),
+        "/dashboard" => match method {
+            "GET" => ("GET, POST", Some(Route::DashboardView)),
+            "POST" => ("GET, POST", Some(Route::DashboardSubmit)),
+            _ => ("GET, POST", None),
+        },
+        _ => return resource_route(method, path),
     };
     found.ok_or(RouteError::MethodNotAllowed { allow })
+}
+
+/// `/provisioning/resources/{id}[/action]`. The id must be one path segment of id characters.
+fn resource_route(method: &str, path: &str) -> Result<Route, RouteError> {
+    let rest = path
+        .strip_prefix("/provisioning/resources/")
+        .ok_or(RouteError::NotFound)?;
+    let (id, action) = match rest.split_once('/') {
+        Some((id, action)) => (id, Some(action)),
+        None => (rest, None),
+    };
+    let id_ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if !id_ok {
+        return Err(RouteError::NotFound);
+    }
+    let id = id.to_string();
+    let (allow, route) = match action {
+        None => ("GET", (method == "GET").then_some(Route::ResourceGet(id))),
+        Some("update_service") => (
+            "POST",
+            (method == "POST").then_some(Route::ResourceUpdate(id)),
+        ),
+        Some("rotate_credentials") => (
+            "POST",
+            (method == "POST").then_some(Route::ResourceRotate(id)),
+        ),
+        Some("remove") => (
+            "POST",
+            (method == "POST").then_some(Route::ResourceRemove(id)),
+        ),
+        Some("confirm") => (
+            "POST",
+            (method == "POST").then_some(Route::ResourceConfirm(id)),
+        ),
+        Some(_) => return Err(RouteError::NotFound),
+    };
+    route.ok_or(RouteError::MethodNotAllowed { allow })
 }
 
 #[cfg(test)]
@@ -124,6 +214,57 @@ mod tests {
             route("GET", "/.well-known/oauth-authorization-server"),
             Ok(Route::OAuthMetadata)
         );
+    }
+
+    #[test]
+    fn resource_routes() {
+        assert_eq!(
+            route("POST", "/provisioning/resources"),
+            Ok(Route::ResourceCreate)
+        );
+        assert_eq!(
+            route("GET", "/provisioning/resources/res_1"),
+            Ok(Route::ResourceGet("res_1".into()))
+        );
+        assert_eq!(
+            route("POST", "/provisioning/resources/res_1/update_service"),
+            Ok(Route::ResourceUpdate("res_1".into()))
+        );
+        assert_eq!(
+            route("POST", "/provisioning/resources/res_1/rotate_credentials"),
+            Ok(Route::ResourceRotate("res_1".into()))
+        );
+        assert_eq!(
+            route("POST", "/provisioning/resources/res_1/remove"),
+            Ok(Route::ResourceRemove("res_1".into()))
+        );
+        assert_eq!(
+            route("POST", "/provisioning/resources/res_1/confirm"),
+            Ok(Route::ResourceConfirm("res_1".into()))
+        );
+        assert_eq!(
+            route("POST", "/provisioning/deep_links"),
+            Ok(Route::DeepLinks)
+        );
+        assert_eq!(
+            route("POST", "/provisioning/resources/res_1"),
+            Err(RouteError::MethodNotAllowed { allow: "GET" })
+        );
+        assert_eq!(
+            route("GET", "/provisioning/resources/res_1/remove"),
+            Err(RouteError::MethodNotAllowed { allow: "POST" })
+        );
+        for bad in [
+            "/provisioning/resources/",
+            "/provisioning/resources/res_1/",
+            "/provisioning/resources/res_1/explode",
+            "/provisioning/resources/res%201",
+            "/provisioning/resources/a/b/c",
+        ] {
+            assert_eq!(route("POST", bad), Err(RouteError::NotFound), "{bad}");
+        }
+        assert_eq!(Route::ResourceGet("r".into()).resource_id(), Some("r"));
+        assert_eq!(Route::ResourceCreate.family(), Family::Resource);
     }
 
     #[test]

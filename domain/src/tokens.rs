@@ -23,6 +23,8 @@ pub enum TokenKind {
     ApiKey,
     /// A single-use dashboard link (`pvdl_`).
     DeepLink,
+    /// A dashboard session, carried by the page's forms (`pvds_`).
+    Session,
 }
 
 impl TokenKind {
@@ -34,6 +36,7 @@ impl TokenKind {
             TokenKind::Consent => "pvcs",
             TokenKind::ApiKey => "pvak",
             TokenKind::DeepLink => "pvdl",
+            TokenKind::Session => "pvds",
         }
     }
 
@@ -45,6 +48,7 @@ impl TokenKind {
             TokenKind::Consent,
             TokenKind::ApiKey,
             TokenKind::DeepLink,
+            TokenKind::Session,
         ]
         .into_iter()
         .find(|k| k.prefix() == p)

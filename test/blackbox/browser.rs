@@ -17,13 +17,18 @@ pub fn trials() -> Vec<Trial> {
             approve_in_chromium_gives_a_working_code,
         ),
         case("browser::deny_in_chromium", deny_in_chromium),
+        case("browser::dashboard_in_chromium", dashboard_in_chromium),
     ]
 }
 
 fn drive(url: &str, email: &str, decision: &str) -> Value {
     let input = serde_json::json!({"url": url, "email": email, "decision": decision, "callback": callback_url()});
+    run_script("consent.mjs", &input)
+}
+
+fn run_script(script: &str, input: &Value) -> Value {
     let out = Command::new(root().join("node_modules/.bin/node"))
-        .arg(root().join("test/browser/consent.mjs"))
+        .arg(root().join("test/browser").join(script))
         .arg(input.to_string())
         .current_dir(root())
         .output()
@@ -103,4 +108,73 @@ fn deny_in_chromium() {
     assert_eq!(param(landed, "error").as_deref(), Some("access_denied"));
     assert_eq!(param(landed, "code"), None);
     assert_eq!(r["reopen_title"], "Already denied");
+}
+
+fn dashboard_in_chromium() {
+    use crate::resources::{call, create, ok, pay, spt};
+    use app_client::Call;
+    let t = new_account(&email());
+    ok(&create(
+        &t.access,
+        serde_json::json!({"service_id": "free", "project_id": "p"}),
+    ));
+    let q = ok(&create(
+        &t.access,
+        serde_json::json!({"service_id": "domain", "project_id": "web", "configuration": {"domain_query": unique("dash")},
+                           "payment_credentials": pay(&spt(5000))}),
+    ));
+    let id = q["id"].as_str().unwrap().to_string();
+    let name = q["needs_information"]["schema"]["properties"]["domain"]["enum"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = ok(&call(
+        &t.access,
+        Call::post_json(
+            "/provisioning/deep_links",
+            &serde_json::json!({"purpose": "dashboard"}),
+        ),
+    ));
+    assert_eq!(link["purpose"], "dashboard");
+    let r = run_script(
+        "dashboard.mjs",
+        &serde_json::json!({"url": link["url"], "cap_dollars": 50, "buy": name}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(r["owner"].as_str().unwrap().contains('@'));
+    assert!(r["plan"].as_str().unwrap().starts_with("free"), "{r}");
+    assert_eq!(r["spend_before"], "$0.00 of $100.00 cap");
+    assert_eq!(r["cap_notice"], "The monthly cap is now $50.00.");
+    assert_eq!(r["spend_after_cap"], "$0.00 of $50.00 cap");
+    assert_eq!(r["buy_label"], format!("Buy {name} for $12.00"));
+    assert_eq!(
+        r["buy_notice"],
+        format!("Purchase of {name} confirmed."),
+        "{r}"
+    );
+    assert!(r["resources"].as_str().unwrap().contains(&name), "{r}");
+    assert_eq!(r["spend_after_buy"], "$12.00 of $50.00 cap");
+    assert!(
+        r["scroll_width"].as_u64().unwrap() <= 390,
+        "fits a phone: {r}"
+    );
+    assert_eq!(r["flow_console_errors"], serde_json::json!([]));
+    assert_eq!(r["reopen_status"], 409);
+    assert_eq!(r["reopen_title"], "This link was already used");
+    // The purchase is visible to the agent, and was charged once.
+    let done = ok(&crate::resources::get(&t.access, &id));
+    assert_eq!(done["status"], "complete");
+    assert_eq!(
+        done["complete"]["access_configuration"]["DOMAIN"],
+        name.as_str()
+    );
+    let rows = audit_rows(&t.account, 10);
+    let by_owner: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["actor"] == "owner")
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for a in ["dashboard.opened", "spend.cap_changed", "domain.confirmed"] {
+        assert!(by_owner.contains(&a), "{a} by the owner: {by_owner:?}");
+    }
 }

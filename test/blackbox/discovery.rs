@@ -63,12 +63,21 @@ fn services_serves_the_catalog() {
         .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
     let body = reply.json();
-    // Exactly the catalog file, minus our `provider` blocks.
-    let catalog = Catalog::parse(DEFAULT_CATALOG).unwrap();
+    // Exactly the configured catalog (the default one plus the test services, through the
+    // CATALOG var), minus our `provider` blocks.
+    let configured = with_worker(|w| app_tests::test_catalog(&w.stand_in.base_url));
+    let catalog = Catalog::parse(&configured).unwrap();
     assert_eq!(body, catalog.discovery());
     let services = body["data"].as_array().unwrap();
     let ids: Vec<&str> = services.iter().filter_map(|s| s["id"].as_str()).collect();
-    assert_eq!(ids, ["free", "paid", "api_token", "domain"]);
+    let defaults: Vec<String> = Catalog::parse(DEFAULT_CATALOG)
+        .unwrap()
+        .services()
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(defaults, ["free", "paid", "api_token", "domain"]);
+    assert_eq!(&ids[..4], ["free", "paid", "api_token", "domain"]);
     for s in services {
         assert!(s.get("provider").is_none(), "internal block leaked: {s}");
         assert!(

@@ -6,6 +6,7 @@ mod browser;
 mod common;
 mod consent;
 mod discovery;
+mod resources;
 mod signatures;
 
 use libtest_mimic::{Arguments, Trial};
@@ -17,6 +18,7 @@ fn main() {
     trials.extend(browser::trials());
     trials.extend(consent::trials());
     trials.extend(discovery::trials());
+    trials.extend(resources::trials());
     trials.extend(signatures::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     common::shutdown(conclusion.has_failed());

@@ -5,6 +5,7 @@
 //! Tests talk to it only over HTTP (through `app-client`) and read D1 only through
 //! `wrangler d1 execute --local`, as an operator would.
 
+pub mod stand_in;
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
@@ -76,6 +77,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Settings for one `wrangler dev` instance.
+#[derive(Clone)]
 pub struct Options {
     /// Extra `KEY=value` lines for the env file (secrets and vars).
     pub vars: Vec<(String, String)>,
@@ -109,6 +111,41 @@ impl Default for Options {
     }
 }
 
+/// The catalog the black-box worker runs with (`CATALOG` var): the default catalog plus an
+/// operator-backed `database`, a `domain_upstream` sold by the upstream registrar, and a
+/// `domain_short` whose quotes expire after 5 seconds.
+pub fn test_catalog(stand_in: &str) -> String {
+    let mut v: Value =
+        serde_json::from_str(domain::catalog::DEFAULT_CATALOG).expect("default catalog");
+    let services = v["services"].as_array_mut().expect("services");
+    let domain_schema = serde_json::json!({"type": "object",
+        "properties": {"domain_query": {"type": "string", "minLength": 1, "maxLength": 63}},
+        "required": ["domain_query"], "additionalProperties": false});
+    services.push(serde_json::json!({
+        "id": "database", "description": "Managed Postgres, provisioned by the platform's own backend.",
+        "categories": ["database"], "kind": "deployable",
+        "pricing": {"type": "component", "component": {"options": [{"type": "free", "parent_service_ids": ["free", "paid"]}]}},
+        "allowed_updates": [],
+        "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
+        "provider": {"type": "operator_backend", "url": format!("{stand_in}/operator/v1/resources")}
+    }));
+    services.push(serde_json::json!({
+        "id": "domain_upstream", "description": "Domains from the upstream registrar.",
+        "categories": ["domains"], "kind": "deployable",
+        "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "quoted per name"}},
+        "allowed_updates": [], "configuration_schema": domain_schema.clone(),
+        "provider": {"type": "domain", "registrar": "upstream"}
+    }));
+    services.push(serde_json::json!({
+        "id": "domain_short", "description": "Builtin domains with 5-second quotes (tests).",
+        "categories": ["domains"], "kind": "deployable",
+        "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "$12 per name"}},
+        "allowed_updates": [], "configuration_schema": domain_schema,
+        "provider": {"type": "domain", "registrar": "builtin", "price": {"amount": 1200, "currency": "usd"}, "quote_ttl_seconds": 5}
+    }));
+    v.to_string()
+}
+
 /// A running `wrangler dev`. Dropping it stops wrangler and workerd.
 pub struct DevWorker {
     child: Child,
@@ -116,9 +153,11 @@ pub struct DevWorker {
     keep: bool,
 }
 
-/// What a test needs to talk to a running worker; cheap to clone, shares nothing mutable.
-#[derive(Clone, Debug)]
+/// What a test needs to talk to a running worker; cheap to clone.
+#[derive(Clone)]
 pub struct WorkerHandle {
+    /// The local Stripe (and registrar, and operator backend) stand-in the worker talks to.
+    pub stand_in: std::sync::Arc<stand_in::StandIn>,
     pub base_url: String,
     /// The orchestrator callback the consent page redirects to (a local listener).
     pub callback_url: String,
@@ -174,10 +213,40 @@ impl DevWorker {
             .clone()
             .unwrap_or_else(|| run_dir.join("state"));
         let callback_url = format!("http://127.0.0.1:{}/oauth/callback", callback_listener());
+        let stand_in = std::sync::Arc::new(stand_in::StandIn::start(stand_in::Config::default()));
+        let defaults = stand_in::Config::default();
+        let mut vars = options.vars.clone();
+        for (k, v) in [
+            ("STRIPE_API_BASE", stand_in.base_url.clone()),
+            ("STRIPE_SECRET_KEY", defaults.api_key.clone()),
+            (
+                "REGISTRAR_API_BASE",
+                format!("{}/registrar", stand_in.base_url),
+            ),
+            ("REGISTRAR_API_KEY", defaults.registrar_key.clone()),
+            ("OPERATOR_BACKEND_SECRET", defaults.operator_secret.clone()),
+            ("ROOT_ZONE", "apps.example.test".to_string()),
+            ("CATALOG", test_catalog(&stand_in.base_url)),
+        ] {
+            if !vars.iter().any(|(name, _)| name == k) {
+                vars.push((k.to_string(), v));
+            }
+        }
+        let options = Options { vars, ..options };
         let env_file = run_dir.join("test.env");
+        // Values with characters dotenv would interpret (`$`, quotes, `#`, spaces: JSON such as
+        // the catalog) go on the command line as --var; the rest into the env file.
+        let literal = |v: &str| v.contains(['"', '\'', '#', ' ', '$', '`']);
+        let cli_vars: Vec<String> = options
+            .vars
+            .iter()
+            .filter(|(_, v)| literal(v))
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
         let mut env_text: String = options
             .vars
             .iter()
+            .filter(|(_, v)| !literal(v))
             .map(|(k, v)| format!("{k}={v}\n"))
             .collect();
         if !options
@@ -202,6 +271,7 @@ impl DevWorker {
             .arg(&persist_to)
             .arg("--env-file")
             .arg(&env_file)
+            .args(cli_vars.iter().flat_map(|v| ["--var", v.as_str()]))
             .args(["--show-interactive-dev-session=false", "--log-level", "log"])
             .current_dir(root())
             .env("PATH", tool_path())
@@ -220,6 +290,7 @@ impl DevWorker {
             child,
             keep: false,
             handle: WorkerHandle {
+                stand_in,
                 base_url: format!("http://127.0.0.1:{port}"),
                 callback_url,
                 run_dir,

@@ -44,6 +44,7 @@ impl World {
                 hash: hash("code-1"),
                 code_challenge: challenge.map(str::to_string),
             },
+            spending_cap: crate::ledger::DEFAULT_CAP,
         };
         let applied = create(new, &ctx(T0, ActorKind::Orchestrator));
         assert!(applied.result.is_ok());

@@ -1,0 +1,292 @@
+//! The spend ledger and the hard spending cap (our extension; PROTOCOL.md §6).
+//!
+//! Invariants:
+//! - A charge is *reserved* in the ledger, in the same storage step that starts the purchase and
+//!   before any external call, and only if the month's total (reserved + charged - refunded)
+//!   plus the charge stays within the cap. Concurrent purchases on one account are serialised by
+//!   its Durable Object, so each sees the others' reservations: the cap cannot be overshot.
+//! - A reservation becomes `charged` when the payment succeeds, and is released (`released`)
+//!   when it definitely fails; an outage keeps it reserved while the purchase is retried.
+//! - Budget alerts (50 %, 80 %, 100 % of the cap) are raised once per month each.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::month_bounds;
+
+/// Default cap: $100 per calendar month (UTC), in cents.
+pub const DEFAULT_CAP: u64 = 10_000;
+/// Highest cap an owner can set: $10,000.
+pub const MAX_CAP: u64 = 1_000_000;
+/// Alert thresholds, in percent of the cap.
+pub const ALERTS: [u64; 3] = [50, 80, 100];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeStatus {
+    Reserved,
+    Charged,
+    Released,
+    Refunded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    pub resource_id: String,
+    pub amount: u64,
+    pub currency: String,
+    /// First second of the month it counts against.
+    pub month: i64,
+    pub status: ChargeStatus,
+    pub created_at: i64,
+    /// Amount refunded so far (refunds and lost disputes).
+    #[serde(default)]
+    pub refunded: u64,
+    /// The Stripe PaymentIntent, once known.
+    #[serde(default)]
+    pub payment_intent: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub cap: u64,
+    pub currency: String,
+    pub charges: Vec<Charge>,
+    /// (month, threshold) pairs already alerted.
+    pub alerts: Vec<(i64, u64)>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            cap: DEFAULT_CAP,
+            currency: "usd".into(),
+            charges: Vec::new(),
+            alerts: Vec::new(),
+        }
+    }
+}
+
+/// Why a charge cannot be reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapError {
+    Exceeded { spent: u64, cap: u64, amount: u64 },
+    Currency { expected: String },
+}
+
+impl Ledger {
+    /// What counts against the month containing `now`.
+    pub fn spent(&self, now: i64) -> u64 {
+        let (month, _) = month_bounds(now);
+        self.charges
+            .iter()
+            .filter(|c| c.month == month)
+            .map(|c| match c.status {
+                ChargeStatus::Reserved | ChargeStatus::Charged | ChargeStatus::Refunded => {
+                    c.amount.saturating_sub(c.refunded)
+                }
+                ChargeStatus::Released => 0,
+            })
+            .sum()
+    }
+
+    /// Reserves `amount` for `resource_id`, or says why not.
+    pub fn reserve(
+        &mut self,
+        id: &str,
+        resource_id: &str,
+        amount: u64,
+        currency: &str,
+        description: &str,
+        now: i64,
+    ) -> Result<(), CapError> {
+        if currency != self.currency {
+            return Err(CapError::Currency {
+                expected: self.currency.clone(),
+            });
+        }
+        let spent = self.spent(now);
+        if spent.saturating_add(amount) > self.cap {
+            return Err(CapError::Exceeded {
+                spent,
+                cap: self.cap,
+                amount,
+            });
+        }
+        let (month, _) = month_bounds(now);
+        self.charges.push(Charge {
+            id: id.to_string(),
+            resource_id: resource_id.to_string(),
+            amount,
+            currency: currency.to_string(),
+            month,
+            status: ChargeStatus::Reserved,
+            created_at: now,
+            refunded: 0,
+            payment_intent: None,
+            description: description.to_string(),
+        });
+        Ok(())
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Charge> {
+        self.charges.iter_mut().find(|c| c.id == id)
+    }
+
+    /// Marks a reservation charged.
+    pub fn settle(&mut self, id: &str, payment_intent: &str) {
+        if let Some(c) = self.get_mut(id) {
+            c.status = ChargeStatus::Charged;
+            c.payment_intent = Some(payment_intent.to_string());
+        }
+    }
+
+    /// Releases a reservation that will never be charged.
+    pub fn release(&mut self, id: &str) {
+        if let Some(c) = self.get_mut(id) {
+            if c.status == ChargeStatus::Reserved {
+                c.status = ChargeStatus::Released;
+            }
+        }
+    }
+
+    /// Thresholds newly crossed in the month of `now`, recorded so each fires once.
+    pub fn new_alerts(&mut self, now: i64) -> Vec<u64> {
+        let (month, _) = month_bounds(now);
+        let spent = self.spent(now);
+        let mut fired = Vec::new();
+        for t in ALERTS {
+            let reached = self.cap > 0 && spent * 100 >= self.cap * t;
+            if reached && !self.alerts.contains(&(month, t)) {
+                self.alerts.push((month, t));
+                fired.push(t);
+            }
+        }
+        fired
+    }
+
+    /// Drops what is older than 13 months.
+    pub fn prune(&mut self, now: i64) {
+        let horizon = now - 400 * 86_400;
+        self.charges.retain(|c| c.month >= horizon);
+        self.alerts.retain(|(m, _)| *m >= horizon);
+    }
+}
+
+/// `$12.00` style text for an amount in cents.
+pub fn format_amount(amount: u64, currency: &str) -> String {
+    let symbol = match currency {
+        "usd" => "$",
+        "eur" => "€",
+        "gbp" => "£",
+        _ => "",
+    };
+    let text = format!("{}.{:02}", amount / 100, amount % 100);
+    if symbol.is_empty() {
+        format!("{text} {}", currency.to_uppercase())
+    } else {
+        format!("{symbol}{text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339;
+
+    fn t(s: &str) -> i64 {
+        parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn the_cap_refuses_the_charge_that_would_cross_it() {
+        let mut l = Ledger::default();
+        let now = t("2026-11-10T00:00:00Z");
+        l.reserve("c1", "r1", 6_000, "usd", "", now).unwrap();
+        l.reserve("c2", "r2", 4_000, "usd", "", now).unwrap();
+        assert_eq!(l.spent(now), 10_000);
+        assert_eq!(
+            l.reserve("c3", "r3", 1, "usd", "", now),
+            Err(CapError::Exceeded {
+                spent: 10_000,
+                cap: 10_000,
+                amount: 1
+            })
+        );
+        // Releasing a reservation frees room; charging keeps it counted.
+        l.release("c2");
+        l.settle("c1", "pi_1");
+        assert_eq!(l.spent(now), 6_000);
+        l.reserve("c3", "r3", 4_000, "usd", "", now).unwrap();
+    }
+
+    #[test]
+    fn months_are_calendar_months_in_utc() {
+        let mut l = Ledger::default();
+        l.reserve("c1", "r1", 10_000, "usd", "", t("2026-11-30T23:59:59Z"))
+            .unwrap();
+        assert!(l
+            .reserve("c2", "r2", 1, "usd", "", t("2026-11-30T23:59:59Z"))
+            .is_err());
+        l.reserve("c2", "r2", 10_000, "usd", "", t("2026-12-01T00:00:00Z"))
+            .unwrap();
+    }
+
+    #[test]
+    fn refunds_give_room_back() {
+        let mut l = Ledger::default();
+        let now = t("2026-11-10T00:00:00Z");
+        l.reserve("c1", "r1", 10_000, "usd", "", now).unwrap();
+        l.settle("c1", "pi_1");
+        let c = l.get_mut("c1").unwrap();
+        c.refunded = 2_500;
+        c.status = ChargeStatus::Refunded;
+        assert_eq!(l.spent(now), 7_500);
+    }
+
+    #[test]
+    fn other_currencies_are_refused() {
+        let mut l = Ledger::default();
+        assert_eq!(
+            l.reserve("c1", "r1", 1, "eur", "", 0),
+            Err(CapError::Currency {
+                expected: "usd".into()
+            })
+        );
+    }
+
+    #[test]
+    fn alerts_fire_once_per_threshold_and_month() {
+        let mut l = Ledger::default();
+        let now = t("2026-11-10T00:00:00Z");
+        l.reserve("c1", "r1", 4_000, "usd", "", now).unwrap();
+        assert!(l.new_alerts(now).is_empty());
+        l.reserve("c2", "r2", 4_500, "usd", "", now).unwrap();
+        assert_eq!(l.new_alerts(now), vec![50, 80]);
+        assert!(l.new_alerts(now).is_empty());
+        l.reserve("c3", "r3", 1_500, "usd", "", now).unwrap();
+        assert_eq!(l.new_alerts(now), vec![100]);
+        let next = t("2026-12-02T00:00:00Z");
+        l.reserve("c4", "r4", 5_000, "usd", "", next).unwrap();
+        assert_eq!(l.new_alerts(next), vec![50]);
+    }
+
+    #[test]
+    fn a_zero_cap_refuses_everything_and_alerts_nothing() {
+        let mut l = Ledger {
+            cap: 0,
+            ..Ledger::default()
+        };
+        assert!(l.reserve("c1", "r1", 1, "usd", "", 0).is_err());
+        assert!(l.new_alerts(0).is_empty());
+    }
+
+    #[test]
+    fn amounts_are_formatted_for_humans() {
+        assert_eq!(format_amount(1200, "usd"), "$12.00");
+        assert_eq!(format_amount(5, "eur"), "€0.05");
+        assert_eq!(format_amount(100_050, "jpy"), "1000.50 JPY");
+    }
+}

@@ -1,0 +1,2055 @@
+//! Resources (PROTOCOL.md §5): plans, API tokens, domains and operator-backed services, with
+//! payments that survive outages and a hard spending cap.
+//!
+//! A resource's external work (Stripe, the registrar, the operator's backend) is a *job*: a
+//! small saga stored on the resource. [`next_action`] says which external call comes next (with
+//! its idempotency key); the glue performs it and feeds the answer to [`apply_outcome`], which
+//! records it and moves on. Each step is committed before the next call, so a crash or an
+//! outage resumes where it stopped, and a repeated call carries the same idempotency key.
+//!
+//! Invariants:
+//! - (project_id, service_id) identifies a deployable; an account has at most one plan. A
+//!   retried create returns the existing resource and starts nothing.
+//! - Money is reserved in the ledger (cap checked) before the first external call; a definite
+//!   failure releases it; success settles it.
+//! - A purchase that fails definitively before its create call was answered leaves no resource
+//!   behind; one that fails later leaves the resource `errored` with the reason.
+//! - Secrets are not stored: API tokens are derived from the server key, resource id and
+//!   generation (the glue derives them when rendering); only their hashes are kept. Operator
+//!   backends' access configuration is the exception: stored as the backend returned it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::account::{Access, Account, AccountError, Draft};
+use crate::catalog::{Behaviour, Catalog, Price, Registrar, Service, ServiceKind};
+use crate::ledger::{format_amount, CapError};
+use crate::payments::{self, GrantedToken, PaymentError, StripeFailure};
+use crate::time::format_rfc3339;
+use crate::{domains, schema};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    NeedsInformation,
+    Complete,
+    Errored,
+    Removed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::NeedsInformation => "needs_information",
+            Status::Complete => "complete",
+            Status::Errored => "errored",
+            Status::Removed => "removed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub domain: String,
+    pub amount: u64,
+    pub currency: String,
+    pub available: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub candidates: Vec<Candidate>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Detail {
+    Plan {
+        subscription_id: Option<String>,
+        /// Stripe's view of the subscription (`active`, `trialing`, `past_due`...).
+        #[serde(default)]
+        subscription_status: Option<String>,
+    },
+    ApiToken {
+        scopes: Vec<String>,
+        label: Option<String>,
+        generation: u32,
+        token_hash: String,
+    },
+    Domain {
+        query: String,
+        registrar: Registrar,
+        quote: Option<Quote>,
+        /// The payment token given at create, used when the purchase is confirmed.
+        payment_token: Option<String>,
+        domain: Option<String>,
+        expires_at: Option<i64>,
+    },
+    Operator {
+        access_configuration: Option<BTreeMap<String, String>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+/// External work in progress on a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    /// Start a paid plan: check the token, customer, first period, subscription.
+    Subscribe {
+        target_service: String,
+        token: String,
+        amount: u64,
+        currency: String,
+        stripe_price: String,
+        period_days: i64,
+        charge_id: String,
+        token_checked: bool,
+        payment_intent: Option<String>,
+        payment_method: Option<String>,
+    },
+    /// Leave a paid plan: cancel the subscription, then move to `target_service` or remove.
+    Unsubscribe {
+        target_service: Option<String>,
+        subscription_id: String,
+    },
+    /// Buy a confirmed domain: check the token, claim the name, charge, register.
+    BuyDomain {
+        domain: String,
+        amount: u64,
+        currency: String,
+        token: String,
+        charge_id: String,
+        token_checked: bool,
+        claimed: bool,
+        payment_intent: Option<String>,
+    },
+    /// Let a domain go: on removal (`then_remove`), or after a failed purchase that had claimed
+    /// the name (the resource goes back to its quote).
+    ReleaseDomain { domain: String, then_remove: bool },
+    /// Refund a charge whose purchase could not be completed.
+    Refund {
+        payment_intent: String,
+        charge_id: String,
+        amount: u64,
+        reason: ErrorInfo,
+    },
+    /// Call the operator's backend (`create`, `rotate` or `remove`) until it is done.
+    Operator { action: String, url: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    pub job: Job,
+    pub started_at: i64,
+    pub attempts: u32,
+    pub next_at: i64,
+    /// The request that started it was answered while it was pending (so a later definite
+    /// failure leaves the resource `errored` instead of removing it).
+    pub acknowledged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    pub id: String,
+    pub service_id: String,
+    pub project_id: String,
+    pub kind: ServiceKind,
+    pub status: Status,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub configuration: Value,
+    pub detail: Detail,
+    pub job: Option<JobState>,
+    pub error: Option<ErrorInfo>,
+    /// Progress or advice for `pending` and `needs_information`.
+    pub message: Option<String>,
+}
+
+/// What can go wrong on a resource endpoint; errors.rs maps each to a status and a code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ResourceError {
+    InvalidRequest {
+        message: String,
+    },
+    UnknownService {
+        service_id: String,
+    },
+    InvalidConfiguration {
+        field: String,
+        message: String,
+    },
+    RequiresPaymentCredentials,
+    PlanRequired,
+    PlanAlreadyActive {
+        service_id: String,
+    },
+    UpdateNotAllowed {
+        from: String,
+        to: String,
+    },
+    NotFound,
+    Busy,
+    RotationNotSupported,
+    InsufficientScope {
+        needed: String,
+    },
+    SpendingCapExceeded {
+        spent: u64,
+        cap: u64,
+        amount: u64,
+        currency: String,
+    },
+    CurrencyNotSupported {
+        expected: String,
+    },
+    Payment {
+        error: PaymentError,
+    },
+    QuoteExpired,
+    NotAwaitingConfirmation,
+    PriceChanged {
+        domain: String,
+        amount: u64,
+        currency: String,
+    },
+    DomainUnavailable {
+        domain: String,
+    },
+    NoDomainAvailable,
+    Backend {
+        code: String,
+        message: String,
+    },
+    UnsupportedPurpose {
+        purpose: String,
+    },
+    Unavailable,
+    Account {
+        error: AccountError,
+    },
+}
+
+impl From<AccountError> for ResourceError {
+    fn from(error: AccountError) -> Self {
+        ResourceError::Account { error }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ResourceError {
+    ResourceError::InvalidRequest {
+        message: message.into(),
+    }
+}
+
+/// Server settings the rules need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Zone of the builtin registrar: names are `<label>.<root_zone>`.
+    pub root_zone: String,
+    /// Where the operator's backends and the upstream registrar are reached (for messages).
+    pub max_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            root_zone: "apps.example.dev".into(),
+            max_attempts: 40,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies
+
+fn object(body: &[u8]) -> Result<Map<String, Value>, ResourceError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(invalid("the body must be a JSON object")),
+    }
+}
+
+fn text_field(
+    m: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, ResourceError> {
+    match m.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => {
+            Err(invalid(format!("{field} must not be empty")))
+        }
+        Some(Value::String(s)) if s.chars().count() > max => {
+            Err(invalid(format!("{field} is longer than {max} characters")))
+        }
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("{field} must be a string"))),
+    }
+}
+
+/// `payment_credentials`: a Stripe shared payment token, or nothing. Unknown types are ignored.
+fn payment_token(m: &Map<String, Value>) -> Result<Option<String>, ResourceError> {
+    let Some(pc) = m.get("payment_credentials") else {
+        return Ok(None);
+    };
+    if pc.is_null() {
+        return Ok(None);
+    }
+    let pc = pc
+        .as_object()
+        .ok_or_else(|| invalid("payment_credentials must be an object"))?;
+    match pc.get("type").and_then(Value::as_str) {
+        Some("stripe_payment_token") => match pc.get("stripe_payment_token") {
+            Some(Value::String(t))
+                if t.starts_with("spt_")
+                    && t.len() <= 255
+                    && t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') =>
+            {
+                Ok(Some(t.clone()))
+            }
+            _ => Err(invalid(
+                "payment_credentials.stripe_payment_token must be a token like spt_...",
+            )),
+        },
+        Some(_) => Ok(None),
+        None => Err(invalid("payment_credentials.type is required")),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    pub service_id: String,
+    pub project_id: String,
+    pub configuration: Value,
+    pub payment_token: Option<String>,
+}
+
+/// Parses and validates `POST /provisioning/resources`.
+pub fn parse_create(body: &[u8], catalog: &Catalog) -> Result<CreateRequest, ResourceError> {
+    let m = object(body)?;
+    let service_id =
+        text_field(&m, "service_id", 64)?.ok_or_else(|| invalid("service_id is required"))?;
+    let service = catalog
+        .get(&service_id)
+        .ok_or_else(|| ResourceError::UnknownService {
+            service_id: service_id.clone(),
+        })?;
+    let project_id =
+        text_field(&m, "project_id", 128)?.ok_or_else(|| invalid("project_id is required"))?;
+    if !project_id
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':'))
+    {
+        return Err(invalid(
+            "project_id may contain only A-Z, a-z, 0-9, '_', '-', '.' and ':'",
+        ));
+    }
+    let configuration = match m.get("configuration") {
+        None | Some(Value::Null) => json!({}),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => return Err(invalid("configuration must be an object")),
+    };
+    schema::validate(&service.configuration_schema, &configuration).map_err(|e| {
+        ResourceError::InvalidConfiguration {
+            field: if e.path.is_empty() {
+                "configuration".into()
+            } else {
+                format!("configuration{}", e.path)
+            },
+            message: e.message,
+        }
+    })?;
+    Ok(CreateRequest {
+        service_id,
+        project_id,
+        configuration,
+        payment_token: payment_token(&m)?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    pub service_id: String,
+    pub payment_token: Option<String>,
+}
+
+pub fn parse_update(body: &[u8]) -> Result<UpdateRequest, ResourceError> {
+    let m = object(body)?;
+    let service_id =
+        text_field(&m, "service_id", 64)?.ok_or_else(|| invalid("service_id is required"))?;
+    Ok(UpdateRequest {
+        service_id,
+        payment_token: payment_token(&m)?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmRequest {
+    pub domain: String,
+    pub amount: u64,
+    pub payment_token: Option<String>,
+}
+
+/// `POST /provisioning/resources/{id}/confirm` (extension): which candidate, at which price.
+pub fn parse_confirm(body: &[u8]) -> Result<ConfirmRequest, ResourceError> {
+    let m = object(body)?;
+    let domain = text_field(&m, "domain", 253)?
+        .ok_or_else(|| invalid("domain is required: one of the quoted candidates"))?;
+    let amount = match m.get("amount") {
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| invalid("amount must be the quoted price in cents, an integer"))?,
+        None => {
+            return Err(invalid(
+                "amount is required: the quoted price in cents, to acknowledge it",
+            ))
+        }
+    };
+    Ok(ConfirmRequest {
+        domain,
+        amount,
+        payment_token: payment_token(&m)?,
+    })
+}
+
+/// Parses an empty or `{}` body (rotate, remove).
+pub fn parse_empty(body: &[u8]) -> Result<(), ResourceError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    object(body).map(|_| ())
+}
+
+/// `POST /provisioning/deep_links`: `{"purpose":"dashboard"}`.
+pub fn parse_deep_link(body: &[u8]) -> Result<String, ResourceError> {
+    let m = object(body)?;
+    let purpose = text_field(&m, "purpose", 64)?.ok_or_else(|| invalid("purpose is required"))?;
+    if purpose != "dashboard" {
+        return Err(ResourceError::UnsupportedPurpose { purpose });
+    }
+    Ok(purpose)
+}
+
+/// The scope a call needs.
+pub fn require_scope(access: &Access, write: bool) -> Result<(), ResourceError> {
+    let ok = access.scopes.iter().any(|s| s == "resources:write")
+        || (!write && access.scopes.iter().any(|s| s == "resources:read"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ResourceError::InsufficientScope {
+            needed: if write {
+                "resources:write"
+            } else {
+                "resources:read"
+            }
+            .into(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups
+
+fn live(r: &Resource) -> bool {
+    r.status != Status::Removed
+}
+
+/// The account's plan, if it has one.
+pub fn current_plan(a: &Account) -> Option<&Resource> {
+    a.resources
+        .iter()
+        .find(|r| r.kind == ServiceKind::Plan && live(r) && r.status != Status::Errored)
+}
+
+pub fn find<'a>(a: &'a Account, id: &str) -> Result<&'a Resource, ResourceError> {
+    a.resources
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or(ResourceError::NotFound)
+}
+
+fn index(d: &Draft, id: &str) -> Result<usize, ResourceError> {
+    d.account
+        .resources
+        .iter()
+        .position(|r| r.id == id)
+        .ok_or(ResourceError::NotFound)
+}
+
+/// What creating needs before it can be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preparation {
+    /// The same (project, service) already exists: return it, start nothing.
+    Existing(String),
+    /// A domain: search these candidates first, then call [`create`] with the results.
+    Search { label: String, registrar: Registrar },
+    /// Ready for [`create`].
+    Ready,
+}
+
+/// Read-only checks before a create (idempotency, plan rules, payment credentials).
+pub fn prepare_create(
+    a: &Account,
+    req: &CreateRequest,
+    catalog: &Catalog,
+) -> Result<Preparation, ResourceError> {
+    let service = catalog
+        .get(&req.service_id)
+        .ok_or_else(|| ResourceError::UnknownService {
+            service_id: req.service_id.clone(),
+        })?;
+    if service.kind == ServiceKind::Plan {
+        if let Some(plan) = current_plan(a) {
+            if plan.service_id == req.service_id || plan.job.as_ref().is_some_and(|j| matches!(&j.job, Job::Subscribe { target_service, .. } if *target_service == req.service_id)) {
+                return Ok(Preparation::Existing(plan.id.clone()));
+            }
+            return Err(ResourceError::PlanAlreadyActive {
+                service_id: plan.service_id.clone(),
+            });
+        }
+    } else if let Some(r) = a.resources.iter().find(|r| {
+        live(r)
+            && r.status != Status::Errored
+            && r.service_id == req.service_id
+            && r.project_id == req.project_id
+    }) {
+        return Ok(Preparation::Existing(r.id.clone()));
+    }
+    if service.kind == ServiceKind::Deployable {
+        let plan = current_plan(a).filter(|p| p.status == Status::Complete || p.job.is_some());
+        let Some(plan) = plan else {
+            return Err(ResourceError::PlanRequired);
+        };
+        if let crate::catalog::Pricing::Component { component } = &service.pricing {
+            let allowed = component
+                .options
+                .iter()
+                .any(|o| o.parent_service_ids().contains(&plan.service_id));
+            if !allowed {
+                return Err(ResourceError::PlanRequired);
+            }
+        }
+    }
+    let needs_payment_now =
+        catalog.is_paid(service) && !matches!(service.provider, Behaviour::Domain { .. });
+    if needs_payment_now && req.payment_token.is_none() {
+        return Err(ResourceError::RequiresPaymentCredentials);
+    }
+    match &service.provider {
+        Behaviour::Domain { registrar, .. } => {
+            let query = req
+                .configuration
+                .get("domain_query")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let label = domains::label(query).map_err(|m| ResourceError::InvalidConfiguration {
+                field: "configuration/domain_query".into(),
+                message: m.into(),
+            })?;
+            Ok(Preparation::Search {
+                label,
+                registrar: *registrar,
+            })
+        }
+        _ => Ok(Preparation::Ready),
+    }
+}
+
+/// Fresh identifiers the glue draws for a create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewIds {
+    pub resource_id: String,
+    pub charge_id: String,
+    /// SHA-256 of the API token for generation 1 (derived by the glue).
+    pub token_hash: Option<String>,
+}
+
+fn reserve(
+    d: &mut Draft,
+    charge_id: &str,
+    resource_id: &str,
+    amount: u64,
+    currency: &str,
+    description: &str,
+) -> Result<(), ResourceError> {
+    let now = d.now();
+    d.account
+        .ledger
+        .reserve(charge_id, resource_id, amount, currency, description, now)
+        .map_err(|e| match e {
+            CapError::Exceeded { spent, cap, amount } => ResourceError::SpendingCapExceeded {
+                spent,
+                cap,
+                amount,
+                currency: currency.to_string(),
+            },
+            CapError::Currency { expected } => ResourceError::CurrencyNotSupported { expected },
+        })?;
+    let spent = d.account.ledger.spent(now);
+    let cap = d.account.ledger.cap;
+    d.record(
+        "spend.reserved",
+        None,
+        Value::Null,
+        json!({"charge_id": charge_id, "resource_id": resource_id, "amount": amount,
+               "currency": currency, "spent_this_month": spent, "cap": cap}),
+    );
+    for threshold in d.account.ledger.new_alerts(now) {
+        d.record(
+            "spend.alert",
+            None,
+            Value::Null,
+            json!({"threshold_percent": threshold, "spent_this_month": spent, "cap": cap}),
+        );
+    }
+    Ok(())
+}
+
+fn plan_price(service: &Service) -> Option<&Price> {
+    match &service.provider {
+        Behaviour::Plan { price } => price.as_ref(),
+        _ => None,
+    }
+}
+
+fn period_days(price: &Price) -> i64 {
+    match price.interval.as_deref() {
+        Some("year") => 365,
+        _ => 30,
+    }
+}
+
+fn subscribe_job(
+    d: &mut Draft,
+    service: &Service,
+    resource_id: &str,
+    token: String,
+    charge_id: &str,
+) -> Result<Job, ResourceError> {
+    let price = plan_price(service).ok_or_else(|| invalid("this plan has no price configured"))?;
+    let description = format!("{} plan", service.id);
+    reserve(
+        d,
+        charge_id,
+        resource_id,
+        price.amount,
+        &price.currency,
+        &description,
+    )?;
+    Ok(Job::Subscribe {
+        target_service: service.id.clone(),
+        token,
+        amount: price.amount,
+        currency: price.currency.clone(),
+        stripe_price: price.stripe_price.clone().unwrap_or_default(),
+        period_days: period_days(price),
+        charge_id: charge_id.to_string(),
+        token_checked: false,
+        payment_intent: None,
+        payment_method: None,
+    })
+}
+
+fn start_job(job: Job, now: i64) -> Option<JobState> {
+    Some(JobState {
+        job,
+        started_at: now,
+        attempts: 0,
+        next_at: now,
+        acknowledged: false,
+    })
+}
+
+/// Creates a resource after [`prepare_create`] said `Ready` (or `Search`, with `candidates`).
+pub fn create(
+    d: &mut Draft,
+    req: &CreateRequest,
+    catalog: &Catalog,
+    ids: NewIds,
+    candidates: Option<Vec<Candidate>>,
+) -> Result<String, ResourceError> {
+    d.require_active_account()?;
+    let service = catalog
+        .get(&req.service_id)
+        .ok_or_else(|| ResourceError::UnknownService {
+            service_id: req.service_id.clone(),
+        })?;
+    let now = d.now();
+    let mut resource = Resource {
+        id: ids.resource_id.clone(),
+        service_id: service.id.clone(),
+        project_id: req.project_id.clone(),
+        kind: service.kind,
+        status: Status::Complete,
+        created_at: now,
+        updated_at: now,
+        configuration: req.configuration.clone(),
+        detail: Detail::Plan {
+            subscription_id: None,
+            subscription_status: None,
+        },
+        job: None,
+        error: None,
+        message: None,
+    };
+    match &service.provider {
+        Behaviour::Plan { .. } => {
+            if catalog.is_paid(service) {
+                let token = req
+                    .payment_token
+                    .clone()
+                    .ok_or(ResourceError::RequiresPaymentCredentials)?;
+                let job = subscribe_job(d, service, &ids.resource_id, token, &ids.charge_id)?;
+                resource.status = Status::Pending;
+                resource.message = Some("starting the subscription".into());
+                resource.job = start_job(job, now);
+            }
+        }
+        Behaviour::ApiToken { scopes, .. } => {
+            let requested: Vec<String> = req
+                .configuration
+                .get("scopes")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_else(|| scopes.clone());
+            let mut granted: Vec<String> = requested
+                .into_iter()
+                .filter(|s| scopes.contains(s))
+                .collect();
+            granted.sort();
+            granted.dedup();
+            resource.detail = Detail::ApiToken {
+                scopes: granted,
+                label: req
+                    .configuration
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                generation: 1,
+                token_hash: ids
+                    .token_hash
+                    .clone()
+                    .ok_or_else(|| invalid("internal: no token"))?,
+            };
+        }
+        Behaviour::Domain {
+            registrar,
+            quote_ttl_seconds,
+            ..
+        } => {
+            let candidates = candidates.unwrap_or_default();
+            if !candidates.iter().any(|c| c.available) {
+                return Err(ResourceError::NoDomainAvailable);
+            }
+            resource.status = Status::NeedsInformation;
+            resource.detail = Detail::Domain {
+                query: req
+                    .configuration
+                    .get("domain_query")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                registrar: *registrar,
+                quote: Some(Quote {
+                    candidates,
+                    expires_at: now + *quote_ttl_seconds as i64,
+                }),
+                payment_token: req.payment_token.clone(),
+                domain: None,
+                expires_at: None,
+            };
+            resource.message = Some(
+                "choose one candidate and confirm its exact price; nothing is bought until you do"
+                    .into(),
+            );
+        }
+        Behaviour::OperatorBackend { url, .. } => {
+            resource.status = Status::Pending;
+            resource.detail = Detail::Operator {
+                access_configuration: None,
+            };
+            resource.message = Some("the platform is provisioning it".into());
+            resource.job = start_job(
+                Job::Operator {
+                    action: "create".into(),
+                    url: url.clone(),
+                },
+                now,
+            );
+        }
+    }
+    let after = summary(&resource);
+    d.account.resources.push(resource);
+    d.record("resource.created", None, Value::Null, after);
+    Ok(ids.resource_id)
+}
+
+/// A small, secret-free summary of a resource for audit records.
+pub fn summary(r: &Resource) -> Value {
+    let mut v = json!({"resource_id": r.id, "service_id": r.service_id, "project_id": r.project_id,
+                       "status": r.status.as_str()});
+    match &r.detail {
+        Detail::Domain {
+            domain: Some(name), ..
+        } => v["domain"] = json!(name),
+        Detail::ApiToken {
+            scopes, generation, ..
+        } => {
+            v["scopes"] = json!(scopes);
+            v["generation"] = json!(generation);
+        }
+        Detail::Plan {
+            subscription_id: Some(s),
+            ..
+        } => v["subscription_id"] = json!(s),
+        _ => {}
+    }
+    v
+}
+
+impl Draft<'_> {
+    fn require_active_account(&self) -> Result<(), ResourceError> {
+        self.require_active().map_err(ResourceError::from)
+    }
+
+    fn set_status(&mut self, i: usize, status: Status, action: &'static str) {
+        let before = summary(&self.account.resources[i]);
+        let now = self.now();
+        let r = &mut self.account.resources[i];
+        r.status = status;
+        r.updated_at = now;
+        let after = summary(r);
+        self.record(action, None, before, after);
+    }
+}
+
+/// `update_service`: move a plan along `allowed_updates`.
+pub fn update_service(
+    d: &mut Draft,
+    id: &str,
+    req: &UpdateRequest,
+    catalog: &Catalog,
+    charge_id: &str,
+) -> Result<(), ResourceError> {
+    d.require_active_account()?;
+    let i = index(d, id)?;
+    let r = d.account.resources[i].clone();
+    if r.status == Status::Removed {
+        return Err(ResourceError::NotFound);
+    }
+    if r.job.is_some() {
+        return Err(ResourceError::Busy);
+    }
+    if r.service_id == req.service_id {
+        return Ok(());
+    }
+    let current = catalog
+        .get(&r.service_id)
+        .ok_or_else(|| ResourceError::UnknownService {
+            service_id: r.service_id.clone(),
+        })?;
+    let target = catalog
+        .get(&req.service_id)
+        .ok_or_else(|| ResourceError::UnknownService {
+            service_id: req.service_id.clone(),
+        })?;
+    if !current.allowed_updates.contains(&target.id) {
+        return Err(ResourceError::UpdateNotAllowed {
+            from: r.service_id.clone(),
+            to: target.id.clone(),
+        });
+    }
+    let now = d.now();
+    if catalog.is_paid(target) {
+        let token = req
+            .payment_token
+            .clone()
+            .ok_or(ResourceError::RequiresPaymentCredentials)?;
+        let job = subscribe_job(d, target, id, token, charge_id)?;
+        let r = &mut d.account.resources[i];
+        r.job = start_job(job, now);
+        r.message = Some(format!("moving to {}", target.id));
+    } else if let Detail::Plan {
+        subscription_id: Some(sub),
+        ..
+    } = &r.detail
+    {
+        let r = &mut d.account.resources[i];
+        r.job = start_job(
+            Job::Unsubscribe {
+                target_service: Some(target.id.clone()),
+                subscription_id: sub.clone(),
+            },
+            now,
+        );
+        r.message = Some(format!("moving to {}", target.id));
+    } else {
+        let before = summary(&r);
+        let r = &mut d.account.resources[i];
+        r.service_id = target.id.clone();
+        r.updated_at = now;
+        let after = summary(r);
+        d.record("resource.updated", None, before, after);
+        return Ok(());
+    }
+    d.record(
+        "resource.update_requested",
+        None,
+        summary(&r),
+        json!({"target_service": target.id}),
+    );
+    Ok(())
+}
+
+/// `rotate_credentials`: API tokens get a new generation (the old value dies at once);
+/// operator services are asked to rotate.
+pub fn rotate(
+    d: &mut Draft,
+    id: &str,
+    catalog: &Catalog,
+    new_token_hash: Option<String>,
+) -> Result<(), ResourceError> {
+    d.require_active_account()?;
+    let i = index(d, id)?;
+    let now = d.now();
+    let r = &mut d.account.resources[i];
+    if r.status == Status::Removed {
+        return Err(ResourceError::NotFound);
+    }
+    if r.job.is_some() {
+        return Err(ResourceError::Busy);
+    }
+    match &mut r.detail {
+        Detail::ApiToken {
+            generation,
+            token_hash,
+            ..
+        } => {
+            *generation += 1;
+            *token_hash = new_token_hash.ok_or_else(|| invalid("internal: no token"))?;
+            r.updated_at = now;
+            let g = *generation;
+            d.record(
+                "resource.rotated",
+                None,
+                json!({"resource_id": id, "generation": g - 1}),
+                json!({"resource_id": id, "generation": g}),
+            );
+            Ok(())
+        }
+        Detail::Operator { .. } if r.status == Status::Complete => {
+            let url = operator_url(catalog, &r.service_id)?;
+            r.job = start_job(
+                Job::Operator {
+                    action: "rotate".into(),
+                    url,
+                },
+                now,
+            );
+            r.status = Status::Pending;
+            d.record(
+                "resource.rotate_requested",
+                None,
+                Value::Null,
+                json!({"resource_id": id}),
+            );
+            Ok(())
+        }
+        _ => Err(ResourceError::RotationNotSupported),
+    }
+}
+
+fn operator_url(catalog: &Catalog, service_id: &str) -> Result<String, ResourceError> {
+    catalog
+        .get(service_id)
+        .and_then(|s| match &s.provider {
+            Behaviour::OperatorBackend { url, .. } => Some(url.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| ResourceError::UnknownService {
+            service_id: service_id.to_string(),
+        })
+}
+
+/// `remove`: releases the resource and revokes its credentials. Removing twice is fine.
+/// Returns true when the removal is complete (false: pending external work).
+pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, ResourceError> {
+    let i = index(d, id)?;
+    let r = d.account.resources[i].clone();
+    if r.status == Status::Removed {
+        return Ok(true);
+    }
+    let now = d.now();
+    if r.job.is_some() {
+        // Paid or external work in flight is finished first (a quote has no job: it can go).
+        return Err(ResourceError::Busy);
+    }
+    if r.kind == ServiceKind::Plan {
+        let deployables = d
+            .account
+            .resources
+            .iter()
+            .filter(|x| x.kind == ServiceKind::Deployable && live(x))
+            .count();
+        if deployables > 0 {
+            return Err(invalid(format!(
+                "remove the account's {deployables} other resource(s) before its plan"
+            )));
+        }
+    }
+    match &r.detail {
+        Detail::Plan {
+            subscription_id: Some(sub),
+            ..
+        } if r.status == Status::Complete => {
+            d.account.resources[i].job = start_job(
+                Job::Unsubscribe {
+                    target_service: None,
+                    subscription_id: sub.clone(),
+                },
+                now,
+            );
+            d.account.resources[i].status = Status::Pending;
+            d.record("resource.remove_requested", None, summary(&r), Value::Null);
+            Ok(false)
+        }
+        Detail::Domain {
+            domain: Some(name), ..
+        } if r.status == Status::Complete => {
+            d.account.resources[i].job = start_job(
+                Job::ReleaseDomain {
+                    domain: name.clone(),
+                    then_remove: true,
+                },
+                now,
+            );
+            d.account.resources[i].status = Status::Pending;
+            d.record("resource.remove_requested", None, summary(&r), Value::Null);
+            Ok(false)
+        }
+        Detail::Operator { .. } if r.status == Status::Complete => {
+            let url = operator_url(catalog, &r.service_id)?;
+            d.account.resources[i].job = start_job(
+                Job::Operator {
+                    action: "remove".into(),
+                    url,
+                },
+                now,
+            );
+            d.account.resources[i].status = Status::Pending;
+            d.record("resource.remove_requested", None, summary(&r), Value::Null);
+            Ok(false)
+        }
+        _ => {
+            let res = &mut d.account.resources[i];
+            res.message = None;
+            if let Detail::Domain { quote, .. } = &mut res.detail {
+                *quote = None;
+            }
+            d.set_status(i, Status::Removed, "resource.removed");
+            Ok(true)
+        }
+    }
+}
+
+/// Confirms a quoted domain: checks the quote and the acknowledged price, reserves the money
+/// and starts the purchase.
+pub fn confirm_domain(
+    d: &mut Draft,
+    id: &str,
+    req: &ConfirmRequest,
+    charge_id: &str,
+) -> Result<(), ResourceError> {
+    d.require_active_account()?;
+    let i = index(d, id)?;
+    let now = d.now();
+    let r = d.account.resources[i].clone();
+    let Detail::Domain {
+        quote,
+        payment_token,
+        ..
+    } = &r.detail
+    else {
+        return Err(ResourceError::NotAwaitingConfirmation);
+    };
+    if r.status != Status::NeedsInformation || r.job.is_some() {
+        return Err(ResourceError::NotAwaitingConfirmation);
+    }
+    let quote = quote
+        .as_ref()
+        .ok_or(ResourceError::NotAwaitingConfirmation)?;
+    if quote.expires_at <= now {
+        return Err(ResourceError::QuoteExpired);
+    }
+    let candidate = quote
+        .candidates
+        .iter()
+        .find(|c| c.domain == req.domain)
+        .ok_or_else(|| {
+            invalid(format!(
+                "{} is not one of the quoted candidates",
+                req.domain
+            ))
+        })?;
+    if !candidate.available {
+        return Err(ResourceError::DomainUnavailable {
+            domain: candidate.domain.clone(),
+        });
+    }
+    if candidate.amount != req.amount {
+        return Err(ResourceError::PriceChanged {
+            domain: candidate.domain.clone(),
+            amount: candidate.amount,
+            currency: candidate.currency.clone(),
+        });
+    }
+    let token = req
+        .payment_token
+        .clone()
+        .or_else(|| payment_token.clone())
+        .ok_or(ResourceError::RequiresPaymentCredentials)?;
+    let candidate = candidate.clone();
+    reserve(
+        d,
+        charge_id,
+        id,
+        candidate.amount,
+        &candidate.currency,
+        &candidate.domain,
+    )?;
+    let res = &mut d.account.resources[i];
+    res.status = Status::Pending;
+    res.message = Some(format!("buying {}", candidate.domain));
+    res.job = start_job(
+        Job::BuyDomain {
+            domain: candidate.domain.clone(),
+            amount: candidate.amount,
+            currency: candidate.currency.clone(),
+            token,
+            charge_id: charge_id.to_string(),
+            token_checked: false,
+            claimed: false,
+            payment_intent: None,
+        },
+        now,
+    );
+    d.record(
+        "domain.confirmed",
+        None,
+        json!({"status": "needs_information"}),
+        json!({"resource_id": id, "domain": candidate.domain, "amount": candidate.amount,
+               "currency": candidate.currency}),
+    );
+    Ok(())
+}
+
+/// Replaces an expired quote with fresh candidates.
+pub fn refresh_quote(
+    d: &mut Draft,
+    id: &str,
+    candidates: Vec<Candidate>,
+    ttl: i64,
+) -> Result<(), ResourceError> {
+    let i = index(d, id)?;
+    let now = d.now();
+    let r = &mut d.account.resources[i];
+    if let Detail::Domain { quote, .. } = &mut r.detail {
+        *quote = Some(Quote {
+            candidates,
+            expires_at: now + ttl,
+        });
+        r.updated_at = now;
+        d.record(
+            "quote.refreshed",
+            None,
+            Value::Null,
+            json!({"resource_id": id, "expires_at": now + ttl}),
+        );
+    }
+    Ok(())
+}
+
+/// Marks the answer of the request that started a job as sent while the job is pending.
+pub fn acknowledge(d: &mut Draft, id: &str) {
+    if let Some(r) = d.account.resources.iter_mut().find(|r| r.id == id) {
+        if let Some(j) = &mut r.job {
+            j.acknowledged = true;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs: the next external call, and what its answer does
+
+/// One external call. Idempotency keys are stable for the logical step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    RetrieveToken {
+        token: String,
+    },
+    CreateCustomer {
+        key: String,
+        email: String,
+        name: Option<String>,
+    },
+    CreatePaymentIntent {
+        key: String,
+        amount: u64,
+        currency: String,
+        token: String,
+        customer: Option<String>,
+        save: bool,
+        description: String,
+    },
+    CreateSubscription {
+        key: String,
+        customer: String,
+        price: String,
+        payment_method: String,
+        trial_end: i64,
+    },
+    CancelSubscription {
+        key: String,
+        subscription_id: String,
+    },
+    ClaimDomain {
+        domain: String,
+        registrar: Registrar,
+        key: String,
+        contact_email: String,
+    },
+    ReleaseDomain {
+        domain: String,
+        registrar: Registrar,
+    },
+    Refund {
+        key: String,
+        payment_intent: String,
+        amount: u64,
+    },
+    CallOperator {
+        key: String,
+        url: String,
+        body: Value,
+    },
+}
+
+/// The answer to an [`Action`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Token {
+        token: GrantedToken,
+    },
+    Customer {
+        id: String,
+    },
+    PaymentIntent {
+        id: String,
+        payment_method: Option<String>,
+    },
+    Subscription {
+        id: String,
+        status: String,
+    },
+    Canceled,
+    Claimed {
+        expires_at: i64,
+    },
+    Released,
+    Refunded {
+        id: String,
+    },
+    /// The operator's backend: `pending` (try again after `retry_after`), `complete` or `error`.
+    Operator {
+        status: String,
+        access_configuration: Option<BTreeMap<String, String>>,
+        retry_after: Option<i64>,
+        error: Option<ErrorInfo>,
+    },
+    /// Definite refusal: the job fails with this error.
+    Refused {
+        error: ResourceError,
+    },
+    /// Transient: retry later with the same key.
+    Unavailable {
+        message: String,
+    },
+}
+
+impl Outcome {
+    pub fn from_stripe_failure(f: StripeFailure) -> Outcome {
+        match f {
+            StripeFailure::Refused(error) => Outcome::Refused {
+                error: ResourceError::Payment { error },
+            },
+            StripeFailure::Unavailable { message } => Outcome::Unavailable { message },
+        }
+    }
+}
+
+/// The next external call for `id`, if its job has one due at `now`.
+pub fn next_action(a: &Account, id: &str, now: i64) -> Option<Action> {
+    let r = a.resources.iter().find(|r| r.id == id)?;
+    let js = r.job.as_ref()?;
+    if js.next_at > now {
+        return None;
+    }
+    // Idempotency keys: payments are keyed by their charge (unique per purchase), other steps
+    // by what they act on, so a retry repeats the key and a new purchase never does.
+    let key = |scope: &str, step: &str| format!("{}:{}:{scope}:{step}", a.id, r.id);
+    Some(match &js.job {
+        Job::Subscribe {
+            token,
+            token_checked,
+            payment_intent,
+            payment_method,
+            amount,
+            currency,
+            stripe_price,
+            period_days,
+            target_service,
+            charge_id,
+            ..
+        } => {
+            if !token_checked {
+                Action::RetrieveToken {
+                    token: token.clone(),
+                }
+            } else if a.billing.customer_id.is_none() {
+                Action::CreateCustomer {
+                    key: format!("{}:customer", a.id),
+                    email: a.owner.email.clone(),
+                    name: a.owner.name.clone(),
+                }
+            } else if payment_intent.is_none() {
+                Action::CreatePaymentIntent {
+                    key: key(charge_id, "subscribe-pi"),
+                    amount: *amount,
+                    currency: currency.clone(),
+                    token: token.clone(),
+                    customer: a.billing.customer_id.clone(),
+                    save: true,
+                    description: format!("{target_service} plan, first period"),
+                }
+            } else {
+                Action::CreateSubscription {
+                    key: key(charge_id, "subscribe-sub"),
+                    customer: a.billing.customer_id.clone().unwrap_or_default(),
+                    price: stripe_price.clone(),
+                    payment_method: payment_method.clone().unwrap_or_default(),
+                    trial_end: js.started_at + period_days * 86_400,
+                }
+            }
+        }
+        Job::Unsubscribe {
+            subscription_id, ..
+        } => Action::CancelSubscription {
+            key: key(subscription_id, "cancel"),
+            subscription_id: subscription_id.clone(),
+        },
+        Job::BuyDomain {
+            domain,
+            amount,
+            currency,
+            token,
+            token_checked,
+            claimed,
+            payment_intent,
+            charge_id,
+        } => {
+            let registrar = match &r.detail {
+                Detail::Domain { registrar, .. } => *registrar,
+                _ => Registrar::Builtin,
+            };
+            if !token_checked {
+                Action::RetrieveToken {
+                    token: token.clone(),
+                }
+            } else if payment_intent.is_none() && !claimed && registrar == Registrar::Builtin {
+                // Builtin: hold the name before charging, so the money never pays for a name
+                // someone else got in between.
+                Action::ClaimDomain {
+                    domain: domain.clone(),
+                    registrar,
+                    key: key(charge_id, "register"),
+                    contact_email: a.owner.email.clone(),
+                }
+            } else if payment_intent.is_none() {
+                Action::CreatePaymentIntent {
+                    key: key(charge_id, "domain-pi"),
+                    amount: *amount,
+                    currency: currency.clone(),
+                    token: token.clone(),
+                    customer: None,
+                    save: false,
+                    description: format!("Domain registration: {domain} (1 year)"),
+                }
+            } else {
+                Action::ClaimDomain {
+                    domain: domain.clone(),
+                    registrar,
+                    key: key(charge_id, "register"),
+                    contact_email: a.owner.email.clone(),
+                }
+            }
+        }
+        Job::ReleaseDomain { domain, .. } => {
+            let registrar = match &r.detail {
+                Detail::Domain { registrar, .. } => *registrar,
+                _ => Registrar::Builtin,
+            };
+            Action::ReleaseDomain {
+                domain: domain.clone(),
+                registrar,
+            }
+        }
+        Job::Refund {
+            payment_intent,
+            amount,
+            ..
+        } => Action::Refund {
+            key: key(payment_intent, "refund"),
+            payment_intent: payment_intent.clone(),
+            amount: *amount,
+        },
+        Job::Operator { action, url } => Action::CallOperator {
+            key: key(&js.started_at.to_string(), &format!("operator-{action}")),
+            url: url.clone(),
+            body: json!({"action": action, "account_id": a.id, "resource_id": r.id,
+                         "service_id": r.service_id, "project_id": r.project_id,
+                         "configuration": r.configuration}),
+        },
+    })
+}
+
+/// Earliest time a job of this account wants to run.
+pub fn next_wake(a: &Account) -> Option<i64> {
+    a.resources
+        .iter()
+        .filter_map(|r| r.job.as_ref().map(|j| j.next_at))
+        .min()
+}
+
+/// Ids of resources with a job due at `now`.
+pub fn due(a: &Account, now: i64) -> Vec<String> {
+    a.resources
+        .iter()
+        .filter(|r| r.job.as_ref().is_some_and(|j| j.next_at <= now))
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+fn backoff(attempts: u32) -> i64 {
+    (1i64 << attempts.min(8)).min(300)
+}
+
+/// Records the answer to the resource's current action. `Err` when the job failed for good
+/// (the changes that say so are kept).
+pub fn apply_outcome(
+    d: &mut Draft,
+    id: &str,
+    outcome: Outcome,
+    settings: &Settings,
+) -> Result<(), ResourceError> {
+    let i = index(d, id)?;
+    let now = d.now();
+    let Some(mut js) = d.account.resources[i].job.clone() else {
+        return Ok(());
+    };
+    match outcome {
+        Outcome::Unavailable { message } => {
+            js.attempts += 1;
+            if js.attempts >= settings.max_attempts {
+                return fail_job(
+                    d,
+                    i,
+                    ResourceError::Backend {
+                        code: "unavailable".into(),
+                        message: format!("gave up after {} attempts: {message}", js.attempts),
+                    },
+                );
+            }
+            js.next_at = now + backoff(js.attempts);
+            let attempts = js.attempts;
+            d.account.resources[i].job = Some(js);
+            d.account.resources[i].message = Some(format!(
+                "waiting for a dependency (attempt {attempts}); retrying"
+            ));
+            d.record("job.retry_scheduled", None, Value::Null, json!({"resource_id": id, "attempt": attempts, "reason": crate::errors::truncate(&message, 200)}));
+            Ok(())
+        }
+        Outcome::Refused { error } => fail_job(d, i, error),
+        outcome => advance(d, i, js, outcome),
+    }
+}
+
+fn advance(
+    d: &mut Draft,
+    i: usize,
+    mut js: JobState,
+    outcome: Outcome,
+) -> Result<(), ResourceError> {
+    let now = d.now();
+    let id = d.account.resources[i].id.clone();
+    js.attempts = 0;
+    js.next_at = now;
+    match (&mut js.job, outcome) {
+        (
+            Job::Subscribe {
+                token_checked,
+                amount,
+                currency,
+                ..
+            }
+            | Job::BuyDomain {
+                token_checked,
+                amount,
+                currency,
+                ..
+            },
+            Outcome::Token { token },
+        ) => {
+            if let Err(error) = payments::check_token(&token, *amount, currency, now) {
+                return fail_job(d, i, ResourceError::Payment { error });
+            }
+            *token_checked = true;
+            let available = token.max_amount.saturating_sub(token.amount_captured);
+            d.record(
+                "payment.token_verified",
+                None,
+                Value::Null,
+                json!({"resource_id": id, "currency": token.currency, "available": available, "expires_at": token.expires_at}),
+            );
+        }
+        (Job::Subscribe { .. }, Outcome::Customer { id: customer }) => {
+            d.account.billing.customer_id = Some(customer.clone());
+            d.record(
+                "billing.customer_created",
+                None,
+                Value::Null,
+                json!({"customer": customer}),
+            );
+        }
+        (
+            Job::Subscribe {
+                payment_intent,
+                payment_method,
+                charge_id,
+                amount,
+                currency,
+                ..
+            },
+            Outcome::PaymentIntent {
+                id: pi,
+                payment_method: pm,
+            },
+        ) => {
+            *payment_intent = Some(pi.clone());
+            *payment_method = pm;
+            let (cid, amount, currency) = (charge_id.clone(), *amount, currency.clone());
+            d.account.ledger.settle(&cid, &pi);
+            d.record("charge.succeeded", None, Value::Null, json!({"resource_id": id, "charge_id": cid, "payment_intent": pi, "amount": amount, "currency": currency}));
+        }
+        (Job::Subscribe { target_service, .. }, Outcome::Subscription { id: sub, status }) => {
+            let target = target_service.clone();
+            let before = summary(&d.account.resources[i]);
+            let r = &mut d.account.resources[i];
+            r.service_id = target;
+            r.detail = Detail::Plan {
+                subscription_id: Some(sub),
+                subscription_status: Some(status),
+            };
+            r.status = Status::Complete;
+            r.job = None;
+            r.message = None;
+            r.error = None;
+            r.updated_at = now;
+            let after = summary(r);
+            d.record("resource.completed", None, before, after);
+            return Ok(());
+        }
+        (
+            Job::Unsubscribe {
+                target_service,
+                subscription_id,
+            },
+            Outcome::Canceled,
+        ) => {
+            let (target, sub) = (target_service.clone(), subscription_id.clone());
+            let before = summary(&d.account.resources[i]);
+            let r = &mut d.account.resources[i];
+            r.job = None;
+            r.message = None;
+            r.updated_at = now;
+            r.detail = Detail::Plan {
+                subscription_id: None,
+                subscription_status: Some("canceled".into()),
+            };
+            match target {
+                Some(t) => {
+                    r.service_id = t;
+                    r.status = Status::Complete;
+                    let after = summary(r);
+                    d.record(
+                        "subscription.canceled",
+                        None,
+                        Value::Null,
+                        json!({"subscription_id": sub}),
+                    );
+                    d.record("resource.updated", None, before, after);
+                }
+                None => {
+                    r.status = Status::Removed;
+                    let after = summary(r);
+                    d.record(
+                        "subscription.canceled",
+                        None,
+                        Value::Null,
+                        json!({"subscription_id": sub}),
+                    );
+                    d.record("resource.removed", None, before, after);
+                }
+            }
+            return Ok(());
+        }
+        (
+            Job::BuyDomain {
+                claimed,
+                payment_intent,
+                domain,
+                ..
+            },
+            Outcome::Claimed { expires_at },
+        ) => {
+            if payment_intent.is_some() {
+                // Charged and registered: done.
+                let name = domain.clone();
+                let before = summary(&d.account.resources[i]);
+                let r = &mut d.account.resources[i];
+                if let Detail::Domain {
+                    domain,
+                    expires_at: e,
+                    quote,
+                    ..
+                } = &mut r.detail
+                {
+                    *domain = Some(name.clone());
+                    *e = Some(expires_at);
+                    *quote = None;
+                }
+                r.status = Status::Complete;
+                r.job = None;
+                r.message = None;
+                r.updated_at = now;
+                let after = summary(r);
+                d.record(
+                    "domain.registered",
+                    None,
+                    Value::Null,
+                    json!({"domain": name, "expires_at": expires_at}),
+                );
+                d.record("resource.completed", None, before, after);
+                return Ok(());
+            }
+            *claimed = true;
+        }
+        (
+            Job::BuyDomain {
+                payment_intent,
+                charge_id,
+                amount,
+                currency,
+                ..
+            },
+            Outcome::PaymentIntent { id: pi, .. },
+        ) => {
+            *payment_intent = Some(pi.clone());
+            let (cid, amount, currency) = (charge_id.clone(), *amount, currency.clone());
+            d.account.ledger.settle(&cid, &pi);
+            d.record("charge.succeeded", None, Value::Null, json!({"resource_id": id, "charge_id": cid, "payment_intent": pi, "amount": amount, "currency": currency}));
+        }
+        (
+            Job::ReleaseDomain {
+                domain,
+                then_remove,
+            },
+            Outcome::Released,
+        ) => {
+            let (name, then_remove) = (domain.clone(), *then_remove);
+            let r = &mut d.account.resources[i];
+            r.job = None;
+            d.record(
+                "domain.released",
+                None,
+                Value::Null,
+                json!({"domain": name}),
+            );
+            if then_remove {
+                d.account.resources[i].message = None;
+                d.set_status(i, Status::Removed, "resource.removed");
+            }
+            return Ok(());
+        }
+        (
+            Job::Refund {
+                charge_id,
+                amount,
+                reason,
+                ..
+            },
+            Outcome::Refunded { id: refund },
+        ) => {
+            let (cid, amount, reason) = (charge_id.clone(), *amount, reason.clone());
+            if let Some(c) = d.account.ledger.get_mut(&cid) {
+                c.refunded = amount;
+                c.status = crate::ledger::ChargeStatus::Refunded;
+            }
+            d.record(
+                "charge.refunded",
+                None,
+                Value::Null,
+                json!({"charge_id": cid, "refund": refund, "amount": amount}),
+            );
+            let r = &mut d.account.resources[i];
+            r.job = None;
+            r.message = None;
+            r.error = Some(ErrorInfo {
+                code: reason.code,
+                message: format!("{} The charge was refunded.", reason.message),
+            });
+            d.set_status(i, Status::Errored, "resource.failed");
+            return Ok(());
+        }
+        (
+            Job::Operator { action, .. },
+            Outcome::Operator {
+                status,
+                access_configuration,
+                retry_after,
+                error,
+            },
+        ) => {
+            let action = action.clone();
+            match status.as_str() {
+                "pending" => {
+                    js.attempts = d.account.resources[i]
+                        .job
+                        .as_ref()
+                        .map(|j| j.attempts + 1)
+                        .unwrap_or(1);
+                    js.next_at = now + retry_after.unwrap_or(2).clamp(1, 300);
+                    d.account.resources[i].job = Some(js);
+                    d.account.resources[i].message =
+                        Some("the platform is still provisioning it".into());
+                    return Ok(());
+                }
+                "complete" | "removed" => {
+                    let before = summary(&d.account.resources[i]);
+                    let r = &mut d.account.resources[i];
+                    r.job = None;
+                    r.message = None;
+                    r.updated_at = now;
+                    if action == "remove" {
+                        r.detail = Detail::Operator {
+                            access_configuration: None,
+                        };
+                        r.status = Status::Removed;
+                        let after = summary(r);
+                        d.record("resource.removed", None, before, after);
+                    } else {
+                        r.detail = Detail::Operator {
+                            access_configuration,
+                        };
+                        r.status = Status::Complete;
+                        let after = summary(r);
+                        d.record(
+                            if action == "rotate" {
+                                "resource.rotated"
+                            } else {
+                                "resource.completed"
+                            },
+                            None,
+                            before,
+                            after,
+                        );
+                    }
+                    return Ok(());
+                }
+                _ => {
+                    let e = error.unwrap_or(ErrorInfo {
+                        code: "backend_error".into(),
+                        message: "the platform reported an error".into(),
+                    });
+                    return fail_job(
+                        d,
+                        i,
+                        ResourceError::Backend {
+                            code: e.code,
+                            message: e.message,
+                        },
+                    );
+                }
+            }
+        }
+        (_, other) => {
+            return fail_job(
+                d,
+                i,
+                ResourceError::Backend {
+                    code: "unexpected_answer".into(),
+                    message: format!("unexpected answer {other:?}"),
+                },
+            );
+        }
+    }
+    d.account.resources[i].job = Some(js);
+    Ok(())
+}
+
+/// A job failed for good: release the money, let go of claimed names, refund what was charged,
+/// then leave the resource where the human or agent can act on it.
+fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), ResourceError> {
+    d.keep_on_error();
+    let now = d.now();
+    let r = d.account.resources[i].clone();
+    let Some(js) = r.job.clone() else {
+        return Err(error);
+    };
+    let info = crate::errors::resource_error_info(&error);
+    if let Job::Subscribe {
+        charge_id,
+        payment_intent: None,
+        ..
+    }
+    | Job::BuyDomain {
+        charge_id,
+        payment_intent: None,
+        ..
+    } = &js.job
+    {
+        let cid = charge_id.clone();
+        d.account.ledger.release(&cid);
+        d.record(
+            "spend.released",
+            None,
+            Value::Null,
+            json!({"charge_id": cid}),
+        );
+    }
+    d.record(
+        "job.failed",
+        None,
+        summary(&r),
+        json!({"resource_id": r.id, "code": info.code, "message": info.message}),
+    );
+    let follow_up = |job: Job| {
+        Some(JobState {
+            job,
+            started_at: now,
+            attempts: 0,
+            next_at: now,
+            acknowledged: true,
+        })
+    };
+    let res = &mut d.account.resources[i];
+    res.job = None;
+    res.updated_at = now;
+    match js.job {
+        // A failed plan change leaves the current plan in place.
+        Job::Subscribe { .. } if r.status == Status::Complete => {
+            res.message = Some(format!("the plan change failed: {}", info.message));
+        }
+        Job::Unsubscribe { .. }
+        | Job::ReleaseDomain {
+            then_remove: true, ..
+        } => {
+            res.status = Status::Complete;
+            res.message = Some(format!("the change failed: {}", info.message));
+        }
+        // A new plan whose purchase failed before anyone was told it was pending: nothing stays.
+        Job::Subscribe { .. } if !js.acknowledged => {
+            d.account.resources.remove(i);
+        }
+        // Charged but not registered: refund, then report.
+        Job::BuyDomain {
+            payment_intent: Some(pi),
+            charge_id,
+            amount,
+            ..
+        } => {
+            res.status = Status::Pending;
+            res.message = Some("the registration failed; refunding the charge".into());
+            res.job = follow_up(Job::Refund {
+                payment_intent: pi,
+                charge_id,
+                amount,
+                reason: info,
+            });
+        }
+        // Not charged: back to the quote, letting go of a claimed name first.
+        Job::BuyDomain {
+            claimed, domain, ..
+        } => {
+            res.status = Status::NeedsInformation;
+            res.message = Some(format!("the purchase failed: {}", info.message));
+            if claimed {
+                res.job = follow_up(Job::ReleaseDomain {
+                    domain,
+                    then_remove: false,
+                });
+            }
+        }
+        Job::Operator { action, .. } if action != "create" => {
+            res.status = Status::Complete;
+            res.message = Some(format!("the {action} failed: {}", info.message));
+        }
+        _ => {
+            res.status = Status::Errored;
+            res.error = Some(info);
+        }
+    }
+    Err(error)
+}
+
+/// RFC 7662 view of a provisioned API token (`pvak_`), for the operator's own API.
+pub fn introspect_api_key(a: &Account, token_hash: &str) -> Value {
+    if a.status != crate::account::Status::Active {
+        return json!({"active": false});
+    }
+    for r in a.resources.iter().filter(|r| r.status == Status::Complete) {
+        if let Detail::ApiToken {
+            scopes,
+            token_hash: h,
+            generation,
+            ..
+        } = &r.detail
+        {
+            if crate::tokens::same_hash(h, token_hash) {
+                return json!({"active": true, "token_type": "api_token", "scope": scopes.join(" "),
+                              "sub": a.id, "resource_id": r.id, "project_id": r.project_id,
+                              "generation": generation, "iat": r.updated_at});
+            }
+        }
+    }
+    json!({"active": false})
+}
+
+/// The context string an API token of `generation` is derived from.
+pub fn api_token_context(resource_id: &str, generation: u32) -> String {
+    format!("{resource_id}|{generation}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The resource object on the wire
+
+/// The protocol's resource object. `secrets` holds derived values the state does not store
+/// (the API token of the current generation).
+pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>) -> Value {
+    let mut v = json!({"id": r.id, "object": "resource", "service_id": r.service_id,
+                       "project_id": r.project_id, "status": r.status.as_str(),
+                       "created_at": format_rfc3339(r.created_at)});
+    match r.status {
+        Status::Complete => {
+            let mut ac = BTreeMap::new();
+            ac.insert("ACCOUNT_ID".to_string(), account_id.to_string());
+            match &r.detail {
+                Detail::Plan { .. } => {
+                    ac.insert("PLAN".into(), r.service_id.clone());
+                }
+                Detail::ApiToken { scopes, .. } => {
+                    if let Some(t) = secrets.get("API_TOKEN") {
+                        ac.insert("API_TOKEN".into(), t.clone());
+                    }
+                    ac.insert("API_TOKEN_SCOPES".into(), scopes.join(" "));
+                }
+                Detail::Domain {
+                    domain: Some(d),
+                    expires_at,
+                    ..
+                } => {
+                    ac.insert("DOMAIN".into(), d.clone());
+                    if let Some(e) = expires_at {
+                        ac.insert("DOMAIN_EXPIRES_AT".into(), format_rfc3339(*e));
+                    }
+                }
+                Detail::Domain { .. } => {}
+                Detail::Operator {
+                    access_configuration,
+                } => {
+                    for (k, val) in access_configuration.iter().flatten() {
+                        ac.insert(k.clone(), val.clone());
+                    }
+                }
+            }
+            v["complete"] = json!({ "access_configuration": ac });
+            if let Some(m) = &r.message {
+                v["complete"]["message"] = json!(m);
+            }
+        }
+        Status::Pending => {
+            v["pending"] =
+                json!({"message": r.message.clone().unwrap_or_else(|| "in progress".into())});
+        }
+        Status::NeedsInformation => {
+            if let Detail::Domain { quote: Some(q), .. } = &r.detail {
+                let available: Vec<&Candidate> =
+                    q.candidates.iter().filter(|c| c.available).collect();
+                let names: Vec<&str> = available.iter().map(|c| c.domain.as_str()).collect();
+                let prices: Vec<String> = available
+                    .iter()
+                    .map(|c| format!("{} {}", c.domain, format_amount(c.amount, &c.currency)))
+                    .collect();
+                v["needs_information"] = json!({
+                    "message": format!(
+                        "{} Candidates: {}. Confirm one with its exact amount before {}; each is a one-time, non-refundable charge.",
+                        r.message.clone().unwrap_or_default(), prices.join(", "), format_rfc3339(q.expires_at)
+                    ),
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "domain": {"type": "string", "enum": names, "description": "the candidate to buy"},
+                            "amount": {"type": "integer", "minimum": 0, "description": "its quoted price in cents, to acknowledge it"}
+                        },
+                        "required": ["domain", "amount"],
+                        "additionalProperties": false
+                    },
+                    "quote": {"expires_at": format_rfc3339(q.expires_at), "candidates": q.candidates},
+                    "confirm": {"method": "POST", "path": format!("/provisioning/resources/{}/confirm", r.id)}
+                });
+            }
+        }
+        Status::Errored => {
+            v["error"] = json!(r.error.clone().unwrap_or(ErrorInfo {
+                code: "errored".into(),
+                message: "the resource failed".into()
+            }));
+        }
+        Status::Removed => {}
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests;

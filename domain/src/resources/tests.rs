@@ -1,0 +1,940 @@
+use super::*;
+use crate::account::{self, apply, Ctx, NewAccount, NewCode, Policy};
+use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
+use crate::catalog::{Catalog, DEFAULT_CATALOG};
+use crate::ledger::ChargeStatus;
+use crate::tokens::hash;
+
+const T0: i64 = 1_800_000_000;
+
+fn catalog() -> Catalog {
+    let mut v: Value = serde_json::from_str(DEFAULT_CATALOG).unwrap();
+    let services = v["services"].as_array_mut().unwrap();
+    services.push(json!({
+        "id": "database", "description": "Managed Postgres", "categories": ["database"],
+        "kind": "deployable", "pricing": {"type": "free"}, "allowed_updates": [],
+        "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
+        "provider": {"type": "operator_backend", "url": "https://platform.test/operator/v1/resources"}
+    }));
+    services.push(json!({
+        "id": "domain_upstream", "description": "Domains from the upstream registrar", "categories": ["domains"],
+        "kind": "deployable", "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "quoted"}},
+        "allowed_updates": [],
+        "configuration_schema": {"type": "object", "properties": {"domain_query": {"type": "string", "minLength": 1}},
+                                 "required": ["domain_query"], "additionalProperties": false},
+        "provider": {"type": "domain", "registrar": "upstream"}
+    }));
+    Catalog::parse(&v.to_string()).unwrap()
+}
+
+struct W {
+    account: Account,
+    log: Vec<AuditRecord>,
+    catalog: Catalog,
+    now: i64,
+    n: u32,
+}
+
+impl W {
+    fn new() -> W {
+        let new = NewAccount {
+            id: "acct_aaaaaaaaaaaaaaaa".into(),
+            email: "dev@example.com".into(),
+            name: None,
+            orchestrator: crate::account_request::Orchestrator {
+                kind: "stripe".into(),
+                organisation: None,
+                account: "acct_s".into(),
+            },
+            tos_version: "v1".into(),
+            scopes: vec!["resources:write".into()],
+            request_id: "r1".into(),
+            grant_id: "g1".into(),
+            code: NewCode {
+                hash: hash("c"),
+                code_challenge: None,
+            },
+            spending_cap: crate::ledger::DEFAULT_CAP,
+        };
+        let applied = account::create(new, &ctx(T0));
+        W {
+            account: applied.account,
+            log: applied.records,
+            catalog: catalog(),
+            now: T0,
+            n: 0,
+        }
+    }
+
+    fn run<T>(
+        &mut self,
+        op: impl FnOnce(&mut Draft) -> Result<T, ResourceError>,
+    ) -> Result<T, ResourceError> {
+        let mut out = None;
+        let applied = apply(&self.account, &ctx(self.now), |d| match op(d) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                out = Some(e);
+                Err(AccountError::Unavailable)
+            }
+        });
+        self.account = applied.account;
+        self.log.extend(applied.records);
+        match (applied.result, out) {
+            (Ok(v), _) => Ok(v),
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(ResourceError::Account { error: e }),
+        }
+    }
+
+    fn ids(&mut self) -> NewIds {
+        self.n += 1;
+        NewIds {
+            resource_id: format!("res_{}", self.n),
+            charge_id: format!("ch_{}", self.n),
+            token_hash: Some(hash(&format!("tok{}", self.n))),
+        }
+    }
+
+    fn create(
+        &mut self,
+        body: Value,
+        candidates: Option<Vec<Candidate>>,
+    ) -> Result<String, ResourceError> {
+        let req = parse_create(body.to_string().as_bytes(), &self.catalog)?;
+        match prepare_create(&self.account, &req, &self.catalog)? {
+            Preparation::Existing(id) => Ok(id),
+            _ => {
+                let ids = self.ids();
+                let cat = self.catalog.clone();
+                self.run(|d| create(d, &req, &cat, ids, candidates))
+            }
+        }
+    }
+
+    fn feed(&mut self, id: &str, outcome: Outcome) -> Result<(), ResourceError> {
+        let s = Settings::default();
+        self.run(|d| apply_outcome(d, id, outcome, &s))
+    }
+
+    fn next(&self, id: &str) -> Option<Action> {
+        next_action(&self.account, id, self.now)
+    }
+
+    fn res(&self, id: &str) -> &Resource {
+        find(&self.account, id).unwrap()
+    }
+}
+
+fn ctx(now: i64) -> Ctx {
+    Ctx {
+        now,
+        actor: Actor::new(ActorKind::Orchestrator, Some("acct_s")),
+        request_id: None,
+        policy: Policy::default(),
+    }
+}
+
+fn spt(token: &str, max: u64) -> Outcome {
+    Outcome::Token {
+        token: GrantedToken {
+            id: token.into(),
+            currency: "usd".into(),
+            max_amount: max,
+            expires_at: Some(T0 + 3600),
+            amount_captured: 0,
+            deactivated: false,
+        },
+    }
+}
+
+fn paid_plan(token: &str) -> Value {
+    json!({"service_id": "paid", "project_id": "proj_1",
+           "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": token}})
+}
+
+/// Runs a paid plan's job to completion with a cooperative Stripe.
+fn subscribe(w: &mut W, id: &str) {
+    assert!(matches!(w.next(id), Some(Action::RetrieveToken { .. })));
+    w.feed(id, spt("spt_1", 5000)).unwrap();
+    assert!(matches!(w.next(id), Some(Action::CreateCustomer { .. })));
+    w.feed(id, Outcome::Customer { id: "cus_1".into() })
+        .unwrap();
+    let Some(Action::CreatePaymentIntent {
+        amount,
+        save,
+        customer,
+        ..
+    }) = w.next(id)
+    else {
+        panic!("{:?}", w.next(id))
+    };
+    assert_eq!(
+        (amount, save, customer.as_deref()),
+        (2000, true, Some("cus_1"))
+    );
+    w.feed(
+        id,
+        Outcome::PaymentIntent {
+            id: "pi_1".into(),
+            payment_method: Some("pm_1".into()),
+        },
+    )
+    .unwrap();
+    let Some(Action::CreateSubscription {
+        price,
+        payment_method,
+        trial_end,
+        ..
+    }) = w.next(id)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (price.as_str(), payment_method.as_str()),
+        ("price_pro_monthly", "pm_1")
+    );
+    assert!(
+        trial_end > w.now + 25 * 86_400,
+        "the first period is already paid"
+    );
+    w.feed(
+        id,
+        Outcome::Subscription {
+            id: "sub_1".into(),
+            status: "trialing".into(),
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn free_plan_then_api_token() {
+    let mut w = W::new();
+    assert_eq!(
+        w.create(json!({"service_id": "api_token", "project_id": "p"}), None),
+        Err(ResourceError::PlanRequired)
+    );
+    let plan = w
+        .create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    assert_eq!(w.res(&plan).status, Status::Complete);
+    // Idempotent: the same plan again is the same resource; another plan is refused.
+    assert_eq!(
+        w.create(json!({"service_id": "free", "project_id": "other"}), None)
+            .unwrap(),
+        plan
+    );
+    assert_eq!(
+        w.create(paid_plan("spt_1"), None),
+        Err(ResourceError::PlanAlreadyActive {
+            service_id: "free".into()
+        })
+    );
+
+    let tok = w.create(json!({"service_id": "api_token", "project_id": "p", "configuration": {"scopes": ["logs:read"], "label": "ci"}}), None).unwrap();
+    let r = w.res(&tok).clone();
+    assert_eq!(r.status, Status::Complete);
+    assert!(
+        matches!(&r.detail, Detail::ApiToken { scopes, generation: 1, .. } if scopes == &vec!["logs:read".to_string()])
+    );
+    assert_eq!(
+        w.create(json!({"service_id": "api_token", "project_id": "p"}), None)
+            .unwrap(),
+        tok,
+        "(project, service) is idempotent"
+    );
+    let mut secrets = BTreeMap::new();
+    secrets.insert("API_TOKEN".to_string(), "pvak_x".to_string());
+    let v = render(&r, &w.account.id, &secrets);
+    assert_eq!(v["complete"]["access_configuration"]["API_TOKEN"], "pvak_x");
+    assert_eq!(
+        v["complete"]["access_configuration"]["ACCOUNT_ID"],
+        "acct_aaaaaaaaaaaaaaaa"
+    );
+
+    // Rotate: a new generation and hash; remove twice is fine.
+    w.run(|d| rotate(d, &tok, &catalog(), Some(hash("tok-rotated"))))
+        .unwrap();
+    assert!(
+        matches!(&w.res(&tok).detail, Detail::ApiToken { generation: 2, token_hash, .. } if *token_hash == hash("tok-rotated"))
+    );
+    let cat = w.catalog.clone();
+    assert_eq!(w.run(|d| remove(d, &tok, &cat)), Ok(true));
+    assert_eq!(w.run(|d| remove(d, &tok, &cat)), Ok(true));
+    assert_eq!(w.res(&tok).status, Status::Removed);
+    assert_eq!(
+        w.run(|d| rotate(d, &tok, &cat, Some(hash("x")))),
+        Err(ResourceError::NotFound)
+    );
+    assert_eq!(verify_chain(&w.log), Ok(()));
+}
+
+#[test]
+fn malformed_bodies_name_the_problem() {
+    let c = catalog();
+    let err = |b: &str| parse_create(b.as_bytes(), &c).unwrap_err();
+    assert!(matches!(err("{"), ResourceError::InvalidRequest { .. }));
+    assert!(matches!(err("[]"), ResourceError::InvalidRequest { .. }));
+    assert_eq!(
+        err(r#"{"project_id":"p"}"#),
+        ResourceError::InvalidRequest {
+            message: "service_id is required".into()
+        }
+    );
+    assert_eq!(
+        err(r#"{"service_id":"gold","project_id":"p"}"#),
+        ResourceError::UnknownService {
+            service_id: "gold".into()
+        }
+    );
+    assert!(
+        matches!(err(r#"{"service_id":"free"}"#), ResourceError::InvalidRequest { message } if message.contains("project_id"))
+    );
+    assert!(matches!(
+        err(r#"{"service_id":"free","project_id":"a b"}"#),
+        ResourceError::InvalidRequest { .. }
+    ));
+    assert!(matches!(
+        err(r#"{"service_id":"free","project_id":7}"#),
+        ResourceError::InvalidRequest { .. }
+    ));
+    assert_eq!(
+        err(r#"{"service_id":"domain","project_id":"p","configuration":{"domain_query":5}}"#),
+        ResourceError::InvalidConfiguration {
+            field: "configuration/domain_query".into(),
+            message: "expected a string, got an integer".into()
+        }
+    );
+    assert!(
+        matches!(err(r#"{"service_id":"domain","project_id":"p","configuration":{}}"#), ResourceError::InvalidConfiguration { field, .. } if field == "configuration/domain_query")
+    );
+    assert!(
+        matches!(err(r#"{"service_id":"free","project_id":"p","configuration":{"x":1}}"#), ResourceError::InvalidConfiguration { field, .. } if field == "configuration/x")
+    );
+    assert!(matches!(
+        err(r#"{"service_id":"free","project_id":"p","configuration":[]}"#),
+        ResourceError::InvalidRequest { .. }
+    ));
+    assert!(matches!(
+        err(r#"{"service_id":"paid","project_id":"p","payment_credentials":"spt_1"}"#),
+        ResourceError::InvalidRequest { .. }
+    ));
+    assert!(matches!(
+        err(
+            r#"{"service_id":"paid","project_id":"p","payment_credentials":{"type":"stripe_payment_token","stripe_payment_token":"tok_1"}}"#
+        ),
+        ResourceError::InvalidRequest { .. }
+    ));
+    // Unknown payment credential types are ignored.
+    let r = parse_create(br#"{"service_id":"paid","project_id":"p","payment_credentials":{"type":"crypto","wallet":"x"}}"#, &c).unwrap();
+    assert_eq!(r.payment_token, None);
+    let w = W::new();
+    assert_eq!(
+        prepare_create(&w.account, &r, &c),
+        Err(ResourceError::RequiresPaymentCredentials)
+    );
+}
+
+#[test]
+fn paid_plan_reserves_charges_and_subscribes() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    assert_eq!(w.res(&id).status, Status::Pending);
+    assert_eq!(
+        w.account.ledger.spent(w.now),
+        2000,
+        "reserved before any call"
+    );
+    subscribe(&mut w, &id);
+    let r = w.res(&id);
+    assert_eq!(r.status, Status::Complete);
+    assert!(matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == "sub_1"));
+    assert_eq!(w.account.ledger.charges[0].status, ChargeStatus::Charged);
+    assert_eq!(w.account.billing.customer_id.as_deref(), Some("cus_1"));
+    assert_eq!(w.next(&id), None);
+    let actions: Vec<&str> = w.log.iter().map(|r| r.action.as_str()).collect();
+    for a in [
+        "resource.created",
+        "spend.reserved",
+        "billing.customer_created",
+        "charge.succeeded",
+        "resource.completed",
+    ] {
+        assert!(actions.contains(&a), "{a} not in {actions:?}");
+    }
+    assert_eq!(verify_chain(&w.log), Ok(()));
+}
+
+#[test]
+fn an_outage_retries_with_the_same_keys() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    w.feed(&id, spt("spt_1", 5000)).unwrap();
+    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+        .unwrap();
+    let first = w.next(&id).unwrap();
+    w.feed(
+        &id,
+        Outcome::Unavailable {
+            message: "503".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(w.next(&id), None, "backing off");
+    assert_eq!(w.res(&id).status, Status::Pending);
+    assert!(next_wake(&w.account).unwrap() > w.now);
+    w.now += 5;
+    assert_eq!(
+        w.next(&id).unwrap(),
+        first,
+        "same call, same idempotency key"
+    );
+    assert_eq!(due(&w.account, w.now), vec![id.clone()]);
+}
+
+#[test]
+fn a_too_small_token_fails_cleanly() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_small"), None).unwrap();
+    let err = w.feed(&id, spt("spt_small", 1500)).unwrap_err();
+    assert!(matches!(
+        err,
+        ResourceError::Payment {
+            error: PaymentError::TokenInsufficient {
+                available: 1500,
+                amount: 2000,
+                ..
+            }
+        }
+    ));
+    // Nobody was told it was pending: nothing stays, the money is released.
+    assert!(find(&w.account, &id).is_err());
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+    assert!(w.log.iter().any(|r| r.action == "job.failed"));
+    // A new attempt with another token starts afresh.
+    let id2 = w.create(paid_plan("spt_big"), None).unwrap();
+    assert_ne!(id, id2);
+}
+
+#[test]
+fn an_acknowledged_purchase_that_fails_later_is_errored() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    w.run(|d| {
+        acknowledge(d, &id);
+        Ok(())
+    })
+    .unwrap();
+    let declined = Outcome::from_stripe_failure(crate::payments::classify(
+        402,
+        &json!({"error": {"code": "card_declined", "decline_code": "insufficient_funds", "message": "Your card was declined."}}),
+    ));
+    w.feed(&id, spt("spt_1", 5000)).unwrap();
+    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+        .unwrap();
+    assert!(w.feed(&id, declined).is_err());
+    let r = w.res(&id);
+    assert_eq!(r.status, Status::Errored);
+    assert_eq!(r.error.as_ref().unwrap().code, "payment_declined");
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+}
+
+#[test]
+fn the_cap_refuses_the_purchase_that_would_cross_it() {
+    let mut w = W::new();
+    w.account.ledger.cap = 3000;
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let cand = |d: &str| {
+        vec![Candidate {
+            domain: d.into(),
+            amount: 1200,
+            currency: "usd".into(),
+            available: true,
+        }]
+    };
+    let a = w.create(json!({"service_id": "domain", "project_id": "a", "configuration": {"domain_query": "a"}}), Some(cand("a.apps.example.dev"))).unwrap();
+    let b = w.create(json!({"service_id": "domain", "project_id": "b", "configuration": {"domain_query": "b"}}), Some(cand("b.apps.example.dev"))).unwrap();
+    let c = w.create(json!({"service_id": "domain", "project_id": "c", "configuration": {"domain_query": "c"}}), Some(cand("c.apps.example.dev"))).unwrap();
+    let confirm = |d: &str| ConfirmRequest {
+        domain: d.into(),
+        amount: 1200,
+        payment_token: Some("spt_1".into()),
+    };
+    w.run(|d| confirm_domain(d, &a, &confirm("a.apps.example.dev"), "ch_a"))
+        .unwrap();
+    w.run(|d| confirm_domain(d, &b, &confirm("b.apps.example.dev"), "ch_b"))
+        .unwrap();
+    // Two reservations (2400) are in flight; the third (3600) would cross 3000.
+    let err = w
+        .run(|d| confirm_domain(d, &c, &confirm("c.apps.example.dev"), "ch_c"))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ResourceError::SpendingCapExceeded {
+            spent: 2400,
+            cap: 3000,
+            amount: 1200,
+            currency: "usd".into()
+        }
+    );
+    assert_eq!(
+        w.res(&c).status,
+        Status::NeedsInformation,
+        "nothing changed"
+    );
+    let alerts: Vec<&AuditRecord> = w.log.iter().filter(|r| r.action == "spend.alert").collect();
+    assert_eq!(alerts.len(), 2, "50 % and 80 % crossed");
+}
+
+fn domain_world(registrar_service: &str, candidates: Vec<Candidate>) -> (W, String) {
+    let mut w = W::new();
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let id = w
+        .create(
+            json!({"service_id": registrar_service, "project_id": "p", "configuration": {"domain_query": "Acme"},
+                   "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_d"}}),
+            Some(candidates),
+        )
+        .unwrap();
+    (w, id)
+}
+
+fn builtin_candidates() -> Vec<Candidate> {
+    vec![
+        Candidate {
+            domain: "acme.apps.example.dev".into(),
+            amount: 1200,
+            currency: "usd".into(),
+            available: false,
+        },
+        Candidate {
+            domain: "acme-app.apps.example.dev".into(),
+            amount: 1200,
+            currency: "usd".into(),
+            available: true,
+        },
+    ]
+}
+
+#[test]
+fn domain_quote_confirm_purchase() {
+    let (mut w, id) = domain_world("domain", builtin_candidates());
+    let r = w.res(&id).clone();
+    assert_eq!(r.status, Status::NeedsInformation);
+    assert_eq!(w.account.ledger.spent(w.now), 0, "a quote costs nothing");
+    let v = render(&r, "acct_x", &BTreeMap::new());
+    assert_eq!(v["status"], "needs_information");
+    assert_eq!(
+        v["needs_information"]["schema"]["properties"]["domain"]["enum"],
+        json!(["acme-app.apps.example.dev"])
+    );
+    assert_eq!(
+        v["needs_information"]["quote"]["candidates"][1]["amount"],
+        1200
+    );
+    assert!(v["needs_information"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("$12.00"));
+
+    let confirm = |d: &str, amount: u64| ConfirmRequest {
+        domain: d.into(),
+        amount,
+        payment_token: None,
+    };
+    assert_eq!(
+        w.run(|d| confirm_domain(d, &id, &confirm("acme.apps.example.dev", 1200), "ch")),
+        Err(ResourceError::DomainUnavailable {
+            domain: "acme.apps.example.dev".into()
+        })
+    );
+    assert!(matches!(
+        w.run(|d| confirm_domain(d, &id, &confirm("acme-app.apps.example.dev", 1000), "ch")),
+        Err(ResourceError::PriceChanged { amount: 1200, .. })
+    ));
+    assert!(matches!(
+        w.run(|d| confirm_domain(d, &id, &confirm("other.dev", 1200), "ch")),
+        Err(ResourceError::InvalidRequest { .. })
+    ));
+    w.run(|d| confirm_domain(d, &id, &confirm("acme-app.apps.example.dev", 1200), "ch"))
+        .unwrap();
+    assert_eq!(w.res(&id).status, Status::Pending);
+    assert_eq!(
+        w.run(|d| confirm_domain(d, &id, &confirm("acme-app.apps.example.dev", 1200), "ch2")),
+        Err(ResourceError::NotAwaitingConfirmation)
+    );
+
+    assert!(matches!(w.next(&id), Some(Action::RetrieveToken { token }) if token == "spt_d"));
+    w.feed(&id, spt("spt_d", 5000)).unwrap();
+    assert!(
+        matches!(w.next(&id), Some(Action::ClaimDomain { .. })),
+        "builtin claims before charging"
+    );
+    w.feed(
+        &id,
+        Outcome::Claimed {
+            expires_at: T0 + 365 * 86_400,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        w.next(&id),
+        Some(Action::CreatePaymentIntent {
+            amount: 1200,
+            save: false,
+            ..
+        })
+    ));
+    w.feed(
+        &id,
+        Outcome::PaymentIntent {
+            id: "pi_d".into(),
+            payment_method: None,
+        },
+    )
+    .unwrap();
+    assert!(matches!(w.next(&id), Some(Action::ClaimDomain { .. })));
+    w.feed(
+        &id,
+        Outcome::Claimed {
+            expires_at: T0 + 365 * 86_400,
+        },
+    )
+    .unwrap();
+    let r = w.res(&id).clone();
+    assert_eq!(r.status, Status::Complete);
+    let v = render(&r, "acct_x", &BTreeMap::new());
+    assert_eq!(
+        v["complete"]["access_configuration"]["DOMAIN"],
+        "acme-app.apps.example.dev"
+    );
+    assert_eq!(w.account.ledger.spent(w.now), 1200);
+
+    // Removing it lets the name go.
+    let cat = w.catalog.clone();
+    assert_eq!(w.run(|d| remove(d, &id, &cat)), Ok(false));
+    assert!(matches!(w.next(&id), Some(Action::ReleaseDomain { .. })));
+    w.feed(&id, Outcome::Released).unwrap();
+    assert_eq!(w.res(&id).status, Status::Removed);
+    assert_eq!(verify_chain(&w.log), Ok(()));
+}
+
+#[test]
+fn an_expired_quote_is_refused() {
+    let (mut w, id) = domain_world("domain", builtin_candidates());
+    w.now += 900;
+    let r = w.run(|d| {
+        confirm_domain(
+            d,
+            &id,
+            &ConfirmRequest {
+                domain: "acme-app.apps.example.dev".into(),
+                amount: 1200,
+                payment_token: None,
+            },
+            "ch",
+        )
+    });
+    assert_eq!(r, Err(ResourceError::QuoteExpired));
+    w.run(|d| refresh_quote(d, &id, builtin_candidates(), 900))
+        .unwrap();
+    w.run(|d| {
+        confirm_domain(
+            d,
+            &id,
+            &ConfirmRequest {
+                domain: "acme-app.apps.example.dev".into(),
+                amount: 1200,
+                payment_token: None,
+            },
+            "ch",
+        )
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_declined_domain_charge_goes_back_to_the_quote_and_lets_the_name_go() {
+    let (mut w, id) = domain_world("domain", builtin_candidates());
+    w.run(|d| {
+        confirm_domain(
+            d,
+            &id,
+            &ConfirmRequest {
+                domain: "acme-app.apps.example.dev".into(),
+                amount: 1200,
+                payment_token: None,
+            },
+            "ch",
+        )
+    })
+    .unwrap();
+    w.feed(&id, spt("spt_d", 5000)).unwrap();
+    w.feed(&id, Outcome::Claimed { expires_at: 0 }).unwrap();
+    let declined = Outcome::Refused {
+        error: ResourceError::Payment {
+            error: PaymentError::Declined {
+                code: "card_declined".into(),
+                decline_code: None,
+                message: "Your card was declined.".into(),
+            },
+        },
+    };
+    assert!(w.feed(&id, declined).is_err());
+    assert_eq!(w.res(&id).status, Status::NeedsInformation);
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+    assert!(matches!(w.next(&id), Some(Action::ReleaseDomain { .. })));
+    w.feed(&id, Outcome::Released).unwrap();
+    assert_eq!(
+        w.res(&id).status,
+        Status::NeedsInformation,
+        "still quoted, ready for another try"
+    );
+}
+
+#[test]
+fn upstream_registration_failing_after_the_charge_is_refunded() {
+    let cands = vec![Candidate {
+        domain: "acme.com".into(),
+        amount: 1299,
+        currency: "usd".into(),
+        available: true,
+    }];
+    let (mut w, id) = domain_world("domain_upstream", cands);
+    w.run(|d| {
+        confirm_domain(
+            d,
+            &id,
+            &ConfirmRequest {
+                domain: "acme.com".into(),
+                amount: 1299,
+                payment_token: None,
+            },
+            "ch",
+        )
+    })
+    .unwrap();
+    w.feed(&id, spt("spt_d", 5000)).unwrap();
+    assert!(
+        matches!(w.next(&id), Some(Action::CreatePaymentIntent { .. })),
+        "upstream charges first"
+    );
+    w.feed(
+        &id,
+        Outcome::PaymentIntent {
+            id: "pi_u".into(),
+            payment_method: None,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        w.next(&id),
+        Some(Action::ClaimDomain {
+            registrar: Registrar::Upstream,
+            ..
+        })
+    ));
+    let taken = Outcome::Refused {
+        error: ResourceError::DomainUnavailable {
+            domain: "acme.com".into(),
+        },
+    };
+    assert!(w.feed(&id, taken).is_err());
+    assert!(
+        matches!(w.next(&id), Some(Action::Refund { payment_intent, amount: 1299, .. }) if payment_intent == "pi_u")
+    );
+    w.feed(&id, Outcome::Refunded { id: "re_1".into() })
+        .unwrap();
+    let r = w.res(&id);
+    assert_eq!(r.status, Status::Errored);
+    assert!(r.error.as_ref().unwrap().message.contains("refunded"));
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+}
+
+#[test]
+fn plan_changes_follow_allowed_updates() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    subscribe(&mut w, &id);
+    let cat = w.catalog.clone();
+    let up = |s: &str, t: Option<&str>| UpdateRequest {
+        service_id: s.into(),
+        payment_token: t.map(str::to_string),
+    };
+    assert_eq!(
+        w.run(|d| update_service(d, &id, &up("gold", None), &cat, "c")),
+        Err(ResourceError::UnknownService {
+            service_id: "gold".into()
+        })
+    );
+    // paid -> free cancels the subscription, then switches.
+    w.run(|d| update_service(d, &id, &up("free", None), &cat, "c"))
+        .unwrap();
+    assert_eq!(w.res(&id).service_id, "paid", "until Stripe confirms");
+    assert!(
+        matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_1")
+    );
+    w.feed(&id, Outcome::Canceled).unwrap();
+    assert_eq!(w.res(&id).service_id, "free");
+    assert_eq!(w.res(&id).status, Status::Complete);
+    // free -> paid needs payment credentials.
+    assert_eq!(
+        w.run(|d| update_service(d, &id, &up("paid", None), &cat, "c2")),
+        Err(ResourceError::RequiresPaymentCredentials)
+    );
+    w.run(|d| update_service(d, &id, &up("paid", Some("spt_2")), &cat, "c2"))
+        .unwrap();
+    assert_eq!(w.account.ledger.spent(w.now), 4000);
+    // A token too small leaves the free plan in place.
+    assert!(w.feed(&id, spt("spt_2", 10)).is_err());
+    assert_eq!(w.res(&id).service_id, "free");
+    assert_eq!(w.res(&id).status, Status::Complete);
+    assert_eq!(w.account.ledger.spent(w.now), 2000);
+    // A deployable whose allowed_updates is empty cannot change.
+    let tok = w
+        .create(json!({"service_id": "api_token", "project_id": "p"}), None)
+        .unwrap();
+    assert_eq!(
+        w.run(|d| update_service(d, &tok, &up("domain", None), &cat, "c3")),
+        Err(ResourceError::UpdateNotAllowed {
+            from: "api_token".into(),
+            to: "domain".into()
+        })
+    );
+    // The plan cannot go while the token exists.
+    assert!(matches!(
+        w.run(|d| remove(d, &id, &cat)),
+        Err(ResourceError::InvalidRequest { .. })
+    ));
+}
+
+#[test]
+fn operator_backend_pending_then_complete() {
+    let mut w = W::new();
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let id = w
+        .create(json!({"service_id": "database", "project_id": "p"}), None)
+        .unwrap();
+    assert_eq!(w.res(&id).status, Status::Pending);
+    let Some(Action::CallOperator { key, body, .. }) = w.next(&id) else {
+        panic!()
+    };
+    assert_eq!(body["action"], "create");
+    w.feed(
+        &id,
+        Outcome::Operator {
+            status: "pending".into(),
+            access_configuration: None,
+            retry_after: Some(3),
+            error: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(w.next(&id), None);
+    w.now += 3;
+    let Some(Action::CallOperator { key: key2, .. }) = w.next(&id) else {
+        panic!()
+    };
+    assert_eq!(key, key2, "the same idempotency key until it completes");
+    let mut ac = BTreeMap::new();
+    ac.insert("DATABASE_URL".to_string(), "postgres://x".to_string());
+    w.feed(
+        &id,
+        Outcome::Operator {
+            status: "complete".into(),
+            access_configuration: Some(ac),
+            retry_after: None,
+            error: None,
+        },
+    )
+    .unwrap();
+    let v = render(w.res(&id), "acct_x", &BTreeMap::new());
+    assert_eq!(
+        v["complete"]["access_configuration"]["DATABASE_URL"],
+        "postgres://x"
+    );
+
+    let id2 = w.create(json!({"service_id": "database", "project_id": "q", "configuration": {"fail": "quota"}}), None).unwrap();
+    let e = w.feed(
+        &id2,
+        Outcome::Operator {
+            status: "error".into(),
+            access_configuration: None,
+            retry_after: None,
+            error: Some(ErrorInfo {
+                code: "quota".into(),
+                message: "over quota".into(),
+            }),
+        },
+    );
+    assert!(e.is_err());
+    let r = w.res(&id2);
+    assert_eq!(r.status, Status::Errored);
+    assert_eq!(
+        render(r, "a", &BTreeMap::new())["error"]["code"],
+        "backend_error"
+    );
+}
+
+#[test]
+fn scopes() {
+    let access = |s: &[&str]| Access {
+        account_id: "a".into(),
+        family_id: "f".into(),
+        grant_id: "g".into(),
+        scopes: s.iter().map(|x| x.to_string()).collect(),
+        orchestrator_account: "o".into(),
+        expires_at: 0,
+    };
+    assert_eq!(require_scope(&access(&["resources:read"]), false), Ok(()));
+    assert!(require_scope(&access(&["resources:read"]), true).is_err());
+    assert_eq!(require_scope(&access(&["resources:write"]), false), Ok(()));
+}
+
+#[test]
+fn a_new_purchase_never_reuses_an_old_idempotency_key() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    w.feed(&id, spt("spt_1", 5000)).unwrap();
+    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+        .unwrap();
+    let Some(Action::CreatePaymentIntent { key: first, .. }) = w.next(&id) else {
+        panic!()
+    };
+    w.feed(
+        &id,
+        Outcome::PaymentIntent {
+            id: "pi_1".into(),
+            payment_method: Some("pm_1".into()),
+        },
+    )
+    .unwrap();
+    w.feed(
+        &id,
+        Outcome::Subscription {
+            id: "sub_1".into(),
+            status: "trialing".into(),
+        },
+    )
+    .unwrap();
+    let cat = w.catalog.clone();
+    let up = |s: &str, t: Option<&str>| UpdateRequest {
+        service_id: s.into(),
+        payment_token: t.map(str::to_string),
+    };
+    w.run(|d| update_service(d, &id, &up("free", None), &cat, "c2"))
+        .unwrap();
+    w.feed(&id, Outcome::Canceled).unwrap();
+    // Back to paid within the same second: a different charge, so a different key.
+    w.run(|d| update_service(d, &id, &up("paid", Some("spt_2")), &cat, "c3"))
+        .unwrap();
+    w.feed(&id, spt("spt_2", 5000)).unwrap();
+    let Some(Action::CreatePaymentIntent { key: second, .. }) = w.next(&id) else {
+        panic!()
+    };
+    assert_ne!(first, second);
+}

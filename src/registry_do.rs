@@ -1,0 +1,112 @@
+//! The registry Durable Object of the builtin registrar: one per domain name, so claiming a
+//! name is atomic. The first claim wins; the same (account, resource) claiming again is a no-op;
+//! only the holder can release it.
+//!
+//! Storage (SQLite): `claim(id = 1, account_id, resource_id, claimed_at)`: at most one row.
+
+use serde::Deserialize;
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
+};
+
+use crate::http::now_ms;
+use crate::rpc::{RegistryAnswer, RegistryOp};
+
+#[durable_object]
+pub struct Registry {
+    state: State,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    account_id: String,
+    resource_id: String,
+}
+
+impl Registry {
+    fn holder(&self) -> Option<Row> {
+        self.state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT account_id, resource_id FROM claim WHERE id = 1",
+                None,
+            )
+            .and_then(|c| c.to_array::<Row>())
+            .ok()?
+            .into_iter()
+            .next()
+    }
+}
+
+impl DurableObject for Registry {
+    fn new(state: State, _env: Env) -> Self {
+        let _ = state.storage().sql().exec(
+            "CREATE TABLE IF NOT EXISTS claim (id INTEGER PRIMARY KEY CHECK (id = 1), account_id TEXT NOT NULL, resource_id TEXT NOT NULL, claimed_at INTEGER NOT NULL)",
+            None,
+        );
+        Registry { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let op: RegistryOp = match req.json().await {
+            Ok(op) => op,
+            Err(e) => return Response::error(format!("bad internal call: {e}"), 400),
+        };
+        let sql = self.state.storage().sql();
+        let holder = self.holder();
+        let is = |a: &str, r: &str| {
+            holder
+                .as_ref()
+                .is_some_and(|h| h.account_id == a && h.resource_id == r)
+        };
+        let answer = match op {
+            RegistryOp::Status => RegistryAnswer {
+                taken: holder.is_some(),
+                owned: false,
+            },
+            RegistryOp::Claim {
+                account_id,
+                resource_id,
+            } => {
+                if holder.is_none() {
+                    sql.exec(
+                        "INSERT INTO claim (id, account_id, resource_id, claimed_at) VALUES (1, ?, ?, ?)",
+                        vec![
+                            SqlStorageValue::from(account_id.as_str()),
+                            SqlStorageValue::from(resource_id.as_str()),
+                            SqlStorageValue::from((now_ms() / 1000) as i64),
+                        ],
+                    )?;
+                    RegistryAnswer {
+                        taken: true,
+                        owned: true,
+                    }
+                } else {
+                    RegistryAnswer {
+                        taken: true,
+                        owned: is(&account_id, &resource_id),
+                    }
+                }
+            }
+            RegistryOp::Release {
+                account_id,
+                resource_id,
+            } => {
+                if is(&account_id, &resource_id) {
+                    sql.exec("DELETE FROM claim WHERE id = 1", None)?;
+                    RegistryAnswer {
+                        taken: false,
+                        owned: false,
+                    }
+                } else {
+                    RegistryAnswer {
+                        taken: holder.is_some(),
+                        owned: false,
+                    }
+                }
+            }
+        };
+        Response::from_json(&answer)
+    }
+}
