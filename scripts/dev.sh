@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the worker locally: setup, build, local D1 migrations, the local Stripe stand-in (also the
-# upstream registrar and an operator backend) on 127.0.0.1:12111, then wrangler dev on
+# upstream registrar and an operator backend; it delivers signed webhooks back to the worker) on
+# 127.0.0.1:12111, then wrangler dev on
 # http://localhost:8787 (PORT overrides). State persists in .wrangler/state between runs.
 set -eu
 . "$(dirname "$0")/env.sh"
@@ -11,7 +12,9 @@ CI=true wrangler d1 migrations apply AUDIT_DB --local
 
 STAND_IN_PORT="${STAND_IN_PORT:-12111}"
 cargo build --quiet -p app-tests --bin stand-in
-target/debug/stand-in --port "$STAND_IN_PORT" &
+target/debug/stand-in --port "$STAND_IN_PORT" \
+  --webhook-url "http://127.0.0.1:${PORT:-8787}/webhooks/stripe" \
+  --webhook-secret whsec_dev_stand_in_webhooks &
 stand_in=$!
 trap 'kill $stand_in 2>/dev/null || true' EXIT INT TERM
 echo "dev: Stripe stand-in on http://127.0.0.1:$STAND_IN_PORT (see .dev.vars)"

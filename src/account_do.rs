@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use domain::account::{self, Account as AccountState, AccountError, Applied, Ctx, NewFamily};
 use domain::audit::{Actor, ActorKind, AuditRecord};
+use domain::billing;
 use domain::catalog::{Behaviour, Catalog};
 use domain::dashboard::{self, DashboardError};
 use domain::resources::{self, Detail, NewIds, Preparation, ResourceError, Settings, Status};
@@ -192,11 +193,16 @@ impl Account {
     /// Sets the alarm to the earliest pending work: a failed flush or a resource job.
     async fn reschedule(&self) {
         let flush = self.kv("flush_wake").and_then(|v| v.parse::<i64>().ok());
-        let job = self
-            .load()
-            .and_then(|a| resources::next_wake(&a))
+        let account = self.load();
+        let job = account
+            .as_ref()
+            .and_then(resources::next_wake)
             .map(|s| s * 1000);
-        let wake = [flush, job].into_iter().flatten().min();
+        let grace = account
+            .as_ref()
+            .and_then(|a| billing::next_grace_deadline(a, config::payment_grace(&self.env)))
+            .map(|s| s * 1000);
+        let wake = [flush, job, grace].into_iter().flatten().min();
         let storage = self.state.storage();
         if let Some(at) = wake {
             let offset = (at - now_ms() as i64).max(10);
@@ -257,10 +263,15 @@ impl Account {
             let Some(action) = resources::next_action(&current, id, now_s()) else {
                 break Ok(());
             };
-            let outcome = external::execute(&self.env, &current, id, action).await;
+            let outcome = external::execute(&self.env, &current, id, action.clone()).await;
             let Some(current) = self.load() else {
                 break Ok(());
             };
+            // While we awaited, another event (a webhook) may have moved the job on: an answer
+            // to a step that is no longer the current one is dropped.
+            if resources::next_action(&current, id, i64::MAX).as_ref() != Some(&action) {
+                continue;
+            }
             let step_ctx = Ctx {
                 now: now_s(),
                 ..ctx.clone()
@@ -801,6 +812,21 @@ impl Account {
                     Err(e) => Ok(json!({"error": e})),
                 }
             }
+            AccountOp::StripeEvent { event } => {
+                let settings = self.settings();
+                let in_flight: Vec<String> = self.running.borrow().iter().cloned().collect();
+                let outcome = self
+                    .commit(account::apply(&current, ctx, |d| {
+                        if billing::is_duplicate(d, &event.id) {
+                            return Ok::<_, AccountError>(billing::EventOutcome::Duplicate);
+                        }
+                        Ok(billing::apply_event(d, &event, &settings, &in_flight))
+                    }))
+                    .await?;
+                // A job the event unblocked, or a grace period, continues in the alarm.
+                self.reschedule().await;
+                to_value(outcome)
+            }
             AccountOp::Suspend { reason } => self
                 .commit(account::apply(&current, ctx, |d| {
                     account::suspend(d, &reason)
@@ -875,6 +901,17 @@ impl DurableObject for Account {
         self.flush().await;
         if let Some(a) = self.load() {
             let ctx = self.system_ctx();
+            let grace = config::payment_grace(&self.env);
+            if billing::next_grace_deadline(&a, grace).is_some_and(|t| t <= ctx.now) {
+                let _ = self
+                    .commit(account::apply(&a, &ctx, |d| {
+                        Ok::<_, AccountError>(billing::enforce_grace(d, grace))
+                    }))
+                    .await;
+            }
+            let Some(a) = self.load() else {
+                return Response::ok("done");
+            };
             for id in resources::due(&a, ctx.now) {
                 let _ = self.drive(&id, &ctx).await;
             }

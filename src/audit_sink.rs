@@ -15,6 +15,46 @@ fn text(s: &Option<String>) -> JsValue {
     s.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL)
 }
 
+const WEBHOOK: &str =
+    "INSERT OR IGNORE INTO webhook_events (id, type, created, account_id, outcome, received_at) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const STRIPE_OBJECT: &str =
+    "INSERT OR IGNORE INTO stripe_objects (stripe_id, account_id) VALUES (?1, ?2)";
+
+/// Rows that derive from an audit record besides its own: the webhook event it records, and
+/// the Stripe objects it created (for routing events that lack our metadata).
+fn derived(
+    db: &worker::D1Database,
+    r: &AuditRecord,
+) -> Result<Vec<worker::D1PreparedStatement>, String> {
+    let mut out = Vec::new();
+    if r.action == "stripe.event" {
+        let a = &r.after;
+        out.push(
+            db.prepare(WEBHOOK)
+                .bind(&[
+                    JsValue::from_str(a["event_id"].as_str().unwrap_or_default()),
+                    JsValue::from_str(a["type"].as_str().unwrap_or_default()),
+                    JsValue::from_f64(a["created"].as_i64().unwrap_or(0) as f64),
+                    JsValue::from_str(&r.account_id),
+                    JsValue::from_str(a["outcome"].as_str().unwrap_or_default()),
+                    JsValue::from_f64(r.at as f64),
+                ])
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    for key in ["customer", "subscription_id"] {
+        if let Some(id) = r.after.get(key).and_then(|v| v.as_str()) {
+            out.push(
+                db.prepare(STRIPE_OBJECT)
+                    .bind(&[JsValue::from_str(id), JsValue::from_str(&r.account_id)])
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Writes `records` in one D1 batch. `Err` carries the reason, for the log.
 pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
     if records.is_empty() {
@@ -45,10 +85,61 @@ pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
                 .bind(&values)
                 .map_err(|e| e.to_string())?,
         );
+        statements.extend(derived(&db, r)?);
     }
     let results = db.batch(statements).await.map_err(|e| e.to_string())?;
     match results.iter().find(|r| !r.success()) {
         Some(failed) => Err(failed.error().unwrap_or_else(|| "D1 batch failed".into())),
         None => Ok(()),
     }
+}
+
+/// Records a webhook event that matched no account (written directly: there is no outbox).
+pub async fn unknown_account_event(
+    env: &Env,
+    id: &str,
+    kind: &str,
+    created: i64,
+    now: i64,
+) -> Result<(), String> {
+    let db = env
+        .d1("AUDIT_DB")
+        .map_err(|e| format!("AUDIT_DB binding: {e}"))?;
+    db.prepare(WEBHOOK)
+        .bind(&[
+            JsValue::from_str(id),
+            JsValue::from_str(kind),
+            JsValue::from_f64(created as f64),
+            JsValue::NULL,
+            JsValue::from_str("unknown_account"),
+            JsValue::from_f64(now as f64),
+        ])
+        .map_err(|e| e.to_string())?
+        .run()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The account a Stripe object belongs to, from `stripe_objects`.
+pub async fn account_of(env: &Env, stripe_ids: &[String]) -> Result<Option<String>, String> {
+    if stripe_ids.is_empty() {
+        return Ok(None);
+    }
+    let db = env
+        .d1("AUDIT_DB")
+        .map_err(|e| format!("AUDIT_DB binding: {e}"))?;
+    for id in stripe_ids {
+        let row: Option<String> = db
+            .prepare("SELECT account_id FROM stripe_objects WHERE stripe_id = ?1")
+            .bind(&[JsValue::from_str(id)])
+            .map_err(|e| e.to_string())?
+            .first(Some("account_id"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if row.is_some() {
+            return Ok(row);
+        }
+    }
+    Ok(None)
 }

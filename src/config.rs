@@ -78,3 +78,13 @@ pub fn spending_cap(env: &Env) -> u64 {
         .filter(|&c| c <= domain::ledger::MAX_CAP)
         .unwrap_or(domain::ledger::DEFAULT_CAP)
 }
+
+/// Stripe's webhook endpoint secrets (`STRIPE_WEBHOOK_SECRETS`, comma-separated in rotation).
+pub fn webhook_secrets(env: &Env) -> String {
+    string(env, "STRIPE_WEBHOOK_SECRETS").unwrap_or_default()
+}
+
+/// How long a plan may stay unpaid before it is suspended (`PAYMENT_GRACE_SECONDS`, 3 days).
+pub fn payment_grace(env: &Env) -> i64 {
+    seconds(env, "PAYMENT_GRACE_SECONDS", 3 * 86_400, 90 * 86_400)
+}

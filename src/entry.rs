@@ -9,7 +9,7 @@ use domain::signature;
 use worker::{event, Context, Env, Request, Response};
 
 use crate::http::{self, Incoming, LogLine, Problem};
-use crate::{accounts, config, consent, dashboard, discovery, resources};
+use crate::{accounts, config, consent, dashboard, discovery, resources, webhooks};
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -63,7 +63,11 @@ async fn handle(
     request_id: &str,
     started_ms: u64,
 ) -> Result<Response, Problem> {
-    let body = http::read_body(req).await?;
+    let limit = match route.family() {
+        Family::Webhook => http::MAX_WEBHOOK_BYTES,
+        _ => http::MAX_BODY_BYTES,
+    };
+    let body = http::read_body(req, limit).await?;
     let url = req.url().map_err(|_| ApiError::Internal)?;
     let incoming = Incoming {
         headers: req.headers().clone(),
@@ -99,6 +103,7 @@ async fn handle(
         | Route::ResourceRemove(_)
         | Route::ResourceConfirm(_)
         | Route::DeepLinks => resources::handle(&route, &incoming, env, request_id).await,
+        Route::StripeWebhook => webhooks::handle(&incoming, env, request_id).await,
     }
 }
 

@@ -55,14 +55,15 @@ impl From<ApiError> for Problem {
     }
 }
 
-/// Reads the body of `req` up to [`MAX_BODY_BYTES`].
-pub async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
-    let too_large = ApiError::PayloadTooLarge {
-        limit: MAX_BODY_BYTES,
-    };
+/// Largest Stripe webhook accepted (events carry whole objects such as invoices).
+pub const MAX_WEBHOOK_BYTES: usize = 256 * 1024;
+
+/// Reads the body of `req` up to `limit` bytes.
+pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = ApiError::PayloadTooLarge { limit };
     if let Some(length) = req.headers().get("content-length").ok().flatten() {
         match length.trim().parse::<u64>() {
-            Ok(n) if n > MAX_BODY_BYTES as u64 => return Err(too_large),
+            Ok(n) if n > limit as u64 => return Err(too_large),
             Ok(_) => {}
             Err(_) => {
                 return Err(ApiError::InvalidRequest(
@@ -79,7 +80,7 @@ pub async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|_| ApiError::InvalidRequest("the request body could not be read".into()))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(too_large);
         }
         body.extend_from_slice(&chunk);

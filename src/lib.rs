@@ -42,3 +42,5 @@ mod rpc;
 mod storage;
 #[cfg(target_arch = "wasm32")]
 mod stripe;
+#[cfg(target_arch = "wasm32")]
+mod webhooks;

@@ -92,6 +92,9 @@ pub enum AccountOp {
         session_hash: String,
         action: DashboardAction,
     },
+    StripeEvent {
+        event: domain::billing::StripeEvent,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

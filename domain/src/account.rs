@@ -141,6 +141,26 @@ pub struct Account {
     pub links: Vec<crate::dashboard::DeepLink>,
     #[serde(default)]
     pub sessions: Vec<crate::dashboard::Session>,
+    #[serde(default)]
+    pub stripe: crate::billing::StripeState,
+    /// Set while the account is being closed: its tokens already stopped working.
+    #[serde(default)]
+    pub closing: Option<String>,
+}
+
+impl Account {
+    /// True when the account may act: active and not being closed.
+    pub fn is_open(&self) -> bool {
+        self.status == Status::Active && self.closing.is_none()
+    }
+
+    /// The status to report when it may not act.
+    pub fn refusal(&self) -> AccountError {
+        match (self.status, &self.closing) {
+            (Status::Active, Some(_)) => AccountError::Inactive { status: Status::Closed },
+            (status, _) => AccountError::Inactive { status },
+        }
+    }
 }
 
 /// Stripe objects of the account.
@@ -279,9 +299,10 @@ impl Draft<'_> {
     }
 
     pub fn require_active(&self) -> Result<(), AccountError> {
-        match self.account.status {
-            Status::Active => Ok(()),
-            status => Err(AccountError::Inactive { status }),
+        if self.account.is_open() {
+            Ok(())
+        } else {
+            Err(self.account.refusal())
         }
     }
 }
@@ -410,6 +431,8 @@ pub fn create(new: NewAccount, ctx: &Ctx) -> Applied<()> {
         billing: Billing::default(),
         links: Vec::new(),
         sessions: Vec::new(),
+        stripe: Default::default(),
+        closing: None,
     };
     apply(&account, ctx, |d| {
         let tos = format!("tos:{}", new.tos_version);
@@ -730,8 +753,8 @@ pub struct Access {
 
 /// Checks a bearer access token (read-only).
 pub fn authenticate(a: &Account, access_hash: &str, now: i64) -> Result<Access, AccountError> {
-    if a.status != Status::Active {
-        return Err(AccountError::Inactive { status: a.status });
+    if !a.is_open() {
+        return Err(a.refusal());
     }
     let f = a
         .families
@@ -757,7 +780,7 @@ pub fn authenticate(a: &Account, access_hash: &str, now: i64) -> Result<Access, 
 /// RFC 7662 view of a token (read-only). Inactive accounts' tokens are inactive.
 pub fn introspect(a: &Account, token_hash: &str, now: i64) -> Value {
     let inactive = json!({"active": false});
-    if a.status != Status::Active {
+    if !a.is_open() {
         return inactive;
     }
     for f in a.families.iter().filter(|f| f.revoked_at.is_none()) {
@@ -903,8 +926,8 @@ fn find_consent(a: &Account, hash: &str, now: i64) -> Result<usize, AccountError
 
 /// The consent page's content (read-only).
 pub fn view_consent(a: &Account, hash: &str, now: i64) -> Result<ConsentView, AccountError> {
-    if a.status != Status::Active {
-        return Err(AccountError::Inactive { status: a.status });
+    if !a.is_open() {
+        return Err(a.refusal());
     }
     let c = &a.consents[find_consent(a, hash, now)?];
     Ok(ConsentView {
@@ -1073,6 +1096,30 @@ pub fn resume(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
             from,
             to: Status::Active,
         }),
+    }
+}
+
+/// Revokes every live token family and grant (closing, closed).
+pub fn revoke_everything(d: &mut Draft, reason: &str) {
+    let live: Vec<usize> = (0..d.account.families.len())
+        .filter(|&i| d.account.families[i].revoked_at.is_none())
+        .collect();
+    for i in live {
+        revoke_family(d, i, reason);
+    }
+    let now = d.now();
+    let mut revoked = Vec::new();
+    for g in d.account.grants.iter_mut().filter(|g| g.revoked_at.is_none()) {
+        g.revoked_at = Some(now);
+        revoked.push(g.id.clone());
+    }
+    if !revoked.is_empty() {
+        d.record(
+            "grant.revoked",
+            None,
+            Value::Null,
+            json!({"grant_ids": revoked, "reason": reason}),
+        );
     }
 }
 

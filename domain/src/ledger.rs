@@ -131,6 +131,35 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records a charge made outside a reservation (a subscription renewal Stripe collected),
+    /// counted in the month of `at`. Idempotent on `id`.
+    pub fn record_charge(
+        &mut self,
+        id: &str,
+        resource_id: &str,
+        amount: u64,
+        currency: &str,
+        at: i64,
+        description: &str,
+    ) {
+        if self.charges.iter().any(|c| c.id == id) {
+            return;
+        }
+        let (month, _) = month_bounds(at);
+        self.charges.push(Charge {
+            id: id.to_string(),
+            resource_id: resource_id.to_string(),
+            amount,
+            currency: currency.to_string(),
+            month,
+            status: ChargeStatus::Charged,
+            created_at: at,
+            refunded: 0,
+            payment_intent: None,
+            description: description.to_string(),
+        });
+    }
+
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Charge> {
         self.charges.iter_mut().find(|c| c.id == id)
     }

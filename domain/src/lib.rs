@@ -8,7 +8,9 @@
 pub mod account;
 pub mod account_request;
 pub mod audit;
+pub mod billing;
 pub mod catalog;
+pub mod closing;
 pub mod crypto;
 pub mod dashboard;
 pub mod domains;

@@ -74,6 +74,12 @@ pub enum Detail {
         /// Stripe's view of the subscription (`active`, `trialing`, `past_due`...).
         #[serde(default)]
         subscription_status: Option<String>,
+        /// When the latest invoice payment failed (cleared when one is paid).
+        #[serde(default)]
+        past_due_since: Option<i64>,
+        /// Suspended after the grace period of an unpaid invoice.
+        #[serde(default)]
+        suspended: bool,
     },
     ApiToken {
         scopes: Vec<String>,
@@ -702,6 +708,8 @@ pub fn create(
         detail: Detail::Plan {
             subscription_id: None,
             subscription_status: None,
+            past_due_since: None,
+            suspended: false,
         },
         job: None,
         error: None,
@@ -1069,6 +1077,14 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
             d.set_status(i, Status::Removed, "resource.removed");
             Ok(true)
         }
+    }
+}
+
+/// Marks a resource removed without external work (nothing was provisioned).
+pub fn mark_removed(d: &mut Draft, id: &str) {
+    if let Ok(i) = index(d, id) {
+        d.account.resources[i].job = None;
+        d.set_status(i, Status::Removed, "resource.removed");
     }
 }
 
@@ -1580,6 +1596,8 @@ fn advance(
             r.detail = Detail::Plan {
                 subscription_id: Some(sub),
                 subscription_status: Some(status),
+                past_due_since: None,
+                suspended: false,
             };
             r.status = Status::Complete;
             r.job = None;
@@ -1606,6 +1624,8 @@ fn advance(
             r.detail = Detail::Plan {
                 subscription_id: None,
                 subscription_status: Some("canceled".into()),
+                past_due_since: None,
+                suspended: false,
             };
             match target {
                 Some(t) => {
@@ -1935,7 +1955,7 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
 
 /// RFC 7662 view of a provisioned API token (`pvak_`), for the operator's own API.
 pub fn introspect_api_key(a: &Account, token_hash: &str) -> Value {
-    if a.status != crate::account::Status::Active {
+    if !a.is_open() {
         return json!({"active": false});
     }
     for r in a.resources.iter().filter(|r| r.status == Status::Complete) {
@@ -1970,6 +1990,15 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
     let mut v = json!({"id": r.id, "object": "resource", "service_id": r.service_id,
                        "project_id": r.project_id, "status": r.status.as_str(),
                        "created_at": format_rfc3339(r.created_at)});
+    if let Detail::Plan {
+        suspended: true, ..
+    } = &r.detail
+    {
+        v["status"] = json!("errored");
+        v["error"] = json!({"code": "plan_suspended",
+            "message": "the plan's invoice is unpaid past the grace period; the owner must update the payment method (see the dashboard)"});
+        return v;
+    }
     match r.status {
         Status::Complete => {
             let mut ac = BTreeMap::new();
@@ -2004,6 +2033,16 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
                 }
             }
             v["complete"] = json!({ "access_configuration": ac });
+            if let Detail::Plan {
+                past_due_since: Some(since),
+                ..
+            } = &r.detail
+            {
+                v["complete"]["message"] = json!(format!(
+                    "the latest invoice is unpaid since {}; the plan is suspended if it stays unpaid past the grace period",
+                    format_rfc3339(*since)
+                ));
+            }
             if let Some(m) = &r.message {
                 v["complete"]["message"] = json!(m);
             }

@@ -26,6 +26,7 @@ pub enum Route {
     DeepLinks,
     DashboardView,
     DashboardSubmit,
+    StripeWebhook,
 }
 
 /// Why a request matched no route.
@@ -52,6 +53,8 @@ pub enum Family {
     Public,
     /// Resource endpoints: orchestrator signature, `API-Version` AND the account's bearer.
     Resource,
+    /// Stripe webhooks: Stripe's signature with the endpoint secret.
+    Webhook,
 }
 
 impl Route {
@@ -72,6 +75,7 @@ impl Route {
             | Route::ResourceRemove(_)
             | Route::ResourceConfirm(_)
             | Route::DeepLinks => Family::Resource,
+            Route::StripeWebhook => Family::Webhook,
         }
     }
 
@@ -96,6 +100,7 @@ impl Route {
             Route::DeepLinks => "deep_links",
             Route::DashboardView => "dashboard_view",
             Route::DashboardSubmit => "dashboard_submit",
+            Route::StripeWebhook => "stripe_webhook",
         }
     }
 
@@ -133,6 +138,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         "/.well-known/oauth-authorization-server" => one(method, "GET", Route::OAuthMetadata),
         "/provisioning/resources" => one(method, "POST", Route::ResourceCreate),
         "/provisioning/deep_links" => one(method, "POST", Route::DeepLinks),
+        "/webhooks/stripe" => one(method, "POST", Route::StripeWebhook),
         "/dashboard" => match method {
             "GET" => ("GET, POST", Some(Route::DashboardView)),
             "POST" => ("GET, POST", Some(Route::DashboardSubmit)),

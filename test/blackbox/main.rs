@@ -8,6 +8,7 @@ mod consent;
 mod discovery;
 mod resources;
 mod signatures;
+mod webhooks;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -20,6 +21,7 @@ fn main() {
     trials.extend(discovery::trials());
     trials.extend(resources::trials());
     trials.extend(signatures::trials());
+    trials.extend(webhooks::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     common::shutdown(conclusion.has_failed());
     conclusion.exit();

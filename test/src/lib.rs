@@ -25,6 +25,9 @@ pub const ORCHESTRATOR_SECRET_OLD: &str = "whsec_test_orchestrator_previous_9876
 pub const OPERATOR_SECRET: &str = "op_test_operator_secret_abcdefghijklmnop";
 /// Shared with the (simulated) operator login service that signs owner assertions.
 pub const OWNER_ASSERTION_SECRET: &str = "test_owner_assertion_secret_0123456789";
+/// The Stripe webhook endpoint secret the worker and the stand-in share in tests.
+pub const WEBHOOK_SECRET: &str = "whsec_test_webhooks_0123456789abcdef";
+
 /// The operator's login page, as configured for tests.
 pub const OWNER_LOGIN_URL: &str = "https://login.test/sign-in";
 
@@ -213,7 +216,11 @@ impl DevWorker {
             .clone()
             .unwrap_or_else(|| run_dir.join("state"));
         let callback_url = format!("http://127.0.0.1:{}/oauth/callback", callback_listener());
-        let stand_in = std::sync::Arc::new(stand_in::StandIn::start(stand_in::Config::default()));
+        let stand_in = std::sync::Arc::new(stand_in::StandIn::start(stand_in::Config {
+            webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/stripe")),
+            webhook_secret: WEBHOOK_SECRET.to_string(),
+            ..stand_in::Config::default()
+        }));
         let defaults = stand_in::Config::default();
         let mut vars = options.vars.clone();
         for (k, v) in [
@@ -227,6 +234,11 @@ impl DevWorker {
             ("OPERATOR_BACKEND_SECRET", defaults.operator_secret.clone()),
             ("ROOT_ZONE", "apps.example.test".to_string()),
             ("CATALOG", test_catalog(&stand_in.base_url)),
+            (
+                "STRIPE_WEBHOOK_SECRETS",
+                format!("{WEBHOOK_SECRET},whsec_test_webhooks_previous"),
+            ),
+            ("PAYMENT_GRACE_SECONDS", "2".to_string()),
         ] {
             if !vars.iter().any(|(name, _)| name == k) {
                 vars.push((k.to_string(), v));

@@ -34,18 +34,66 @@
 //! `stand-in` binary and for tests in another process: `POST faults`
 //! (`{"path_prefix","count"?,"status"?,"after"?}`), `POST granted_tokens`
 //! (`{"currency","max_amount","expires_at","decline_code"?}`), `POST granted_tokens/{id}/revoke`,
-//! `POST operator` (`{"pending_calls"}`), `GET state`, `POST reset`.
+//! `POST operator` (`{"pending_calls"}`), `GET state`, `POST reset`, and the webhook routes
+//! below.
+//!
+//! # Webhooks
+//!
+//! Every operation that changes something creates a Stripe event, once (an idempotent replay
+//! creates none): `payment_intent.succeeded`, `payment_intent.payment_failed` (any 402
+//! decline), `customer.subscription.created`, `customer.subscription.deleted`,
+//! `charge.refunded` (the charge: `amount`, `amount_refunded`, `payment_intent`, `refunded`
+//! once fully refunded, the PaymentIntent's `metadata`) and
+//! `shared_payment.granted_token.deactivated` (a revocation). Events have Stripe's shape:
+//! `{"id":"evt_…","object":"event","api_version":"2026-04-22.preview","created","livemode":false,
+//! "pending_webhooks":1,"request":{"id":null,"idempotency_key"},"type","data":{"object"}}`, with
+//! the object as the API returns it at that moment.
+//!
+//! Stripe-side life the stand-in does not simulate (renewals, failed renewals, disputes…) is
+//! emitted on demand: [`StandIn::emit`] / `POST /_stand_in/events` (`{"type","object","created"?}`)
+//! with objects from [`StandIn::invoice_object`] (`POST /_stand_in/invoices`
+//! `{"subscription","paid"?,"amount"}`), [`StandIn::subscription_object`] and
+//! [`StandIn::set_subscription_status`] (`POST /_stand_in/subscriptions/{id}/status`
+//! `{"status"}`).
+//!
+//! With a [`Config::webhook_url`], each event is POSTed there from background threads (an API
+//! request never waits): body the compact event JSON, `Stripe-Signature: t=<now>,v1=<hex
+//! HMAC-SHA256(webhook_secret, "<t>." + body)>` computed afresh for every attempt,
+//! `Content-Type: application/json; charset=utf-8`, `User-Agent: Stripe/1.0
+//! (+https://stripe.com/docs/webhooks)`. A 2xx answer ends the delivery; anything else
+//! (redirects included, which are not followed), a transport error or no answer within 10 s
+//! is retried after 200 ms, doubling, capped at 5 s, for at most 8 attempts: Stripe's three
+//! days, compressed. Events are delivered one at a time in creation order, except that an
+//! event waiting for its retry does not hold back the next ones. Without a URL, events are
+//! recorded but not delivered (setting a URL later does not deliver them, except held
+//! ones: a release delivers to the URL of that moment).
+//!
+//! Tests control delivery ([`StandIn::hold_webhooks`], [`StandIn::release_webhooks`],
+//! [`StandIn::wait_for_deliveries`]): held events wait; a release delivers each of them
+//! `1 + duplicates` times (Stripe's at-least-once), in order or shuffled and concurrently from
+//! up to 8 threads. Over HTTP: `POST /_stand_in/webhooks/config` (`{"url"?: string|null,
+//! "hold"?: bool}`), `POST /_stand_in/webhooks/release` (`{"shuffle"?,"duplicates"?}`, at most
+//! 100 duplicates), `GET /_stand_in/webhooks` (`{"url","hold","events","deliveries"}`). Every
+//! attempt is logged in [`StandIn::deliveries`].
 //!
 //! # What it deliberately does not implement
 //!
 //! - Anything outside the listed endpoints (404 like Stripe's "Unrecognized request URL"),
-//!   list endpoints, pagination, `expand` (accepted and ignored), webhooks and events.
+//!   list endpoints, pagination, `expand` (accepted and ignored), the `/v1/events` API.
+//! - Events Stripe also sends but the worker does not need (`payment_intent.created`,
+//!   `charge.succeeded`, `customer.created`, `refund.created`, `customer.subscription.updated`,
+//!   …), events for a token that expires or is used up, and anything about invoices unless
+//!   emitted on demand. Event `request.id` is always null. Webhook endpoints, their event
+//!   filters and several endpoints per account do not exist: one URL gets every event, and
+//!   the secret cannot be rolled (no second `v1` signature).
+//! - Stripe's delivery timing: retries are seconds apart instead of hours, and a delivery
+//!   that never succeeds is simply abandoned (no endpoint disabling, no e-mail).
 //! - Prices and products: any non-empty `items[i][price]` is accepted.
 //! - Real money rules: minimum charge amounts, currency exponents, 3-D Secure, manual capture,
 //!   unconfirmed PaymentIntents (`confirm=true` is required). A refund does not give the
 //!   granted token its allowance back.
 //! - Billing cycles: `current_period_end` is the trial end or 30 days after creation; no
-//!   invoices and no renewals.
+//!   invoices and no renewals (tests emit those events themselves).
 //! - Concurrency conflicts on one idempotency key: requests are applied one at a time under
 //!   a single lock, so Stripe's 409 "request in progress" never happens.
 //! - Stripe-Version handling: the header is neither required nor checked.
@@ -58,6 +106,9 @@ mod registrar;
 mod stripe;
 #[cfg(test)]
 mod tests;
+mod webhooks;
+#[cfg(test)]
+mod webhooks_tests;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -85,6 +136,11 @@ pub struct Config {
     pub registrar_key: String,
     /// Port on 127.0.0.1; 0 picks any free port.
     pub port: u16,
+    /// Where events are POSTed as webhooks (e.g. `http://127.0.0.1:8787/webhooks/stripe`);
+    /// `None` records events without delivering them.
+    pub webhook_url: Option<String>,
+    /// The endpoint's signing secret (`Stripe-Signature`).
+    pub webhook_secret: String,
 }
 
 impl Default for Config {
@@ -94,6 +150,8 @@ impl Default for Config {
             operator_secret: "op_backend_dev_secret".into(),
             registrar_key: "rk_dev_registrar".into(),
             port: 0,
+            webhook_url: None,
+            webhook_secret: "whsec_dev_stand_in_webhooks".into(),
         }
     }
 }
@@ -108,6 +166,10 @@ pub struct Fault {
     /// Perform (and store, for idempotent replay) the operation first, then answer the error:
     /// a response lost in transit.
     pub after: bool,
+    /// Only requests whose decoded parameters have this value at this JSON pointer (e.g.
+    /// `/payment_method_data/shared_payment_granted_token`), so parallel tests do not take each
+    /// other's faults.
+    pub param: Option<(String, String)>,
 }
 
 /// A running stand-in. Dropping it stops the server.
@@ -115,6 +177,7 @@ pub struct StandIn {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub base_url: String,
     shared: Arc<Mutex<State>>,
+    hub: Arc<webhooks::Hub>,
     server: Arc<tiny_http::Server>,
     stopping: Arc<AtomicBool>,
 }
@@ -132,7 +195,8 @@ impl StandIn {
             .map(|a| a.port())
             .unwrap_or(config.port);
         let server = Arc::new(server);
-        let shared = Arc::new(Mutex::new(State::new(config)));
+        let hub = webhooks::Hub::start(config.webhook_url.clone(), config.webhook_secret.clone());
+        let shared = Arc::new(Mutex::new(State::new(config, Arc::clone(&hub))));
         let stopping = Arc::new(AtomicBool::new(false));
         for n in 0..WORKERS {
             let server = Arc::clone(&server);
@@ -146,6 +210,7 @@ impl StandIn {
         StandIn {
             base_url: format!("http://127.0.0.1:{port}"),
             shared,
+            hub,
             server,
             stopping,
         }
@@ -187,7 +252,9 @@ impl StandIn {
         )
     }
 
-    /// Deactivates a granted token (reason `revoked`); unknown ids are ignored.
+    /// Deactivates a granted token (reason `revoked`) and emits
+    /// `shared_payment.granted_token.deactivated`; unknown or already deactivated tokens are
+    /// left alone.
     pub fn revoke_granted_token(&self, id: &str) {
         let _ = stripe::revoke_token(&mut self.state(), id);
     }
@@ -255,9 +322,82 @@ impl StandIn {
         self.state().snapshot()
     }
 
-    /// Forgets every object, key, fault and log entry (the configuration stays).
+    /// Forgets every object, key, fault and log entry, events and deliveries included, and
+    /// drops queued or held deliveries (the configuration, webhook URL and hold included, stays).
     pub fn reset(&self) {
         self.state().reset();
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Events and webhooks
+
+    /// Creates an event of `event_type` around `object` (`created` defaults to now), records
+    /// it, queues its delivery and returns it: Stripe-side life (renewals, disputes...) that
+    /// the stand-in does not simulate itself.
+    pub fn emit(&self, event_type: &str, object: Value, created: Option<i64>) -> Value {
+        webhooks::create_event(&mut self.state(), event_type, object, created)
+    }
+
+    /// A renewal invoice of a stored subscription, as Stripe shows it in `invoice.paid` or
+    /// `invoice.payment_failed`: `status` `paid` or `open`, `amount_due` `amount` in `usd`, the
+    /// subscription's customer, and its metadata in `subscription_details.metadata` (and in
+    /// `parent.subscription_details`, where recent API versions put it). Nothing is stored or
+    /// emitted. An unknown subscription gives `customer: null` and empty metadata.
+    pub fn invoice_object(&self, subscription_id: &str, paid: bool, amount: u64) -> Value {
+        webhooks::invoice_object(&mut self.state(), subscription_id, paid, amount)
+    }
+
+    /// A subscription as `GET /v1/subscriptions/{id}` shows it.
+    pub fn subscription_object(&self, id: &str) -> Option<Value> {
+        self.state()
+            .subscriptions
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+    }
+
+    /// Sets a stored subscription's `status` (`canceled` also fills `canceled_at` and
+    /// `ended_at`) and returns it, without emitting anything.
+    pub fn set_subscription_status(&self, id: &str, status: &str) -> Option<Value> {
+        webhooks::set_subscription_status(&mut self.state(), id, status)
+    }
+
+    /// Where webhooks go from now on (retries included); `None` stops delivering, and drops
+    /// what is queued.
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        self.hub.set_url(url);
+    }
+
+    /// While held, new events are recorded but wait undelivered. `hold_webhooks(false)`
+    /// releases them in order, once each.
+    pub fn hold_webhooks(&self, hold: bool) {
+        self.hub.hold(hold);
+    }
+
+    /// Ends the hold and delivers every held event `1 + duplicates` times (same id and body, a
+    /// fresh signature per attempt): the whole list in creation order, then again once per
+    /// duplicate, one attempt at a time; or, with `shuffle`, all copies in a random order from
+    /// up to 8 threads at once. Returns the number of deliveries queued.
+    pub fn release_webhooks(&self, shuffle: bool, duplicates: u32) -> usize {
+        self.hub.release(shuffle, duplicates)
+    }
+
+    /// Every event created, in order, delivered or not.
+    pub fn events(&self) -> Vec<Value> {
+        self.hub.events()
+    }
+
+    /// Every delivery attempt, in the order they ended:
+    /// `{"event_id","type","attempt","status","error","at"}` (`status` null and `error` set on a
+    /// transport failure; `at` in unix milliseconds, when the attempt started).
+    pub fn deliveries(&self) -> Vec<Value> {
+        self.hub.deliveries()
+    }
+
+    /// Waits until no delivery is queued, held, waiting for a retry or in flight; false when
+    /// `timeout` passes first.
+    pub fn wait_for_deliveries(&self, timeout: Duration) -> bool {
+        self.hub.wait(timeout)
     }
 }
 
@@ -272,6 +412,7 @@ impl std::fmt::Debug for StandIn {
 impl Drop for StandIn {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.hub.stop();
         // Each unblock wakes one worker; the listener closes once they all let go.
         for _ in 0..WORKERS {
             self.server.unblock();
@@ -313,6 +454,9 @@ struct Stored {
 
 pub(crate) struct State {
     config: Config,
+    hub: Arc<webhooks::Hub>,
+    /// The `Idempotency-Key` of the API request being handled, for the events it causes.
+    request_key: Option<String>,
     salt: u64,
     seq: u64,
     tokens: Vec<stripe::Token>,
@@ -333,11 +477,13 @@ pub(crate) struct State {
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 impl State {
-    fn new(config: Config) -> State {
+    fn new(config: Config, hub: Arc<webhooks::Hub>) -> State {
         let salt =
             std::collections::hash_map::RandomState::new().hash_one((nanos(), std::process::id()));
         State {
             config,
+            hub,
+            request_key: None,
             salt,
             seq: 0,
             tokens: Vec::new(),
@@ -357,7 +503,9 @@ impl State {
     }
 
     fn reset(&mut self) {
-        *self = State::new(self.config.clone());
+        let hub = Arc::clone(&self.hub);
+        hub.clear();
+        *self = State::new(self.config.clone(), hub);
     }
 
     /// `n` random base-62 characters.
@@ -382,12 +530,14 @@ impl State {
     }
 
     /// Consumes one use of the first queued fault matching `path`.
-    fn take_fault(&mut self, path: &str) -> Option<Fault> {
+    fn take_fault(&mut self, path: &str, params: &Value) -> Option<Fault> {
         self.faults.retain(|f| f.count > 0);
-        let i = self
-            .faults
-            .iter()
-            .position(|f| path.starts_with(&f.path_prefix))?;
+        let i = self.faults.iter().position(|f| {
+            path.starts_with(&f.path_prefix)
+                && f.param.as_ref().is_none_or(|(pointer, value)| {
+                    params.pointer(pointer).and_then(Value::as_str) == Some(value.as_str())
+                })
+        })?;
         self.faults[i].count -= 1;
         let fault = self.faults[i].clone();
         if self.faults[i].count == 0 {
@@ -577,6 +727,7 @@ fn handle(shared: &Mutex<State>, incoming: &Incoming) -> Reply {
     if path == "/_stand_in" || path.starts_with("/_stand_in/") {
         return control(&mut st, incoming);
     }
+    st.request_key = incoming.idempotency_key().map(str::to_string);
     let handled = if path.starts_with("/v1/") {
         stripe::handle(&mut st, incoming)
     } else if path.starts_with("/registrar/") {
@@ -590,6 +741,7 @@ fn handle(shared: &Mutex<State>, incoming: &Incoming) -> Reply {
             replayed: false,
         }
     };
+    st.request_key = None;
     let mut reply = handled.reply;
     if !reply.has_header("Request-Id") {
         let id = st.id("req");
@@ -676,7 +828,7 @@ fn run(
     call: Call<'_>,
     perform: impl FnOnce(&mut State) -> Outcome,
 ) -> (Reply, bool) {
-    let fault = st.take_fault(call.path);
+    let fault = st.take_fault(call.path, call.params);
     if let Some(fault) = &fault {
         if !fault.after {
             return (call.api.fault(fault.status), false);
@@ -760,6 +912,9 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
 
 fn control(st: &mut State, incoming: &Incoming) -> Reply {
     let path = incoming.path.trim_end_matches('/');
+    if let Some(reply) = webhooks::control(st, incoming, path) {
+        return reply;
+    }
     let result = match (incoming.method.as_str(), path) {
         ("GET", "/_stand_in/state") => Ok(Reply::json(200, &st.snapshot())),
         ("POST", "/_stand_in/reset") => {
@@ -830,11 +985,22 @@ fn parse_fault(body: &Map<String, Value>) -> Result<Fault, Reply> {
             .as_bool()
             .ok_or_else(|| control_error(400, "after must be a boolean"))?,
     };
+    let param = match (body.get("param_pointer"), body.get("param_value")) {
+        (Some(Value::String(p)), Some(Value::String(v))) => Some((p.clone(), v.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(control_error(
+                400,
+                "param_pointer and param_value must both be strings",
+            ))
+        }
+    };
     Ok(Fault {
         path_prefix: path_prefix.to_string(),
         count,
         status,
         after,
+        param,
     })
 }
 

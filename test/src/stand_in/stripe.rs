@@ -9,9 +9,16 @@
 //! | `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}` | confirmed payments with a granted token |
 //! | `POST /v1/subscriptions`, `GET`/`DELETE /v1/subscriptions/{id}` | subscriptions |
 //! | `POST /v1/refunds`, `GET /v1/refunds/{id}` | refunds of succeeded PaymentIntents |
+//!
+//! Operations that change something emit their event (`webhooks.rs`): a payment
+//! `payment_intent.succeeded` or `payment_intent.payment_failed` (every 402 decline), a
+//! subscription `customer.subscription.created` / `customer.subscription.deleted`, a refund
+//! `charge.refunded`, a revocation `shared_payment.granted_token.deactivated`. Idempotent
+//! replays perform nothing, so they emit nothing.
 
 use serde_json::{json, Map, Value};
 
+use super::webhooks::create_event;
 use super::{form, now, run, Api, Call, Handled, Incoming, Outcome, Reply, State};
 
 /// Longest idempotency key Stripe accepts.
@@ -90,13 +97,24 @@ pub(crate) fn create_token(
 }
 
 /// Revokes a token (a deactivated one keeps its first reason); returns it, or `None`.
+/// Emits `shared_payment.granted_token.deactivated` when it was still usable.
 pub(crate) fn revoke_token(st: &mut State, id: &str) -> Option<Value> {
     let now = now();
     let token = st.tokens.iter_mut().find(|t| t.id == id)?;
-    if token.deactivation(now).is_none() {
+    let revoked = token.deactivation(now).is_none();
+    if revoked {
         token.deactivated = Some((now, "revoked"));
     }
-    Some(token.to_json(now))
+    let token = token.to_json(now);
+    if revoked {
+        create_event(
+            st,
+            "shared_payment.granted_token.deactivated",
+            token.clone(),
+            None,
+        );
+    }
+    Some(token)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,12 +556,17 @@ fn perform(st: &mut State, route: &Route, p: &Params) -> Res<Outcome> {
             let Some(sub) = st.subscriptions.iter_mut().find(|s| s["id"] == id.as_str()) else {
                 return Err(missing_object("subscription", id));
             };
-            if sub["status"] != "canceled" {
+            let canceled = sub["status"] != "canceled";
+            if canceled {
                 sub["status"] = json!("canceled");
                 sub["canceled_at"] = json!(now);
                 sub["ended_at"] = json!(now);
             }
-            Reply::json(200, sub)
+            let sub = sub.clone();
+            if canceled {
+                create_event(st, "customer.subscription.deleted", sub.clone(), None);
+            }
+            Reply::json(200, &sub)
         }
         Route::CreateRefund => create_refund(st, p)?,
         Route::GetRefund(id) => get_object(p, &st.refunds, "refund", id)?,
@@ -840,6 +863,7 @@ fn create_payment_intent(st: &mut State, p: &Params) -> Res<Reply> {
         token.deactivated = Some((now, "consumed"));
     }
     st.payment_intents.push(pi.clone());
+    create_event(st, "payment_intent.succeeded", pi.clone(), None);
     Ok(Reply::json(200, &pi))
 }
 
@@ -905,6 +929,7 @@ fn decline(
         Value::Object(error.clone()),
     );
     st.payment_intents.push(pi.clone());
+    create_event(st, "payment_intent.payment_failed", pi.clone(), None);
     error.insert("payment_intent".into(), pi);
     Outcome::Final(Reply::json(402, &json!({ "error": error })))
 }
@@ -1041,6 +1066,12 @@ fn create_subscription(st: &mut State, p: &Params) -> Res<Reply> {
         "metadata": metadata,
     });
     st.subscriptions.push(subscription.clone());
+    create_event(
+        st,
+        "customer.subscription.created",
+        subscription.clone(),
+        None,
+    );
     Ok(Reply::json(200, &subscription))
 }
 
@@ -1084,6 +1115,7 @@ fn create_refund(st: &mut State, p: &Params) -> Res<Reply> {
         .payment_intents
         .iter()
         .find(|pi| pi["id"] == pi_id.as_str())
+        .cloned()
     else {
         return Err(fail(
             400,
@@ -1143,5 +1175,35 @@ fn create_refund(st: &mut State, p: &Params) -> Res<Reply> {
         "metadata": metadata,
     });
     st.refunds.push(refund.clone());
+    let charge = charge_json(&pi, refunded + amount);
+    create_event(st, "charge.refunded", charge, None);
     Ok(Reply::json(200, &refund))
+}
+
+/// The charge of a succeeded PaymentIntent, `amount_refunded` of it refunded (`refunded` is
+/// true once all of it is, as on Stripe).
+fn charge_json(pi: &Value, amount_refunded: u64) -> Value {
+    let amount = pi["amount_received"].as_u64().unwrap_or(0);
+    json!({
+        "id": pi["latest_charge"],
+        "object": "charge",
+        "amount": pi["amount"],
+        "amount_captured": amount,
+        "amount_refunded": amount_refunded,
+        "balance_transaction": null,
+        "captured": true,
+        "created": pi["created"],
+        "currency": pi["currency"],
+        "customer": pi["customer"],
+        "description": pi["description"],
+        "disputed": false,
+        "livemode": false,
+        "metadata": pi["metadata"],
+        "paid": true,
+        "payment_intent": pi["id"],
+        "payment_method": pi["payment_method"],
+        "receipt_email": pi["receipt_email"],
+        "refunded": amount_refunded >= amount,
+        "status": "succeeded",
+    })
 }

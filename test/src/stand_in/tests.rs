@@ -8,21 +8,21 @@ use serde_json::{json, Value};
 
 use super::{now, Config, Fault, StandIn};
 
-const KEY: &str = "sk_test_unit_stand_in_key";
+pub(super) const KEY: &str = "sk_test_unit_stand_in_key";
 const TOKEN_PARAM: &str = "payment_method_data[shared_payment_granted_token]";
 
-fn start() -> StandIn {
+pub(super) fn start() -> StandIn {
     StandIn::start(Config {
         api_key: KEY.into(),
         ..Config::default()
     })
 }
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    text: String,
-    body: Value,
+pub(super) struct Resp {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) text: String,
+    pub(super) body: Value,
 }
 
 impl Resp {
@@ -33,7 +33,7 @@ impl Resp {
             .map(|(_, v)| v.as_str())
     }
 
-    fn replayed(&self) -> bool {
+    pub(super) fn replayed(&self) -> bool {
         self.header("idempotent-replayed") == Some("true")
     }
 
@@ -47,7 +47,7 @@ impl Resp {
     }
 }
 
-fn send(
+pub(super) fn send(
     base: &str,
     method: &str,
     path: &str,
@@ -98,7 +98,7 @@ fn form(fields: &[(&str, &str)]) -> Vec<u8> {
 const FORM: &str = "application/x-www-form-urlencoded";
 const BEARER: &str = "Bearer sk_test_unit_stand_in_key";
 
-fn post(si: &StandIn, path: &str, key: &str, fields: &[(&str, &str)]) -> Resp {
+pub(super) fn post(si: &StandIn, path: &str, key: &str, fields: &[(&str, &str)]) -> Resp {
     send(
         &si.base_url,
         "POST",
@@ -118,7 +118,7 @@ fn get(si: &StandIn, path: &str) -> Resp {
     )
 }
 
-fn delete(si: &StandIn, path: &str, key: &str) -> Resp {
+pub(super) fn delete(si: &StandIn, path: &str, key: &str) -> Resp {
     send(
         &si.base_url,
         "DELETE",
@@ -134,7 +134,13 @@ fn customer(si: &StandIn, key: &str) -> String {
     r.body["id"].as_str().expect("customer id").to_string()
 }
 
-fn pay(si: &StandIn, key: &str, token: &str, amount: &str, extra: &[(&str, &str)]) -> Resp {
+pub(super) fn pay(
+    si: &StandIn,
+    key: &str,
+    token: &str,
+    amount: &str,
+    extra: &[(&str, &str)],
+) -> Resp {
     let mut fields = vec![
         ("amount", amount),
         ("currency", "usd"),
@@ -666,7 +672,7 @@ fn refunds_of_succeeded_payments() {
 }
 
 /// A customer with a payment method attached by an off-session payment.
-fn customer_with_pm(si: &StandIn) -> (String, String) {
+pub(super) fn customer_with_pm(si: &StandIn) -> (String, String) {
     let cus = customer(si, "setup-cus");
     let spt = si.create_granted_token("usd", 10_000, now() + 3600, None);
     let paid = pay(
@@ -814,6 +820,7 @@ fn faults_before_and_after_with_replay() {
         count: 1,
         status: 500,
         after: false,
+        param: None,
     });
     let failed = pay(&si, "f1", &spt, "1000", &[]);
     assert_eq!(failed.status, 500);
@@ -831,6 +838,7 @@ fn faults_before_and_after_with_replay() {
         count: 1,
         status: 502,
         after: true,
+        param: None,
     });
     let lost = pay(&si, "f2", &spt, "2000", &[]);
     assert_eq!(lost.status, 502);
@@ -854,6 +862,7 @@ fn faults_before_and_after_with_replay() {
         count: 2,
         status: 429,
         after: false,
+        param: None,
     });
     assert_eq!(post(&si, "/v1/customers", "c1", &[]).status, 429);
     assert_eq!(get(&si, "/v1/payment_intents/pi_nope").status, 404);

@@ -1,0 +1,173 @@
+//! Closing an account (operator API, our extension): everything it holds is released through
+//! its backends, then the account ends `closed` with its audit trail kept.
+//!
+//! Invariants:
+//! - The moment closing starts, every token and grant is revoked: nothing acts for the account
+//!   any more, on any endpoint.
+//! - Release is resumable: each step removes what can be removed now (deployables before the
+//!   plan, resources with work in flight after their work ends), and is repeated by the next
+//!   request or by the account's alarm until nothing is left; then the account is `closed`.
+//! - Closing a closed account changes nothing.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::account::{self, Draft, Status};
+use crate::catalog::{Catalog, ServiceKind};
+use crate::resources::{self, ResourceError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Progress {
+    Closed,
+    /// Resources whose release is in progress (their jobs need driving).
+    Releasing { resources: Vec<String> },
+}
+
+/// Starts closing (idempotent). Tokens and grants are revoked now.
+pub fn begin(d: &mut Draft, reason: &str) {
+    if d.account.status == Status::Closed || d.account.closing.is_some() {
+        return;
+    }
+    let before = d.account.status;
+    d.account.closing = Some(reason.to_string());
+    d.record(
+        "account.closing",
+        None,
+        json!({"status": before.as_str()}),
+        json!({"status": "closing", "reason": reason}),
+    );
+    account::revoke_everything(d, "account_closing");
+}
+
+/// Releases what can be released now; closes the account when nothing is left.
+pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError> {
+    if d.account.status == Status::Closed {
+        return Ok(Progress::Closed);
+    }
+    let Some(reason) = d.account.closing.clone() else {
+        return Ok(Progress::Closed);
+    };
+    let live = |kind: ServiceKind, d: &Draft| -> Vec<(String, bool)> {
+        d.account
+            .resources
+            .iter()
+            .filter(|r| r.kind == kind && r.status != resources::Status::Removed)
+            .map(|r| (r.id.clone(), r.job.is_some()))
+            .collect()
+    };
+    let mut releasing = Vec::new();
+    for kind in [ServiceKind::Deployable, ServiceKind::Plan] {
+        let items = live(kind, d);
+        if kind == ServiceKind::Plan && !live(ServiceKind::Deployable, d).is_empty() {
+            break; // the plan goes last
+        }
+        for (id, busy) in items {
+            if busy {
+                releasing.push(id);
+                continue;
+            }
+            let errored = resources::find(&d.account, &id).is_ok_and(|r| r.status == resources::Status::Errored);
+            if errored {
+                resources::mark_removed(d, &id);
+                continue;
+            }
+            if !resources::remove(d, &id, catalog)? {
+                releasing.push(id);
+            }
+        }
+    }
+    let left = !live(ServiceKind::Deployable, d).is_empty() || !live(ServiceKind::Plan, d).is_empty();
+    if left {
+        return Ok(Progress::Releasing { resources: releasing });
+    }
+    d.account.closing = None;
+    account::close(d, &reason).map_err(ResourceError::from)?;
+    Ok(Progress::Closed)
+}
+
+/// A short summary for the operator.
+pub fn describe(p: &Progress) -> Value {
+    serde_json::to_value(p).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{apply, authenticate, create, exchange_code, Ctx, NewAccount, NewCode, NewFamily, Policy};
+    use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
+    use crate::catalog::DEFAULT_CATALOG;
+    use crate::resources::{apply_outcome, next_action, parse_create, Action, Candidate, ConfirmRequest, NewIds, Outcome, Settings};
+    use crate::tokens::hash;
+
+    const T0: i64 = 1_800_000_000;
+
+    fn ctx() -> Ctx {
+        Ctx { now: T0, actor: Actor::new(ActorKind::Operator, None), request_id: None, policy: Policy::default() }
+    }
+
+    fn run<T>(a: &mut account::Account, log: &mut Vec<AuditRecord>, op: impl FnOnce(&mut Draft) -> Result<T, ResourceError>) -> Result<T, ResourceError> {
+        let applied = apply(a, &ctx(), op);
+        *a = applied.account;
+        log.extend(applied.records);
+        applied.result
+    }
+
+    #[test]
+    fn close_releases_everything_then_closes() {
+        let catalog = Catalog::parse(DEFAULT_CATALOG).unwrap();
+        let new = NewAccount {
+            id: "acct_aaaaaaaaaaaaaaaa".into(), email: "dev@example.com".into(), name: None,
+            orchestrator: crate::account_request::Orchestrator { kind: "stripe".into(), organisation: None, account: "acct_s".into() },
+            tos_version: "v1".into(), scopes: vec!["resources:write".into()], request_id: "r1".into(), grant_id: "g1".into(),
+            code: NewCode { hash: hash("c"), code_challenge: None }, spending_cap: crate::ledger::DEFAULT_CAP,
+        };
+        let created = create(new, &ctx());
+        let (mut a, mut log) = (created.account, created.records);
+        let fam = NewFamily { id: "f1".into(), access_hash: hash("at"), refresh_hash: hash("rt") };
+        run(&mut a, &mut log, |d| exchange_code(d, &hash("c"), None, true, fam).map_err(ResourceError::from)).unwrap();
+        let mk = |a: &mut account::Account, log: &mut Vec<AuditRecord>, body: serde_json::Value, n: u32, cands: Option<Vec<Candidate>>| {
+            let req = parse_create(body.to_string().as_bytes(), &catalog).unwrap();
+            let ids = NewIds { resource_id: format!("res_{n}"), charge_id: format!("ch_{n}"), token_hash: Some(hash(&format!("k{n}"))) };
+            run(a, log, |d| resources::create(d, &req, &catalog, ids, cands)).unwrap()
+        };
+        mk(&mut a, &mut log, json!({"service_id": "free", "project_id": "p"}), 1, None);
+        mk(&mut a, &mut log, json!({"service_id": "api_token", "project_id": "p"}), 2, None);
+        let dom = mk(&mut a, &mut log, json!({"service_id": "domain", "project_id": "p", "configuration": {"domain_query": "acme"},
+                                             "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_1"}}),
+                     3, Some(vec![Candidate { domain: "acme.z.dev".into(), amount: 1200, currency: "usd".into(), available: true }]));
+        let settings = Settings::default();
+        run(&mut a, &mut log, |d| resources::confirm_domain(d, &dom, &ConfirmRequest { domain: "acme.z.dev".into(), amount: 1200, payment_token: None }, "ch_d")).unwrap();
+        for outcome in [
+            Outcome::Token { token: crate::payments::GrantedToken { id: "spt_1".into(), currency: "usd".into(), max_amount: 5000, expires_at: None, amount_captured: 0, deactivated: false } },
+            Outcome::Claimed { expires_at: T0 },
+            Outcome::PaymentIntent { id: "pi_1".into(), payment_method: None },
+            Outcome::Claimed { expires_at: T0 },
+        ] {
+            run(&mut a, &mut log, |d| apply_outcome(d, &dom, outcome, &settings)).unwrap();
+        }
+        assert!(authenticate(&a, &hash("at"), T0).is_ok());
+
+        run(&mut a, &mut log, |d| { begin(d, "owner asked"); Ok(()) }).unwrap();
+        assert_eq!(authenticate(&a, &hash("at"), T0), Err(crate::account::AccountError::Inactive { status: Status::Closed }), "tokens stop at once");
+        let n = log.len();
+        run(&mut a, &mut log, |d| { begin(d, "again"); Ok(()) }).unwrap();
+        assert_eq!(log.len(), n, "beginning twice records nothing");
+
+        // First step: the token goes at once, the domain starts its release, the plan waits.
+        let p = run(&mut a, &mut log, |d| step(d, &catalog)).unwrap();
+        assert_eq!(p, Progress::Releasing { resources: vec![dom.clone()] });
+        assert_eq!(resources::find(&a, "res_2").unwrap().status, resources::Status::Removed);
+        assert!(matches!(next_action(&a, &dom, T0), Some(Action::ReleaseDomain { .. })));
+        run(&mut a, &mut log, |d| apply_outcome(d, &dom, Outcome::Released, &settings)).unwrap();
+        // Second step: nothing but the plan left; it goes and the account closes.
+        assert_eq!(run(&mut a, &mut log, |d| step(d, &catalog)).unwrap(), Progress::Closed);
+        assert_eq!(a.status, Status::Closed);
+        assert!(a.resources.iter().all(|r| r.status == resources::Status::Removed));
+        assert!(a.families.iter().all(|f| f.revoked_at.is_some()));
+        assert_eq!(run(&mut a, &mut log, |d| step(d, &catalog)).unwrap(), Progress::Closed);
+        assert_eq!(verify_chain(&log), Ok(()));
+        let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
+        assert!(actions.ends_with(&["resource.removed", "account.closed"]), "{actions:?}");
+    }
+}
