@@ -3,6 +3,21 @@
 //! The black-box tests drive the worker through it, and the orchestrator CLI is built on it, so
 //! both speak the wire format the same way. Every knob a test needs to send a *wrong* request
 //! (no signature, another secret, a stale timestamp, a raw header) is a field of [`Call`].
+//!
+//! Layers, from the wire up:
+//! - [`Provider`]: one signed call per protocol endpoint, answering the raw [`Reply`];
+//! - [`orchestrator::Orchestrator`]: a session that owns the orchestrator's state (tokens, the
+//!   last code, known resources), refreshes tokens and turns error envelopes into
+//!   [`ProtocolError`]s;
+//! - [`dotenv`], [`callback`], [`services`]: what the orchestrator CLI does around the calls
+//!   (write `.env`, receive the consent redirect, read the catalog's prices);
+//! - [`cli`]: the `appctl` command line, a thin argument layer over the above.
+
+pub mod callback;
+pub mod cli;
+pub mod dotenv;
+pub mod orchestrator;
+pub mod services;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -127,6 +142,53 @@ impl Reply {
         self.header("request-id")
     }
 
+    /// True for a 2xx answer whose body is not an error envelope.
+    pub fn is_success(&self) -> bool {
+        self.protocol_error().is_none()
+    }
+
+    /// The error this reply carries: any non-2xx status, or a 2xx body that is an error
+    /// envelope (`"type":"error"` or `"status":"error"`). Reads every envelope of PROTOCOL.md
+    /// §5.4; a body without one gets the code `http_<status>`.
+    pub fn protocol_error(&self) -> Option<ProtocolError> {
+        let body = self.json();
+        let enveloped = body["type"] == "error" || body["status"] == "error";
+        if (200..300).contains(&self.status) && !enveloped {
+            return None;
+        }
+        let (code, message) = match &body["error"] {
+            Value::Object(e) => (
+                e.get("code").and_then(Value::as_str).map(str::to_string),
+                e.get("message").and_then(Value::as_str).map(str::to_string),
+            ),
+            Value::String(code) => (
+                Some(code.clone()),
+                body["error_description"].as_str().map(str::to_string),
+            ),
+            _ => (None, None),
+        };
+        let text = self.text();
+        let message = message.unwrap_or_else(|| {
+            let text = text.trim();
+            if text.is_empty() || !body.is_null() {
+                format!(
+                    "the provider answered HTTP {} without an error message",
+                    self.status
+                )
+            } else {
+                let cut: String = text.chars().take(200).collect();
+                format!("HTTP {}: {cut}", self.status)
+            }
+        });
+        Some(ProtocolError {
+            status: self.status,
+            code: code.unwrap_or_else(|| format!("http_{}", self.status)),
+            message,
+            request_id: self.request_id().map(str::to_string),
+            body,
+        })
+    }
+
     /// `error.code` (protocol envelopes) or `error` (OAuth envelope), when present.
     pub fn error_code(&self) -> Option<String> {
         let body = self.json();
@@ -137,6 +199,28 @@ impl Reply {
         }
     }
 }
+
+/// An answer the provider gave as an error, from any of its envelopes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtocolError {
+    /// HTTP status.
+    pub status: u16,
+    /// `error.code`, the OAuth `error`, or `http_<status>` when the body had none.
+    pub code: String,
+    pub message: String,
+    /// The `Request-Id` header, to find the provider's log line.
+    pub request_id: Option<String>,
+    /// The whole body (`Value::Null` when it was not JSON).
+    pub body: Value,
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
 
 /// Transport failure: the provider could not be reached or answered garbage.
 #[derive(Debug)]
@@ -278,6 +362,125 @@ impl Provider {
             signed,
         ))
     }
+
+    /// `GET /provisioning/health`.
+    pub fn health(&self) -> Result<Reply, TransportError> {
+        self.send(Call::get("/provisioning/health"))
+    }
+
+    /// `GET /provisioning/services`: the catalog, `{"data":[service...]}`.
+    pub fn services(&self) -> Result<Reply, TransportError> {
+        self.send(Call::get("/provisioning/services"))
+    }
+
+    /// `POST /provisioning/resources` with `bearer`. `body` is
+    /// `{"service_id","project_id","configuration"?,"payment_credentials"?}`
+    /// (see [`create_resource_body`]).
+    pub fn create_resource(&self, bearer: &str, body: &Value) -> Result<Reply, TransportError> {
+        self.send(Call::post_json("/provisioning/resources", body).bearer(bearer))
+    }
+
+    /// `GET /provisioning/resources/{id}`.
+    pub fn get_resource(&self, bearer: &str, id: &str) -> Result<Reply, TransportError> {
+        self.send(Call::get(&resource_path(id, None)).bearer(bearer))
+    }
+
+    /// `POST /provisioning/resources/{id}/update_service`.
+    pub fn update_service(
+        &self,
+        bearer: &str,
+        id: &str,
+        service_id: &str,
+        payment_token: Option<&str>,
+    ) -> Result<Reply, TransportError> {
+        let mut body = serde_json::json!({ "service_id": service_id });
+        if let Some(token) = payment_token {
+            body["payment_credentials"] = payment_credentials(token);
+        }
+        self.resource_action(bearer, id, "update_service", &body)
+    }
+
+    /// `POST /provisioning/resources/{id}/rotate_credentials`.
+    pub fn rotate_credentials(&self, bearer: &str, id: &str) -> Result<Reply, TransportError> {
+        self.resource_action(bearer, id, "rotate_credentials", &serde_json::json!({}))
+    }
+
+    /// `POST /provisioning/resources/{id}/remove`.
+    pub fn remove_resource(&self, bearer: &str, id: &str) -> Result<Reply, TransportError> {
+        self.resource_action(bearer, id, "remove", &serde_json::json!({}))
+    }
+
+    /// `POST /provisioning/resources/{id}/confirm` (extension): buys the quoted `domain`,
+    /// acknowledging its exact quoted `amount` in cents.
+    pub fn confirm(
+        &self,
+        bearer: &str,
+        id: &str,
+        domain: &str,
+        amount: u64,
+        payment_token: Option<&str>,
+    ) -> Result<Reply, TransportError> {
+        let mut body = serde_json::json!({ "domain": domain, "amount": amount });
+        if let Some(token) = payment_token {
+            body["payment_credentials"] = payment_credentials(token);
+        }
+        self.resource_action(bearer, id, "confirm", &body)
+    }
+
+    /// `POST /provisioning/deep_links` `{"purpose":"dashboard"}`.
+    pub fn deep_link(&self, bearer: &str) -> Result<Reply, TransportError> {
+        self.send(
+            Call::post_json(
+                "/provisioning/deep_links",
+                &serde_json::json!({ "purpose": "dashboard" }),
+            )
+            .bearer(bearer),
+        )
+    }
+
+    /// `POST /provisioning/resources/{id}/{action}` with a JSON body.
+    pub fn resource_action(
+        &self,
+        bearer: &str,
+        id: &str,
+        action: &str,
+        body: &Value,
+    ) -> Result<Reply, TransportError> {
+        self.send(Call::post_json(&resource_path(id, Some(action)), body).bearer(bearer))
+    }
+}
+
+/// `/provisioning/resources/{id}[/{action}]`, the id percent-encoded as one path segment.
+pub fn resource_path(id: &str, action: Option<&str>) -> String {
+    let mut path = format!("/provisioning/resources/{}", path_segment(id));
+    if let Some(action) = action {
+        path.push('/');
+        path.push_str(action);
+    }
+    path
+}
+
+/// `{"type":"stripe_payment_token","stripe_payment_token":<token>}`.
+pub fn payment_credentials(token: &str) -> Value {
+    serde_json::json!({"type": "stripe_payment_token", "stripe_payment_token": token})
+}
+
+/// The body of `POST /provisioning/resources`; `configuration` and `payment_credentials` are
+/// left out when `None`.
+pub fn create_resource_body(
+    service_id: &str,
+    project_id: &str,
+    configuration: Option<&serde_json::Map<String, Value>>,
+    payment_token: Option<&str>,
+) -> Value {
+    let mut body = serde_json::json!({ "service_id": service_id, "project_id": project_id });
+    if let Some(configuration) = configuration {
+        body["configuration"] = Value::Object(configuration.clone());
+    }
+    if let Some(token) = payment_token {
+        body["payment_credentials"] = payment_credentials(token);
+    }
+    body
 }
 
 fn token_call(fields: &[(&str, &str)], signed: bool) -> Call {
@@ -296,6 +499,55 @@ pub fn form_encode(fields: &[(&str, &str)]) -> String {
         .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// Decodes `application/x-www-form-urlencoded` text (a query string) into its pairs, in order.
+/// Invalid escapes are kept as they are; invalid UTF-8 is replaced.
+pub fn form_decode(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(pair), String::new()),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+pub fn path_segment(s: &str) -> String {
+    percent_encode(s).replace('+', "%20")
 }
 
 fn percent_encode(s: &str) -> String {
@@ -322,5 +574,93 @@ mod tests {
             form_encode(&[("grant_type", "authorization_code"), ("code", "a b&c=d/é")]),
             "grant_type=authorization_code&code=a+b%26c%3Dd%2F%C3%A9"
         );
+    }
+
+    #[test]
+    fn form_decoding_round_trips() {
+        let fields = [("code", "a b&c=d/é"), ("state", "acctreq_1"), ("empty", "")];
+        let decoded = form_decode(&form_encode(&fields));
+        let expected: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(decoded, expected);
+        // Broken escapes are kept, a bare key has an empty value.
+        assert_eq!(
+            form_decode("a=%zz%4&b"),
+            vec![("a".into(), "%zz%4".into()), ("b".into(), String::new())]
+        );
+        assert_eq!(path_segment("res_1/../x y"), "res_1%2F..%2Fx%20y");
+        assert_eq!(
+            resource_path("res_1", Some("confirm")),
+            "/provisioning/resources/res_1/confirm"
+        );
+    }
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Request-Id".into(), "req_42".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn protocol_errors_from_every_envelope() {
+        let plain = reply(
+            401,
+            r#"{"error":{"code":"invalid_signature","message":"stale"}}"#,
+        );
+        let e = plain.protocol_error().expect("error");
+        assert_eq!(
+            (e.status, e.code.as_str(), e.message.as_str()),
+            (401, "invalid_signature", "stale")
+        );
+        assert_eq!(e.request_id.as_deref(), Some("req_42"));
+        assert_eq!(e.to_string(), "invalid_signature: stale");
+
+        let resource = reply(
+            409,
+            r#"{"status":"error","id":null,"error":{"code":"plan_already_active","message":"one plan"}}"#,
+        );
+        assert_eq!(
+            resource.protocol_error().map(|e| e.code),
+            Some("plan_already_active".into())
+        );
+
+        let account = reply(
+            200,
+            r#"{"id":"acctreq_1","type":"error","error":{"code":"expired","message":"late"}}"#,
+        );
+        assert!(!account.is_success());
+        assert_eq!(
+            account.protocol_error().map(|e| e.message),
+            Some("late".into())
+        );
+
+        let oauth = reply(
+            400,
+            r#"{"error":"invalid_grant","error_description":"used twice"}"#,
+        );
+        let e = oauth.protocol_error().expect("error");
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("invalid_grant", "used twice")
+        );
+
+        let html = reply(502, "<html>bad gateway</html>");
+        let e = html.protocol_error().expect("error");
+        assert_eq!(e.code, "http_502");
+        assert!(e.message.contains("bad gateway"), "{}", e.message);
+
+        let empty = reply(500, "");
+        assert_eq!(
+            empty.protocol_error().map(|e| e.code),
+            Some("http_500".into())
+        );
+
+        let ok = reply(200, r#"{"status":"complete","id":"res_1"}"#);
+        assert!(ok.is_success());
+        assert_eq!(ok.protocol_error(), None);
     }
 }
