@@ -23,6 +23,7 @@ use domain::account::{self, Account as AccountState, AccountError, Applied, Ctx,
 use domain::audit::{Actor, ActorKind, AuditRecord};
 use domain::billing;
 use domain::catalog::{Behaviour, Catalog};
+use domain::closing;
 use domain::dashboard::{self, DashboardError};
 use domain::resources::{self, Detail, NewIds, Preparation, ResourceError, Settings, Status};
 use domain::tokens::{self, TokenKind};
@@ -51,6 +52,7 @@ pub struct Account {
     cache: RefCell<Option<AccountState>>,
     flushing: Cell<bool>,
     running: RefCell<HashSet<String>>,
+    bucket: RefCell<Option<domain::ratelimit::Bucket>>,
 }
 
 type Outcome = std::result::Result<Value, AccountError>;
@@ -202,7 +204,11 @@ impl Account {
             .as_ref()
             .and_then(|a| billing::next_grace_deadline(a, config::payment_grace(&self.env)))
             .map(|s| s * 1000);
-        let wake = [flush, job, grace].into_iter().flatten().min();
+        let closing = account
+            .as_ref()
+            .filter(|a| a.closing.is_some())
+            .map(|_| now_ms() as i64 + 5_000);
+        let wake = [flush, job, grace, closing].into_iter().flatten().min();
         let storage = self.state.storage();
         if let Some(at) = wake {
             let offset = (at - now_ms() as i64).max(10);
@@ -320,6 +326,36 @@ impl Account {
             }
         }
         Ok(resources::render(r, &a.id, &secrets))
+    }
+
+    /// Releases what a closing account still holds, step by step; finishes the close when
+    /// nothing is left. Whatever waits on a backend is finished by the alarm.
+    async fn continue_closing(&self, ctx: &Ctx) {
+        for _ in 0..8 {
+            let Some(current) = self.load() else { return };
+            if current.closing.is_none() {
+                return;
+            }
+            let Ok(catalog) = self.catalog() else { return };
+            let progress = self
+                .commit(account::apply(&current, ctx, |d| closing::step(d, catalog)))
+                .await;
+            match progress {
+                Ok(closing::Progress::Releasing { resources }) => {
+                    if resources.is_empty() {
+                        continue;
+                    }
+                    for id in resources {
+                        let _ = self.drive(&id, ctx).await;
+                    }
+                }
+                Ok(closing::Progress::Closed) | Err(_) => {
+                    self.reschedule().await;
+                    return;
+                }
+            }
+        }
+        self.reschedule().await;
     }
 
     /// Drives the job of `id` for a request: a definite failure that left the resource
@@ -627,7 +663,31 @@ impl Account {
         Ok(json!({"view": dashboard::view(&a, now_s()), "notice": notice}))
     }
 
+    /// Takes a token of this account's bucket for orchestrator-initiated calls.
+    fn rate_limit(&self, op: &AccountOp) -> std::result::Result<(), AccountError> {
+        let counted = matches!(
+            op,
+            AccountOp::Resource { .. } | AccountOp::ExchangeCode { .. } | AccountOp::Refresh { .. }
+        );
+        if !counted {
+            return Ok(());
+        }
+        let limit = crate::limits::account_limit(&self.env);
+        let now = now_ms();
+        let mut bucket = self.bucket.borrow_mut();
+        let b = bucket.get_or_insert_with(|| domain::ratelimit::Bucket::full(limit, now));
+        b.take(limit, now)
+            .map_err(|retry_after| AccountError::RateLimited { retry_after })
+    }
+
     async fn run(&self, call: AccountCall) -> std::result::Result<Value, Value> {
+        if let Err(e) = self.rate_limit(&call.op) {
+            let e = match call.op {
+                AccountOp::Resource { .. } => serde_json::to_value(ResourceError::from(e)),
+                _ => serde_json::to_value(e),
+            };
+            return Err(e.unwrap_or(Value::Null));
+        }
         let ctx = self.ctx(&call);
         let err = |e: AccountError| serde_json::to_value(e).unwrap_or(Value::Null);
         match call.op {
@@ -839,12 +899,16 @@ impl Account {
                 }))
                 .await
                 .map(|_| Value::Null),
-            AccountOp::Close { reason } => self
-                .commit(account::apply(&current, ctx, |d| {
-                    account::close(d, &reason)
+            AccountOp::Close { reason } => {
+                self.commit(account::apply(&current, ctx, |d| {
+                    closing::begin(d, &reason);
+                    Ok::<(), AccountError>(())
                 }))
-                .await
-                .map(|_| Value::Null),
+                .await?;
+                self.continue_closing(ctx).await;
+                Ok(Value::Null)
+            }
+            AccountOp::OperatorView => Ok(dashboard::operator_view(&current, now)),
         }
     }
 }
@@ -886,6 +950,7 @@ impl DurableObject for Account {
             cache: RefCell::new(None),
             flushing: Cell::new(false),
             running: RefCell::new(HashSet::new()),
+            bucket: RefCell::new(None),
         }
     }
 
@@ -914,6 +979,9 @@ impl DurableObject for Account {
             };
             for id in resources::due(&a, ctx.now) {
                 let _ = self.drive(&id, &ctx).await;
+            }
+            if self.load().is_some_and(|a| a.closing.is_some()) {
+                self.continue_closing(&ctx).await;
             }
         }
         self.reschedule().await;

@@ -21,6 +21,12 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const STRIPE_OBJECT: &str =
     "INSERT OR IGNORE INTO stripe_objects (stripe_id, account_id) VALUES (?1, ?2)";
 
+const ACCOUNT_CREATED: &str =
+    "INSERT OR IGNORE INTO accounts (account_id, email, status, created_at, updated_at) \
+VALUES (?1, ?2, 'active', ?3, ?3)";
+const ACCOUNT_STATUS: &str =
+    "UPDATE accounts SET status = ?1, updated_at = ?2 WHERE account_id = ?3";
+
 /// Rows that derive from an audit record besides its own: the webhook event it records, and
 /// the Stripe objects it created (for routing events that lack our metadata).
 fn derived(
@@ -43,6 +49,35 @@ fn derived(
                 .map_err(|e| e.to_string())?,
         );
     }
+    let status = match r.action.as_str() {
+        "account.suspended" => Some("suspended"),
+        "account.resumed" => Some("active"),
+        "account.closing" => Some("closing"),
+        "account.closed" => Some("closed"),
+        _ => None,
+    };
+    if r.action == "account.created" {
+        out.push(
+            db.prepare(ACCOUNT_CREATED)
+                .bind(&[
+                    JsValue::from_str(&r.account_id),
+                    JsValue::from_str(r.after["email"].as_str().unwrap_or_default()),
+                    JsValue::from_f64(r.at as f64),
+                ])
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    if let Some(status) = status {
+        out.push(
+            db.prepare(ACCOUNT_STATUS)
+                .bind(&[
+                    JsValue::from_str(status),
+                    JsValue::from_f64(r.at as f64),
+                    JsValue::from_str(&r.account_id),
+                ])
+                .map_err(|e| e.to_string())?,
+        );
+    }
     for key in ["customer", "subscription_id"] {
         if let Some(id) = r.after.get(key).and_then(|v| v.as_str()) {
             out.push(
@@ -59,6 +94,9 @@ fn derived(
 pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
     if records.is_empty() {
         return Ok(());
+    }
+    if crate::faults::take_d1_failure(env, &records[0].account_id).await {
+        return Err("D1 write failed (injected by the development fault switch)".into());
     }
     let db = env
         .d1("AUDIT_DB")

@@ -9,7 +9,9 @@ use domain::signature;
 use worker::{event, Context, Env, Request, Response};
 
 use crate::http::{self, Incoming, LogLine, Problem};
-use crate::{accounts, config, consent, dashboard, discovery, resources, webhooks};
+use crate::{
+    accounts, config, consent, dashboard, discovery, limits, operator, resources, webhooks,
+};
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -78,6 +80,7 @@ async fn handle(
     };
     if matches!(route.family(), Family::Provisioning | Family::Resource) {
         verify_orchestrator(&incoming, env)?;
+        limits::orchestrator(env, started_ms)?;
         domain::protocol::check_api_version(incoming.header("api-version").as_deref())?;
     }
     let internal = |e: worker::Error| {
@@ -104,6 +107,21 @@ async fn handle(
         | Route::ResourceConfirm(_)
         | Route::DeepLinks => resources::handle(&route, &incoming, env, request_id).await,
         Route::StripeWebhook => webhooks::handle(&incoming, env, request_id).await,
+        Route::OperatorAccounts
+        | Route::OperatorAccount(_)
+        | Route::OperatorAudit(_)
+        | Route::OperatorAuditExport(_)
+        | Route::OperatorAuditVerify(_)
+        | Route::OperatorAction(..)
+        | Route::DevFaults => operator::handle(&route, &incoming, env, request_id).await,
+        Route::OpenApi => {
+            let mut response = Response::ok(domain::openapi::OPENAPI).map_err(internal)?;
+            response
+                .headers_mut()
+                .set("content-type", "application/json")
+                .map_err(internal)?;
+            Ok(response)
+        }
     }
 }
 

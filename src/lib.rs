@@ -29,7 +29,13 @@ mod entry;
 #[cfg(target_arch = "wasm32")]
 mod external;
 #[cfg(target_arch = "wasm32")]
+mod faults;
+#[cfg(target_arch = "wasm32")]
 mod http;
+#[cfg(target_arch = "wasm32")]
+mod limits;
+#[cfg(target_arch = "wasm32")]
+mod operator;
 #[cfg(target_arch = "wasm32")]
 mod outbound;
 #[cfg(target_arch = "wasm32")]

@@ -95,6 +95,7 @@ pub enum AccountOp {
     StripeEvent {
         event: domain::billing::StripeEvent,
     },
+    OperatorView,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -157,7 +157,9 @@ impl Account {
     /// The status to report when it may not act.
     pub fn refusal(&self) -> AccountError {
         match (self.status, &self.closing) {
-            (Status::Active, Some(_)) => AccountError::Inactive { status: Status::Closed },
+            (Status::Active, Some(_)) => AccountError::Inactive {
+                status: Status::Closed,
+            },
             (status, _) => AccountError::Inactive { status },
         }
     }
@@ -237,6 +239,10 @@ pub enum AccountError {
     Consent(ConsentError),
     /// Storage failed; nothing was changed. Safe to retry.
     Unavailable,
+    /// Too many calls for this account; retry after this many seconds.
+    RateLimited {
+        retry_after: u64,
+    },
 }
 
 fn grant_err(reason: &str) -> AccountError {
@@ -753,6 +759,11 @@ pub struct Access {
 
 /// Checks a bearer access token (read-only).
 pub fn authenticate(a: &Account, access_hash: &str, now: i64) -> Result<Access, AccountError> {
+    // The token first: an unknown token learns nothing about the account's status.
+    let known = a.families.iter().any(|f| same_hash(&f.access_hash, access_hash));
+    if !known {
+        return Err(AccountError::InvalidToken);
+    }
     if !a.is_open() {
         return Err(a.refusal());
     }
@@ -1058,6 +1069,12 @@ pub fn decide(
 
 /// `active` -> `suspended`. Suspending a suspended account changes nothing.
 pub fn suspend(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
+    if d.account.closing.is_some() {
+        return Err(AccountError::InvalidTransition {
+            from: Status::Closed,
+            to: Status::Suspended,
+        });
+    }
     match d.account.status {
         Status::Active => {
             d.account.status = Status::Suspended;
@@ -1080,6 +1097,12 @@ pub fn suspend(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
 
 /// `suspended` -> `active`.
 pub fn resume(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
+    if d.account.closing.is_some() {
+        return Err(AccountError::InvalidTransition {
+            from: Status::Closed,
+            to: Status::Active,
+        });
+    }
     match d.account.status {
         Status::Suspended => {
             d.account.status = Status::Active;
@@ -1109,7 +1132,12 @@ pub fn revoke_everything(d: &mut Draft, reason: &str) {
     }
     let now = d.now();
     let mut revoked = Vec::new();
-    for g in d.account.grants.iter_mut().filter(|g| g.revoked_at.is_none()) {
+    for g in d
+        .account
+        .grants
+        .iter_mut()
+        .filter(|g| g.revoked_at.is_none())
+    {
         g.revoked_at = Some(now);
         revoked.push(g.id.clone());
     }

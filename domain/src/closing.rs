@@ -21,7 +21,9 @@ use crate::resources::{self, ResourceError};
 pub enum Progress {
     Closed,
     /// Resources whose release is in progress (their jobs need driving).
-    Releasing { resources: Vec<String> },
+    Releasing {
+        resources: Vec<String>,
+    },
 }
 
 /// Starts closing (idempotent). Tokens and grants are revoked now.
@@ -67,7 +69,8 @@ pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError>
                 releasing.push(id);
                 continue;
             }
-            let errored = resources::find(&d.account, &id).is_ok_and(|r| r.status == resources::Status::Errored);
+            let errored = resources::find(&d.account, &id)
+                .is_ok_and(|r| r.status == resources::Status::Errored);
             if errored {
                 resources::mark_removed(d, &id);
                 continue;
@@ -77,9 +80,12 @@ pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError>
             }
         }
     }
-    let left = !live(ServiceKind::Deployable, d).is_empty() || !live(ServiceKind::Plan, d).is_empty();
+    let left =
+        !live(ServiceKind::Deployable, d).is_empty() || !live(ServiceKind::Plan, d).is_empty();
     if left {
-        return Ok(Progress::Releasing { resources: releasing });
+        return Ok(Progress::Releasing {
+            resources: releasing,
+        });
     }
     d.account.closing = None;
     account::close(d, &reason).map_err(ResourceError::from)?;
@@ -94,19 +100,33 @@ pub fn describe(p: &Progress) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{apply, authenticate, create, exchange_code, Ctx, NewAccount, NewCode, NewFamily, Policy};
+    use crate::account::{
+        apply, authenticate, create, exchange_code, Ctx, NewAccount, NewCode, NewFamily, Policy,
+    };
     use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
     use crate::catalog::DEFAULT_CATALOG;
-    use crate::resources::{apply_outcome, next_action, parse_create, Action, Candidate, ConfirmRequest, NewIds, Outcome, Settings};
+    use crate::resources::{
+        apply_outcome, next_action, parse_create, Action, Candidate, ConfirmRequest, NewIds,
+        Outcome, Settings,
+    };
     use crate::tokens::hash;
 
     const T0: i64 = 1_800_000_000;
 
     fn ctx() -> Ctx {
-        Ctx { now: T0, actor: Actor::new(ActorKind::Operator, None), request_id: None, policy: Policy::default() }
+        Ctx {
+            now: T0,
+            actor: Actor::new(ActorKind::Operator, None),
+            request_id: None,
+            policy: Policy::default(),
+        }
     }
 
-    fn run<T>(a: &mut account::Account, log: &mut Vec<AuditRecord>, op: impl FnOnce(&mut Draft) -> Result<T, ResourceError>) -> Result<T, ResourceError> {
+    fn run<T>(
+        a: &mut account::Account,
+        log: &mut Vec<AuditRecord>,
+        op: impl FnOnce(&mut Draft) -> Result<T, ResourceError>,
+    ) -> Result<T, ResourceError> {
         let applied = apply(a, &ctx(), op);
         *a = applied.account;
         log.extend(applied.records);
@@ -117,57 +137,174 @@ mod tests {
     fn close_releases_everything_then_closes() {
         let catalog = Catalog::parse(DEFAULT_CATALOG).unwrap();
         let new = NewAccount {
-            id: "acct_aaaaaaaaaaaaaaaa".into(), email: "dev@example.com".into(), name: None,
-            orchestrator: crate::account_request::Orchestrator { kind: "stripe".into(), organisation: None, account: "acct_s".into() },
-            tos_version: "v1".into(), scopes: vec!["resources:write".into()], request_id: "r1".into(), grant_id: "g1".into(),
-            code: NewCode { hash: hash("c"), code_challenge: None }, spending_cap: crate::ledger::DEFAULT_CAP,
+            id: "acct_aaaaaaaaaaaaaaaa".into(),
+            email: "dev@example.com".into(),
+            name: None,
+            orchestrator: crate::account_request::Orchestrator {
+                kind: "stripe".into(),
+                organisation: None,
+                account: "acct_s".into(),
+            },
+            tos_version: "v1".into(),
+            scopes: vec!["resources:write".into()],
+            request_id: "r1".into(),
+            grant_id: "g1".into(),
+            code: NewCode {
+                hash: hash("c"),
+                code_challenge: None,
+            },
+            spending_cap: crate::ledger::DEFAULT_CAP,
         };
         let created = create(new, &ctx());
         let (mut a, mut log) = (created.account, created.records);
-        let fam = NewFamily { id: "f1".into(), access_hash: hash("at"), refresh_hash: hash("rt") };
-        run(&mut a, &mut log, |d| exchange_code(d, &hash("c"), None, true, fam).map_err(ResourceError::from)).unwrap();
-        let mk = |a: &mut account::Account, log: &mut Vec<AuditRecord>, body: serde_json::Value, n: u32, cands: Option<Vec<Candidate>>| {
+        let fam = NewFamily {
+            id: "f1".into(),
+            access_hash: hash("at"),
+            refresh_hash: hash("rt"),
+        };
+        run(&mut a, &mut log, |d| {
+            exchange_code(d, &hash("c"), None, true, fam).map_err(ResourceError::from)
+        })
+        .unwrap();
+        let mk = |a: &mut account::Account,
+                  log: &mut Vec<AuditRecord>,
+                  body: serde_json::Value,
+                  n: u32,
+                  cands: Option<Vec<Candidate>>| {
             let req = parse_create(body.to_string().as_bytes(), &catalog).unwrap();
-            let ids = NewIds { resource_id: format!("res_{n}"), charge_id: format!("ch_{n}"), token_hash: Some(hash(&format!("k{n}"))) };
+            let ids = NewIds {
+                resource_id: format!("res_{n}"),
+                charge_id: format!("ch_{n}"),
+                token_hash: Some(hash(&format!("k{n}"))),
+            };
             run(a, log, |d| resources::create(d, &req, &catalog, ids, cands)).unwrap()
         };
-        mk(&mut a, &mut log, json!({"service_id": "free", "project_id": "p"}), 1, None);
-        mk(&mut a, &mut log, json!({"service_id": "api_token", "project_id": "p"}), 2, None);
-        let dom = mk(&mut a, &mut log, json!({"service_id": "domain", "project_id": "p", "configuration": {"domain_query": "acme"},
+        mk(
+            &mut a,
+            &mut log,
+            json!({"service_id": "free", "project_id": "p"}),
+            1,
+            None,
+        );
+        mk(
+            &mut a,
+            &mut log,
+            json!({"service_id": "api_token", "project_id": "p"}),
+            2,
+            None,
+        );
+        let dom = mk(
+            &mut a,
+            &mut log,
+            json!({"service_id": "domain", "project_id": "p", "configuration": {"domain_query": "acme"},
                                              "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_1"}}),
-                     3, Some(vec![Candidate { domain: "acme.z.dev".into(), amount: 1200, currency: "usd".into(), available: true }]));
+            3,
+            Some(vec![Candidate {
+                domain: "acme.z.dev".into(),
+                amount: 1200,
+                currency: "usd".into(),
+                available: true,
+            }]),
+        );
         let settings = Settings::default();
-        run(&mut a, &mut log, |d| resources::confirm_domain(d, &dom, &ConfirmRequest { domain: "acme.z.dev".into(), amount: 1200, payment_token: None }, "ch_d")).unwrap();
+        run(&mut a, &mut log, |d| {
+            resources::confirm_domain(
+                d,
+                &dom,
+                &ConfirmRequest {
+                    domain: "acme.z.dev".into(),
+                    amount: 1200,
+                    payment_token: None,
+                },
+                "ch_d",
+            )
+        })
+        .unwrap();
         for outcome in [
-            Outcome::Token { token: crate::payments::GrantedToken { id: "spt_1".into(), currency: "usd".into(), max_amount: 5000, expires_at: None, amount_captured: 0, deactivated: false } },
+            Outcome::Token {
+                token: crate::payments::GrantedToken {
+                    id: "spt_1".into(),
+                    currency: "usd".into(),
+                    max_amount: 5000,
+                    expires_at: None,
+                    amount_captured: 0,
+                    deactivated: false,
+                },
+            },
             Outcome::Claimed { expires_at: T0 },
-            Outcome::PaymentIntent { id: "pi_1".into(), payment_method: None },
+            Outcome::PaymentIntent {
+                id: "pi_1".into(),
+                payment_method: None,
+            },
             Outcome::Claimed { expires_at: T0 },
         ] {
-            run(&mut a, &mut log, |d| apply_outcome(d, &dom, outcome, &settings)).unwrap();
+            run(&mut a, &mut log, |d| {
+                apply_outcome(d, &dom, outcome, &settings)
+            })
+            .unwrap();
         }
         assert!(authenticate(&a, &hash("at"), T0).is_ok());
 
-        run(&mut a, &mut log, |d| { begin(d, "owner asked"); Ok(()) }).unwrap();
-        assert_eq!(authenticate(&a, &hash("at"), T0), Err(crate::account::AccountError::Inactive { status: Status::Closed }), "tokens stop at once");
+        run(&mut a, &mut log, |d| {
+            begin(d, "owner asked");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            authenticate(&a, &hash("at"), T0),
+            Err(crate::account::AccountError::Inactive {
+                status: Status::Closed
+            }),
+            "tokens stop at once"
+        );
         let n = log.len();
-        run(&mut a, &mut log, |d| { begin(d, "again"); Ok(()) }).unwrap();
+        run(&mut a, &mut log, |d| {
+            begin(d, "again");
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(log.len(), n, "beginning twice records nothing");
 
         // First step: the token goes at once, the domain starts its release, the plan waits.
         let p = run(&mut a, &mut log, |d| step(d, &catalog)).unwrap();
-        assert_eq!(p, Progress::Releasing { resources: vec![dom.clone()] });
-        assert_eq!(resources::find(&a, "res_2").unwrap().status, resources::Status::Removed);
-        assert!(matches!(next_action(&a, &dom, T0), Some(Action::ReleaseDomain { .. })));
-        run(&mut a, &mut log, |d| apply_outcome(d, &dom, Outcome::Released, &settings)).unwrap();
+        assert_eq!(
+            p,
+            Progress::Releasing {
+                resources: vec![dom.clone()]
+            }
+        );
+        assert_eq!(
+            resources::find(&a, "res_2").unwrap().status,
+            resources::Status::Removed
+        );
+        assert!(matches!(
+            next_action(&a, &dom, T0),
+            Some(Action::ReleaseDomain { .. })
+        ));
+        run(&mut a, &mut log, |d| {
+            apply_outcome(d, &dom, Outcome::Released, &settings)
+        })
+        .unwrap();
         // Second step: nothing but the plan left; it goes and the account closes.
-        assert_eq!(run(&mut a, &mut log, |d| step(d, &catalog)).unwrap(), Progress::Closed);
+        assert_eq!(
+            run(&mut a, &mut log, |d| step(d, &catalog)).unwrap(),
+            Progress::Closed
+        );
         assert_eq!(a.status, Status::Closed);
-        assert!(a.resources.iter().all(|r| r.status == resources::Status::Removed));
+        assert!(a
+            .resources
+            .iter()
+            .all(|r| r.status == resources::Status::Removed));
         assert!(a.families.iter().all(|f| f.revoked_at.is_some()));
-        assert_eq!(run(&mut a, &mut log, |d| step(d, &catalog)).unwrap(), Progress::Closed);
+        assert_eq!(
+            run(&mut a, &mut log, |d| step(d, &catalog)).unwrap(),
+            Progress::Closed
+        );
         assert_eq!(verify_chain(&log), Ok(()));
         let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
-        assert!(actions.ends_with(&["resource.removed", "account.closed"]), "{actions:?}");
+        assert!(
+            actions.ends_with(&["resource.removed", "account.closed"]),
+            "{actions:?}"
+        );
     }
 }

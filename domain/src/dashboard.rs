@@ -247,3 +247,28 @@ pub fn view(a: &Account, now: i64) -> View {
         quotes,
     }
 }
+
+/// The operator's view of an account (`GET /v1/accounts/{id}`): state, plan, resources without
+/// secrets, spend this month, and where the audit chain stands.
+pub fn operator_view(a: &Account, now: i64) -> Value {
+    let (month, _) = crate::time::month_bounds(now);
+    let resources: Vec<Value> = a.resources.iter().map(resources::summary).collect();
+    json!({
+        "id": a.id,
+        "object": "account",
+        "status": if a.closing.is_some() && a.status != crate::account::Status::Closed { "closing" } else { a.status.as_str() },
+        "status_reason": a.status_reason.clone().or_else(|| a.closing.clone()),
+        "email": a.owner.email,
+        "name": a.owner.name,
+        "created_at": crate::time::format_rfc3339(a.created_at),
+        "tos_version": a.tos_version,
+        "orchestrator": a.orchestrator,
+        "plan": resources::current_plan(a).map(resources::summary),
+        "resources": resources,
+        "spend": {"month": crate::time::format_rfc3339(month), "spent": a.ledger.spent(now),
+                  "cap": a.ledger.cap, "currency": a.ledger.currency},
+        "live_grants": a.grants.iter().filter(|g| g.revoked_at.is_none()).count(),
+        "live_token_pairs": a.families.iter().filter(|f| f.revoked_at.is_none()).count(),
+        "audit": {"next_seq": a.chain.next_seq, "last_hash": a.chain.last_hash},
+    })
+}

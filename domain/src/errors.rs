@@ -248,6 +248,10 @@ impl AccountError {
                 OAuthError::InvalidGrant("the code or token is not valid".into()).failure()
             }
             AccountError::Unavailable => ApiError::Unavailable("account storage".into()).failure(),
+            AccountError::RateLimited { retry_after } => ApiError::RateLimited {
+                retry_after: *retry_after,
+            }
+            .failure(),
             AccountError::InvalidTransition { .. } | AccountError::Consent(_) => {
                 ApiError::Internal.failure()
             }
@@ -268,6 +272,10 @@ impl AccountError {
                 Failure::new(403, "account_closed", "the account is closed")
             }
             AccountError::Unavailable => ApiError::Unavailable("account storage".into()).failure(),
+            AccountError::RateLimited { retry_after } => ApiError::RateLimited {
+                retry_after: *retry_after,
+            }
+            .failure(),
             AccountError::InvalidTransition { from, to } => Failure::new(
                 409,
                 "invalid_transition",

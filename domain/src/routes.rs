@@ -27,6 +27,15 @@ pub enum Route {
     DashboardView,
     DashboardSubmit,
     StripeWebhook,
+    OperatorAccounts,
+    OperatorAccount(String),
+    OperatorAudit(String),
+    OperatorAuditExport(String),
+    OperatorAuditVerify(String),
+    /// `suspend`, `resume` or `close`.
+    OperatorAction(String, &'static str),
+    DevFaults,
+    OpenApi,
 }
 
 /// Why a request matched no route.
@@ -55,6 +64,8 @@ pub enum Family {
     Resource,
     /// Stripe webhooks: Stripe's signature with the endpoint secret.
     Webhook,
+    /// The operator API (`/v1/*`, `/dev/*`): `Authorization: Bearer <OPERATOR_SECRET>`.
+    OperatorApi,
 }
 
 impl Route {
@@ -67,7 +78,8 @@ impl Route {
             | Route::OAuthAuthorizeSubmit
             | Route::OAuthMetadata
             | Route::DashboardView
-            | Route::DashboardSubmit => Family::Public,
+            | Route::DashboardSubmit
+            | Route::OpenApi => Family::Public,
             Route::ResourceCreate
             | Route::ResourceGet(_)
             | Route::ResourceUpdate(_)
@@ -76,6 +88,13 @@ impl Route {
             | Route::ResourceConfirm(_)
             | Route::DeepLinks => Family::Resource,
             Route::StripeWebhook => Family::Webhook,
+            Route::OperatorAccounts
+            | Route::OperatorAccount(_)
+            | Route::OperatorAudit(_)
+            | Route::OperatorAuditExport(_)
+            | Route::OperatorAuditVerify(_)
+            | Route::OperatorAction(..)
+            | Route::DevFaults => Family::OperatorApi,
         }
     }
 
@@ -101,6 +120,16 @@ impl Route {
             Route::DashboardView => "dashboard_view",
             Route::DashboardSubmit => "dashboard_submit",
             Route::StripeWebhook => "stripe_webhook",
+            Route::OperatorAccounts => "operator_accounts",
+            Route::OperatorAccount(_) => "operator_account",
+            Route::OperatorAudit(_) => "operator_audit",
+            Route::OperatorAuditExport(_) => "operator_audit_export",
+            Route::OperatorAuditVerify(_) => "operator_audit_verify",
+            Route::OperatorAction(_, "suspend") => "operator_suspend",
+            Route::OperatorAction(_, "resume") => "operator_resume",
+            Route::OperatorAction(..) => "operator_close",
+            Route::DevFaults => "dev_faults",
+            Route::OpenApi => "openapi",
         }
     }
 
@@ -117,77 +146,218 @@ impl Route {
     }
 }
 
-fn one(method: &str, want: &'static str, route: Route) -> (&'static str, Option<Route>) {
-    (want, (method == want).then_some(route))
+/// What a path parameter must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// A resource id: 1-64 of `A-Z a-z 0-9 _ -`.
+    ResourceId,
+    /// An account id (`acct_` + 16 base32).
+    AccountId,
 }
 
-/// Matches `method` and `path` (without query string) against the table.
-pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
-    let (allow, found): (&'static str, Option<Route>) = match path {
-        "/provisioning/health" => one(method, "GET", Route::Health),
-        "/provisioning/services" => one(method, "GET", Route::Services),
-        "/provisioning/account_requests" => one(method, "POST", Route::AccountRequests),
-        "/oauth/token" => one(method, "POST", Route::OAuthToken),
-        "/oauth/authorize" => match method {
-            "GET" => ("GET, POST", Some(Route::OAuthAuthorizeView)),
-            "POST" => ("GET, POST", Some(Route::OAuthAuthorizeSubmit)),
-            _ => ("GET, POST", None),
-        },
-        "/oauth/introspect" => one(method, "POST", Route::OAuthIntrospect),
-        "/oauth/revoke" => one(method, "POST", Route::OAuthRevoke),
-        "/.well-known/oauth-authorization-server" => one(method, "GET", Route::OAuthMetadata),
-        "/provisioning/resources" => one(method, "POST", Route::ResourceCreate),
-        "/provisioning/deep_links" => one(method, "POST", Route::DeepLinks),
-        "/webhooks/stripe" => one(method, "POST", Route::StripeWebhook),
-        "/dashboard" => match method {
-            "GET" => ("GET, POST", Some(Route::DashboardView)),
-            "POST" => ("GET, POST", Some(Route::DashboardSubmit)),
-            _ => ("GET, POST", None),
-        },
-        _ => return resource_route(method, path),
-    };
-    found.ok_or(RouteError::MethodNotAllowed { allow })
-}
-
-/// `/provisioning/resources/{id}[/action]`. The id must be one path segment of id characters.
-fn resource_route(method: &str, path: &str) -> Result<Route, RouteError> {
-    let rest = path
-        .strip_prefix("/provisioning/resources/")
-        .ok_or(RouteError::NotFound)?;
-    let (id, action) = match rest.split_once('/') {
-        Some((id, action)) => (id, Some(action)),
-        None => (rest, None),
-    };
-    let id_ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
-    if !id_ok {
-        return Err(RouteError::NotFound);
+impl Param {
+    fn accepts(self, segment: &str) -> bool {
+        match self {
+            Param::ResourceId => {
+                !segment.is_empty()
+                    && segment.len() <= 64
+                    && segment
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+            }
+            Param::AccountId => crate::tokens::valid_account_id(segment),
+        }
     }
-    let id = id.to_string();
-    let (allow, route) = match action {
-        None => ("GET", (method == "GET").then_some(Route::ResourceGet(id))),
-        Some("update_service") => (
-            "POST",
-            (method == "POST").then_some(Route::ResourceUpdate(id)),
-        ),
-        Some("rotate_credentials") => (
-            "POST",
-            (method == "POST").then_some(Route::ResourceRotate(id)),
-        ),
-        Some("remove") => (
-            "POST",
-            (method == "POST").then_some(Route::ResourceRemove(id)),
-        ),
-        Some("confirm") => (
-            "POST",
-            (method == "POST").then_some(Route::ResourceConfirm(id)),
-        ),
-        Some(_) => return Err(RouteError::NotFound),
+}
+
+/// One endpoint: method, path template (`{id}` is one segment checked by `param`), the
+/// `Allow` header of its path, and how to build its [`Route`].
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub param: Option<Param>,
+    pub allow: &'static str,
+    pub build: fn(String) -> Route,
+}
+
+macro_rules! ep {
+    ($m:literal, $p:literal, $allow:literal, $b:expr) => {
+        Endpoint {
+            method: $m,
+            path: $p,
+            param: None,
+            allow: $allow,
+            build: $b,
+        }
     };
-    route.ok_or(RouteError::MethodNotAllowed { allow })
+    ($m:literal, $p:literal, $param:expr, $allow:literal, $b:expr) => {
+        Endpoint {
+            method: $m,
+            path: $p,
+            param: Some($param),
+            allow: $allow,
+            build: $b,
+        }
+    };
+}
+
+/// Every endpoint the worker serves. Routing is this table, nothing else, so the OpenAPI
+/// document can be checked against it both ways.
+pub const TABLE: &[Endpoint] = &[
+    ep!("GET", "/provisioning/health", "GET", |_| Route::Health),
+    ep!("GET", "/provisioning/services", "GET", |_| Route::Services),
+    ep!("POST", "/provisioning/account_requests", "POST", |_| {
+        Route::AccountRequests
+    }),
+    ep!("POST", "/oauth/token", "POST", |_| Route::OAuthToken),
+    ep!("GET", "/oauth/authorize", "GET, POST", |_| {
+        Route::OAuthAuthorizeView
+    }),
+    ep!("POST", "/oauth/authorize", "GET, POST", |_| {
+        Route::OAuthAuthorizeSubmit
+    }),
+    ep!("POST", "/oauth/introspect", "POST", |_| {
+        Route::OAuthIntrospect
+    }),
+    ep!("POST", "/oauth/revoke", "POST", |_| Route::OAuthRevoke),
+    ep!(
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        "GET",
+        |_| Route::OAuthMetadata
+    ),
+    ep!("POST", "/provisioning/resources", "POST", |_| {
+        Route::ResourceCreate
+    }),
+    ep!(
+        "GET",
+        "/provisioning/resources/{id}",
+        Param::ResourceId,
+        "GET",
+        Route::ResourceGet
+    ),
+    ep!(
+        "POST",
+        "/provisioning/resources/{id}/update_service",
+        Param::ResourceId,
+        "POST",
+        Route::ResourceUpdate
+    ),
+    ep!(
+        "POST",
+        "/provisioning/resources/{id}/rotate_credentials",
+        Param::ResourceId,
+        "POST",
+        Route::ResourceRotate
+    ),
+    ep!(
+        "POST",
+        "/provisioning/resources/{id}/remove",
+        Param::ResourceId,
+        "POST",
+        Route::ResourceRemove
+    ),
+    ep!(
+        "POST",
+        "/provisioning/resources/{id}/confirm",
+        Param::ResourceId,
+        "POST",
+        Route::ResourceConfirm
+    ),
+    ep!("POST", "/provisioning/deep_links", "POST", |_| {
+        Route::DeepLinks
+    }),
+    ep!("GET", "/dashboard", "GET, POST", |_| Route::DashboardView),
+    ep!("POST", "/dashboard", "GET, POST", |_| {
+        Route::DashboardSubmit
+    }),
+    ep!("POST", "/webhooks/stripe", "POST", |_| Route::StripeWebhook),
+    ep!("GET", "/v1/accounts", "GET", |_| Route::OperatorAccounts),
+    ep!(
+        "GET",
+        "/v1/accounts/{id}",
+        Param::AccountId,
+        "GET",
+        Route::OperatorAccount
+    ),
+    ep!(
+        "GET",
+        "/v1/accounts/{id}/audit",
+        Param::AccountId,
+        "GET",
+        Route::OperatorAudit
+    ),
+    ep!(
+        "GET",
+        "/v1/accounts/{id}/audit/export",
+        Param::AccountId,
+        "GET",
+        Route::OperatorAuditExport
+    ),
+    ep!(
+        "GET",
+        "/v1/accounts/{id}/audit/verify",
+        Param::AccountId,
+        "GET",
+        Route::OperatorAuditVerify
+    ),
+    ep!(
+        "POST",
+        "/v1/accounts/{id}/suspend",
+        Param::AccountId,
+        "POST",
+        |id| Route::OperatorAction(id, "suspend")
+    ),
+    ep!(
+        "POST",
+        "/v1/accounts/{id}/resume",
+        Param::AccountId,
+        "POST",
+        |id| Route::OperatorAction(id, "resume")
+    ),
+    ep!(
+        "POST",
+        "/v1/accounts/{id}/close",
+        Param::AccountId,
+        "POST",
+        |id| Route::OperatorAction(id, "close")
+    ),
+    ep!("POST", "/dev/faults", "POST", |_| Route::DevFaults),
+    ep!("GET", "/openapi.json", "GET", |_| Route::OpenApi),
+];
+
+/// The parameter of `path` if it fits `template`, `Some("")` for templates without one.
+fn fits(template: &str, param: Option<Param>, path: &str) -> Option<String> {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    let mut captured = String::new();
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(captured),
+            (Some("{id}"), Some(seg)) if param.is_some_and(|k| k.accepts(seg)) => {
+                captured = seg.to_string()
+            }
+            (Some(a), Some(b)) if a == b && a != "{id}" => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Matches `method` and `path` (without query string) against [`TABLE`].
+pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
+    let mut allow = None;
+    for e in TABLE {
+        if let Some(param) = fits(e.path, e.param, path) {
+            if e.method == method {
+                return Ok((e.build)(param));
+            }
+            allow = Some(e.allow);
+        }
+    }
+    Err(match allow {
+        Some(allow) => RouteError::MethodNotAllowed { allow },
+        None => RouteError::NotFound,
+    })
 }
 
 #[cfg(test)]
@@ -271,6 +441,45 @@ mod tests {
         }
         assert_eq!(Route::ResourceGet("r".into()).resource_id(), Some("r"));
         assert_eq!(Route::ResourceCreate.family(), Family::Resource);
+    }
+
+    #[test]
+    fn operator_routes() {
+        let id = "acct_aaaaaaaaaaaaaaaa";
+        assert_eq!(route("GET", "/v1/accounts"), Ok(Route::OperatorAccounts));
+        assert_eq!(
+            route("GET", &format!("/v1/accounts/{id}")),
+            Ok(Route::OperatorAccount(id.into()))
+        );
+        assert_eq!(
+            route("GET", &format!("/v1/accounts/{id}/audit")),
+            Ok(Route::OperatorAudit(id.into()))
+        );
+        assert_eq!(
+            route("GET", &format!("/v1/accounts/{id}/audit/export")),
+            Ok(Route::OperatorAuditExport(id.into()))
+        );
+        assert_eq!(
+            route("GET", &format!("/v1/accounts/{id}/audit/verify")),
+            Ok(Route::OperatorAuditVerify(id.into()))
+        );
+        assert_eq!(
+            route("POST", &format!("/v1/accounts/{id}/close")),
+            Ok(Route::OperatorAction(id.into(), "close"))
+        );
+        assert_eq!(
+            route("GET", &format!("/v1/accounts/{id}/close")),
+            Err(RouteError::MethodNotAllowed { allow: "POST" })
+        );
+        assert_eq!(
+            route("POST", "/v1/accounts/nope/close"),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(
+            route("POST", &format!("/v1/accounts/{id}/delete")),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(Route::OperatorAccounts.family(), Family::OperatorApi);
     }
 
     #[test]

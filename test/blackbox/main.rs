@@ -6,6 +6,7 @@ mod browser;
 mod common;
 mod consent;
 mod discovery;
+mod operator;
 mod resources;
 mod signatures;
 mod webhooks;
@@ -19,6 +20,7 @@ fn main() {
     trials.extend(browser::trials());
     trials.extend(consent::trials());
     trials.extend(discovery::trials());
+    trials.extend(operator::trials());
     trials.extend(resources::trials());
     trials.extend(signatures::trials());
     trials.extend(webhooks::trials());

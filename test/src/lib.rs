@@ -239,6 +239,7 @@ impl DevWorker {
                 format!("{WEBHOOK_SECRET},whsec_test_webhooks_previous"),
             ),
             ("PAYMENT_GRACE_SECONDS", "2".to_string()),
+            ("FAULT_INJECTION", "enabled".to_string()),
         ] {
             if !vars.iter().any(|(name, _)| name == k) {
                 vars.push((k.to_string(), v));

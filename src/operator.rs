@@ -1,0 +1,346 @@
+//! The operator API (our extension): cross-account views from D1, per-account state from the
+//! account object, the audit trail and its verification, and suspend, resume and close.
+//!
+//! Invariants: every call needs `Authorization: Bearer <OPERATOR_SECRET>` (constant-time
+//! compare) and is recorded in D1 `operator_events` before it is served (if that write fails,
+//! the call fails); changes to an account are also audit records of that account with actor
+//! `operator`.
+
+use domain::audit::{Actor, ActorKind, AuditRecord};
+use domain::errors::{ApiError, Failure};
+use domain::form::Form;
+use domain::routes::Route;
+use serde_json::{json, Value};
+use worker::wasm_bindgen::JsValue;
+use worker::{Env, Headers, Response};
+
+use crate::http::{self, Incoming, Problem};
+use crate::rpc::{self, AccountCall, AccountOp};
+use crate::{accounts, config, faults};
+
+fn plain(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
+    Problem {
+        failure: Failure::new(status, code, message),
+        envelope: domain::errors::Envelope::Plain,
+    }
+}
+
+fn unavailable(request_id: &str, what: &str, e: impl std::fmt::Display) -> Problem {
+    http::log_internal(request_id, what, &e.to_string());
+    Problem::plain(ApiError::Unavailable("the audit database".into()))
+}
+
+fn internal(e: worker::Error) -> Problem {
+    worker::console_error!("operator response: {e}");
+    Problem::plain(ApiError::Internal)
+}
+
+fn db(env: &Env) -> Result<worker::D1Database, Problem> {
+    env.d1("AUDIT_DB")
+        .map_err(|_| Problem::plain(ApiError::Internal))
+}
+
+async fn record_call(
+    env: &Env,
+    request_id: &str,
+    action: &str,
+    target: Option<&str>,
+    detail: &Value,
+    now: i64,
+) -> Result<(), Problem> {
+    let db = db(env)?;
+    db.prepare("INSERT INTO operator_events (at, request_id, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(&[
+            JsValue::from_f64(now as f64),
+            JsValue::from_str(request_id),
+            JsValue::from_str(action),
+            target.map(JsValue::from_str).unwrap_or(JsValue::NULL),
+            JsValue::from_str(&detail.to_string()),
+        ])
+        .map_err(|e| unavailable(request_id, "operator event", e))?
+        .run()
+        .await
+        .map_err(|e| unavailable(request_id, "operator event", e))?;
+    Ok(())
+}
+
+fn limit(q: &Form, default: u32, max: u32) -> Result<u32, Problem> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| plain(400, "invalid_request", format!("limit must be 1-{max}"))),
+    }
+}
+
+/// D1 rows back into audit records (JSON columns parsed).
+fn records(rows: &[Value]) -> Vec<AuditRecord> {
+    rows.iter()
+        .filter_map(|r| {
+            let mut r = r.clone();
+            for k in ["before", "after"] {
+                r[k] = serde_json::from_str(r[k].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+            }
+            serde_json::from_value(r).ok()
+        })
+        .collect()
+}
+
+async fn audit_page(
+    env: &Env,
+    account: &str,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<Value>, worker::Error> {
+    db(env)
+        .map_err(|_| worker::Error::RustError("AUDIT_DB".into()))?
+        .prepare(
+            "SELECT * FROM audit_events WHERE account_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )
+        .bind(&[
+            JsValue::from_str(account),
+            JsValue::from_f64(after as f64),
+            JsValue::from_f64(limit as f64),
+        ])?
+        .all()
+        .await?
+        .results::<Value>()
+}
+
+async fn all_records(env: &Env, account: &str) -> Result<Vec<Value>, worker::Error> {
+    let mut out = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let page = audit_page(env, account, after, 1000).await?;
+        let n = page.len();
+        after = page.last().and_then(|r| r["seq"].as_i64()).unwrap_or(after);
+        out.extend(page);
+        if n < 1000 {
+            return Ok(out);
+        }
+    }
+}
+
+fn operator_call(request_id: &str, op: AccountOp) -> AccountCall {
+    AccountCall {
+        actor: Actor::new(ActorKind::Operator, Some("operator_api")),
+        request_id: Some(request_id.to_string()),
+        op,
+    }
+}
+
+async fn account_view(env: &Env, request_id: &str, account: &str) -> Result<Value, Problem> {
+    match rpc::account::<Value>(
+        env,
+        account,
+        &operator_call(request_id, AccountOp::OperatorView),
+    )
+    .await
+    {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(domain::account::AccountError::NotFound)) => {
+            Err(plain(404, "account_not_found", "no such account"))
+        }
+        Ok(Err(e)) => Err(plain(
+            e.bearer_failure().status,
+            e.bearer_failure().code,
+            e.bearer_failure().message,
+        )),
+        Err(e) => Err(Problem::plain(e)),
+    }
+}
+
+pub async fn handle(
+    route: &Route,
+    inc: &Incoming,
+    env: &Env,
+    request_id: &str,
+) -> Result<Response, Problem> {
+    if !accounts::bearer_matches(inc, config::string(env, "OPERATOR_SECRET")) {
+        return Err(plain(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <OPERATOR_SECRET>",
+        ));
+    }
+    if *route == Route::DevFaults && !faults::enabled(env) {
+        return Err(Problem::plain(ApiError::NotFound));
+    }
+    let q = Form::parse(inc.query.as_bytes()).map_err(|m| plain(400, "invalid_request", m))?;
+    let body: Value = if inc.body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&inc.body)
+            .map_err(|e| plain(400, "invalid_request", format!("the body is not JSON: {e}")))?
+    };
+    let target = match route {
+        Route::OperatorAccount(id)
+        | Route::OperatorAudit(id)
+        | Route::OperatorAuditExport(id)
+        | Route::OperatorAuditVerify(id)
+        | Route::OperatorAction(id, _) => Some(id.as_str()),
+        _ => None,
+    };
+    let detail = json!({"query": inc.query, "body": body});
+    record_call(env, request_id, route.name(), target, &detail, inc.now).await?;
+    let reply = match route {
+        Route::OperatorAccounts => {
+            let status = q.get("status");
+            if status.is_some_and(|s| !["active", "suspended", "closing", "closed"].contains(&s)) {
+                return Err(plain(
+                    400,
+                    "invalid_request",
+                    "status must be active, suspended, closing or closed",
+                ));
+            }
+            let email = match q.get("email") {
+                Some(e) => Some(
+                    domain::email::normalize(e).map_err(|m| plain(400, "invalid_request", m))?,
+                ),
+                None => None,
+            };
+            let n = limit(&q, 20, 100)?;
+            let after = q.get("starting_after").unwrap_or("");
+            let rows = db(env)?
+                .prepare(
+                    "SELECT account_id AS id, email, status, created_at, updated_at FROM accounts \
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR email = ?2) AND account_id > ?3 \
+                     ORDER BY account_id LIMIT ?4",
+                )
+                .bind(&[
+                    status.map(JsValue::from_str).unwrap_or(JsValue::NULL),
+                    email.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL),
+                    JsValue::from_str(after),
+                    JsValue::from_f64((n + 1) as f64),
+                ])
+                .map_err(|e| unavailable(request_id, "accounts", e))?
+                .all()
+                .await
+                .map_err(|e| unavailable(request_id, "accounts", e))?
+                .results::<Value>()
+                .map_err(|e| unavailable(request_id, "accounts", e))?;
+            let has_more = rows.len() > n as usize;
+            let data: Vec<Value> = rows.into_iter().take(n as usize).collect();
+            let next = if has_more {
+                data.last()
+                    .and_then(|r| r["id"].as_str())
+                    .map(str::to_string)
+            } else {
+                None
+            };
+            json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next})
+        }
+        Route::OperatorAccount(id) => account_view(env, request_id, id).await?,
+        Route::OperatorAudit(id) => {
+            let n = limit(&q, 100, 500)?;
+            let after = match q.get("starting_after") {
+                Some(v) => v.parse::<i64>().map_err(|_| {
+                    plain(
+                        400,
+                        "invalid_request",
+                        "starting_after must be a sequence number",
+                    )
+                })?,
+                None => 0,
+            };
+            let rows = audit_page(env, id, after, n + 1)
+                .await
+                .map_err(|e| unavailable(request_id, "audit", e))?;
+            let has_more = rows.len() > n as usize;
+            let data: Vec<AuditRecord> = records(&rows).into_iter().take(n as usize).collect();
+            let next = if has_more {
+                data.last().map(|r| r.seq)
+            } else {
+                None
+            };
+            json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next})
+        }
+        Route::OperatorAuditExport(id) => {
+            let rows = all_records(env, id)
+                .await
+                .map_err(|e| unavailable(request_id, "audit", e))?;
+            let mut text = String::new();
+            for r in records(&rows) {
+                text.push_str(&serde_json::to_string(&r).unwrap_or_default());
+                text.push('\n');
+            }
+            let headers = Headers::new();
+            headers
+                .set("content-type", "application/x-ndjson")
+                .map_err(internal)?;
+            return Ok(Response::ok(text).map_err(internal)?.with_headers(headers));
+        }
+        Route::OperatorAuditVerify(id) => {
+            let rows = all_records(env, id)
+                .await
+                .map_err(|e| unavailable(request_id, "audit", e))?;
+            let recs = records(&rows);
+            let view = account_view(env, request_id, id).await.ok();
+            let next_seq = view.as_ref().and_then(|v| v["audit"]["next_seq"].as_u64());
+            let result = domain::audit::verify_chain(&recs);
+            json!({
+                "ok": result.is_ok(),
+                "records": recs.len(),
+                "last_hash": recs.last().map(|r| r.hash.clone()),
+                "first_break": result.err(),
+                // Records the account object made that D1 does not have yet (still in its outbox).
+                "pending": next_seq.map(|n| (n as i64 - 1 - recs.len() as i64).max(0)),
+            })
+        }
+        Route::OperatorAction(id, action) => {
+            let reason = body["reason"]
+                .as_str()
+                .filter(|r| !r.trim().is_empty() && r.chars().count() <= 500)
+                .ok_or_else(|| {
+                    plain(
+                        400,
+                        "invalid_request",
+                        "reason is required: a short text (1-500 characters) saying why",
+                    )
+                })?
+                .to_string();
+            let op = match *action {
+                "suspend" => AccountOp::Suspend { reason },
+                "resume" => AccountOp::Resume { reason },
+                _ => AccountOp::Close { reason },
+            };
+            match rpc::account::<Value>(env, id, &operator_call(request_id, op)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(domain::account::AccountError::NotFound)) => {
+                    return Err(plain(404, "account_not_found", "no such account"))
+                }
+                Ok(Err(e)) => {
+                    let f = e.bearer_failure();
+                    return Err(plain(f.status, f.code, f.message));
+                }
+                Err(e) => return Err(Problem::plain(e)),
+            }
+            account_view(env, request_id, id).await?
+        }
+        Route::DevFaults => {
+            let n = body["d1_write_failures"]
+                .as_u64()
+                .filter(|n| *n <= 1000)
+                .ok_or_else(|| plain(400, "invalid_request", "d1_write_failures must be 0-1000"))?;
+            let account = match body.get("account_id") {
+                None | Some(Value::Null) => "*".to_string(),
+                Some(Value::String(a)) if domain::tokens::valid_account_id(a) => a.clone(),
+                Some(_) => {
+                    return Err(plain(
+                        400,
+                        "invalid_request",
+                        "account_id must be an account id",
+                    ))
+                }
+            };
+            let state = faults::set(env, n as u32, &account)
+                .await
+                .ok_or_else(|| Problem::plain(ApiError::Internal))?;
+            json!({"d1_write_failures": state.d1_write_failures, "account_id": account})
+        }
+        _ => return Err(Problem::plain(ApiError::NotFound)),
+    };
+    http::json(200, &reply).map_err(internal)
+}
