@@ -522,19 +522,26 @@ fn add_polls_while_pending() {
 fn a_paid_service_needs_confirm_paid() {
     let s = Sandbox::new();
     s.login(NEW);
-    let run = s.run(&["add", "paid"]);
+    // Without --confirm-paid no payment token is sent, so the provider cannot charge: the
+    // paid plan is refused (requires_payment_credentials) and the CLI says how to agree.
+    let run = s.run(&["add", "paid", "--payment-token", "spt_x"]);
     assert_eq!(run.code, 1, "{run:#?}");
-    assert_eq!(
-        run.stderr,
-        "error: paid is a paid service: $20/month, billed monthly in advance. Nothing was sent. To add it and agree to this charge, re-run with --confirm-paid\n"
+    assert!(
+        run.stderr.starts_with(
+            "error: paid is a paid service: $20/month, billed monthly in advance. Nothing was charged. To add it and agree to this charge, re-run with --confirm-paid"
+        ),
+        "{run:#?}"
     );
     let run = s.run(&["add", "paid", "--json"]);
     assert_eq!(run.json()["error"]["code"], "confirmation_required");
-    assert!(s
-        .fake
-        .world()
-        .calls("POST", "/provisioning/resources")
-        .is_empty());
+    let creates = s.fake.world().calls("POST", "/provisioning/resources");
+    assert!(!creates.is_empty());
+    assert!(
+        creates
+            .iter()
+            .all(|c| c.json().get("payment_credentials").is_none()),
+        "no payment token was ever sent without --confirm-paid"
+    );
 
     // A plan change to paid too.
     s.run(&["add", "free"]).ok();

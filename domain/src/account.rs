@@ -760,7 +760,10 @@ pub struct Access {
 /// Checks a bearer access token (read-only).
 pub fn authenticate(a: &Account, access_hash: &str, now: i64) -> Result<Access, AccountError> {
     // The token first: an unknown token learns nothing about the account's status.
-    let known = a.families.iter().any(|f| same_hash(&f.access_hash, access_hash));
+    let known = a
+        .families
+        .iter()
+        .any(|f| same_hash(&f.access_hash, access_hash));
     if !known {
         return Err(AccountError::InvalidToken);
     }

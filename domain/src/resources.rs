@@ -2062,8 +2062,8 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
                     .collect();
                 v["needs_information"] = json!({
                     "message": format!(
-                        "{} Candidates: {}. Confirm one with its exact amount before {}; each is a one-time, non-refundable charge.",
-                        r.message.clone().unwrap_or_default(), prices.join(", "), format_rfc3339(q.expires_at)
+                        "{}. Candidates: {}. Confirm one with its exact amount before {}; each is a one-time, non-refundable charge.",
+                        r.message.clone().unwrap_or_default().trim_end_matches('.'), prices.join(", "), format_rfc3339(q.expires_at)
                     ),
                     "schema": {
                         "type": "object",

@@ -9,6 +9,7 @@ mod discovery;
 mod operator;
 mod resources;
 mod signatures;
+mod walkthrough;
 mod webhooks;
 
 use libtest_mimic::{Arguments, Trial};
@@ -24,6 +25,7 @@ fn main() {
     trials.extend(resources::trials());
     trials.extend(signatures::trials());
     trials.extend(webhooks::trials());
+    trials.extend(walkthrough::trials());
     let conclusion = libtest_mimic::run(&args, trials);
     common::shutdown(conclusion.has_failed());
     conclusion.exit();

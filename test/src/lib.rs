@@ -86,6 +86,39 @@ pub struct Options {
     pub vars: Vec<(String, String)>,
     /// Reuse this persistence folder instead of a fresh one (restart scenarios).
     pub persist_to: Option<PathBuf>,
+    /// Reuse this stand-in (restart scenarios keep Stripe's state); else a new one.
+    pub stand_in: Option<std::sync::Arc<stand_in::StandIn>>,
+    /// Add the test defaults (test catalog, 2 s grace, fault injection...) for vars not given.
+    /// Off for the walkthrough, which runs with `.dev.vars.example` like `make dev`.
+    pub test_defaults: bool,
+}
+
+impl Options {
+    /// The configuration of `make dev`: `.dev.vars.example`, with the stand-in's addresses and
+    /// webhook secret swapped in (they depend on this run's ports).
+    pub fn dev_vars() -> Options {
+        let text =
+            fs::read_to_string(root().join(".dev.vars.example")).expect("read .dev.vars.example");
+        let vars = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .filter(|(k, _)| {
+                !matches!(
+                    *k,
+                    "STRIPE_API_BASE" | "REGISTRAR_API_BASE" | "STRIPE_WEBHOOK_SECRETS"
+                )
+            })
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Options {
+            vars,
+            persist_to: None,
+            stand_in: None,
+            test_defaults: false,
+        }
+    }
 }
 
 impl Default for Options {
@@ -110,6 +143,8 @@ impl Default for Options {
                 ("TOS_VERSION".into(), "2026-11-01".into()),
             ],
             persist_to: None,
+            stand_in: None,
+            test_defaults: true,
         }
     }
 }
@@ -216,13 +251,32 @@ impl DevWorker {
             .clone()
             .unwrap_or_else(|| run_dir.join("state"));
         let callback_url = format!("http://127.0.0.1:{}/oauth/callback", callback_listener());
-        let stand_in = std::sync::Arc::new(stand_in::StandIn::start(stand_in::Config {
-            webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/stripe")),
-            webhook_secret: WEBHOOK_SECRET.to_string(),
-            ..stand_in::Config::default()
-        }));
+        let stand_in = match &options.stand_in {
+            Some(s) => {
+                s.set_webhook_url(Some(format!("http://127.0.0.1:{port}/webhooks/stripe")));
+                s.clone()
+            }
+            None => std::sync::Arc::new(stand_in::StandIn::start(stand_in::Config {
+                webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/stripe")),
+                webhook_secret: WEBHOOK_SECRET.to_string(),
+                ..stand_in::Config::default()
+            })),
+        };
         let defaults = stand_in::Config::default();
         let mut vars = options.vars.clone();
+        let wiring = [
+            ("STRIPE_API_BASE", stand_in.base_url.clone()),
+            (
+                "REGISTRAR_API_BASE",
+                format!("{}/registrar", stand_in.base_url),
+            ),
+            ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.to_string()),
+        ];
+        for (k, v) in wiring {
+            if !vars.iter().any(|(name, _)| name == k) {
+                vars.push((k.to_string(), v));
+            }
+        }
         for (k, v) in [
             ("STRIPE_API_BASE", stand_in.base_url.clone()),
             ("STRIPE_SECRET_KEY", defaults.api_key.clone()),
@@ -241,7 +295,7 @@ impl DevWorker {
             ("PAYMENT_GRACE_SECONDS", "2".to_string()),
             ("FAULT_INJECTION", "enabled".to_string()),
         ] {
-            if !vars.iter().any(|(name, _)| name == k) {
+            if options.test_defaults && !vars.iter().any(|(name, _)| name == k) {
                 vars.push((k.to_string(), v));
             }
         }

@@ -220,6 +220,26 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: &[valued("max", "<cents>")],
     },
     CommandSpec {
+        name: "simulate",
+        synopsis: "simulate payment-failed|payment-recovered",
+        about: "Development only (loopback stand-in): makes Stripe's side of the account's paid plan\n\
+                fail or recover. The stand-in builds the renewal invoice and sends the signed webhook\n\
+                (invoice.payment_failed or invoice.paid) to the provider, as Stripe would.",
+        min_args: 1,
+        max_args: 1,
+        flags: &[],
+    },
+    CommandSpec {
+        name: "audit",
+        synopsis: "audit [--verify] [--operator-secret <s>]",
+        about: "Shows the account's audit trail through the operator API (who did what, on whose\n\
+                behalf, with which consent). --verify recomputes its hash chain. The operator secret\n\
+                is --operator-secret, else APP_OPERATOR_SECRET, else the dev value of .dev.vars.example.",
+        min_args: 0,
+        max_args: 0,
+        flags: &[switch("verify"), valued("operator-secret", "<s>")],
+    },
+    CommandSpec {
         name: "help",
         synopsis: "help [<command>]",
         about: "Prints this text, or one command's.",

@@ -235,6 +235,8 @@ impl Cli<'_> {
             "env" => self.env_file(),
             "status" => self.status(),
             "payment-token" => self.payment_token_command(),
+            "simulate" => self.simulate(),
+            "audit" => self.audit(),
             other => Err(Fail::Usage(format!("unknown command {other:?}"))),
         }
     }
@@ -620,16 +622,36 @@ impl Cli<'_> {
         orch.check_provider()?;
         let catalog = orch.services()?.json;
         let plan = orch.state().current_plan(&catalog);
-        self.check_paid(&service_id, &catalog, plan.as_deref(), "add")?;
+        // Humans stay in control: without --confirm-paid no payment token is ever sent, so the
+        // provider cannot charge. A paid plan is then refused by the provider
+        // (requires_payment_credentials); a domain still answers its free quote.
+        let agreed = self.p.has("confirm-paid");
+        if agreed {
+            self.check_paid(&service_id, &catalog, plan.as_deref(), "add")?;
+        }
+        let price = services::find(&catalog, &service_id)
+            .and_then(|s| services::charge(s, plan.as_deref()));
         let base = orch.provider().base().to_string();
-        let token = self.payment_token(&base)?;
+        let token = if agreed {
+            self.payment_token(&base)?
+        } else {
+            None
+        };
         let body = crate::create_resource_body(
             &service_id,
             &project,
             (!config.is_empty()).then_some(&config),
             token.as_deref(),
         );
-        let answer = orch.create_resource(&body)?;
+        let answer = match orch.create_resource(&body) {
+            Err(Error::Protocol(e)) if !agreed && e.code == "requires_payment_credentials" => {
+                return Err(Fail::Refused(format!(
+                    "{service_id} is a paid service: {}. Nothing was charged. To add it and agree to this charge, re-run with --confirm-paid (and --payment-token or --test-payment)",
+                    price.unwrap_or_else(|| "see the catalog".into())
+                )));
+            }
+            other => other?,
+        };
         let mut answer = self.settle(&mut orch, answer, timeout)?;
         let quoted = answer.resource_status() == "needs_information"
             && answer.json["needs_information"]["quote"]["candidates"].is_array();
@@ -841,6 +863,140 @@ impl Cli<'_> {
         Ok(())
     }
 }
+
+impl Cli<'_> {
+    /// `simulate payment-failed|payment-recovered`: Stripe's side of a renewal, through the
+    /// local stand-in, which signs and delivers the webhook.
+    fn simulate(&mut self) -> Result<(), Fail> {
+        let (kind, paid) = match self.p.positionals[0].as_str() {
+            "payment-failed" => ("invoice.payment_failed", false),
+            "payment-recovered" => ("invoice.paid", true),
+            other => {
+                return Err(Fail::Usage(format!(
+                    "unknown simulation {other:?}: use payment-failed or payment-recovered"
+                )))
+            }
+        };
+        let stand_in = self.stand_in();
+        if !is_loopback_url(&stand_in) {
+            return Err(Fail::Usage(
+                "simulate works with a local stand-in only".into(),
+            ));
+        }
+        let orch = self.orchestrator()?;
+        let plan = orch
+            .state()
+            .resources
+            .iter()
+            .find(|r| r.service_id == "paid")
+            .map(|r| r.id.clone())
+            .ok_or_else(|| Error::Local("no paid plan in the state file: add one first (appctl add paid --confirm-paid)".into()))?;
+        let control = Provider::new(&stand_in, "");
+        let call =
+            |c: crate::Call| control.send(c.signing(crate::Signing::Unsigned).api_version(None));
+        let state = Answer::from_reply(
+            call(crate::Call::get("/_stand_in/state")).map_err(Error::Transport)?,
+        )?;
+        let subscription = state.json["subscriptions"]
+            .as_array()
+            .and_then(|subs| {
+                subs.iter()
+                    .rev()
+                    .find(|s| s["metadata"]["resource_id"] == plan.as_str())
+            })
+            .and_then(|s| s["id"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| Error::Local(format!("the stand-in has no subscription for {plan}")))?;
+        let invoice = Answer::from_reply(
+            call(crate::Call::post_json(
+                "/_stand_in/invoices",
+                &json!({"subscription": subscription, "paid": paid, "amount": 2000}),
+            ))
+            .map_err(Error::Transport)?,
+        )?;
+        let event = Answer::from_reply(
+            call(crate::Call::post_json(
+                "/_stand_in/events",
+                &json!({"type": kind, "object": invoice.json}),
+            ))
+            .map_err(Error::Transport)?,
+        )?;
+        self.emit(&event);
+        self.say(&format!(
+            "sent {kind} {} for {subscription} (plan {plan}); the stand-in delivers it signed to the provider",
+            event.json["id"].as_str().unwrap_or("")
+        ));
+        Ok(())
+    }
+
+    /// `audit [--verify]`: the account's trail from the operator API.
+    fn audit(&mut self) -> Result<(), Fail> {
+        let secret = self
+            .p
+            .value("operator-secret")
+            .map(str::to_string)
+            .or_else(|| self.var("APP_OPERATOR_SECRET"))
+            .unwrap_or_else(|| DEV_OPERATOR_SECRET.to_string());
+        let orch = self.orchestrator()?;
+        let account = orch.state().account_id.clone().ok_or_else(|| {
+            Error::Local("no account in the state file: start with appctl account-request".into())
+        })?;
+        let base = orch.provider().base().to_string();
+        let operator = Provider::new(&base, "");
+        let get = |path: &str| -> Result<Answer, Fail> {
+            let reply = operator
+                .send(
+                    crate::Call::get(path)
+                        .signing(crate::Signing::Unsigned)
+                        .api_version(None)
+                        .bearer(&secret),
+                )
+                .map_err(Error::Transport)?;
+            Ok(Answer::from_reply(reply)?)
+        };
+        if self.p.has("verify") {
+            let v = get(&format!("/v1/accounts/{account}/audit/verify"))?;
+            self.emit(&v);
+            if v.json["ok"] == true {
+                self.say(&format!(
+                    "chain ok: {} records, last hash {}",
+                    v.json["records"],
+                    v.json["last_hash"].as_str().unwrap_or("-")
+                ));
+            } else {
+                self.say(&format!(
+                    "chain broken at record {}: {}",
+                    v.json["first_break"]["seq"], v.json["first_break"]["reason"]
+                ));
+                return Err(Fail::Error(Error::Local(
+                    "the audit chain does not verify".into(),
+                )));
+            }
+            return Ok(());
+        }
+        let page = get(&format!("/v1/accounts/{account}/audit?limit=500"))?;
+        self.emit(&page);
+        let mut text = String::new();
+        for r in page.json["data"].as_array().into_iter().flatten() {
+            let actor = match r["actor_id"].as_str() {
+                Some(id) => format!("{} {id}", r["actor"].as_str().unwrap_or("")),
+                None => r["actor"].as_str().unwrap_or("").to_string(),
+            };
+            text.push_str(&format!(
+                "{:>4}  {:<26} {:<40} {}\n",
+                r["seq"].as_u64().unwrap_or(0),
+                r["action"].as_str().unwrap_or(""),
+                actor,
+                r["consent"].as_str().unwrap_or("")
+            ));
+        }
+        self.say(text.trim_end());
+        Ok(())
+    }
+}
+
+/// The operator secret of `.dev.vars.example` (development only).
+pub const DEV_OPERATOR_SECRET: &str = "op_dev_operator_secret_000000000000000000";
 
 /// The quoted candidate to buy: `wanted`, else the first available; with its exact amount.
 fn choose_candidate(resource: &Value, wanted: Option<&str>) -> Result<(String, u64, String), Fail> {
