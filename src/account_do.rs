@@ -10,7 +10,8 @@
 //!   and audit records together, in one transaction before anything is awaited; only then is
 //!   the caller answered. So an acknowledged change always has its audit records.
 //! - Outbox rows are deleted only after D1 confirmed them; a failed flush is retried by the
-//!   alarm with exponential backoff (1 s doubling to 5 min).
+//!   alarm with exponential backoff (1 s doubling to 5 min). The alarm is armed before records
+//!   are written, so records survive a crash between the write and the flush and are sent.
 //! - External work of resources (Stripe, registrar, operator backends) runs one step at a time:
 //!   each answer is committed before the next call. A resource's job is driven by one caller at
 //!   a time (`running`); what is not finished in the request is finished by the alarm.
@@ -42,6 +43,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
 ];
 const FLUSH_BATCH: usize = 50;
+/// How long after a change the alarm sends its audit records if the flush never confirmed.
+const FLUSH_SAFETY_MS: i64 = 10_000;
 /// Most external calls one drive makes for one resource.
 const MAX_STEPS: usize = 12;
 
@@ -130,6 +133,11 @@ impl Account {
                     ],
                 ));
             }
+            if !applied.records.is_empty() {
+                // Armed before the write: if this object dies before the flush below is
+                // confirmed, the alarm still sends the records (it is cleared once sent).
+                self.arm(now_ms() as i64 + FLUSH_SAFETY_MS).await;
+            }
             storage::atomically(&self.state.storage(), statements)
                 .map_err(|e| internal("write state", e))?;
             *self.cache.borrow_mut() = Some(applied.account);
@@ -208,14 +216,33 @@ impl Account {
             .as_ref()
             .filter(|a| a.closing.is_some())
             .map(|_| now_ms() as i64 + 5_000);
-        let wake = [flush, job, grace, closing].into_iter().flatten().min();
-        let storage = self.state.storage();
-        if let Some(at) = wake {
-            let offset = (at - now_ms() as i64).max(10);
-            let current = storage.get_alarm().await.ok().flatten();
-            if current.is_none_or(|c| c > at) {
-                let _ = storage.set_alarm(offset).await;
+        // Records still in the outbox (a flush running elsewhere in this call) keep the net.
+        let unsent = self
+            .state
+            .storage()
+            .sql()
+            .exec("SELECT seq FROM outbox LIMIT 1", None)
+            .and_then(|c| c.to_array::<Value>())
+            .is_ok_and(|rows| !rows.is_empty())
+            .then(|| now_ms() as i64 + FLUSH_SAFETY_MS);
+        match [flush, job, grace, closing, unsent]
+            .into_iter()
+            .flatten()
+            .min()
+        {
+            Some(at) => self.arm(at).await,
+            None => {
+                let _ = self.state.storage().delete_alarm().await;
             }
+        }
+    }
+
+    /// Makes sure the alarm fires at `at` (unix ms) or earlier.
+    async fn arm(&self, at: i64) {
+        let storage = self.state.storage();
+        let current = storage.get_alarm().await.ok().flatten();
+        if current.is_none_or(|c| c > at) {
+            let _ = storage.set_alarm((at - now_ms() as i64).max(10)).await;
         }
     }
 

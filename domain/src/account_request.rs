@@ -115,6 +115,8 @@ const MAX_ID_LEN: usize = 128;
 const MAX_NAME_LEN: usize = 200;
 const MAX_LIST: usize = 16;
 const MAX_TEXT: usize = 255;
+/// The orchestrator's `configuration`, as compact JSON.
+const MAX_CONFIGURATION: usize = 4096;
 
 fn valid_request_id(id: &str) -> bool {
     !id.is_empty()
@@ -233,13 +235,8 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
     scopes.sort();
     scopes.dedup();
     let client_capabilities = string_list(obj, "client_capabilities")?;
-    if let Some(secret) = obj.get("confirmation_secret") {
-        if !secret.is_string() && !secret.is_null() {
-            return Err(AccountRequestError::invalid(
-                "confirmation_secret must be a string",
-            ));
-        }
-    }
+    // Not used by this provider, but bounded like every other field.
+    text(obj, "confirmation_secret", false)?;
 
     let expires_raw = text(obj, "expires_at", true)?.unwrap_or_default();
     let expires_at = time::parse_rfc3339(expires_raw).ok_or_else(|| {
@@ -253,7 +250,12 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
 
     let configuration = match obj.get("configuration") {
         None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(v @ Value::Object(_)) if v.to_string().len() <= MAX_CONFIGURATION => Some(v.clone()),
+        Some(Value::Object(_)) => {
+            return Err(AccountRequestError::invalid(format!(
+                "configuration is larger than {MAX_CONFIGURATION} bytes of JSON"
+            )))
+        }
         Some(_) => {
             return Err(AccountRequestError::invalid(
                 "configuration must be an object",
@@ -279,7 +281,12 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
             AccountRequestError::invalid("orchestrator.stripe.account is required")
         })?;
         let account = match stripe.get("account") {
-            Some(Value::String(a)) if !a.trim().is_empty() && a.len() <= MAX_TEXT => a.clone(),
+            Some(Value::String(a)) if a.len() > MAX_TEXT => {
+                return Err(AccountRequestError::invalid(format!(
+                    "orchestrator.stripe.account is longer than {MAX_TEXT} characters"
+                )))
+            }
+            Some(Value::String(a)) if !a.trim().is_empty() => a.clone(),
             Some(Value::String(_)) | None | Some(Value::Null) => {
                 return Err(AccountRequestError::invalid(
                     "orchestrator.stripe.account is required",
@@ -294,6 +301,11 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
         let organisation = match stripe.get("organisation") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.len() <= MAX_TEXT => Some(s.clone()),
+            Some(Value::String(_)) => {
+                return Err(AccountRequestError::invalid(format!(
+                    "orchestrator.stripe.organisation is longer than {MAX_TEXT} characters"
+                )))
+            }
             Some(_) => {
                 return Err(AccountRequestError::invalid(
                     "orchestrator.stripe.organisation must be a string",
@@ -493,6 +505,31 @@ mod tests {
         invalid_mentions(
             &with("confirmation_secret", json!(1)),
             "confirmation_secret",
+        );
+        // Long values in every free-text field are refused, naming the field.
+        let long = json!("x".repeat(256));
+        invalid_mentions(
+            &with("confirmation_secret", long.clone()),
+            "confirmation_secret",
+        );
+        invalid_mentions(&with("expires_at", long.clone()), "expires_at");
+        invalid_mentions(
+            &with("configuration", json!({"k": "x".repeat(4096)})),
+            "configuration",
+        );
+        invalid_mentions(
+            &with(
+                "orchestrator",
+                json!({"type": "stripe", "stripe": {"account": long}}),
+            ),
+            "orchestrator.stripe.account",
+        );
+        invalid_mentions(
+            &with(
+                "orchestrator",
+                json!({"type": "stripe", "stripe": {"account": "a", "organisation": long}}),
+            ),
+            "orchestrator.stripe.organisation",
         );
         invalid_mentions(&without("expires_at"), "expires_at");
         invalid_mentions(&with("expires_at", json!(1795867200)), "expires_at");

@@ -100,57 +100,17 @@ pub fn email() -> String {
     format!("{}@example.com", unique("dev"))
 }
 
-/// An account request body as the orchestrator sends it, expiring in 10 minutes.
-pub fn account_request(id: &str, email: &str) -> serde_json::Value {
-    let expires = domain::time::format_rfc3339(app_client::unix_now() + 600);
-    serde_json::json!({
-        "id": id, "object": "account_request", "email": email, "name": "Dev",
-        "scopes": ["resources:read", "resources:write"], "client_capabilities": ["browser"],
-        "confirmation_secret": "cs_test", "expires_at": expires,
-        "configuration": {},
-        "orchestrator": {"type": "stripe", "stripe": {"organisation": "org_test", "account": "acct_stripe_test"}}
-    })
-}
-
-/// Tokens from a token response.
-pub struct Tokens {
-    pub access: String,
-    pub refresh: String,
-    pub account: String,
-}
+pub use app_tests::flows::{account_request, Tokens};
 
 #[track_caller]
 pub fn tokens_of(reply: &Reply) -> Tokens {
-    assert_eq!(reply.status, 200, "token endpoint: {}", reply.text());
-    let body = reply.json();
-    Tokens {
-        access: body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string(),
-        refresh: body["refresh_token"]
-            .as_str()
-            .expect("refresh_token")
-            .to_string(),
-        account: body["account"]["id"]
-            .as_str()
-            .expect("account.id")
-            .to_string(),
-    }
+    app_tests::flows::tokens(reply).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Creates a new account for `email` and exchanges its code: the orchestrator's happy path.
 pub fn new_account(email: &str) -> Tokens {
-    let p = provider();
-    let reply = p
-        .account_request(&account_request(&unique("acctreq_"), email))
-        .unwrap();
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let code = reply.json()["oauth"]["code"]
-        .as_str()
-        .expect("code")
-        .to_string();
-    tokens_of(&p.exchange_code(&code, None, true).unwrap())
+    app_tests::flows::new_account(&provider(), &unique("acctreq_"), email)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Audit rows of an account from local D1, in sequence order; waits until `min` rows arrived.

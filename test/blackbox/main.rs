@@ -8,6 +8,7 @@ mod consent;
 mod discovery;
 mod operator;
 mod resources;
+mod robustness;
 mod signatures;
 mod walkthrough;
 mod webhooks;
@@ -23,6 +24,7 @@ fn main() {
     trials.extend(discovery::trials());
     trials.extend(operator::trials());
     trials.extend(resources::trials());
+    trials.extend(robustness::trials());
     trials.extend(signatures::trials());
     trials.extend(webhooks::trials());
     trials.extend(walkthrough::trials());

@@ -39,7 +39,12 @@ pub fn trials() -> Vec<Trial> {
     ]
 }
 
-fn op(method: &str, path: &str, body: Option<Value>) -> Reply {
+pub fn op(method: &str, path: &str, body: Option<Value>) -> Reply {
+    op_on(&provider(), method, path, body)
+}
+
+/// An operator API call to the worker behind `p`.
+pub fn op_on(p: &app_client::Provider, method: &str, path: &str, body: Option<Value>) -> Reply {
     let mut c = Call::new(method, path)
         .signing(Signing::Unsigned)
         .api_version(None)
@@ -47,14 +52,14 @@ fn op(method: &str, path: &str, body: Option<Value>) -> Reply {
     if let Some(b) = body {
         c = c.raw_body(b.to_string().into_bytes(), "application/json");
     }
-    provider().send(c).unwrap()
+    p.send(c).unwrap()
 }
 
 fn view(account: &str) -> Value {
     ok(&op("GET", &format!("/v1/accounts/{account}"), None))
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -684,6 +684,7 @@ fn stripe_failing_then_recovering_charges_once() {
             status: 503,
             after: false,
             param: token_of(&token),
+            slow_ms: 0,
         })
     });
     let r = ok(&create(
@@ -737,6 +738,7 @@ fn stripe_failing_then_recovering_charges_once() {
             status: 500,
             after: true,
             param: token_of(&token),
+            slow_ms: 0,
         })
     });
     let r = ok(&create(

@@ -44,13 +44,13 @@ pub fn trials() -> Vec<Trial> {
     ]
 }
 
-fn event(kind: &str, created: i64, object: Value) -> Value {
+pub fn event(kind: &str, created: i64, object: Value) -> Value {
     json!({"id": unique("evt_"), "object": "event", "api_version": "2026-04-22.preview", "created": created,
            "livemode": false, "type": kind, "data": {"object": object}})
 }
 
 /// Delivers `body` signed with the webhook secret (or `signing` when given).
-fn deliver(body: &str, signing: Option<Signing>) -> Reply {
+pub fn deliver(body: &str, signing: Option<Signing>) -> Reply {
     let signing = signing.unwrap_or_else(|| {
         Signing::Raw(domain::signature::sign_header(
             WEBHOOK_SECRET.as_bytes(),

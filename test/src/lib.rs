@@ -5,6 +5,7 @@
 //! Tests talk to it only over HTTP (through `app-client`) and read D1 only through
 //! `wrangler d1 execute --local`, as an operator would.
 
+pub mod flows;
 pub mod stand_in;
 use std::fs;
 use std::io::Read;
@@ -39,12 +40,12 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
-fn tool(name: &str) -> PathBuf {
+pub fn tool(name: &str) -> PathBuf {
     root().join("node_modules/.bin").join(name)
 }
 
 /// PATH with the project's Node 22 and tools first, as `scripts/env.sh` sets it.
-fn tool_path() -> String {
+pub fn tool_path() -> String {
     let root = root();
     format!(
         "{}:{}:{}",
@@ -413,6 +414,16 @@ impl DevWorker {
         if !self.keep && std::env::var_os("APP_KEEP_RUNS").is_none() && !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.handle.run_dir);
         }
+    }
+
+    /// Kills wrangler and workerd at once (SIGKILL, no shutdown), as a crash or a lost machine
+    /// would; the persistence folder keeps whatever was durably written.
+    pub fn crash(&mut self) {
+        let pgid = self.child.id() as i32;
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status();
+        let _ = self.child.wait();
     }
 
     fn kill(&mut self) {

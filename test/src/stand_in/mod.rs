@@ -32,7 +32,7 @@
 //!
 //! Control routes under `/_stand_in/` (JSON, no auth, never logged) mirror the Rust API for the
 //! `stand-in` binary and for tests in another process: `POST faults`
-//! (`{"path_prefix","count"?,"status"?,"after"?}`), `POST granted_tokens`
+//! (`{"path_prefix","count"?,"status"?,"after"?,"slow_ms"?}`), `POST granted_tokens`
 //! (`{"currency","max_amount","expires_at","decline_code"?}`), `POST granted_tokens/{id}/revoke`,
 //! `POST operator` (`{"pending_calls"}`), `GET state`, `POST reset`, and the webhook routes
 //! below.
@@ -122,6 +122,8 @@ use serde_json::{json, Map, Value};
 
 /// Threads answering requests; each handles one request at a time.
 const WORKERS: usize = 8;
+/// Internal marker on a reply to be sent late (a slow fault); never sent.
+const DELAY_HEADER: &str = "x-stand-in-delay-ms";
 /// Largest request body read, in bytes.
 const MAX_BODY: usize = 1 << 20;
 
@@ -170,6 +172,10 @@ pub struct Fault {
     /// `/payment_method_data/shared_payment_granted_token`), so parallel tests do not take each
     /// other's faults.
     pub param: Option<(String, String)>,
+    /// When non-zero, a slow service instead of a failing one: the request is performed
+    /// normally and its real answer sent this many milliseconds later (outside the stand-in's
+    /// lock); `status` and `after` are then ignored. Lets a test stop the worker mid-call.
+    pub slow_ms: u64,
 }
 
 /// A running stand-in. Dropping it stops the server.
@@ -566,7 +572,8 @@ impl State {
 }
 
 fn fault_json(f: &Fault) -> Value {
-    json!({"path_prefix": f.path_prefix, "count": f.count, "status": f.status, "after": f.after})
+    json!({"path_prefix": f.path_prefix, "count": f.count, "status": f.status, "after": f.after,
+           "slow_ms": f.slow_ms})
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -700,6 +707,12 @@ fn answer(mut request: tiny_http::Request, shared: &Mutex<State>) {
             )
         })
     };
+    let mut reply = reply;
+    // A slow fault: answer late, holding only this request's thread.
+    if let Some(i) = reply.headers.iter().position(|(k, _)| k == DELAY_HEADER) {
+        let (_, ms) = reply.headers.remove(i);
+        std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+    }
     let mut response = tiny_http::Response::from_data(reply.body.into_bytes())
         .with_status_code(reply.status)
         .with_header(tiny_http::Header {
@@ -828,7 +841,11 @@ fn run(
     call: Call<'_>,
     perform: impl FnOnce(&mut State) -> Outcome,
 ) -> (Reply, bool) {
-    let fault = st.take_fault(call.path, call.params);
+    let mut fault = st.take_fault(call.path, call.params);
+    let slow_ms = fault.as_ref().map_or(0, |f| f.slow_ms);
+    if slow_ms > 0 {
+        fault = None;
+    }
     if let Some(fault) = &fault {
         if !fault.after {
             return (call.api.fault(fault.status), false);
@@ -883,6 +900,10 @@ fn run(
     };
     match fault {
         Some(fault) => (call.api.fault(fault.status), replayed),
+        None if slow_ms > 0 => (
+            reply.with_header(DELAY_HEADER, &slow_ms.to_string()),
+            replayed,
+        ),
         None => (reply, replayed),
     }
 }
@@ -995,12 +1016,20 @@ fn parse_fault(body: &Map<String, Value>) -> Result<Fault, Reply> {
             ))
         }
     };
+    let slow_ms = match body.get("slow_ms") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_u64()
+            .filter(|ms| *ms <= 60_000)
+            .ok_or_else(|| control_error(400, "slow_ms must be an integer of at most 60000"))?,
+    };
     Ok(Fault {
         path_prefix: path_prefix.to_string(),
         count,
         status,
         after,
         param,
+        slow_ms,
     })
 }
 

@@ -821,6 +821,7 @@ fn faults_before_and_after_with_replay() {
         status: 500,
         after: false,
         param: None,
+        slow_ms: 0,
     });
     let failed = pay(&si, "f1", &spt, "1000", &[]);
     assert_eq!(failed.status, 500);
@@ -839,6 +840,7 @@ fn faults_before_and_after_with_replay() {
         status: 502,
         after: true,
         param: None,
+        slow_ms: 0,
     });
     let lost = pay(&si, "f2", &spt, "2000", &[]);
     assert_eq!(lost.status, 502);
@@ -863,11 +865,44 @@ fn faults_before_and_after_with_replay() {
         status: 429,
         after: false,
         param: None,
+        slow_ms: 0,
     });
     assert_eq!(post(&si, "/v1/customers", "c1", &[]).status, 429);
     assert_eq!(get(&si, "/v1/payment_intents/pi_nope").status, 404);
     assert_eq!(post(&si, "/v1/customers", "c1", &[]).status, 429);
     assert_eq!(post(&si, "/v1/customers", "c1", &[]).status, 200);
+}
+
+#[test]
+fn a_slow_fault_performs_the_call_and_answers_late_without_blocking_others() {
+    let si = start();
+    let spt = si.create_granted_token("usd", 10_000, now() + 3600, None);
+    si.fail_next(Fault {
+        path_prefix: "/v1/payment_intents".into(),
+        count: 1,
+        status: 500,
+        after: false,
+        param: None,
+        slow_ms: 1500,
+    });
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| {
+            let started = std::time::Instant::now();
+            (pay(&si, "s1", &spt, "1000", &[]).status, started.elapsed())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Meanwhile the stand-in answers others, and the slow call is already performed.
+        let started = std::time::Instant::now();
+        assert_eq!(get(&si, "/v1/payment_intents/pi_nope").status, 404);
+        assert!(started.elapsed() < std::time::Duration::from_millis(1000));
+        assert_eq!(captured(&si, &spt), 1000);
+        let (status, elapsed) = slow.join().unwrap();
+        assert_eq!(status, 200, "the real answer, not the fault's status");
+        assert!(
+            elapsed >= std::time::Duration::from_millis(1500),
+            "{elapsed:?}"
+        );
+    });
 }
 
 fn registrar(

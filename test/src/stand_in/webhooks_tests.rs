@@ -219,6 +219,7 @@ fn a_payment_is_delivered_signed_once() {
         status: 503,
         after: true,
         param: None,
+        slow_ms: 0,
     });
     assert_eq!(pay(&si, "pay-2", &spt, "100", &[]).status, 503);
     assert!(pay(&si, "pay-2", &spt, "100", &[]).replayed());

@@ -1,0 +1,687 @@
+//! Robustness (issue 8): a bounded burst of mixed traffic whose books must balance afterwards,
+//! a crash of `wrangler dev` in the middle of a flow, rate limits, and abusive requests.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app_client::{Call, Provider, Reply, Signing};
+use app_tests::flows::{self, Tokens};
+use app_tests::stand_in::Fault;
+use app_tests::{DevWorker, Options};
+use libtest_mimic::Trial;
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::operator::{op, op_on, wait_for};
+use crate::resources::{create, get, ok, pay, post, spt};
+use crate::webhooks::{deliver, event};
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        case(
+            "robustness::a_mixed_burst_leaves_consistent_books",
+            a_mixed_burst_leaves_consistent_books,
+        ),
+        case(
+            "robustness::a_crash_mid_flow_loses_nothing_acknowledged",
+            a_crash_mid_flow_loses_nothing_acknowledged,
+        ),
+        case(
+            "robustness::rate_limits_answer_429_with_retry_after",
+            rate_limits_answer_429_with_retry_after,
+        ),
+        case(
+            "robustness::abusive_requests_get_clear_errors_and_change_nothing",
+            abusive_requests_get_clear_errors_and_change_nothing,
+        ),
+    ]
+}
+
+/// Succeeded PaymentIntents the stand-in holds for `account`, in cents.
+fn charged(payment_intents: &[Value], account: &str) -> (usize, u64) {
+    let mine: Vec<&Value> = payment_intents
+        .iter()
+        .filter(|pi| pi["metadata"]["account_id"] == account && pi["status"] == "succeeded")
+        .collect();
+    let total = mine.iter().filter_map(|pi| pi["amount"].as_u64()).sum();
+    (mine.len(), total)
+}
+
+/// Waits until D1 holds the account's whole audit chain and it verifies.
+fn verified_chain(p: &Provider, account: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let last = op_on(
+            p,
+            "GET",
+            &format!("/v1/accounts/{account}/audit/verify"),
+            None,
+        )
+        .json();
+        if last["ok"] == true && last["pending"] == 0 {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no verified, fully written chain for {account}: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// What one simulated agent did in the burst.
+struct Agent {
+    tokens: Tokens,
+    replies: Vec<Reply>,
+    events: Vec<String>,
+    tokens_made: usize,
+}
+
+fn agent(n: usize) -> Agent {
+    let p = provider();
+    let mut replies = Vec::new();
+    let request_id = unique("acctreq_burst_");
+    let mail = email();
+    let body = flows::account_request(&request_id, &mail);
+    let first = p.account_request(&body).unwrap();
+    // The orchestrator retries the same request: the same answer, no second account.
+    let replay = p.account_request(&body).unwrap();
+    assert_eq!(first.json()["oauth"], replay.json()["oauth"]);
+    let code = first.json()["oauth"]["code"].as_str().unwrap().to_string();
+    let tokens = tokens_of(&p.exchange_code(&code, None, true).unwrap());
+    replies.extend([first, replay]);
+    let t = &tokens.access;
+    // Half the agents pay for their plan, the others take the free one.
+    let plan = if n.is_multiple_of(2) {
+        json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&spt(5000))})
+    } else {
+        json!({"service_id": "free", "project_id": "p"})
+    };
+    let plan = create(t, plan);
+    assert_eq!(plan.status, 200, "{}", plan.text());
+    replies.push(plan);
+    let mut tokens_made = 0;
+    for i in 0..3 {
+        let r = create(
+            t,
+            json!({"service_id": "api_token", "project_id": format!("p{i}"),
+                   "configuration": {"scopes": ["logs:read"], "label": format!("agent {n}")}}),
+        );
+        let id = r.json()["id"].as_str().unwrap_or_default().to_string();
+        tokens_made += usize::from(r.status == 200);
+        replies.push(r);
+        replies.push(get(t, &id));
+        if i == 0 {
+            replies.push(post(t, &id, "rotate_credentials", json!({})));
+        }
+    }
+    // Mistakes an agent makes: they must be clean 4xx answers.
+    let bad = p
+        .send(
+            Call::new("POST", "/provisioning/resources")
+                .raw_body(b"{\"service_id\":".to_vec(), "application/json")
+                .bearer(t),
+        )
+        .unwrap();
+    assert_error(&bad, 400, "invalid_request");
+    let unknown = get(t, "res_does_not_exist");
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    // Stripe's side: five events for this account, each delivered twice, interleaved.
+    let now = app_client::unix_now();
+    let events: Vec<Value> = (0..5)
+        .map(|i| {
+            event(
+                "invoice.upcoming",
+                now - i,
+                json!({"id": format!("in_burst_{n}_{i}"), "object": "invoice",
+                       "metadata": {"account_id": tokens.account}}),
+            )
+        })
+        .collect();
+    for round in 0..2 {
+        for e in &events {
+            let r = deliver(&e.to_string(), None);
+            assert_eq!(r.status, 200, "round {round}: {}", r.text());
+            replies.push(r);
+        }
+    }
+    replies.extend([bad, unknown]);
+    Agent {
+        events: events
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect(),
+        tokens,
+        replies,
+        tokens_made,
+    }
+}
+
+fn a_mixed_burst_leaves_consistent_books() {
+    const AGENTS: usize = 12;
+    let handles: Vec<_> = (0..AGENTS)
+        .map(|n| std::thread::spawn(move || agent(n)))
+        .collect();
+    let agents: Vec<Agent> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let sent: usize = agents.iter().map(|a| a.replies.len()).sum();
+    let server_errors: Vec<String> = agents
+        .iter()
+        .flat_map(|a| &a.replies)
+        .filter(|r| r.status >= 500)
+        .map(|r| format!("{} {}", r.status, r.text()))
+        .collect();
+    assert!(server_errors.is_empty(), "5xx answers: {server_errors:?}");
+    assert!(sent >= AGENTS * 20, "{sent} requests");
+
+    let p = provider();
+    let intents = with_worker(|w| w.stand_in.payment_intents());
+    for (n, a) in agents.iter().enumerate() {
+        let account = &a.tokens.account;
+        let view = ok(&op("GET", &format!("/v1/accounts/{account}"), None));
+        // The spend ledger matches what Stripe charged, to the cent.
+        let (count, total) = charged(&intents, account);
+        assert_eq!(count, usize::from(n.is_multiple_of(2)), "{account}");
+        assert_eq!(view["spend"]["spent"], total, "{view}");
+        // Every acknowledged resource is there, once.
+        let resources = view["resources"].as_array().unwrap();
+        let api_tokens = resources
+            .iter()
+            .filter(|r| r["service_id"] == "api_token")
+            .count();
+        assert_eq!(api_tokens, a.tokens_made, "{view}");
+        // The audit trail is complete in D1 and its chain verifies.
+        let chain = verified_chain(&p, account);
+        assert_eq!(
+            chain["records"].as_u64(),
+            view["audit"]["next_seq"].as_u64().map(|n| n - 1),
+            "{chain}"
+        );
+    }
+    // Each event was recorded once, for its account, and applied once (one audit record).
+    let ids: Vec<String> = agents.iter().flat_map(|a| a.events.clone()).collect();
+    let list = ids
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = with_worker(|w| {
+        w.d1(&format!(
+            "SELECT id, account_id FROM webhook_events WHERE id IN ({list})"
+        ))
+    });
+    assert_eq!(rows.len(), ids.len(), "one row per event");
+    for a in &agents {
+        let mine = rows
+            .iter()
+            .filter(|r| r["account_id"] == a.tokens.account.as_str())
+            .count();
+        assert_eq!(mine, a.events.len());
+        let applied = audit_rows(&a.tokens.account, 1)
+            .iter()
+            .filter(|r| {
+                r["action"] == "stripe.event"
+                    && r["after"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("invoice.upcoming"))
+            })
+            .count();
+        assert_eq!(applied, a.events.len(), "{}", a.tokens.account);
+    }
+}
+
+/// A persistence folder outside any run folder, so it survives the first worker.
+fn shared_persist_dir() -> std::path::PathBuf {
+    let dir = app_tests::root()
+        .join("test/.runs")
+        .join(unique("crash-state-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn a_crash_mid_flow_loses_nothing_acknowledged() {
+    let persist = shared_persist_dir();
+    let stand_in = Arc::new(app_tests::stand_in::StandIn::start(
+        app_tests::stand_in::Config {
+            webhook_secret: app_tests::WEBHOOK_SECRET.to_string(),
+            ..Default::default()
+        },
+    ));
+    let options = Options {
+        persist_to: Some(persist.clone()),
+        stand_in: Some(stand_in.clone()),
+        ..Options::default()
+    };
+    let mut first = DevWorker::start(options.clone());
+    let p = first.provider();
+    let payer = flows::new_account(&p, &unique("acctreq_crash_"), &email()).unwrap();
+    let builder = flows::new_account(&p, &unique("acctreq_crash_"), &email()).unwrap();
+    flows::create_complete(
+        &p,
+        &builder.access,
+        &json!({"service_id": "free", "project_id": "p"}),
+    )
+    .unwrap();
+
+    // Stripe answers this payer's charge slowly: the worker is killed while it waits.
+    let token = stand_in.create_granted_token("usd", 5000, app_client::unix_now() + 3600, None);
+    stand_in.fail_next(Fault {
+        path_prefix: "/v1/payment_intents".into(),
+        count: 1,
+        status: 500,
+        after: false,
+        param: Some((
+            "/payment_method_data/shared_payment_granted_token".into(),
+            token.clone(),
+        )),
+        slow_ms: 4000,
+    });
+    let paid_body =
+        json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&token)});
+    let charge = {
+        let (p, access, body) = (p.clone(), payer.access.clone(), paid_body.clone());
+        std::thread::spawn(move || p.create_resource(&access, &body))
+    };
+    // Meanwhile another agent creates tokens as fast as it can, from four threads.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let makers: Vec<_> = (0..4)
+        .map(|k| {
+            let (p, access, stop) = (p.clone(), builder.access.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut acknowledged, mut tried) = (Vec::new(), Vec::new());
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let project = format!("t{k}_{i}");
+                    i += 1;
+                    tried.push(project.clone());
+                    let body = json!({"service_id": "api_token", "project_id": project,
+                                      "configuration": {"scopes": ["logs:read"]}});
+                    match p.create_resource(&access, &body) {
+                        Ok(r) if r.status == 200 => acknowledged
+                            .push((project, r.json()["id"].as_str().unwrap().to_string())),
+                        _ => break,
+                    }
+                }
+                (acknowledged, tried)
+            })
+        })
+        .collect();
+    // The charge is under way once Stripe holds it.
+    wait_for("the slow charge to reach Stripe", || {
+        stand_in
+            .payment_intents()
+            .iter()
+            .any(|pi| pi["metadata"]["account_id"] == payer.account.as_str())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    first.crash();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let lost = charge.join().unwrap();
+    assert!(
+        lost.as_ref().map_or(true, |r| r.status != 200),
+        "the charge was not acknowledged before the crash: {:?}",
+        lost.map(|r| r.text())
+    );
+    let mut acknowledged = Vec::new();
+    let mut tried = Vec::new();
+    for m in makers {
+        let (a, t) = m.join().unwrap();
+        acknowledged.extend(a);
+        tried.extend(t);
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "some tokens were made before the crash"
+    );
+    drop(first);
+
+    // Same persistence folder, same Stripe.
+    let second = DevWorker::start(options);
+    let p = second.provider();
+    // Everything acknowledged is there, as it was answered.
+    for (project, id) in &acknowledged {
+        let r = p.get_resource(&builder.access, id).unwrap();
+        assert_eq!(r.status, 200, "{project}: {}", r.text());
+        assert_eq!(r.json()["status"], "complete", "{}", r.text());
+    }
+    // The orchestrator retries what was not answered; each lands once.
+    for project in &tried {
+        let body = json!({"service_id": "api_token", "project_id": project,
+                          "configuration": {"scopes": ["logs:read"]}});
+        let r = p.create_resource(&builder.access, &body).unwrap();
+        assert_eq!(r.status, 200, "{project}: {}", r.text());
+        if let Some((_, id)) = acknowledged.iter().find(|(pr, _)| pr == project) {
+            assert_eq!(
+                r.json()["id"],
+                id.as_str(),
+                "a retry answers the same resource"
+            );
+        }
+    }
+    let view = op_on(
+        &p,
+        "GET",
+        &format!("/v1/accounts/{}", builder.account),
+        None,
+    )
+    .json();
+    let made = view["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["service_id"] == "api_token")
+        .count();
+    assert_eq!(
+        made,
+        tried.len(),
+        "one token per project, none twice: {view}"
+    );
+
+    // The interrupted charge: retried, it completes, and Stripe charged exactly once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let plan = loop {
+        let r = p.create_resource(&payer.access, &paid_body).unwrap();
+        assert!(r.status < 500, "{}", r.text());
+        let body = r.json();
+        if body["status"] == "complete" || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(plan["status"], "complete", "{plan}");
+    let (count, total) = charged(&stand_in.payment_intents(), &payer.account);
+    assert_eq!((count, total), (1, 2000), "one charge for the plan");
+    let subscriptions = stand_in
+        .subscriptions()
+        .iter()
+        .filter(|s| s["metadata"]["account_id"] == payer.account.as_str())
+        .count();
+    assert_eq!(subscriptions, 1);
+    let view = op_on(&p, "GET", &format!("/v1/accounts/{}", payer.account), None).json();
+    assert_eq!(view["spend"]["spent"], 2000, "{view}");
+    // Both audit trails are whole in D1: the outbox survived the crash.
+    for account in [&payer.account, &builder.account] {
+        verified_chain(&p, account);
+    }
+    drop(second);
+    let _ = std::fs::remove_dir_all(&persist);
+}
+
+fn rate_limits_answer_429_with_retry_after() {
+    let mut options = Options::default();
+    options.vars.extend([
+        ("ORCHESTRATOR_RATE_LIMIT".to_string(), "600".to_string()),
+        ("ACCOUNT_RATE_LIMIT".to_string(), "60".to_string()),
+    ]);
+    let worker = DevWorker::start(options);
+    let p = worker.provider();
+    let a = flows::new_account(&p, &unique("acctreq_rl_"), &email()).unwrap();
+    let b = flows::new_account(&p, &unique("acctreq_rl_"), &email()).unwrap();
+    let plan = flows::create_complete(
+        &p,
+        &a.access,
+        &json!({"service_id": "free", "project_id": "p"}),
+    )
+    .unwrap();
+    // One account: a burst of 10, then 429 with Retry-After; another account is unaffected.
+    let replies: Vec<Reply> = (0..14)
+        .map(|_| p.get_resource(&a.access, &plan).unwrap())
+        .collect();
+    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        !limited.is_empty(),
+        "statuses: {:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(replies[..8].iter().all(|r| r.status == 200));
+    for r in &limited {
+        assert_eq!(
+            r.error_code().as_deref(),
+            Some("rate_limited"),
+            "{}",
+            r.text()
+        );
+        let after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&after), "Retry-After {after}");
+    }
+    let other = flows::create_complete(
+        &p,
+        &b.access,
+        &json!({"service_id": "free", "project_id": "p"}),
+    );
+    assert!(other.is_ok(), "{other:?}");
+    // A limited create changes nothing; after Retry-After the account is served again.
+    let refused = p
+        .create_resource(
+            &a.access,
+            &json!({"service_id": "api_token", "project_id": "limited"}),
+        )
+        .unwrap();
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    std::thread::sleep(Duration::from_secs(wait));
+    let view = op_on(&p, "GET", &format!("/v1/accounts/{}", a.account), None).json();
+    assert_eq!(view["resources"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(p.get_resource(&a.access, &plan).unwrap().status, 200);
+
+    // The orchestrator as a whole: 600 a minute with a burst of 100.
+    let replies: Vec<Reply> = (0..160).map(|_| p.health().unwrap()).collect();
+    let first_limited = replies.iter().position(|r| r.status == 429);
+    assert!(first_limited.is_some_and(|i| i >= 50), "{first_limited:?}");
+    let r = &replies[first_limited.unwrap()];
+    assert_eq!(r.error_code().as_deref(), Some("rate_limited"));
+    assert!(r.header("retry-after").is_some());
+    // Stripe's webhooks are not the orchestrator's traffic: they still go through.
+    let body = event(
+        "invoice.upcoming",
+        app_client::unix_now(),
+        json!({"id": "in_rl", "object": "invoice", "metadata": {"account_id": a.account}}),
+    )
+    .to_string();
+    let signature = domain::signature::sign_header(
+        app_tests::WEBHOOK_SECRET.as_bytes(),
+        app_client::unix_now(),
+        body.as_bytes(),
+    );
+    let hook = p
+        .send(
+            Call::new("POST", "/webhooks/stripe")
+                .raw_body(body.into_bytes(), "application/json")
+                .signing(Signing::Raw(signature))
+                .api_version(None),
+        )
+        .unwrap();
+    assert_eq!(hook.status, 200, "{}", hook.text());
+}
+
+/// Sends raw bytes on a fresh connection and returns what came back within `wait`.
+fn raw_exchange(base: &str, head: &str, body: &[u8], wait: Duration) -> String {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let _ = s.write_all(head.as_bytes());
+    let _ = s.write_all(body);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") && got.ends_with(b"}") {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&got).to_string()
+}
+
+/// After abuse, the account request id and the email are still unused: a fresh request
+/// with them creates a new account (a code, not a consent URL).
+#[track_caller]
+fn still_unused(request_id: &str, mail: &str) {
+    let r = provider()
+        .account_request(&flows::account_request(request_id, mail))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["oauth"]["code"].is_string(), "{}", r.text());
+}
+
+fn abusive_requests_get_clear_errors_and_change_nothing() {
+    let p = provider();
+    let base = p.base().to_string();
+
+    // Very large headers: refused before the worker, nothing created.
+    let (id, mail) = (unique("acctreq_abuse_"), email());
+    let r = p.send(
+        Call::post_json(
+            "/provisioning/account_requests",
+            &flows::account_request(&id, &mail),
+        )
+        .header("X-Padding", &"a".repeat(200 * 1024)),
+    );
+    // The runtime answers 431 or closes the connection; either way the worker never runs.
+    if let Ok(r) = r {
+        assert!((400..500).contains(&r.status), "{} {}", r.status, r.text());
+    }
+    still_unused(&id, &mail);
+
+    // A body far over 64 KiB: 413 payload_too_large (decided from Content-Length, before
+    // reading), nothing created.
+    let (id, mail) = (unique("acctreq_abuse_"), email());
+    let mut big = flows::account_request(&id, &mail);
+    big["configuration"] = json!({ "padding": "x".repeat(1024 * 1024) });
+    let r = p.account_request(&big).unwrap();
+    assert_plain_error(&r, 413, "payload_too_large");
+    still_unused(&id, &mail);
+    // Announced at 10 MB, then the client stops sending and leaves: nothing is applied.
+    // (Under wrangler dev, miniflare's local proxy holds the worker's early 413 until the
+    // upload ends, so the answer is not awaited here.)
+    let (id, mail) = (unique("acctreq_abuse_"), email());
+    let body = flows::account_request(&id, &mail).to_string();
+    let head = format!(
+        "POST /provisioning/account_requests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAPI-Version: 0.1d\r\nStripe-Signature: {}\r\nContent-Length: 10000000\r\n\r\n",
+        p.sign(app_client::unix_now(), body.as_bytes())
+    );
+    let answer = raw_exchange(&base, &head, body.as_bytes(), Duration::from_secs(2));
+    assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    still_unused(&id, &mail);
+
+    // A slowloris body: a little, a pause, then the client gives up. Nothing is applied.
+    let (id, mail) = (unique("acctreq_abuse_"), email());
+    let body = flows::account_request(&id, &mail).to_string();
+    let head = format!(
+        "POST /provisioning/account_requests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAPI-Version: 0.1d\r\nStripe-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+        p.sign(app_client::unix_now(), body.as_bytes()),
+        body.len()
+    );
+    let answer = raw_exchange(
+        &base,
+        &head,
+        &body.as_bytes()[..body.len() / 2],
+        Duration::from_secs(3),
+    );
+    assert!(
+        answer.is_empty() || !answer.starts_with("HTTP/1.1 2"),
+        "{answer}"
+    );
+    still_unused(&id, &mail);
+
+    // Deeply nested JSON: a clear 400, for an account request and a resource.
+    let (id, mail) = (unique("acctreq_abuse_"), email());
+    let nested = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let mut request = flows::account_request(&id, &mail).to_string();
+    request = request.replacen(
+        "\"configuration\":{}",
+        &format!("\"configuration\":{nested}"),
+        1,
+    );
+    assert!(request.contains(&nested[..100]));
+    let r = p
+        .send(
+            Call::new("POST", "/provisioning/account_requests")
+                .raw_body(request.into_bytes(), "application/json"),
+        )
+        .unwrap();
+    assert_error(&r, 400, "invalid_request");
+    still_unused(&id, &mail);
+    let t = new_account(&email());
+    let r = p
+        .send(
+            Call::new("POST", "/provisioning/resources")
+                .raw_body(
+                    format!("{{\"service_id\":\"free\",\"project_id\":\"p\",\"configuration\":{{\"a\":{nested}}}}}").into_bytes(),
+                    "application/json",
+                )
+                .bearer(&t.access),
+        )
+        .unwrap();
+    assert_error(&r, 400, "invalid_request");
+
+    // A long string in every field: each is a clear 4xx naming the field; nothing created.
+    let long = "x".repeat(60_000);
+    let (id, mail) = (unique("acctreq_abuse_"), email());
+    let base_request = flows::account_request(&id, &mail);
+    for field in [
+        "id",
+        "email",
+        "name",
+        "confirmation_secret",
+        "expires_at",
+        "object",
+    ] {
+        let mut b = base_request.clone();
+        b[field] = json!(long);
+        let r = p.account_request(&b).unwrap();
+        assert!(
+            (400..500).contains(&r.status),
+            "{field}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(r.protocol_error().is_some(), "{field}: {}", r.text());
+    }
+    for (pointer, value) in [
+        ("/scopes/0", json!(long)),
+        ("/orchestrator/stripe/account", json!(long)),
+        ("/orchestrator/stripe/organisation", json!(long)),
+        ("/client_capabilities/0", json!(long)),
+        ("/configuration", json!({ "k": long })),
+    ] {
+        let mut b = base_request.clone();
+        *b.pointer_mut(pointer).unwrap() = value;
+        let r = p.account_request(&b).unwrap();
+        assert!(r.status < 500, "{pointer}: {} {}", r.status, r.text());
+        if r.status == 200 {
+            // Accepted fields must have been kept whole or refused, never cut silently.
+            panic!("{pointer}: a 60 KB value was accepted: {}", r.text());
+        }
+    }
+    still_unused(&id, &mail);
+    let before = op("GET", &format!("/v1/accounts/{}", t.account), None).json();
+    for (field, body) in [
+        ("service_id", json!({"service_id": long, "project_id": "p"})),
+        (
+            "project_id",
+            json!({"service_id": "free", "project_id": long}),
+        ),
+        (
+            "configuration",
+            json!({"service_id": "api_token", "project_id": "p", "configuration": {"label": long}}),
+        ),
+    ] {
+        let r = create(&t.access, body);
+        assert!(
+            (400..500).contains(&r.status),
+            "{field}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(r.protocol_error().is_some(), "{field}: {}", r.text());
+    }
+    let after = op("GET", &format!("/v1/accounts/{}", t.account), None).json();
+    assert_eq!(before["resources"], after["resources"]);
+    assert_eq!(before["audit"], after["audit"], "no audit record either");
+}
