@@ -1,17 +1,38 @@
 #!/bin/sh
-# Builds the worker to build/worker/ (release, wasm-opt -Oz) and prints the wasm size.
+# Builds the worker to build/ (release profile, then wasm-opt -Oz) and prints the wasm size.
 # wrangler runs this as its build command. APP_SKIP_BUILD=1 reuses an existing build: the test
 # harness sets it after building once.
+#
+# `sh scripts/build.sh bench/hello` builds another worker crate of the workspace the same way
+# (bench/size.sh compares the two).
+#
+# wasm-opt runs here rather than inside worker-build (Cargo.toml sets its wasm-opt = false):
+# worker-build always adds --debuginfo, which keeps the function-names section, about 16% of
+# the file. Same binaryen (node_modules/.bin/wasm-opt) and the same feature flags as
+# worker-build. APP_WASM_NAMES=1 keeps the names (readable wasm frames in stack traces);
+# APP_WASM_OPT=0 skips wasm-opt (faster builds, a much larger file). See BENCHMARKS.md.
 set -eu
 . "$(dirname "$0")/env.sh"
-cd "$ROOT"
+cd "$ROOT/${1:-.}"
 if [ "${APP_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
   exit 0
 fi
 worker-build --release
 wasm=$(ls build/worker/*.wasm build/*.wasm 2>/dev/null | head -n1)
-if [ -n "$wasm" ]; then
-  raw=$(wc -c < "$wasm")
-  gz=$(gzip -9 -c "$wasm" | wc -c)
-  printf 'wasm size: %s bytes raw, %s bytes gzip (%s)\n' "$raw" "$gz" "$wasm"
+if [ -z "$wasm" ]; then
+  echo "build: worker-build left no .wasm under $(pwd)/build" >&2
+  exit 1
 fi
+if [ "${APP_WASM_OPT:-1}" != 0 ]; then
+  names=""
+  [ "${APP_WASM_NAMES:-0}" = 1 ] && names="--debuginfo"
+  # shellcheck disable=SC2086
+  "$WASM_OPT_BIN" "$wasm" -o "$wasm.opt.tmp" -Oz $names \
+    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
+    --enable-bulk-memory --enable-multivalue --enable-reference-types \
+    --enable-exception-handling
+  mv "$wasm.opt.tmp" "$wasm"
+fi
+raw=$(wc -c < "$wasm")
+gz=$(gzip -9 -c "$wasm" | wc -c)
+printf 'wasm size: %s bytes raw, %s bytes gzip (%s)\n' "$raw" "$gz" "$wasm"

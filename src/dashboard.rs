@@ -125,10 +125,7 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
         return explain(DashboardError::SessionExpired, &nonce);
     };
     let action = match f.get("action") {
-        Some("set_cap") => match f
-            .get("cap_dollars")
-            .and_then(|c| c.trim().parse::<u64>().ok())
-        {
+        Some("set_cap") => match f.get("cap_dollars").and_then(|c| digits(c.trim())) {
             Some(d) if d <= 10_000 => DashboardAction::SetCap { cap: d * 100 },
             _ => return explain(DashboardError::InvalidCap, &nonce),
         },
@@ -136,7 +133,7 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
             let (Some(resource_id), Some(domain), Some(amount)) = (
                 f.get("resource_id"),
                 f.get("domain"),
-                f.get("amount").and_then(|a| a.parse::<u64>().ok()),
+                f.get("amount").and_then(digits),
             ) else {
                 return message(
                     400,
@@ -180,4 +177,12 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
             &nonce,
         ),
     }
+}
+
+/// A plain decimal number: `str::parse` alone would also take a sign ("+1200").
+fn digits(s: &str) -> Option<u64> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
 }

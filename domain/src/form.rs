@@ -56,8 +56,10 @@ fn decode(s: &str) -> Result<String, String> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Two hex digits exactly: `from_str_radix` alone would also take "+f" as 0x0f.
                 let hex = b
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| "the form has an invalid %-escape".to_string())?;
@@ -121,6 +123,10 @@ mod tests {
         assert!(Form::parse(b"a=%4").is_err());
         assert!(Form::parse(b"a=%ff").is_err());
         assert!(Form::parse(&[b'a', b'=', 0xff]).is_err());
+        // Found by fuzzing: a sign is not a hex digit ("%+0" was read as "\0").
+        assert!(Form::parse(b"a=%+0").is_err());
+        assert!(Form::parse(b"a=%+f&b=1").is_err());
+        assert!(Form::parse(b"a=%-1").is_err());
         let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
         assert!(Form::parse(many.join("&").as_bytes()).is_err());
     }

@@ -1,0 +1,35 @@
+//! Resource request bodies: create (against the default catalog), update, confirm, deep link,
+//! and the empty bodies of rotate and remove.
+#![no_main]
+
+mod common;
+
+use domain::{resources, schema};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let catalog = common::catalog();
+    if let Ok(req) = resources::parse_create(data, catalog) {
+        let service = catalog.get(&req.service_id).expect("a known service");
+        assert!(schema::validate(&service.configuration_schema, &req.configuration).is_ok());
+        assert!(req.configuration.is_object());
+        assert!(!req.project_id.is_empty() && req.project_id.len() <= 128);
+        assert!(req
+            .payment_token
+            .as_deref()
+            .is_none_or(|t| t.starts_with("spt_")));
+    }
+    if let Ok(req) = resources::parse_update(data) {
+        assert!(!req.service_id.is_empty());
+    }
+    if let Ok(req) = resources::parse_confirm(data) {
+        assert!(!req.domain.is_empty());
+    }
+    if let Ok(purpose) = resources::parse_deep_link(data) {
+        assert_eq!(purpose, "dashboard");
+    }
+    let empty = resources::parse_empty(data);
+    if data.iter().all(u8::is_ascii_whitespace) {
+        assert!(empty.is_ok());
+    }
+});
