@@ -56,6 +56,9 @@ pub struct Account {
     flushing: Cell<bool>,
     running: RefCell<HashSet<String>>,
     bucket: RefCell<Option<domain::ratelimit::Bucket>>,
+    /// The alarm as last read or set by this object (`None`: not known yet). Only this object
+    /// sets its alarm, so the copy stays true; it saves a storage read on every change.
+    alarm_at: Cell<Option<Option<i64>>>,
 }
 
 type Outcome = std::result::Result<Value, AccountError>;
@@ -232,17 +235,37 @@ impl Account {
         {
             Some(at) => self.arm(at).await,
             None => {
-                let _ = self.state.storage().delete_alarm().await;
+                if self.current_alarm().await.is_some() {
+                    let storage = self.state.storage();
+                    // Unknown after a failed delete: read again next time.
+                    let known = storage.delete_alarm().await.is_ok().then_some(None);
+                    self.alarm_at.set(known);
+                }
             }
+        }
+    }
+
+    /// When the alarm is set to fire (unix ms), from memory when known.
+    async fn current_alarm(&self) -> Option<i64> {
+        if let Some(known) = self.alarm_at.get() {
+            return known;
+        }
+        match self.state.storage().get_alarm().await {
+            Ok(at) => {
+                self.alarm_at.set(Some(at));
+                at
+            }
+            Err(_) => None,
         }
     }
 
     /// Makes sure the alarm fires at `at` (unix ms) or earlier.
     async fn arm(&self, at: i64) {
-        let storage = self.state.storage();
-        let current = storage.get_alarm().await.ok().flatten();
-        if current.is_none_or(|c| c > at) {
-            let _ = storage.set_alarm((at - now_ms() as i64).max(10)).await;
+        if self.current_alarm().await.is_none_or(|c| c > at) {
+            let delay = (at - now_ms() as i64).max(10);
+            let set = self.state.storage().set_alarm(delay).await.is_ok();
+            self.alarm_at
+                .set(set.then_some(Some(now_ms() as i64 + delay)));
         }
     }
 
@@ -978,6 +1001,7 @@ impl DurableObject for Account {
             flushing: Cell::new(false),
             running: RefCell::new(HashSet::new()),
             bucket: RefCell::new(None),
+            alarm_at: Cell::new(None),
         }
     }
 
@@ -990,6 +1014,8 @@ impl DurableObject for Account {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        // The runtime clears a fired alarm; read it again rather than trust the copy.
+        self.alarm_at.set(None);
         self.flush().await;
         if let Some(a) = self.load() {
             let ctx = self.system_ctx();
