@@ -1,0 +1,38 @@
+#!/bin/sh
+# Every benchmark, in one run: `sh scripts/bench.sh [--quick]`. Results go to stdout; the
+# figures recorded in BENCHMARKS.md come from the full run.
+#
+#   1. wasm size: the worker against the hello-world worker (bench/size.sh);
+#   2. native micro-benchmarks of the per-request CPU work (cargo bench -p app-domain);
+#   3. load: the worker against the hello-world worker under the same wrangler dev, in the same
+#      run (test/src/bin/bench.rs; ratios to the baseline, p50/p99, scale over accounts).
+#
+# --quick only checks that all three run (CI): short samples, 1 s load phases, 100 accounts.
+# Extra arguments after --quick (or alone) go to the load benchmark, e.g.
+#   sh scripts/bench.sh --seconds 10 --concurrency 16
+# SIZE_MAX_RATIO=N makes the size step fail above that gzip ratio (not set: report only).
+set -eu
+. "$(dirname "$0")/env.sh"
+cd "$ROOT"
+sh scripts/setup.sh --test
+
+quick=""
+if [ "${1:-}" = "--quick" ]; then
+  quick=1
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+step "wasm size (release builds, wasm-opt -Oz)"
+sh bench/size.sh
+
+step "native micro-benchmarks (ns per operation)"
+if [ -n "$quick" ]; then
+  BENCH_QUICK=1 cargo bench -q -p app-domain --bench micro
+else
+  cargo bench -q -p app-domain --bench micro
+fi
+
+step "load under wrangler dev (hello-world baseline in the same run)"
+# An optimised client, so the load generator takes as little of the machine's CPU as it can.
+cargo build -q --profile loadgen -p app-tests --bin bench
+./target/loadgen/bench "$@"

@@ -1,0 +1,510 @@
+//! Load benchmark: the worker against a hello-world Rust worker under the same workerd
+//! (`wrangler dev`, release builds), in the same run, at a fixed concurrency.
+//!
+//! For each scenario it prints requests/s, p50 and p99 latency, and the throughput as a ratio
+//! to the hello-world baseline (measured before and after ours; the ratio uses their mean, and
+//! the drift between the two is printed so a noisy machine shows). Then resource reads spread
+//! over 1, 10 and many accounts. Rate limits are raised so they never trip (they still run).
+//!
+//! usage: bench [--quick] [--concurrency N] [--seconds S] [--accounts N]
+//!   --quick     1 s per scenario and 100 accounts at most: checks the benchmark runs
+//!   defaults:   8 concurrent clients, 8 s per scenario (after 2 s of warm-up), 1000 accounts
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use app_client::{unix_now, Call, Provider, Signing};
+use app_tests::flows::{self, Tokens};
+use app_tests::{free_port, DevWorker, Options, WEBHOOK_SECRET};
+use serde_json::json;
+
+struct Settings {
+    quick: bool,
+    concurrency: usize,
+    seconds: f64,
+    warmup: f64,
+    accounts: usize,
+}
+
+fn settings() -> Result<Settings, String> {
+    let mut s = Settings {
+        quick: false,
+        concurrency: 8,
+        seconds: 8.0,
+        warmup: 2.0,
+        accounts: 1000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| *v > 0.0)
+                .ok_or_else(|| format!("{name} needs a positive number"))
+        };
+        match arg.as_str() {
+            "--quick" => {
+                s.quick = true;
+                s.seconds = 1.0;
+                s.warmup = 0.5;
+                s.accounts = s.accounts.min(100);
+            }
+            "--concurrency" => s.concurrency = value("--concurrency")? as usize,
+            "--seconds" => s.seconds = value("--seconds")?,
+            "--accounts" => s.accounts = value("--accounts")? as usize,
+            other => return Err(format!("unknown argument {other}; see the module docs")),
+        }
+    }
+    Ok(s)
+}
+
+/// What one scenario measured.
+struct Stats {
+    ok: u64,
+    failed: u64,
+    elapsed: Duration,
+    /// Latencies of the measured successful requests, in microseconds, sorted.
+    micros: Vec<u64>,
+    first_error: Option<String>,
+}
+
+impl Stats {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile(&self, p: f64) -> f64 {
+        if self.micros.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.micros.len() as f64 - 1.0) * p).round() as usize;
+        self.micros[i] as f64 / 1000.0
+    }
+}
+
+/// Runs `op` from `states.len()` threads for the warm-up, then for the measured period.
+fn load<S: Send>(
+    settings: &Settings,
+    states: Vec<S>,
+    op: impl Fn(&mut S, u64) -> Result<(), String> + Sync,
+) -> Stats {
+    let barrier = Barrier::new(states.len());
+    let counter = AtomicU64::new(0);
+    let warmup = Duration::from_secs_f64(settings.warmup);
+    let measured = Duration::from_secs_f64(settings.seconds);
+    let results: Vec<(u64, Vec<u64>, Option<String>, Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = states
+            .into_iter()
+            .map(|mut state| {
+                let (barrier, counter, op) = (&barrier, &counter, &op);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    let (measure_from, end) = (start + warmup, start + warmup + measured);
+                    let mut micros = Vec::new();
+                    let (mut failed, mut first_error) = (0, None);
+                    loop {
+                        let before = Instant::now();
+                        if before >= end {
+                            break;
+                        }
+                        let outcome = op(&mut state, counter.fetch_add(1, Ordering::Relaxed));
+                        if before < measure_from {
+                            continue;
+                        }
+                        match outcome {
+                            Ok(()) => micros.push(before.elapsed().as_micros() as u64),
+                            Err(e) => {
+                                failed += 1;
+                                first_error.get_or_insert(e);
+                            }
+                        }
+                    }
+                    // The last request may end after `end`: count the real measured time.
+                    let elapsed = Instant::now().saturating_duration_since(measure_from);
+                    (failed, micros, first_error, elapsed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("load thread"))
+            .collect()
+    });
+    let elapsed = results
+        .iter()
+        .map(|r| r.3)
+        .max()
+        .unwrap_or(measured)
+        .max(Duration::from_millis(1));
+    let mut micros: Vec<u64> = results.iter().flat_map(|r| r.1.iter().copied()).collect();
+    micros.sort_unstable();
+    Stats {
+        ok: micros.len() as u64,
+        failed: results.iter().map(|r| r.0).sum(),
+        elapsed,
+        micros,
+        first_error: results.into_iter().find_map(|r| r.2),
+    }
+}
+
+/// Expects a 2xx answer.
+fn expect_ok(reply: Result<app_client::Reply, app_client::TransportError>) -> Result<(), String> {
+    match reply {
+        Ok(r) if r.is_success() => Ok(()),
+        Ok(r) => Err(format!("{}: {}", r.status, r.text())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The hello-world worker (`bench/hello`) under `wrangler dev`, stopped on drop.
+struct Baseline {
+    child: Child,
+    url: String,
+}
+
+impl Baseline {
+    fn start() -> Result<Baseline, String> {
+        let dir = app_tests::root().join("bench/hello");
+        let status = Command::new("sh")
+            .arg(app_tests::root().join("bench/size.sh"))
+            .arg("--hello-only")
+            .current_dir(app_tests::root())
+            .status()
+            .map_err(|e| format!("bench/size.sh: {e}"))?;
+        if !status.success() {
+            return Err("bench/size.sh --hello-only failed".into());
+        }
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("build/wrangler.log"))
+            .map_err(|e| format!("log file: {e}"))?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(app_tests::tool("wrangler"))
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .args(["--show-interactive-dev-session=false"])
+            .arg("--persist-to")
+            .arg(dir.join("build/state"))
+            .current_dir(&dir)
+            .env("PATH", app_tests::tool_path())
+            .env("APP_SKIP_BUILD", "1")
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("start wrangler dev: {e}"))?;
+        let baseline = Baseline {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let probe = Provider::new(&baseline.url, "");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Ok(r) = probe.send(Call::get("/").signing(Signing::Unsigned)) {
+                if r.status == 200 && r.text() == "hello" {
+                    return Ok(baseline);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(format!(
+            "the hello-world worker did not answer within 90 s (log: {})",
+            dir.join("build/wrangler.log").display()
+        ))
+    }
+
+    /// Measures `GET path`: `/` answers only, `/log` also writes one log line.
+    fn measure(&self, settings: &Settings, path: &str) -> Stats {
+        let clients = (0..settings.concurrency)
+            .map(|_| Provider::new(&self.url, ""))
+            .collect();
+        load(settings, clients, |p: &mut Provider, _| {
+            let r = p
+                .send(Call::get(path).signing(Signing::Unsigned))
+                .map_err(|e| e.to_string())?;
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("{}", r.status))
+            }
+        })
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` new accounts, each with a free plan, created `concurrency` at a time.
+fn accounts_with_plans(
+    p: &Provider,
+    n: usize,
+    concurrency: usize,
+    tag: &str,
+) -> Result<Vec<(Tokens, String)>, String> {
+    let next = AtomicU64::new(0);
+    let made: Vec<Result<Vec<(Tokens, String)>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..concurrency.min(n).max(1))
+            .map(|_| {
+                let (next, p) = (&next, p.clone());
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        if i >= n {
+                            return Ok(mine);
+                        }
+                        let id = format!("acctreq_bench_{tag}_{}_{i}", std::process::id());
+                        let t = flows::new_account(&p, &id, &format!("{tag}{i}@bench.example"))?;
+                        let plan = flows::create_complete(
+                            &p,
+                            &t.access,
+                            &json!({"service_id": "free", "project_id": "proj_bench"}),
+                        )?;
+                        mine.push((t, plan));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("setup thread"))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(n);
+    for part in made {
+        all.extend(part?);
+    }
+    Ok(all)
+}
+
+/// A reader: its client, the accounts it reads from (tokens and plan id), and its position.
+type Reader = (Provider, Vec<(Tokens, String)>, usize);
+
+struct Row {
+    name: String,
+    stats: Stats,
+    target: Option<f64>,
+}
+
+/// The two floors every scenario is compared with (mean of before and after, req/s).
+struct Floors {
+    bare: f64,
+    logged: f64,
+}
+
+fn print_row(row: &Row, floors: &Floors) {
+    let s = &row.stats;
+    let ratio = s.rps() / floors.bare;
+    let verdict = match row.target {
+        Some(t) if ratio >= t => format!("target >= {t:.1}: met"),
+        Some(t) => format!("target >= {t:.1}: NOT MET"),
+        None => String::new(),
+    };
+    println!(
+        "{:<42} {:>6.0} {:>8.2} {:>8.2} {:>6.2}x {:>7.2}x {:>6}  {verdict}",
+        row.name,
+        s.rps(),
+        s.percentile(0.50),
+        s.percentile(0.99),
+        ratio,
+        s.rps() / floors.logged,
+        s.failed
+    );
+    if let Some(e) = &s.first_error {
+        println!(
+            "    first error: {}",
+            e.chars().take(300).collect::<String>()
+        );
+    }
+}
+
+fn main() {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    match run(&settings) {
+        Ok(0) => {}
+        Ok(failed) => {
+            eprintln!("bench: {failed} requests failed (see the first errors above)");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs every scenario; returns how many requests failed.
+fn run(settings: &Settings) -> Result<u64, String> {
+    let c = settings.concurrency;
+    println!(
+        "load benchmark: {c} concurrent clients, {} s per scenario after {} s warm-up{}",
+        settings.seconds,
+        settings.warmup,
+        if settings.quick { " (quick mode)" } else { "" }
+    );
+    let baseline = Baseline::start()?;
+    let before = baseline.measure(settings, "/");
+    let before_logged = baseline.measure(settings, "/log");
+    drop(baseline);
+
+    let mut options = Options::default();
+    for (k, v) in [
+        ("ORCHESTRATOR_RATE_LIMIT", "1000000000"),
+        ("ACCOUNT_RATE_LIMIT", "1000000000"),
+    ] {
+        options.vars.push((k.into(), v.into()));
+    }
+    let worker = DevWorker::start(options);
+    let p = worker.provider();
+    let mut rows = Vec::new();
+
+    rows.push(Row {
+        name: "discovery GET /provisioning/services".into(),
+        target: Some(0.8),
+        stats: load(settings, vec![p.clone(); c], |p, _| expect_ok(p.services())),
+    });
+
+    let own = accounts_with_plans(&p, c, c, "own")?;
+    let refreshing: Vec<(Provider, Tokens)> =
+        own.iter().map(|(t, _)| (p.clone(), t.clone())).collect();
+    rows.push(Row {
+        name: "token refresh POST /oauth/token".into(),
+        target: None,
+        stats: load(settings, refreshing, |(p, t), _| {
+            let reply = p.refresh(&t.refresh, true).map_err(|e| e.to_string())?;
+            *t = flows::tokens(&reply)?;
+            Ok(())
+        }),
+    });
+
+    let many = accounts_with_plans(&p, settings.accounts, c, "many")?;
+    // Fresh access tokens: the refresh scenario rotated the first accounts' pairs.
+    let readers = |set: &[(Tokens, String)]| -> Vec<Reader> {
+        (0..c).map(|i| (p.clone(), set.to_vec(), i)).collect()
+    };
+    let read = |(p, set, i): &mut Reader, _| {
+        let (t, plan) = &set[*i % set.len()];
+        *i += 1;
+        expect_ok(p.get_resource(&t.access, plan))
+    };
+    rows.push(Row {
+        name: "resource GET /provisioning/resources/{id}".into(),
+        target: Some(0.5),
+        stats: load(settings, readers(&many[..c.min(many.len())]), read),
+    });
+
+    let webhook_accounts: Vec<String> = many
+        .iter()
+        .take(10)
+        .map(|(t, _)| t.account.clone())
+        .collect();
+    rows.push(Row {
+        name: "webhook POST /webhooks/stripe".into(),
+        target: Some(0.5),
+        stats: load(settings, vec![p.clone(); c], |p, n| {
+            let account = &webhook_accounts[n as usize % webhook_accounts.len()];
+            let body = json!({"id": format!("evt_bench_{}_{n}", std::process::id()), "object": "event",
+                "api_version": "2026-04-22.preview", "created": unix_now(), "livemode": false,
+                "type": "invoice.upcoming",
+                "data": {"object": {"id": format!("in_bench_{n}"), "object": "invoice", "metadata": {"account_id": account}}}})
+            .to_string();
+            let signature = domain::signature::sign_header(WEBHOOK_SECRET.as_bytes(), unix_now(), body.as_bytes());
+            expect_ok(p.send(
+                Call::new("POST", "/webhooks/stripe")
+                    .raw_body(body.into_bytes(), "application/json")
+                    .signing(Signing::Raw(signature))
+                    .api_version(None),
+            ))
+        }),
+    });
+
+    rows.push(Row {
+        name: "account creation POST account_requests".into(),
+        target: Some(0.3),
+        stats: load(settings, vec![p.clone(); c], |p, n| {
+            let id = format!("acctreq_bench_new_{}_{n}", std::process::id());
+            let email = format!("new{}x{n}@bench.example", std::process::id());
+            let reply = p.account_request(&flows::account_request(&id, &email));
+            expect_ok(reply)
+        }),
+    });
+
+    let mut scale = Vec::new();
+    for n in [1, 10, settings.accounts] {
+        scale.push(Row {
+            name: format!("resource GET over {n} accounts"),
+            target: None,
+            stats: load(settings, readers(&many[..n.min(many.len())]), read),
+        });
+    }
+    drop(worker);
+
+    let baseline = Baseline::start()?;
+    let after = baseline.measure(settings, "/");
+    let after_logged = baseline.measure(settings, "/log");
+    drop(baseline);
+
+    let floors = Floors {
+        bare: (before.rps() + after.rps()) / 2.0,
+        logged: (before_logged.rps() + after_logged.rps()) / 2.0,
+    };
+    println!();
+    println!(
+        "{:<42} {:>6} {:>8} {:>8} {:>7} {:>8} {:>6}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "ratio", "vs log", "failed"
+    );
+    let drift = after.rps() / before.rps();
+    for (name, s) in [
+        ("hello-world baseline (before)", before),
+        ("hello-world baseline (after)", after),
+        ("hello-world + 1 log line (before)", before_logged),
+        ("hello-world + 1 log line (after)", after_logged),
+    ] {
+        print_row(
+            &Row {
+                name: name.into(),
+                stats: s,
+                target: None,
+            },
+            &floors,
+        );
+    }
+    for row in &rows {
+        print_row(row, &floors);
+    }
+    println!();
+    for row in &scale {
+        print_row(row, &floors);
+    }
+    if let (Some(one), Some(all)) = (scale.first(), scale.last()) {
+        println!(
+            "per-request cost over {} accounts vs 1 account: {:.2}x the throughput",
+            settings.accounts,
+            all.stats.rps() / one.stats.rps()
+        );
+    }
+    println!("baseline drift over the run: {drift:.2}x (after / before); ratios use their mean");
+    println!(
+        "ratio: against the bare hello-world worker (the targets); vs log: against the same \
+         worker writing one log line per request, as ours does"
+    );
+    Ok(rows.iter().chain(&scale).map(|r| r.stats.failed).sum())
+}
