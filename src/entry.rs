@@ -13,6 +13,9 @@ use crate::{
     accounts, config, consent, dashboard, discovery, limits, operator, resources, webhooks,
 };
 
+/// `docs/openapi.json` as served: the same document without indentation (`build.rs`).
+const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let started = http::now_ms();
@@ -115,7 +118,7 @@ async fn handle(
         | Route::OperatorAction(..)
         | Route::DevFaults => operator::handle(&route, &incoming, env, request_id).await,
         Route::OpenApi => {
-            let mut response = Response::ok(domain::openapi::OPENAPI).map_err(internal)?;
+            let mut response = Response::ok(OPENAPI).map_err(internal)?;
             response
                 .headers_mut()
                 .set("content-type", "application/json")

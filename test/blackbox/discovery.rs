@@ -41,7 +41,27 @@ pub fn trials() -> Vec<Trial> {
             "discovery::logs_are_json_lines_without_secrets",
             logs_are_json_lines_without_secrets,
         ),
+        case(
+            "discovery::openapi_document_is_served",
+            openapi_document_is_served,
+        ),
     ]
+}
+
+/// `GET /openapi.json` serves the repository's document (compacted at build time, same JSON).
+fn openapi_document_is_served() {
+    let reply = provider()
+        .send(
+            Call::get("/openapi.json")
+                .signing(Signing::Unsigned)
+                .api_version(None),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let repo: serde_json::Value = serde_json::from_str(domain::openapi::OPENAPI).unwrap();
+    assert_eq!(reply.json(), repo);
+    assert!(reply.text().len() < domain::openapi::OPENAPI.len());
 }
 
 fn health_answers_signed_calls() {
