@@ -152,6 +152,16 @@ async fn account_view(env: &Env, request_id: &str, account: &str) -> Result<Valu
     }
 }
 
+/// Answers `account_not_found` when no account has this id. Called only when D1 returned no
+/// audit rows, so a real account's pages cost no extra call.
+async fn ensure_account(env: &Env, request_id: &str, account: &str) -> Result<(), Problem> {
+    match account_view(env, request_id, account).await {
+        Err(p) if p.failure.code == "account_not_found" => Err(p),
+        // Any other trouble: the rows D1 gave (none) are still the answer.
+        _ => Ok(()),
+    }
+}
+
 pub async fn handle(
     route: &Route,
     inc: &Incoming,
@@ -248,6 +258,9 @@ pub async fn handle(
             let rows = audit_page(env, id, after, n + 1)
                 .await
                 .map_err(|e| unavailable(request_id, "audit", e))?;
+            if rows.is_empty() {
+                ensure_account(env, request_id, id).await?;
+            }
             let has_more = rows.len() > n as usize;
             let data: Vec<AuditRecord> = records(&rows).into_iter().take(n as usize).collect();
             let next = if has_more {
@@ -261,6 +274,9 @@ pub async fn handle(
             let rows = all_records(env, id)
                 .await
                 .map_err(|e| unavailable(request_id, "audit", e))?;
+            if rows.is_empty() {
+                ensure_account(env, request_id, id).await?;
+            }
             let mut text = String::new();
             for r in records(&rows) {
                 text.push_str(&serde_json::to_string(&r).unwrap_or_default());
@@ -277,7 +293,10 @@ pub async fn handle(
                 .await
                 .map_err(|e| unavailable(request_id, "audit", e))?;
             let recs = records(&rows);
-            let view = account_view(env, request_id, id).await.ok();
+            let view = match account_view(env, request_id, id).await {
+                Err(p) if p.failure.code == "account_not_found" => return Err(p),
+                view => view.ok(),
+            };
             let next_seq = view.as_ref().and_then(|v| v["audit"]["next_seq"].as_u64());
             let result = domain::audit::verify_chain(&recs);
             json!({

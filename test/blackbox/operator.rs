@@ -105,11 +105,17 @@ fn refuses_a_missing_or_wrong_secret() {
         404,
         "not_found",
     );
-    assert_error(
-        &op("GET", "/v1/accounts/acct_aaaaaaaaaaaaaaaa", None),
-        404,
-        "account_not_found",
-    );
+    for path in ["", "/audit", "/audit/export", "/audit/verify"] {
+        assert_error(
+            &op(
+                "GET",
+                &format!("/v1/accounts/acct_aaaaaaaaaaaaaaaa{path}"),
+                None,
+            ),
+            404,
+            "account_not_found",
+        );
+    }
 }
 
 fn suspend_then_resume() {
