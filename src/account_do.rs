@@ -800,6 +800,7 @@ impl Account {
                 verifier,
                 signed,
             } => {
+                let ctx = &requester_ctx(&current, ctx, Some(&code_hash), None);
                 let (access, refresh) = (
                     mint(TokenKind::Access, &id)?,
                     mint(TokenKind::Refresh, &id)?,
@@ -822,6 +823,7 @@ impl Account {
                 refresh_hash,
                 signed,
             } => {
+                let ctx = &requester_ctx(&current, ctx, None, Some(&refresh_hash));
                 let (access, refresh) = (
                     mint(TokenKind::Access, &id)?,
                     mint(TokenKind::Refresh, &id)?,
@@ -980,6 +982,21 @@ impl From<AccountError> for DashboardFailure {
 fn mint(kind: TokenKind, account: &str) -> std::result::Result<tokens::Minted, AccountError> {
     let bytes = random::<20>().map_err(|_| internal("random", "token"))?;
     Ok(tokens::mint(kind, account, &bytes))
+}
+
+/// Token calls arrive without a verified caller id: their records name the orchestrator
+/// account of the grant behind the code or refresh token.
+fn requester_ctx(
+    current: &AccountState,
+    ctx: &Ctx,
+    code_hash: Option<&str>,
+    refresh_hash: Option<&str>,
+) -> Ctx {
+    let mut ctx = ctx.clone();
+    if let Some(who) = account::token_requester(current, code_hash, refresh_hash) {
+        ctx.actor = Actor::new(ActorKind::Orchestrator, Some(&who));
+    }
+    ctx
 }
 
 fn to_value<T: Serialize>(v: T) -> Outcome {

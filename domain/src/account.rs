@@ -1197,6 +1197,34 @@ pub fn close(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
+/// The orchestrator account behind the code or refresh token presented (a rotated-out refresh
+/// token counts), so that token records name who asked. `None` when the token is unknown.
+pub fn token_requester(
+    a: &Account,
+    code_hash: Option<&str>,
+    refresh_hash: Option<&str>,
+) -> Option<String> {
+    let grant_id = match (code_hash, refresh_hash) {
+        (Some(h), _) => a
+            .codes
+            .iter()
+            .find(|c| same_hash(&c.hash, h))
+            .map(|c| &c.grant_id),
+        (None, Some(h)) => a
+            .families
+            .iter()
+            .find(|f| {
+                same_hash(&f.refresh_hash, h) || f.retired_refresh.iter().any(|r| same_hash(r, h))
+            })
+            .map(|f| &f.grant_id),
+        (None, None) => None,
+    }?;
+    a.grants
+        .iter()
+        .find(|g| &g.id == grant_id)
+        .map(|g| g.orchestrator.account.clone())
+}
+
 /// Convenience for callers outside a draft: the actor of orchestrator calls.
 pub fn orchestrator_actor(account: &str) -> Actor {
     Actor::new(ActorKind::Orchestrator, Some(account))

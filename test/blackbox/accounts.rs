@@ -110,6 +110,14 @@ fn new_account_code_tokens_refresh() {
     let created = &rows[0];
     assert_eq!(created["actor"], "orchestrator");
     assert_eq!(created["actor_id"], "acct_stripe_test");
+    // Token calls name the orchestrator of the grant behind the code or refresh token.
+    for row in &rows[3..6] {
+        assert_eq!(
+            (row["actor"].as_str(), row["actor_id"].as_str()),
+            (Some("orchestrator"), Some("acct_stripe_test")),
+            "{row:?}"
+        );
+    }
     assert_eq!(created["on_behalf_of"], mail.as_str());
     assert_eq!(created["consent"], "tos:2026-11-01");
     let after: Value = serde_json::from_str(created["after"].as_str().unwrap()).unwrap();

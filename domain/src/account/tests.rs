@@ -167,6 +167,40 @@ fn signed_exchange_then_refresh_rotation() {
 }
 
 #[test]
+fn token_calls_name_the_orchestrator_of_their_grant() {
+    let mut w = World::new(None);
+    let who = |w: &World, code: Option<&str>, refresh: Option<&str>| {
+        token_requester(
+            &w.account,
+            code.map(hash).as_deref(),
+            refresh.map(hash).as_deref(),
+        )
+    };
+    assert_eq!(
+        who(&w, Some("code-1"), None).as_deref(),
+        Some("acct_stripe_1")
+    );
+    assert_eq!(who(&w, Some("code-x"), None), None);
+    w.exchange(T0 + 10, "code-1", None, true, 1).unwrap();
+    assert_eq!(
+        who(&w, None, Some("rt-1")).as_deref(),
+        Some("acct_stripe_1")
+    );
+    w.refresh(T0 + 100, "rt-1", 2, true).unwrap();
+    // The rotated-out token still names its grant (its reuse is recorded against it).
+    assert_eq!(
+        who(&w, None, Some("rt-1")).as_deref(),
+        Some("acct_stripe_1")
+    );
+    assert_eq!(
+        who(&w, None, Some("rt-2")).as_deref(),
+        Some("acct_stripe_1")
+    );
+    assert_eq!(who(&w, None, Some("rt-x")), None);
+    assert_eq!(who(&w, None, None), None);
+}
+
+#[test]
 fn access_tokens_expire() {
     let mut w = World::new(None);
     w.exchange(T0, "code-1", None, true, 1).unwrap();
