@@ -1230,6 +1230,31 @@ pub fn orchestrator_actor(account: &str) -> Actor {
     Actor::new(ActorKind::Orchestrator, Some(account))
 }
 
+/// The account the other modules' unit tests start from: `acct_aaaaaaaaaaaaaaaa`, owned by
+/// dev@example.com, granted to orchestrator `acct_s` with `resources:write` and code `c`.
+#[cfg(test)]
+pub(crate) fn test_new_account() -> NewAccount {
+    NewAccount {
+        id: "acct_aaaaaaaaaaaaaaaa".into(),
+        email: "dev@example.com".into(),
+        name: None,
+        orchestrator: crate::account_request::Orchestrator {
+            kind: "stripe".into(),
+            organisation: None,
+            account: "acct_s".into(),
+        },
+        tos_version: "v1".into(),
+        scopes: vec!["resources:write".into()],
+        request_id: "r1".into(),
+        grant_id: "g1".into(),
+        code: NewCode {
+            hash: crate::tokens::hash("c"),
+            code_challenge: None,
+        },
+        spending_cap: crate::ledger::DEFAULT_CAP,
+    }
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -100,9 +100,7 @@ pub fn describe(p: &Progress) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{
-        apply, authenticate, create, exchange_code, Ctx, NewAccount, NewCode, NewFamily, Policy,
-    };
+    use crate::account::{apply, authenticate, create, exchange_code, Ctx, NewFamily, Policy};
     use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
     use crate::catalog::DEFAULT_CATALOG;
     use crate::resources::{
@@ -136,25 +134,7 @@ mod tests {
     #[test]
     fn close_releases_everything_then_closes() {
         let catalog = Catalog::parse(DEFAULT_CATALOG).unwrap();
-        let new = NewAccount {
-            id: "acct_aaaaaaaaaaaaaaaa".into(),
-            email: "dev@example.com".into(),
-            name: None,
-            orchestrator: crate::account_request::Orchestrator {
-                kind: "stripe".into(),
-                organisation: None,
-                account: "acct_s".into(),
-            },
-            tos_version: "v1".into(),
-            scopes: vec!["resources:write".into()],
-            request_id: "r1".into(),
-            grant_id: "g1".into(),
-            code: NewCode {
-                hash: hash("c"),
-                code_challenge: None,
-            },
-            spending_cap: crate::ledger::DEFAULT_CAP,
-        };
+        let new = crate::account::test_new_account();
         let created = create(new, &ctx());
         let (mut a, mut log) = (created.account, created.records);
         let fam = NewFamily {

@@ -1,8 +1,7 @@
 use super::*;
-use crate::account::{self, apply, Account, Ctx, NewAccount, NewCode, Policy};
+use crate::account::{self, apply, Account, Ctx, Policy};
 use crate::audit::{Actor, ActorKind};
 use crate::resources::{Resource, Settings};
-use crate::tokens::hash;
 
 const T0: i64 = 1_800_000_000;
 
@@ -18,25 +17,7 @@ fn ctx(now: i64) -> Ctx {
 /// An account with a complete paid plan on subscription `sub_1` and a complete domain charged
 /// through `pi_dom`.
 fn account() -> Account {
-    let new = NewAccount {
-        id: "acct_aaaaaaaaaaaaaaaa".into(),
-        email: "dev@example.com".into(),
-        name: None,
-        orchestrator: crate::account_request::Orchestrator {
-            kind: "stripe".into(),
-            organisation: None,
-            account: "acct_s".into(),
-        },
-        tos_version: "v1".into(),
-        scopes: vec!["resources:write".into()],
-        request_id: "r1".into(),
-        grant_id: "g1".into(),
-        code: NewCode {
-            hash: hash("c"),
-            code_challenge: None,
-        },
-        spending_cap: crate::ledger::DEFAULT_CAP,
-    };
+    let new = crate::account::test_new_account();
     let mut a = account::create(new, &ctx(T0)).account;
     a.resources.push(Resource {
         id: "res_plan".into(),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::account::{self, apply, Ctx, NewAccount, NewCode, Policy};
+use crate::account::{self, apply, Ctx, Policy};
 use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
 use crate::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::ledger::ChargeStatus;
@@ -37,25 +37,7 @@ struct W {
 
 impl W {
     fn new() -> W {
-        let new = NewAccount {
-            id: "acct_aaaaaaaaaaaaaaaa".into(),
-            email: "dev@example.com".into(),
-            name: None,
-            orchestrator: crate::account_request::Orchestrator {
-                kind: "stripe".into(),
-                organisation: None,
-                account: "acct_s".into(),
-            },
-            tos_version: "v1".into(),
-            scopes: vec!["resources:write".into()],
-            request_id: "r1".into(),
-            grant_id: "g1".into(),
-            code: NewCode {
-                hash: hash("c"),
-                code_challenge: None,
-            },
-            spending_cap: crate::ledger::DEFAULT_CAP,
-        };
+        let new = crate::account::test_new_account();
         let applied = account::create(new, &ctx(T0));
         W {
             account: applied.account,
