@@ -486,25 +486,20 @@ fn token_deactivated(
     EventOutcome::Applied
 }
 
-fn ledger_charge_of(d: &mut Draft, payment_intent: &str) -> Option<String> {
-    d.account
-        .ledger
-        .charges
-        .iter()
-        .find(|c| c.payment_intent.as_deref() == Some(payment_intent))
-        .map(|c| c.id.clone())
-}
-
 fn correct(d: &mut Draft, e: &StripeEvent, amount: u64, action: &'static str) -> EventOutcome {
     let Some(pi) = e.object["payment_intent"].as_str() else {
         return EventOutcome::Ignored;
     };
-    let Some(cid) = ledger_charge_of(d, pi) else {
+    let charge = d
+        .account
+        .ledger
+        .charges
+        .iter_mut()
+        .find(|c| c.payment_intent.as_deref() == Some(pi));
+    let Some(c) = charge else {
         return EventOutcome::Ignored;
     };
-    let Some(c) = d.account.ledger.get_mut(&cid) else {
-        return EventOutcome::Ignored;
-    };
+    let cid = c.id.clone();
     if amount <= c.refunded {
         return EventOutcome::Stale;
     }

@@ -20,6 +20,11 @@ pub struct GrantedToken {
 }
 
 impl GrantedToken {
+    /// What the token can still pay: its limit less what was captured with it.
+    pub fn available(&self) -> u64 {
+        self.max_amount.saturating_sub(self.amount_captured)
+    }
+
     /// Reads the Stripe object; `None` when it lacks the fields we rely on.
     pub fn from_stripe(v: &Value) -> Option<GrantedToken> {
         let limits = v.get("usage_limits")?;
@@ -90,7 +95,7 @@ pub fn check_token(
             got: t.currency.clone(),
         });
     }
-    let available = t.max_amount.saturating_sub(t.amount_captured);
+    let available = t.available();
     if available < amount {
         return Err(PaymentError::TokenInsufficient {
             available,

@@ -253,6 +253,15 @@ impl From<AccountError> for ResourceError {
     }
 }
 
+/// The catalog's service `id`, or `unknown_service`.
+fn service<'a>(catalog: &'a Catalog, id: &str) -> Result<&'a Service, ResourceError> {
+    catalog
+        .get(id)
+        .ok_or_else(|| ResourceError::UnknownService {
+            service_id: id.to_string(),
+        })
+}
+
 fn invalid(message: impl Into<String>) -> ResourceError {
     ResourceError::InvalidRequest {
         message: message.into(),
@@ -349,11 +358,7 @@ pub fn parse_create(body: &[u8], catalog: &Catalog) -> Result<CreateRequest, Res
     let m = object(body)?;
     let service_id =
         text_field(&m, "service_id", 64)?.ok_or_else(|| invalid("service_id is required"))?;
-    let service = catalog
-        .get(&service_id)
-        .ok_or_else(|| ResourceError::UnknownService {
-            service_id: service_id.clone(),
-        })?;
+    let service = service(catalog, &service_id)?;
     let project_id =
         text_field(&m, "project_id", 128)?.ok_or_else(|| invalid("project_id is required"))?;
     if !project_id
@@ -514,11 +519,7 @@ pub fn prepare_create(
     req: &CreateRequest,
     catalog: &Catalog,
 ) -> Result<Preparation, ResourceError> {
-    let service = catalog
-        .get(&req.service_id)
-        .ok_or_else(|| ResourceError::UnknownService {
-            service_id: req.service_id.clone(),
-        })?;
+    let service = service(catalog, &req.service_id)?;
     if service.kind == ServiceKind::Plan {
         if let Some(plan) = current_plan(a) {
             if plan.service_id == req.service_id || plan.job.as_ref().is_some_and(|j| matches!(&j.job, Job::Subscribe { target_service, .. } if *target_service == req.service_id)) {
@@ -690,11 +691,7 @@ pub fn create(
     candidates: Option<Vec<Candidate>>,
 ) -> Result<String, ResourceError> {
     d.require_active_account()?;
-    let service = catalog
-        .get(&req.service_id)
-        .ok_or_else(|| ResourceError::UnknownService {
-            service_id: req.service_id.clone(),
-        })?;
+    let service = service(catalog, &req.service_id)?;
     let now = d.now();
     let mut resource = Resource {
         id: ids.resource_id.clone(),
@@ -871,16 +868,8 @@ pub fn update_service(
     if r.service_id == req.service_id {
         return Ok(());
     }
-    let current = catalog
-        .get(&r.service_id)
-        .ok_or_else(|| ResourceError::UnknownService {
-            service_id: r.service_id.clone(),
-        })?;
-    let target = catalog
-        .get(&req.service_id)
-        .ok_or_else(|| ResourceError::UnknownService {
-            service_id: req.service_id.clone(),
-        })?;
+    let current = service(catalog, &r.service_id)?;
+    let target = service(catalog, &req.service_id)?;
     if !current.allowed_updates.contains(&target.id) {
         return Err(ResourceError::UpdateNotAllowed {
             from: r.service_id.clone(),
@@ -1025,50 +1014,36 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
             )));
         }
     }
-    match &r.detail {
+    // What must happen elsewhere before the resource is gone, if anything.
+    let release = match &r.detail {
+        _ if r.status != Status::Complete => None,
         Detail::Plan {
             subscription_id: Some(sub),
             ..
-        } if r.status == Status::Complete => {
-            d.account.resources[i].job = start_job(
-                Job::Unsubscribe {
-                    target_service: None,
-                    subscription_id: sub.clone(),
-                },
-                now,
-            );
-            d.account.resources[i].status = Status::Pending;
-            d.record("resource.remove_requested", None, summary(&r), Value::Null);
-            Ok(false)
-        }
+        } => Some(Job::Unsubscribe {
+            target_service: None,
+            subscription_id: sub.clone(),
+        }),
         Detail::Domain {
             domain: Some(name), ..
-        } if r.status == Status::Complete => {
-            d.account.resources[i].job = start_job(
-                Job::ReleaseDomain {
-                    domain: name.clone(),
-                    then_remove: true,
-                },
-                now,
-            );
+        } => Some(Job::ReleaseDomain {
+            domain: name.clone(),
+            then_remove: true,
+        }),
+        Detail::Operator { .. } => Some(Job::Operator {
+            action: "remove".into(),
+            url: operator_url(catalog, &r.service_id)?,
+        }),
+        _ => None,
+    };
+    match release {
+        Some(job) => {
+            d.account.resources[i].job = start_job(job, now);
             d.account.resources[i].status = Status::Pending;
             d.record("resource.remove_requested", None, summary(&r), Value::Null);
             Ok(false)
         }
-        Detail::Operator { .. } if r.status == Status::Complete => {
-            let url = operator_url(catalog, &r.service_id)?;
-            d.account.resources[i].job = start_job(
-                Job::Operator {
-                    action: "remove".into(),
-                    url,
-                },
-                now,
-            );
-            d.account.resources[i].status = Status::Pending;
-            d.record("resource.remove_requested", None, summary(&r), Value::Null);
-            Ok(false)
-        }
-        _ => {
+        None => {
             let res = &mut d.account.resources[i];
             res.message = None;
             if let Detail::Domain { quote, .. } = &mut res.detail {
@@ -1551,7 +1526,7 @@ fn advance(
                 return fail_job(d, i, ResourceError::Payment { error });
             }
             *token_checked = true;
-            let available = token.max_amount.saturating_sub(token.amount_captured);
+            let available = token.available();
             d.record(
                 "payment.token_verified",
                 None,
