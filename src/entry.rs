@@ -128,17 +128,30 @@ async fn handle(
     }
 }
 
-/// Checks the orchestrator's `Stripe-Signature` over the raw body (PROTOCOL.md §1.1).
-pub fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
-    let secrets = config::orchestrator_secrets(env);
+/// Checks `Stripe-Signature` over the raw body against `secrets` (comma-separated during a
+/// rotation), with the configured tolerance.
+pub fn verify_signature(
+    incoming: &Incoming,
+    env: &Env,
+    secrets: &str,
+) -> Result<(), signature::SignatureError> {
     signature::verify(
         incoming.header("stripe-signature").as_deref(),
         &incoming.body,
-        &signature::split_secrets(&secrets),
+        &signature::split_secrets(secrets),
         incoming.now,
         config::signature_tolerance(env),
-    )?;
-    Ok(())
+    )
+    .map(|_| ())
+}
+
+/// Checks the orchestrator's `Stripe-Signature` over the raw body (PROTOCOL.md §1.1).
+pub fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
+    Ok(verify_signature(
+        incoming,
+        env,
+        &config::orchestrator_secrets(env),
+    )?)
 }
 
 /// Checks `Authorization: Bearer <OPERATOR_SECRET>` in constant time.

@@ -131,25 +131,28 @@ fn operator_call(request_id: &str, op: AccountOp) -> AccountCall {
     }
 }
 
-async fn account_view(env: &Env, request_id: &str, account: &str) -> Result<Value, Problem> {
-    match rpc::account::<Value>(
-        env,
-        account,
-        &operator_call(request_id, AccountOp::OperatorView),
-    )
-    .await
-    {
+/// Runs `op` on an account's object as the operator; an unknown account is `account_not_found`.
+async fn account_op(
+    env: &Env,
+    request_id: &str,
+    account: &str,
+    op: AccountOp,
+) -> Result<Value, Problem> {
+    match rpc::account::<Value>(env, account, &operator_call(request_id, op)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(domain::account::AccountError::NotFound)) => {
             Err(plain(404, "account_not_found", "no such account"))
         }
-        Ok(Err(e)) => Err(plain(
-            e.bearer_failure().status,
-            e.bearer_failure().code,
-            e.bearer_failure().message,
-        )),
+        Ok(Err(e)) => {
+            let f = e.bearer_failure();
+            Err(plain(f.status, f.code, f.message))
+        }
         Err(e) => Err(Problem::plain(e)),
     }
+}
+
+async fn account_view(env: &Env, request_id: &str, account: &str) -> Result<Value, Problem> {
+    account_op(env, request_id, account, AccountOp::OperatorView).await
 }
 
 /// Answers `account_not_found` when no account has this id. Called only when D1 returned no
@@ -325,17 +328,7 @@ pub async fn handle(
                 "resume" => AccountOp::Resume { reason },
                 _ => AccountOp::Close { reason },
             };
-            match rpc::account::<Value>(env, id, &operator_call(request_id, op)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(domain::account::AccountError::NotFound)) => {
-                    return Err(plain(404, "account_not_found", "no such account"))
-                }
-                Ok(Err(e)) => {
-                    let f = e.bearer_failure();
-                    return Err(plain(f.status, f.code, f.message));
-                }
-                Err(e) => return Err(Problem::plain(e)),
-            }
+            account_op(env, request_id, id, op).await?;
             account_view(env, request_id, id).await?
         }
         Route::DevFaults => {

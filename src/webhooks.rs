@@ -5,7 +5,6 @@
 use domain::audit::{Actor, ActorKind};
 use domain::billing::{self, EventOutcome};
 use domain::errors::{ApiError, Failure};
-use domain::signature;
 use serde_json::json;
 use worker::{Env, Response};
 
@@ -22,15 +21,8 @@ fn plain(status: u16, code: &'static str, message: impl Into<String>) -> Problem
 
 pub async fn handle(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     // Stripe's rule: a bad signature is a 400, and nothing is stored.
-    let secrets = config::webhook_secrets(env);
-    signature::verify(
-        inc.header("stripe-signature").as_deref(),
-        &inc.body,
-        &signature::split_secrets(&secrets),
-        inc.now,
-        config::signature_tolerance(env),
-    )
-    .map_err(|e| plain(400, "invalid_signature", e.reason()))?;
+    crate::entry::verify_signature(inc, env, &config::webhook_secrets(env))
+        .map_err(|e| plain(400, "invalid_signature", e.reason()))?;
     let event = billing::parse_event(&inc.body).map_err(|m| plain(400, "invalid_request", m))?;
     let account = match event.account_hint() {
         Some(a) => Some(a),
