@@ -273,31 +273,24 @@ impl DevWorker {
             ),
             ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.to_string()),
         ];
-        for (k, v) in wiring {
-            if !vars.iter().any(|(name, _)| name == k) {
-                vars.push((k.to_string(), v));
-            }
-        }
-        for (k, v) in [
-            ("STRIPE_API_BASE", stand_in.base_url.clone()),
+        let test_defaults = [
             ("STRIPE_SECRET_KEY", defaults.api_key.clone()),
-            (
-                "REGISTRAR_API_BASE",
-                format!("{}/registrar", stand_in.base_url),
-            ),
             ("REGISTRAR_API_KEY", defaults.registrar_key.clone()),
             ("OPERATOR_BACKEND_SECRET", defaults.operator_secret.clone()),
             ("ROOT_ZONE", "apps.example.test".to_string()),
             ("CATALOG", test_catalog(&stand_in.base_url)),
-            (
-                "STRIPE_WEBHOOK_SECRETS",
-                format!("{WEBHOOK_SECRET},whsec_test_webhooks_previous"),
-            ),
             ("PAYMENT_GRACE_SECONDS", "2".to_string()),
             ("FAULT_INJECTION", "enabled".to_string()),
-        ] {
-            if options.test_defaults && !vars.iter().any(|(name, _)| name == k) {
-                vars.push((k.to_string(), v));
+        ];
+        let chosen = if options.test_defaults {
+            &test_defaults[..]
+        } else {
+            &[]
+        };
+        // A var the caller gave wins over the wiring and the test defaults.
+        for (k, v) in wiring.iter().chain(chosen) {
+            if !vars.iter().any(|(name, _)| name == k) {
+                vars.push((k.to_string(), v.clone()));
             }
         }
         let options = Options { vars, ..options };
@@ -438,10 +431,8 @@ impl DevWorker {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .status();
-        let _ = self.child.wait();
+        // Whatever of the group is still there (workerd children included).
+        self.crash();
     }
 }
 

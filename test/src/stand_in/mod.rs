@@ -433,12 +433,7 @@ fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 /// Unix seconds.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use app_client::unix_now as now;
 
 fn nanos() -> u128 {
     SystemTime::now()
@@ -911,11 +906,16 @@ fn run(
 // ---------------------------------------------------------------------------------------------
 // Control routes
 
-fn control_error(status: u16, message: &str) -> Reply {
+/// The error body of the registrar and operator-backend APIs (and of the control routes).
+pub(crate) fn error_reply(status: u16, code: &str, message: &str) -> Reply {
     Reply::json(
         status,
-        &json!({"error": {"code": "invalid_request", "message": message}}),
+        &json!({"error": {"code": code, "message": message}}),
     )
+}
+
+fn control_error(status: u16, message: &str) -> Reply {
+    error_reply(status, "invalid_request", message)
 }
 
 fn json_object(body: &[u8]) -> Result<Map<String, Value>, Reply> {

@@ -18,7 +18,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{now, run, Api, Call, Handled, Incoming, Outcome, Reply, State};
+use super::{error_reply as error, now, run, Api, Call, Handled, Incoming, Outcome, Reply, State};
 
 /// Signature timestamps may be this many seconds off.
 const TOLERANCE_SECS: i64 = 300;
@@ -28,13 +28,6 @@ const TOLERANCE_SECS: i64 = 300;
 pub(crate) struct Resource {
     creates: u32,
     secret: Option<String>,
-}
-
-fn error(status: u16, code: &str, message: &str) -> Reply {
-    Reply::json(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
 }
 
 /// A validated request.

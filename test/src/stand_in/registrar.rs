@@ -12,18 +12,13 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{form, now, run, Api, Call, Handled, Incoming, Outcome, Reply, State};
+use super::{
+    error_reply as error, form, now, run, Api, Call, Handled, Incoming, Outcome, Reply, State,
+};
 
 /// Top-level domains offered, with the yearly price in cents (USD).
 const TLDS: [(&str, u64); 3] = [("com", 1299), ("dev", 1599), ("io", 3999)];
 const YEAR_SECS: i64 = 365 * 86_400;
-
-fn error(status: u16, code: &str, message: &str) -> Reply {
-    Reply::json(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
-}
 
 /// A valid, lowercased label, or `None`.
 fn label(text: &str) -> Option<String> {
