@@ -11,7 +11,9 @@
 //!   the caller answered. So an acknowledged change always has its audit records.
 //! - Outbox rows are deleted only after D1 confirmed them; a failed flush is retried by the
 //!   alarm with exponential backoff (1 s doubling to 5 min). The alarm is armed before records
-//!   are written, so records survive a crash between the write and the flush and are sent.
+//!   are written, so records survive a crash between the write and the flush and are sent. It is
+//!   left armed after a flush that sent everything: a wake with nothing to do once per
+//!   `FLUSH_SAFETY_MS` costs less than setting and deleting the alarm on every change.
 //! - External work of resources (Stripe, registrar, operator backends) runs one step at a time:
 //!   each answer is committed before the next call. A resource's job is driven by one caller at
 //!   a time (`running`); what is not finished in the request is finished by the alarm.
@@ -54,6 +56,13 @@ pub struct Account {
     env: Env,
     cache: RefCell<Option<AccountState>>,
     flushing: Cell<bool>,
+    /// Counts commits that wrote outbox rows; with `sent_through`, tells the flush and the
+    /// rescheduler whether the outbox is known to be empty without reading it.
+    written: Cell<u64>,
+    /// `Some(n)`: every record of the first `n` commits reached D1 and the outbox was empty then.
+    sent_through: Cell<Option<u64>>,
+    /// `Some(false)`: no failed flush is recorded in `kv` (known from memory; `None`: unknown).
+    flush_failing: Cell<Option<bool>>,
     running: RefCell<HashSet<String>>,
     bucket: RefCell<Option<domain::ratelimit::Bucket>>,
     /// The alarm as last read or set by this object (`None`: not known yet). Only this object
@@ -143,6 +152,9 @@ impl Account {
             }
             storage::atomically(&self.state.storage(), statements)
                 .map_err(|e| internal("write state", e))?;
+            if !applied.records.is_empty() {
+                self.written.set(self.written.get() + 1);
+            }
             *self.cache.borrow_mut() = Some(applied.account);
             self.flush().await;
         }
@@ -157,6 +169,8 @@ impl Account {
         }
         let sql = self.state.storage().sql();
         loop {
+            // Commits can only interleave while the write below is awaited.
+            let mark = self.written.get();
             let rows: Vec<Value> = sql
                 .exec(
                     &format!("SELECT record FROM outbox ORDER BY seq LIMIT {FLUSH_BATCH}"),
@@ -170,8 +184,7 @@ impl Account {
                 .filter_map(|t| serde_json::from_str(t).ok())
                 .collect();
             let Some(last) = records.last().map(|r| r.seq) else {
-                self.set_kv("flush_attempts", None);
-                self.set_kv("flush_wake", None);
+                self.flushed(mark);
                 break;
             };
             match audit_sink::write(&self.env, &records).await {
@@ -180,6 +193,11 @@ impl Account {
                         "DELETE FROM outbox WHERE seq <= ?",
                         vec![SqlStorageValue::from(last as i64)],
                     );
+                    // A short batch and no commit meanwhile: the outbox is empty now.
+                    if records.len() < FLUSH_BATCH && self.written.get() == mark {
+                        self.flushed(mark);
+                        break;
+                    }
                 }
                 Err(reason) => {
                     let attempts: i64 = self
@@ -190,6 +208,7 @@ impl Account {
                     let delay_ms = (1000i64 << (attempts - 1).min(9)).min(300_000);
                     self.set_kv("flush_attempts", Some(attempts.to_string()));
                     self.set_kv("flush_wake", Some((now_ms() as i64 + delay_ms).to_string()));
+                    self.flush_failing.set(Some(true));
                     worker::console_warn!(
                         "{}",
                         json!({"level": "warn", "msg": "audit flush failed; retrying", "attempt": attempts,
@@ -203,9 +222,22 @@ impl Account {
         self.reschedule().await;
     }
 
+    /// Notes that the outbox was emptied with every record of the first `mark` commits.
+    fn flushed(&self, mark: u64) {
+        if self.flush_failing.get() != Some(false) {
+            self.set_kv("flush_attempts", None);
+            self.set_kv("flush_wake", None);
+            self.flush_failing.set(Some(false));
+        }
+        self.sent_through.set(Some(mark));
+    }
+
     /// Sets the alarm to the earliest pending work: a failed flush or a resource job.
     async fn reschedule(&self) {
-        let flush = self.kv("flush_wake").and_then(|v| v.parse::<i64>().ok());
+        let flush = match self.flush_failing.get() {
+            Some(false) => None,
+            _ => self.kv("flush_wake").and_then(|v| v.parse::<i64>().ok()),
+        };
         let account = self.load();
         let job = account
             .as_ref()
@@ -220,28 +252,24 @@ impl Account {
             .filter(|a| a.closing.is_some())
             .map(|_| now_ms() as i64 + 5_000);
         // Records still in the outbox (a flush running elsewhere in this call) keep the net.
-        let unsent = self
-            .state
-            .storage()
-            .sql()
-            .exec("SELECT seq FROM outbox LIMIT 1", None)
-            .and_then(|c| c.to_array::<Value>())
-            .is_ok_and(|rows| !rows.is_empty())
-            .then(|| now_ms() as i64 + FLUSH_SAFETY_MS);
-        match [flush, job, grace, closing, unsent]
+        let known_empty = self.sent_through.get() == Some(self.written.get());
+        let unsent = (!known_empty
+            && self
+                .state
+                .storage()
+                .sql()
+                .exec("SELECT seq FROM outbox LIMIT 1", None)
+                .and_then(|c| c.to_array::<Value>())
+                .is_ok_and(|rows| !rows.is_empty()))
+        .then(|| now_ms() as i64 + FLUSH_SAFETY_MS);
+        // Nothing pending: an alarm still set (the flush safety net) is left to fire once with
+        // nothing to do; see the module docs.
+        if let Some(at) = [flush, job, grace, closing, unsent]
             .into_iter()
             .flatten()
             .min()
         {
-            Some(at) => self.arm(at).await,
-            None => {
-                if self.current_alarm().await.is_some() {
-                    let storage = self.state.storage();
-                    // Unknown after a failed delete: read again next time.
-                    let known = storage.delete_alarm().await.is_ok().then_some(None);
-                    self.alarm_at.set(known);
-                }
-            }
+            self.arm(at).await;
         }
     }
 
@@ -1016,6 +1044,9 @@ impl DurableObject for Account {
             env,
             cache: RefCell::new(None),
             flushing: Cell::new(false),
+            written: Cell::new(0),
+            sent_through: Cell::new(None),
+            flush_failing: Cell::new(None),
             running: RefCell::new(HashSet::new()),
             bucket: RefCell::new(None),
             alarm_at: Cell::new(None),
