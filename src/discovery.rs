@@ -33,8 +33,14 @@ pub fn health() -> Value {
     domain::protocol::health()
 }
 
-pub fn services(env: &Env) -> Result<Value, ApiError> {
-    catalog(env)
-        .map(Catalog::discovery)
-        .map_err(|_| ApiError::Internal)
+/// The body of `GET /provisioning/services`, serialised once per isolate: the catalog does
+/// not change while the isolate lives.
+pub fn services(env: &Env) -> Result<&'static [u8], ApiError> {
+    static BODY: OnceLock<Vec<u8>> = OnceLock::new();
+    let catalog = catalog(env).map_err(|_| ApiError::Internal)?;
+    if let Some(body) = BODY.get() {
+        return Ok(body);
+    }
+    let body = serde_json::to_vec(&catalog.discovery()).map_err(|_| ApiError::Internal)?;
+    Ok(BODY.get_or_init(|| body))
 }

@@ -92,7 +92,9 @@ async fn handle(
     };
     match route {
         Route::Health => http::json(200, &discovery::health()).map_err(internal),
-        Route::Services => http::json(200, &discovery::services(env)?).map_err(internal),
+        Route::Services => {
+            http::json_bytes(200, discovery::services(env)?.to_vec()).map_err(internal)
+        }
         Route::AccountRequests => accounts::account_requests(&incoming, env, request_id).await,
         Route::OAuthToken => accounts::token(&incoming, env, request_id).await,
         Route::OAuthIntrospect => accounts::introspect(&incoming, env, request_id).await,

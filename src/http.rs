@@ -1,8 +1,8 @@
 //! Request reading, response building and per-request logging.
 //!
 //! Invariants: a body is read at most once, as bytes, and never beyond [`MAX_BODY_BYTES`]
-//! (refused with 413 from `Content-Length` before reading, or as soon as the stream passes the
-//! limit); every response carries `Request-Id`, `Cache-Control: no-store` and
+//! (refused with 413 from `Content-Length` before reading, then read in one piece; without
+//! `Content-Length`, refused as soon as the stream passes the limit); every response carries `Request-Id`, `Cache-Control: no-store` and
 //! `X-Content-Type-Options: nosniff`; log lines never contain query strings, bodies, secrets or
 //! signatures.
 
@@ -61,25 +61,30 @@ pub const MAX_WEBHOOK_BYTES: usize = 256 * 1024;
 /// Reads the body of `req` up to `limit` bytes.
 pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = ApiError::PayloadTooLarge { limit };
-    if let Some(length) = req.headers().get("content-length").ok().flatten() {
-        match length.trim().parse::<u64>() {
+    let unreadable = || ApiError::InvalidRequest("the request body could not be read".into());
+    let declared = match req.headers().get("content-length").ok().flatten() {
+        None => None,
+        Some(length) => match length.trim().parse::<u64>() {
             Ok(n) if n > limit as u64 => return Err(too_large),
-            Ok(_) => {}
+            Ok(n) => Some(n),
             Err(_) => {
                 return Err(ApiError::InvalidRequest(
                     "the Content-Length header is not a number".into(),
                 ))
             }
-        }
-    }
+        },
+    };
     if req.inner().body().is_none() {
         return Ok(Vec::new());
+    }
+    if declared.is_some() {
+        // The runtime delivers exactly Content-Length bytes: one read, no chunk loop.
+        return req.bytes().await.map_err(|_| unreadable());
     }
     let mut stream = req.stream().map_err(|_| ApiError::Internal)?;
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|_| ApiError::InvalidRequest("the request body could not be read".into()))?;
+        let chunk = chunk.map_err(|_| unreadable())?;
         if body.len() + chunk.len() > limit {
             return Err(too_large);
         }
@@ -91,6 +96,11 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiEr
 /// A JSON response with the given status.
 pub fn json(status: u16, value: &Value) -> worker::Result<Response> {
     let bytes = serde_json::to_vec(value).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    json_bytes(status, bytes)
+}
+
+/// A response whose body is JSON already serialised.
+pub fn json_bytes(status: u16, bytes: Vec<u8>) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     Ok(Response::from_bytes(bytes)?
