@@ -366,9 +366,12 @@ fn run(settings: &Settings) -> Result<u64, String> {
     drop(baseline);
 
     let mut options = Options::default();
+    // Production's configuration where the tests' differs: no rate limit in the way, and no
+    // development fault switch (with it on, every audit write first asks the switch's object).
     for (k, v) in [
         ("ORCHESTRATOR_RATE_LIMIT", "1000000000"),
         ("ACCOUNT_RATE_LIMIT", "1000000000"),
+        ("FAULT_INJECTION", "disabled"),
     ] {
         options.vars.push((k.into(), v.into()));
     }
