@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use app_client::{unix_now, Call, Reply, Signing};
-use app_tests::{stripe_js, WEBHOOK_SECRET};
+use app_tests::{stripe_js, WEBHOOK_SECRET, WEBHOOK_SECRET_OLD};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 
@@ -20,6 +20,10 @@ pub fn trials() -> Vec<Trial> {
         case(
             "webhooks::bad_deliveries_are_refused_and_store_nothing",
             bad_deliveries_are_refused_and_store_nothing,
+        ),
+        case(
+            "webhooks::both_endpoint_secrets_work_during_a_rotation",
+            both_endpoint_secrets_work_during_a_rotation,
         ),
         case(
             "webhooks::a_duplicate_delivered_five_times_is_applied_once",
@@ -201,6 +205,42 @@ fn bad_deliveries_are_refused_and_store_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     assert!(rows_for(&id_refs).is_empty(), "nothing stored");
+}
+
+/// The worker runs with two endpoint secrets (`STRIPE_WEBHOOK_SECRETS=new,old`), as while an
+/// endpoint secret is rolled: an event signed with either is accepted and recorded, and so is a
+/// header carrying one `v1` per secret, as Stripe sends during a roll.
+fn both_endpoint_secrets_work_during_a_rotation() {
+    let now = unix_now();
+    let e = |kind: &str| event(kind, now, json!({"id": "cus_rot", "object": "customer"}));
+    let (old, both) = (e("customer.created"), e("customer.updated"));
+    let old_body = old.to_string();
+    let signed_old = deliver(
+        &old_body,
+        Some(Signing::Raw(domain::signature::sign_header(
+            WEBHOOK_SECRET_OLD.as_bytes(),
+            now,
+            old_body.as_bytes(),
+        ))),
+    );
+    let both_body = both.to_string();
+    let v1 = |secret: &str| {
+        domain::signature::sign_header(secret.as_bytes(), now, both_body.as_bytes())
+            .split_once(",v1=")
+            .map(|(_, sig)| sig.to_string())
+            .unwrap()
+    };
+    let header = format!(
+        "t={now},v1={},v1={}",
+        v1("whsec_some_other_endpoint"),
+        v1(WEBHOOK_SECRET)
+    );
+    let signed_both = deliver(&both_body, Some(Signing::Raw(header)));
+    for (name, reply) in [("old secret", &signed_old), ("two v1", &signed_both)] {
+        assert_eq!(reply.status, 200, "{name}: {}", reply.text());
+    }
+    let ids = [old["id"].as_str().unwrap(), both["id"].as_str().unwrap()];
+    assert_eq!(wait_rows(&ids, 2).len(), 2, "both events recorded");
 }
 
 fn a_duplicate_delivered_five_times_is_applied_once() {

@@ -28,6 +28,9 @@ pub const OPERATOR_SECRET: &str = "op_test_operator_secret_abcdefghijklmnop";
 pub const OWNER_ASSERTION_SECRET: &str = "test_owner_assertion_secret_0123456789";
 /// The Stripe webhook endpoint secret the worker and the stand-in share in tests.
 pub const WEBHOOK_SECRET: &str = "whsec_test_webhooks_0123456789abcdef";
+/// A second endpoint secret the worker also accepts, as during a rotation (the stand-in signs
+/// with [`WEBHOOK_SECRET`]).
+pub const WEBHOOK_SECRET_OLD: &str = "whsec_test_webhooks_previous_fedcba98";
 
 /// The operator's login page, as configured for tests.
 pub const OWNER_LOGIN_URL: &str = "https://login.test/sign-in";
@@ -271,7 +274,10 @@ impl DevWorker {
                 "REGISTRAR_API_BASE",
                 format!("{}/registrar", stand_in.base_url),
             ),
-            ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.to_string()),
+            (
+                "STRIPE_WEBHOOK_SECRETS",
+                format!("{WEBHOOK_SECRET},{WEBHOOK_SECRET_OLD}"),
+            ),
         ];
         let test_defaults = [
             ("STRIPE_SECRET_KEY", defaults.api_key.clone()),
