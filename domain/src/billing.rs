@@ -61,6 +61,11 @@ pub fn parse_event(body: &[u8]) -> Result<StripeEvent, String> {
 }
 
 impl StripeEvent {
+    /// What the audit records of this event's effects cite as their authority.
+    pub fn consent(&self) -> Option<String> {
+        Some(format!("stripe:{}", self.id))
+    }
+
     /// The account id our objects carry in their metadata.
     pub fn account_hint(&self) -> Option<String> {
         let o = &self.object;
@@ -189,7 +194,7 @@ pub fn apply_event(
     let outcome = effects(d, e, settings, in_flight);
     d.record(
         "stripe.event",
-        Some(format!("stripe:{}", e.id)),
+        e.consent(),
         Value::Null,
         json!({"event_id": e.id, "type": e.kind, "created": e.created, "outcome": outcome.as_str()}),
     );
@@ -267,7 +272,7 @@ fn subscription(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
         }
         d.record(
             "subscription.status",
-            Some(format!("stripe:{}", e.id)),
+            e.consent(),
             before,
             json!({"subscription_id": sub, "status": status}),
         );
@@ -280,24 +285,26 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
         return EventOutcome::Ignored;
     };
     let failed = e.kind == "invoice.payment_failed";
+    let plan = plan_index(d, &sub);
     // A paid invoice is money in, whatever the order: recorded once, keyed by the invoice.
     if !failed {
         let amount = e.object["amount_paid"].as_u64().unwrap_or(0);
         let currency = e.object["currency"].as_str().unwrap_or("usd").to_string();
         let invoice_id = e.object["id"].as_str().unwrap_or(&e.id).to_string();
-        if amount > 0 && d.account.ledger.get_mut(&invoice_id).is_none() {
-            let resource = plan_index(d, &sub)
-                .map(|i| d.account.resources[i].id.clone())
-                .unwrap_or_default();
-            d.account.ledger.record_charge(
+        let resource = plan
+            .map(|i| d.account.resources[i].id.clone())
+            .unwrap_or_default();
+        if amount > 0
+            && d.account.ledger.record_charge(
                 &invoice_id,
                 &resource,
                 amount,
                 &currency,
                 e.created,
                 "subscription renewal",
-            );
-            d.record("charge.succeeded", Some(format!("stripe:{}", e.id)), Value::Null,
+            )
+        {
+            d.record("charge.succeeded", e.consent(), Value::Null,
                      json!({"invoice": invoice_id, "subscription_id": sub, "amount": amount, "currency": currency}));
         }
     }
@@ -311,7 +318,7 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
         return EventOutcome::Stale;
     }
     d.account.stripe.invoices.insert(sub.clone(), (k, failed));
-    let Some(i) = plan_index(d, &sub) else {
+    let Some(i) = plan else {
         return EventOutcome::Applied;
     };
     let before = resources::summary(&d.account.resources[i]);
@@ -323,7 +330,7 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
     else {
         return EventOutcome::Applied;
     };
-    let consent = Some(format!("stripe:{}", e.id));
+    let consent = e.consent();
     if failed {
         *past_due_since = Some(e.created);
         d.record(
@@ -509,7 +516,7 @@ fn correct(d: &mut Draft, e: &StripeEvent, amount: u64, action: &'static str) ->
     let after = c.refunded;
     d.record(
         action,
-        Some(format!("stripe:{}", e.id)),
+        e.consent(),
         json!({"charge_id": cid, "refunded": before}),
         json!({"charge_id": cid, "refunded": after}),
     );

@@ -141,9 +141,9 @@ impl Ledger {
         currency: &str,
         at: i64,
         description: &str,
-    ) {
+    ) -> bool {
         if self.charges.iter().any(|c| c.id == id) {
-            return;
+            return false;
         }
         let (month, _) = month_bounds(at);
         self.charges.push(Charge {
@@ -158,6 +158,7 @@ impl Ledger {
             payment_intent: None,
             description: description.to_string(),
         });
+        true
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Charge> {

@@ -809,6 +809,17 @@ pub fn create(
     Ok(ids.resource_id)
 }
 
+/// A one-time or first-period charge went through: the ledger entry is settled and recorded.
+fn settled(d: &mut Draft, id: &str, charge_id: &str, pi: &str, amount: u64, currency: &str) {
+    d.account.ledger.settle(charge_id, pi);
+    d.record(
+        "charge.succeeded",
+        None,
+        Value::Null,
+        json!({"resource_id": id, "charge_id": charge_id, "payment_intent": pi, "amount": amount, "currency": currency}),
+    );
+}
+
 /// A small, secret-free summary of a resource for audit records.
 pub fn summary(r: &Resource) -> Value {
     let mut v = json!({"resource_id": r.id, "service_id": r.service_id, "project_id": r.project_id,
@@ -1559,9 +1570,7 @@ fn advance(
         ) => {
             *payment_intent = Some(pi.clone());
             *payment_method = pm;
-            let (cid, amount, currency) = (charge_id.clone(), *amount, currency.clone());
-            d.account.ledger.settle(&cid, &pi);
-            d.record("charge.succeeded", None, Value::Null, json!({"resource_id": id, "charge_id": cid, "payment_intent": pi, "amount": amount, "currency": currency}));
+            settled(d, &id, charge_id, &pi, *amount, currency);
         }
         (Job::Subscribe { target_service, .. }, Outcome::Subscription { id: sub, status }) => {
             let target = target_service.clone();
@@ -1602,31 +1611,25 @@ fn advance(
                 past_due_since: None,
                 suspended: false,
             };
-            match target {
+            let action = match target {
                 Some(t) => {
                     r.service_id = t;
                     r.status = Status::Complete;
-                    let after = summary(r);
-                    d.record(
-                        "subscription.canceled",
-                        None,
-                        Value::Null,
-                        json!({"subscription_id": sub}),
-                    );
-                    d.record("resource.updated", None, before, after);
+                    "resource.updated"
                 }
                 None => {
                     r.status = Status::Removed;
-                    let after = summary(r);
-                    d.record(
-                        "subscription.canceled",
-                        None,
-                        Value::Null,
-                        json!({"subscription_id": sub}),
-                    );
-                    d.record("resource.removed", None, before, after);
+                    "resource.removed"
                 }
-            }
+            };
+            let after = summary(r);
+            d.record(
+                "subscription.canceled",
+                None,
+                Value::Null,
+                json!({"subscription_id": sub}),
+            );
+            d.record(action, None, before, after);
             return Ok(());
         }
         (
@@ -1681,9 +1684,7 @@ fn advance(
             Outcome::PaymentIntent { id: pi, .. },
         ) => {
             *payment_intent = Some(pi.clone());
-            let (cid, amount, currency) = (charge_id.clone(), *amount, currency.clone());
-            d.account.ledger.settle(&cid, &pi);
-            d.record("charge.succeeded", None, Value::Null, json!({"resource_id": id, "charge_id": cid, "payment_intent": pi, "amount": amount, "currency": currency}));
+            settled(d, &id, charge_id, &pi, *amount, currency);
         }
         (
             Job::ReleaseDomain {
