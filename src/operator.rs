@@ -131,6 +131,10 @@ fn operator_call(request_id: &str, op: AccountOp) -> AccountCall {
     }
 }
 
+fn account_not_found() -> Problem {
+    plain(404, "account_not_found", "no such account")
+}
+
 /// Runs `op` on an account's object as the operator; an unknown account is `account_not_found`.
 async fn account_op(
     env: &Env,
@@ -140,9 +144,7 @@ async fn account_op(
 ) -> Result<Value, Problem> {
     match rpc::account::<Value>(env, account, &operator_call(request_id, op)).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(domain::account::AccountError::NotFound)) => {
-            Err(plain(404, "account_not_found", "no such account"))
-        }
+        Ok(Err(domain::account::AccountError::NotFound)) => Err(account_not_found()),
         Ok(Err(e)) => {
             let f = e.bearer_failure();
             Err(plain(f.status, f.code, f.message))
@@ -158,8 +160,9 @@ async fn account_view(env: &Env, request_id: &str, account: &str) -> Result<Valu
 /// Answers `account_not_found` when no account has this id. Called only when D1 returned no
 /// audit rows, so a real account's pages cost no extra call.
 async fn ensure_account(env: &Env, request_id: &str, account: &str) -> Result<(), Problem> {
-    match account_view(env, request_id, account).await {
-        Err(p) if p.failure.code == "account_not_found" => Err(p),
+    let call = operator_call(request_id, AccountOp::OperatorView);
+    match rpc::account::<Value>(env, account, &call).await {
+        Ok(Err(domain::account::AccountError::NotFound)) => Err(account_not_found()),
         // Any other trouble: the rows D1 gave (none) are still the answer.
         _ => Ok(()),
     }
