@@ -678,14 +678,8 @@ fn stripe_failing_then_recovering_charges_once() {
     // Stripe is down twice for this token: the resource stays pending and the alarm retries.
     let token = spt(5000);
     with_worker(|w| {
-        w.stand_in.fail_next(Fault {
-            path_prefix: "/v1/payment_intents".into(),
-            count: 2,
-            status: 503,
-            after: false,
-            param: token_of(&token),
-            slow_ms: 0,
-        })
+        w.stand_in
+            .fail_next(Fault::new("/v1/payment_intents", 2, 503).param(token_of(&token)))
     });
     let r = ok(&create(
         &t.access,
@@ -732,14 +726,11 @@ fn stripe_failing_then_recovering_charges_once() {
     let t = new_account(&email());
     let token = spt(5000);
     with_worker(|w| {
-        w.stand_in.fail_next(Fault {
-            path_prefix: "/v1/payment_intents".into(),
-            count: 1,
-            status: 500,
-            after: true,
-            param: token_of(&token),
-            slow_ms: 0,
-        })
+        w.stand_in.fail_next(
+            Fault::new("/v1/payment_intents", 1, 500)
+                .after()
+                .param(token_of(&token)),
+        )
     });
     let r = ok(&create(
         &t.access,

@@ -277,17 +277,14 @@ fn a_crash_mid_flow_loses_nothing_acknowledged() {
 
     // Stripe answers this payer's charge slowly: the worker is killed while it waits.
     let token = stand_in.create_granted_token("usd", 5000, app_client::unix_now() + 3600, None);
-    stand_in.fail_next(Fault {
-        path_prefix: "/v1/payment_intents".into(),
-        count: 1,
-        status: 500,
-        after: false,
-        param: Some((
-            "/payment_method_data/shared_payment_granted_token".into(),
-            token.clone(),
-        )),
-        slow_ms: 4000,
-    });
+    stand_in.fail_next(
+        Fault::new("/v1/payment_intents", 1, 500)
+            .param(Some((
+                "/payment_method_data/shared_payment_granted_token".into(),
+                token.clone(),
+            )))
+            .slow(4000),
+    );
     let paid_body =
         json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&token)});
     let charge = {

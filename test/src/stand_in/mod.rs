@@ -178,6 +178,41 @@ pub struct Fault {
     pub slow_ms: u64,
 }
 
+impl Fault {
+    /// The next `count` requests whose path starts with `path_prefix` answer `status`.
+    pub fn new(path_prefix: &str, count: u32, status: u16) -> Fault {
+        Fault {
+            path_prefix: path_prefix.to_string(),
+            count,
+            status,
+            after: false,
+            param: None,
+            slow_ms: 0,
+        }
+    }
+
+    /// Performs the operation first, then answers the error: a response lost in transit.
+    pub fn after(self) -> Fault {
+        Fault {
+            after: true,
+            ..self
+        }
+    }
+
+    /// Only requests with this (JSON pointer, value) among their parameters.
+    pub fn param(self, param: Option<(String, String)>) -> Fault {
+        Fault { param, ..self }
+    }
+
+    /// A slow service instead of a failing one: the real answer, `ms` milliseconds late.
+    pub fn slow(self, ms: u64) -> Fault {
+        Fault {
+            slow_ms: ms,
+            ..self
+        }
+    }
+}
+
 /// A running stand-in. Dropping it stops the server.
 pub struct StandIn {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
@@ -918,6 +953,22 @@ fn control_error(status: u16, message: &str) -> Reply {
     error_reply(status, "invalid_request", message)
 }
 
+/// An optional control field: `None` when absent or null, else what `parse` makes of it, or a
+/// 400 saying that `{name} must be {expected}`.
+fn optional<T>(
+    body: &Map<String, Value>,
+    name: &str,
+    expected: &str,
+    parse: impl FnOnce(&Value) -> Option<T>,
+) -> Result<Option<T>, Reply> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => parse(v)
+            .map(Some)
+            .ok_or_else(|| control_error(400, &format!("{name} must be {expected}"))),
+    }
+}
+
 fn json_object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
     let text = if body.is_empty() {
         b"{}".as_slice()
@@ -985,27 +1036,17 @@ fn parse_fault(body: &Map<String, Value>) -> Result<Fault, Reply> {
         .and_then(Value::as_str)
         .filter(|p| p.starts_with('/'))
         .ok_or_else(|| control_error(400, "path_prefix must be a string starting with /"))?;
-    let count = match body.get("count") {
-        None | Some(Value::Null) => 1,
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| control_error(400, "count must be a non-negative integer"))?,
-    };
-    let status = match body.get("status") {
-        None | Some(Value::Null) => 500,
-        Some(v) => v
-            .as_u64()
+    let count = optional(body, "count", "a non-negative integer", |v| {
+        v.as_u64().and_then(|n| u32::try_from(n).ok())
+    })?
+    .unwrap_or(1);
+    let status = optional(body, "status", "an HTTP status (100-599)", |v| {
+        v.as_u64()
             .filter(|s| (100..=599).contains(s))
             .map(|s| s as u16)
-            .ok_or_else(|| control_error(400, "status must be an HTTP status (100-599)"))?,
-    };
-    let after = match body.get("after") {
-        None | Some(Value::Null) => false,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| control_error(400, "after must be a boolean"))?,
-    };
+    })?
+    .unwrap_or(500);
+    let after = optional(body, "after", "a boolean", Value::as_bool)?.unwrap_or(false);
     let param = match (body.get("param_pointer"), body.get("param_value")) {
         (Some(Value::String(p)), Some(Value::String(v))) => Some((p.clone(), v.clone())),
         (None, None) => None,
@@ -1016,13 +1057,10 @@ fn parse_fault(body: &Map<String, Value>) -> Result<Fault, Reply> {
             ))
         }
     };
-    let slow_ms = match body.get("slow_ms") {
-        None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_u64()
-            .filter(|ms| *ms <= 60_000)
-            .ok_or_else(|| control_error(400, "slow_ms must be an integer of at most 60000"))?,
-    };
+    let slow_ms = optional(body, "slow_ms", "an integer of at most 60000", |v| {
+        v.as_u64().filter(|ms| *ms <= 60_000)
+    })?
+    .unwrap_or(0);
     Ok(Fault {
         path_prefix: path_prefix.to_string(),
         count,

@@ -815,14 +815,7 @@ fn faults_before_and_after_with_replay() {
     let spt = si.create_granted_token("usd", 10_000, now() + 3600, None);
 
     // Before: nothing happens, the retry performs the payment.
-    si.fail_next(Fault {
-        path_prefix: "/v1/payment_intents".into(),
-        count: 1,
-        status: 500,
-        after: false,
-        param: None,
-        slow_ms: 0,
-    });
+    si.fail_next(Fault::new("/v1/payment_intents", 1, 500));
     let failed = pay(&si, "f1", &spt, "1000", &[]);
     assert_eq!(failed.status, 500);
     assert_eq!(failed.error_type(), "api_error");
@@ -834,14 +827,7 @@ fn faults_before_and_after_with_replay() {
     assert_eq!(captured(&si, &spt), 1000);
 
     // After: the payment happens, the response is lost; the retry replays the success.
-    si.fail_next(Fault {
-        path_prefix: "/v1/payment_intents".into(),
-        count: 1,
-        status: 502,
-        after: true,
-        param: None,
-        slow_ms: 0,
-    });
+    si.fail_next(Fault::new("/v1/payment_intents", 1, 502).after());
     let lost = pay(&si, "f2", &spt, "2000", &[]);
     assert_eq!(lost.status, 502);
     assert_eq!(si.payment_intents().len(), 2);
@@ -859,14 +845,7 @@ fn faults_before_and_after_with_replay() {
     assert_eq!(captured(&si, &spt), 3000);
 
     // Counted faults on another prefix; others paths are untouched.
-    si.fail_next(Fault {
-        path_prefix: "/v1/customers".into(),
-        count: 2,
-        status: 429,
-        after: false,
-        param: None,
-        slow_ms: 0,
-    });
+    si.fail_next(Fault::new("/v1/customers", 2, 429));
     assert_eq!(post(&si, "/v1/customers", "c1", &[]).status, 429);
     assert_eq!(get(&si, "/v1/payment_intents/pi_nope").status, 404);
     assert_eq!(post(&si, "/v1/customers", "c1", &[]).status, 429);
@@ -877,14 +856,7 @@ fn faults_before_and_after_with_replay() {
 fn a_slow_fault_performs_the_call_and_answers_late_without_blocking_others() {
     let si = start();
     let spt = si.create_granted_token("usd", 10_000, now() + 3600, None);
-    si.fail_next(Fault {
-        path_prefix: "/v1/payment_intents".into(),
-        count: 1,
-        status: 500,
-        after: false,
-        param: None,
-        slow_ms: 1500,
-    });
+    si.fail_next(Fault::new("/v1/payment_intents", 1, 500).slow(1500));
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| {
             let started = std::time::Instant::now();

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use super::{control_error, json_object, nanos, now, Incoming, Reply, State};
+use super::{control_error, json_object, nanos, now, optional, Incoming, Reply, State};
 
 /// The `api_version` every event carries.
 pub(crate) const API_VERSION: &str = "2026-04-22.preview";
@@ -622,13 +622,7 @@ fn control_emit(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Repl
         Some(Value::Object(object)) => Value::Object(object.clone()),
         _ => return Err(control_error(400, "object must be a JSON object")),
     };
-    let created = match body.get("created") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .ok_or_else(|| control_error(400, "created must be a unix time"))?,
-        ),
-    };
+    let created = optional(body, "created", "a unix time", Value::as_i64)?;
     let event = create_event(st, &event_type, object, created);
     Ok(Reply::json(200, &event))
 }
@@ -647,13 +641,7 @@ fn control_config(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Re
             ))
         }
     };
-    let hold = match body.get("hold") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_bool()
-                .ok_or_else(|| control_error(400, "hold must be a boolean"))?,
-        ),
-    };
+    let hold = optional(body, "hold", "a boolean", Value::as_bool)?;
     if let Some(url) = url {
         st.hub.set_url(url);
     }
@@ -667,25 +655,14 @@ fn control_config(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Re
 }
 
 fn control_release(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Reply> {
-    let shuffle = match body.get("shuffle") {
-        None | Some(Value::Null) => false,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| control_error(400, "shuffle must be a boolean"))?,
-    };
-    let duplicates = match body.get("duplicates") {
-        None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_u64()
+    let shuffle = optional(body, "shuffle", "a boolean", Value::as_bool)?.unwrap_or(false);
+    let expected = format!("an integer from 0 to {MAX_HTTP_DUPLICATES}");
+    let duplicates = optional(body, "duplicates", &expected, |v| {
+        v.as_u64()
             .filter(|n| *n <= MAX_HTTP_DUPLICATES)
             .map(|n| n as u32)
-            .ok_or_else(|| {
-                control_error(
-                    400,
-                    &format!("duplicates must be an integer from 0 to {MAX_HTTP_DUPLICATES}"),
-                )
-            })?,
-    };
+    })?
+    .unwrap_or(0);
     let queued = st.hub.release(shuffle, duplicates);
     Ok(Reply::json(200, &json!({ "queued": queued })))
 }
@@ -697,12 +674,7 @@ fn control_invoice(st: &mut State, body: &Map<String, Value>) -> Result<Reply, R
         .filter(|s| !s.is_empty())
         .ok_or_else(|| control_error(400, "subscription must be a subscription id"))?
         .to_string();
-    let paid = match body.get("paid") {
-        None | Some(Value::Null) => true,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| control_error(400, "paid must be a boolean"))?,
-    };
+    let paid = optional(body, "paid", "a boolean", Value::as_bool)?.unwrap_or(true);
     let amount = body
         .get("amount")
         .and_then(Value::as_u64)

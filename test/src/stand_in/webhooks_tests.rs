@@ -213,14 +213,7 @@ fn a_payment_is_delivered_signed_once() {
     let replay = pay(&si, "pay-1", &spt, "1200", &[("metadata[order]", "o_1")]);
     assert!(replay.replayed());
     // A response lost in transit: the operation happened (one event), its retry replays.
-    si.fail_next(Fault {
-        path_prefix: "/v1/payment_intents".into(),
-        count: 1,
-        status: 503,
-        after: true,
-        param: None,
-        slow_ms: 0,
-    });
+    si.fail_next(Fault::new("/v1/payment_intents", 1, 503).after());
     assert_eq!(pay(&si, "pay-2", &spt, "100", &[]).status, 503);
     assert!(pay(&si, "pay-2", &spt, "100", &[]).replayed());
     assert!(si.wait_for_deliveries(WAIT));
