@@ -9,11 +9,14 @@
 //! - A change is computed by the pure domain (`domain::account::apply`) and written, new state
 //!   and audit records together, in one transaction before anything is awaited; only then is
 //!   the caller answered. So an acknowledged change always has its audit records.
+//! - Records go to D1 by the alarm `AUDIT_BATCH_MS` after the change (several changes in one
+//!   write), or right after the change when other requests read their rows
+//!   (`domain::audit::needed_at_once`), or when the operator API asks (`FlushAudit`).
 //! - Outbox rows are deleted only after D1 confirmed them; a failed flush is retried by the
 //!   alarm with exponential backoff (1 s doubling to 5 min). The alarm is armed before records
 //!   are written, so records survive a crash between the write and the flush and are sent. It is
-//!   left armed after a flush that sent everything: a wake with nothing to do once per
-//!   `FLUSH_SAFETY_MS` costs less than setting and deleting the alarm on every change.
+//!   left armed after a flush that sent everything: a wake with nothing to do costs less than
+//!   setting and deleting the alarm on every change.
 //! - External work of resources (Stripe, registrar, operator backends) runs one step at a time:
 //!   each answer is committed before the next call. A resource's job is driven by one caller at
 //!   a time (`running`); what is not finished in the request is finished by the alarm.
@@ -123,7 +126,9 @@ impl Account {
         };
     }
 
-    /// Writes the new state and its records in one transaction, then flushes to D1.
+    /// Writes the new state and its records in one transaction; then sends them to D1 at once
+    /// when other requests read their rows (or `AUDIT_BATCH_MS` is 0), else leaves them to the
+    /// alarm, which sends every record waiting by then in one write.
     async fn commit<T, E: From<AccountError>>(
         &self,
         applied: Applied<T, E>,
@@ -145,10 +150,14 @@ impl Account {
                     ],
                 ));
             }
+            let batch_ms = config::audit_batch_ms(&self.env);
+            let at_once =
+                batch_ms == 0 || applied.records.iter().any(domain::audit::needed_at_once);
             if !applied.records.is_empty() {
-                // Armed before the write: if this object dies before the flush below is
-                // confirmed, the alarm still sends the records (it is cleared once sent).
-                self.arm(now_ms() as i64 + FLUSH_SAFETY_MS).await;
+                // Armed before the write: if this object dies before the records are sent, the
+                // alarm still sends them.
+                let wait = if at_once { FLUSH_SAFETY_MS } else { batch_ms };
+                self.arm(now_ms() as i64 + wait).await;
             }
             storage::atomically(&self.state.storage(), statements)
                 .map_err(|e| internal("write state", e))?;
@@ -156,7 +165,9 @@ impl Account {
                 self.written.set(self.written.get() + 1);
             }
             *self.cache.borrow_mut() = Some(applied.account);
-            self.flush().await;
+            if at_once {
+                self.flush().await;
+            }
         }
         applied.result
     }
@@ -989,6 +1000,10 @@ impl Account {
                 Ok(Value::Null)
             }
             AccountOp::OperatorView => Ok(dashboard::operator_view(&current, now)),
+            AccountOp::FlushAudit => {
+                self.flush().await;
+                Ok(Value::Null)
+            }
         }
     }
 }

@@ -78,7 +78,7 @@ fn derived(
                 .map_err(|e| e.to_string())?,
         );
     }
-    for key in ["customer", "subscription_id"] {
+    for key in domain::audit::STRIPE_ID_FIELDS {
         if let Some(id) = r.after.get(key).and_then(|v| v.as_str()) {
             out.push(
                 db.prepare(STRIPE_OBJECT)

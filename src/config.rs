@@ -84,6 +84,16 @@ pub fn webhook_secrets(env: &Env) -> String {
     string(env, "STRIPE_WEBHOOK_SECRETS").unwrap_or_default()
 }
 
+/// How long an account's audit records may wait in its outbox so that several go to D1 in one
+/// write (`AUDIT_BATCH_MS`, default 1000, at most 60000; `0`: each change writes its records
+/// before it is answered). Records other requests read go at once whatever the setting.
+pub fn audit_batch_ms(env: &Env) -> i64 {
+    string(env, "AUDIT_BATCH_MS")
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|&t| (0..=60_000).contains(&t))
+        .unwrap_or(1000)
+}
+
 /// How long a plan may stay unpaid before it is suspended (`PAYMENT_GRACE_SECONDS`, 3 days).
 pub fn payment_grace(env: &Env) -> i64 {
     seconds(env, "PAYMENT_GRACE_SECONDS", 3 * 86_400, 90 * 86_400)

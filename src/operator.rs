@@ -157,13 +157,13 @@ async fn account_view(env: &Env, request_id: &str, account: &str) -> Result<Valu
     account_op(env, request_id, account, AccountOp::OperatorView).await
 }
 
-/// Answers `account_not_found` when no account has this id. Called only when D1 returned no
-/// audit rows, so a real account's pages cost no extra call.
-async fn ensure_account(env: &Env, request_id: &str, account: &str) -> Result<(), Problem> {
-    let call = operator_call(request_id, AccountOp::OperatorView);
+/// Asks the account's object to send its outbox to D1 first, so the operator reads every
+/// record made so far (records may wait up to `AUDIT_BATCH_MS` otherwise). An unknown account
+/// is `account_not_found`; any other trouble leaves D1 as it is, which is still an answer.
+async fn send_audit(env: &Env, request_id: &str, account: &str) -> Result<(), Problem> {
+    let call = operator_call(request_id, AccountOp::FlushAudit);
     match rpc::account::<Value>(env, account, &call).await {
         Ok(Err(domain::account::AccountError::NotFound)) => Err(account_not_found()),
-        // Any other trouble: the rows D1 gave (none) are still the answer.
         _ => Ok(()),
     }
 }
@@ -261,12 +261,10 @@ pub async fn handle(
                 })?,
                 None => 0,
             };
+            send_audit(env, request_id, id).await?;
             let rows = audit_page(env, id, after, n + 1)
                 .await
                 .map_err(|e| unavailable(request_id, "audit", e))?;
-            if rows.is_empty() {
-                ensure_account(env, request_id, id).await?;
-            }
             let has_more = rows.len() > n as usize;
             let data: Vec<AuditRecord> = records(&rows).into_iter().take(n as usize).collect();
             let next = if has_more {
@@ -277,12 +275,10 @@ pub async fn handle(
             json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next})
         }
         Route::OperatorAuditExport(id) => {
+            send_audit(env, request_id, id).await?;
             let rows = all_records(env, id)
                 .await
                 .map_err(|e| unavailable(request_id, "audit", e))?;
-            if rows.is_empty() {
-                ensure_account(env, request_id, id).await?;
-            }
             let mut text = String::new();
             for r in records(&rows) {
                 text.push_str(&serde_json::to_string(&r).unwrap_or_default());
@@ -295,14 +291,12 @@ pub async fn handle(
             return Ok(Response::ok(text).map_err(internal)?.with_headers(headers));
         }
         Route::OperatorAuditVerify(id) => {
+            send_audit(env, request_id, id).await?;
             let rows = all_records(env, id)
                 .await
                 .map_err(|e| unavailable(request_id, "audit", e))?;
             let recs = records(&rows);
-            let view = match account_view(env, request_id, id).await {
-                Err(p) if p.failure.code == "account_not_found" => return Err(p),
-                view => view.ok(),
-            };
+            let view = account_view(env, request_id, id).await.ok();
             let next_seq = view.as_ref().and_then(|v| v["audit"]["next_seq"].as_u64());
             let result = domain::audit::verify_chain(&recs);
             json!({

@@ -96,6 +96,8 @@ pub enum AccountOp {
         event: domain::billing::StripeEvent,
     },
     OperatorView,
+    /// Sends the account's outbox to D1 now (the operator reads the audit trail from D1).
+    FlushAudit,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

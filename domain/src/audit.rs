@@ -193,6 +193,27 @@ pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
     Ok(())
 }
 
+/// Actions that change what the operator's account list shows (D1 `accounts`).
+pub const ACCOUNT_STATUS_ACTIONS: &[&str] = &[
+    "account.created",
+    "account.suspended",
+    "account.resumed",
+    "account.closing",
+    "account.closed",
+];
+/// Fields of a record's `after` that name a Stripe object of the account (D1 `stripe_objects`,
+/// which routes webhooks that lack our metadata).
+pub const STRIPE_ID_FIELDS: [&str; 2] = ["customer", "subscription_id"];
+
+/// True when other requests read this record's D1 rows (the account list, webhook routing), so
+/// it must reach D1 right after its change instead of waiting to be batched with others.
+pub fn needed_at_once(r: &AuditRecord) -> bool {
+    ACCOUNT_STATUS_ACTIONS.contains(&r.action.as_str())
+        || STRIPE_ID_FIELDS
+            .iter()
+            .any(|k| r.after.get(*k).is_some_and(Value::is_string))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +229,36 @@ mod tests {
             before: Value::Null,
             after: json!({"status": "active"}),
         }
+    }
+
+    #[test]
+    fn records_other_requests_read_go_at_once() {
+        let mut head = ChainHead::default();
+        let mut sealed = |action: &'static str, after: Value| {
+            let mut e = entry(action, 10);
+            e.after = after;
+            seal("acct_x", &mut head, e)
+        };
+        let at_once = [
+            sealed("account.created", json!({"status": "active"})),
+            sealed("account.suspended", json!({"status": "suspended"})),
+            sealed("billing.customer_created", json!({"customer": "cus_1"})),
+            sealed(
+                "resource.completed",
+                json!({"resource_id": "res_1", "subscription_id": "sub_1"}),
+            ),
+        ];
+        let batched = [
+            sealed("token.refreshed", json!({"family": "fam_1"})),
+            sealed(
+                "stripe.event",
+                json!({"event_id": "evt_1", "type": "invoice.paid"}),
+            ),
+            sealed("resource.completed", json!({"resource_id": "res_2"})),
+            sealed("resource.updated", json!({"subscription_id": null})),
+        ];
+        assert!(at_once.iter().all(needed_at_once));
+        assert!(!batched.iter().any(needed_at_once));
     }
 
     #[test]

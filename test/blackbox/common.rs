@@ -114,10 +114,14 @@ pub fn new_account(email: &str) -> Tokens {
 }
 
 /// Audit rows of an account from local D1, in sequence order; waits until `min` rows arrived.
+/// Records may wait in the account's outbox (`AUDIT_BATCH_MS`), so each look first has the
+/// operator API send them, as an auditor's read does.
 pub fn audit_rows(account: &str, min: usize) -> Vec<serde_json::Value> {
     let sql = format!("SELECT * FROM audit_events WHERE account_id = '{account}' ORDER BY seq");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let send = format!("/v1/accounts/{account}/audit?limit=1");
     loop {
+        let _ = crate::operator::op_on(&provider(), "GET", &send, None);
         let rows = with_worker(|w| w.d1(&sql));
         if rows.len() >= min || std::time::Instant::now() > deadline {
             return rows;

@@ -417,24 +417,15 @@ fn a_d1_outage_loses_nothing() {
         base,
         "nothing reached D1 yet: {r}"
     );
-    assert!(
-        r["pending"].as_i64().unwrap() >= 2,
-        "the records wait in the outbox: {r}"
-    );
-    // No more requests: the account's alarm retries with backoff and the records arrive.
-    wait_for("the outbox to drain", || {
-        ok(&op(
-            "GET",
-            &format!("/v1/accounts/{account}/audit/verify"),
-            None,
-        ))["pending"]
-            == 0
+    let pending = r["pending"].as_u64().unwrap();
+    assert!(pending >= 2, "the records wait in the outbox: {r}");
+    // No more requests: the account's alarm retries with backoff and the records arrive. D1 is
+    // read directly here: the operator API would send the outbox itself.
+    let sql = format!("SELECT seq FROM audit_events WHERE account_id = '{account}' ORDER BY seq");
+    wait_for("the alarm to deliver the outbox", || {
+        with_worker(|w| w.d1(&sql)).len() as u64 >= base + pending
     });
-    let rows = with_worker(|w| {
-        w.d1(&format!(
-            "SELECT seq FROM audit_events WHERE account_id = '{account}' ORDER BY seq"
-        ))
-    });
+    let rows = with_worker(|w| w.d1(&sql));
     let seqs: Vec<u64> = rows.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
     assert_eq!(seqs, expected, "every record, in order, once");
