@@ -14,9 +14,8 @@
 //!   (`domain::audit::needed_at_once`), or when the operator API asks (`FlushAudit`).
 //! - Outbox rows are deleted only after D1 confirmed them; a failed flush is retried by the
 //!   alarm with exponential backoff (1 s doubling to 5 min). The alarm is armed before records
-//!   are written, so records survive a crash between the write and the flush and are sent. It is
-//!   left armed after a flush that sent everything: a wake with nothing to do costs less than
-//!   setting and deleting the alarm on every change.
+//!   are written, so records survive a crash between the write and the flush and are sent; it is
+//!   deleted once nothing is due. A busy account sets it once per batch, not once per change.
 //! - External work of resources (Stripe, registrar, operator backends) runs one step at a time:
 //!   each answer is committed before the next call. A resource's job is driven by one caller at
 //!   a time (`running`); what is not finished in the request is finished by the alarm.
@@ -273,14 +272,20 @@ impl Account {
                 .and_then(|c| c.to_array::<Value>())
                 .is_ok_and(|rows| !rows.is_empty()))
         .then(|| now_ms() as i64 + FLUSH_SAFETY_MS);
-        // Nothing pending: an alarm still set (the flush safety net) is left to fire once with
-        // nothing to do; see the module docs.
-        if let Some(at) = [flush, job, grace, closing, unsent]
+        match [flush, job, grace, closing, unsent]
             .into_iter()
             .flatten()
             .min()
         {
-            self.arm(at).await;
+            Some(at) => self.arm(at).await,
+            None => {
+                if self.current_alarm().await.is_some() {
+                    let storage = self.state.storage();
+                    // Unknown after a failed delete: read again next time.
+                    let known = storage.delete_alarm().await.is_ok().then_some(None);
+                    self.alarm_at.set(known);
+                }
+            }
         }
     }
 
