@@ -50,20 +50,22 @@ pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError>
     let Some(reason) = d.account.closing.clone() else {
         return Ok(Progress::Closed);
     };
+    // (id, busy) of what the account still holds of a kind; read again after each pass,
+    // since removing changes it.
     let live = |kind: ServiceKind, d: &Draft| -> Vec<(String, bool)> {
         d.account
             .resources
             .iter()
-            .filter(|r| r.kind == kind && r.status != resources::Status::Removed)
+            .filter(|r| r.kind == kind && resources::live(r))
             .map(|r| (r.id.clone(), r.job.is_some()))
             .collect()
     };
     let mut releasing = Vec::new();
     for kind in [ServiceKind::Deployable, ServiceKind::Plan] {
-        let items = live(kind, d);
         if kind == ServiceKind::Plan && !live(ServiceKind::Deployable, d).is_empty() {
             break; // the plan goes last
         }
+        let items = live(kind, d);
         for (id, busy) in items {
             if busy {
                 releasing.push(id);

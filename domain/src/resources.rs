@@ -182,6 +182,16 @@ pub struct Resource {
     pub message: Option<String>,
 }
 
+impl Resource {
+    /// The registrar of a domain resource (`builtin` for anything else).
+    fn registrar(&self) -> Registrar {
+        match &self.detail {
+            Detail::Domain { registrar, .. } => *registrar,
+            _ => Registrar::Builtin,
+        }
+    }
+}
+
 /// What can go wrong on a resource endpoint; errors.rs maps each to a status and a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -476,7 +486,8 @@ pub fn require_scope(access: &Access, write: bool) -> Result<(), ResourceError> 
 // ---------------------------------------------------------------------------------------------
 // Lookups
 
-fn live(r: &Resource) -> bool {
+/// Not removed: still held by the account (whatever its state).
+pub fn live(r: &Resource) -> bool {
     r.status != Status::Removed
 }
 
@@ -1193,8 +1204,8 @@ pub fn refresh_quote(
 
 /// Marks the answer of the request that started a job as sent while the job is pending.
 pub fn acknowledge(d: &mut Draft, id: &str) {
-    if let Some(r) = d.account.resources.iter_mut().find(|r| r.id == id) {
-        if let Some(j) = &mut r.job {
+    if let Ok(i) = index(d, id) {
+        if let Some(j) = &mut d.account.resources[i].job {
             j.acknowledged = true;
         }
     }
@@ -1313,7 +1324,7 @@ impl Outcome {
 
 /// The next external call for `id`, if its job has one due at `now`.
 pub fn next_action(a: &Account, id: &str, now: i64) -> Option<Action> {
-    let r = a.resources.iter().find(|r| r.id == id)?;
+    let r = find(a, id).ok()?;
     let js = r.job.as_ref()?;
     if js.next_at > now {
         return None;
@@ -1381,24 +1392,15 @@ pub fn next_action(a: &Account, id: &str, now: i64) -> Option<Action> {
             payment_intent,
             charge_id,
         } => {
-            let registrar = match &r.detail {
-                Detail::Domain { registrar, .. } => *registrar,
-                _ => Registrar::Builtin,
-            };
+            let registrar = r.registrar();
+            // Builtin: hold the name before charging, so the money never pays for a name
+            // someone else got in between. Upstream: charge, then register.
+            let claim_first = registrar == Registrar::Builtin && !claimed;
             if !token_checked {
                 Action::RetrieveToken {
                     token: token.clone(),
                 }
-            } else if payment_intent.is_none() && !claimed && registrar == Registrar::Builtin {
-                // Builtin: hold the name before charging, so the money never pays for a name
-                // someone else got in between.
-                Action::ClaimDomain {
-                    domain: domain.clone(),
-                    registrar,
-                    key: key(charge_id, "register"),
-                    contact_email: a.owner.email.clone(),
-                }
-            } else if payment_intent.is_none() {
+            } else if payment_intent.is_none() && !claim_first {
                 Action::CreatePaymentIntent {
                     key: key(charge_id, "domain-pi"),
                     amount: *amount,
@@ -1417,16 +1419,10 @@ pub fn next_action(a: &Account, id: &str, now: i64) -> Option<Action> {
                 }
             }
         }
-        Job::ReleaseDomain { domain, .. } => {
-            let registrar = match &r.detail {
-                Detail::Domain { registrar, .. } => *registrar,
-                _ => Registrar::Builtin,
-            };
-            Action::ReleaseDomain {
-                domain: domain.clone(),
-                registrar,
-            }
-        }
+        Job::ReleaseDomain { domain, .. } => Action::ReleaseDomain {
+            domain: domain.clone(),
+            registrar: r.registrar(),
+        },
         Job::Refund {
             payment_intent,
             amount,
