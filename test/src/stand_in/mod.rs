@@ -1100,11 +1100,5 @@ fn control_token(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Rep
         expires_at,
         metadata,
     );
-    let token = st
-        .tokens
-        .iter()
-        .find(|t| t.id == id)
-        .map(|t| t.to_json(now()))
-        .unwrap_or(Value::Null);
-    Ok(Reply::json(200, &token))
+    Ok(Reply::json(200, &stripe::token_json(st, &id)))
 }

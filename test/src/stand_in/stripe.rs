@@ -75,6 +75,15 @@ impl Token {
 }
 
 /// Creates a token and returns its id. `metadata.decline_code` scripts a decline.
+/// A granted token as Stripe shows it (`null` when unknown).
+pub(crate) fn token_json(st: &State, id: &str) -> Value {
+    st.tokens
+        .iter()
+        .find(|t| t.id == id)
+        .map(|t| t.to_json(now()))
+        .unwrap_or(Value::Null)
+}
+
 pub(crate) fn create_token(
     st: &mut State,
     currency: &str,
@@ -615,13 +624,7 @@ fn create_token_call(st: &mut State, p: &Params) -> Res<Reply> {
     opt_str(p, "payment_method", "payment_method")?;
     let metadata = metadata(p)?;
     let id = create_token(st, &currency, max_amount as u64, expires_at, metadata);
-    let token = st
-        .tokens
-        .iter()
-        .find(|t| t.id == id)
-        .map(|t| t.to_json(now()))
-        .unwrap_or(Value::Null);
-    Ok(Reply::json(200, &token))
+    Ok(Reply::json(200, &token_json(st, &id)))
 }
 
 fn create_customer(st: &mut State, p: &Params) -> Res<Reply> {
