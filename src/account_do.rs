@@ -1006,6 +1006,14 @@ impl Account {
             }
             AccountOp::OperatorView => Ok(dashboard::operator_view(&current, now)),
             AccountOp::FlushAudit => {
+                // A flush already running owns the outbox and would make this call return at
+                // once: wait for it (up to about 2 s), then send what is left.
+                for _ in 0..100 {
+                    if !self.flushing.get() {
+                        break;
+                    }
+                    worker::Delay::from(std::time::Duration::from_millis(20)).await;
+                }
                 self.flush().await;
                 Ok(Value::Null)
             }
