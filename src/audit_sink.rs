@@ -49,13 +49,7 @@ fn derived(
                 .map_err(|e| e.to_string())?,
         );
     }
-    let status = match r.action.as_str() {
-        "account.suspended" => Some("suspended"),
-        "account.resumed" => Some("active"),
-        "account.closing" => Some("closing"),
-        "account.closed" => Some("closed"),
-        _ => None,
-    };
+    let status = domain::audit::account_status_after(&r.action);
     if r.action == "account.created" {
         out.push(
             db.prepare(ACCOUNT_CREATED)

@@ -193,14 +193,17 @@ pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
     Ok(())
 }
 
-/// Actions that change what the operator's account list shows (D1 `accounts`).
-pub const ACCOUNT_STATUS_ACTIONS: &[&str] = &[
-    "account.created",
-    "account.suspended",
-    "account.resumed",
-    "account.closing",
-    "account.closed",
-];
+/// The account status an action leaves in the operator's account list (D1 `accounts`), for
+/// the actions that change it (`account.created` adds the row instead).
+pub fn account_status_after(action: &str) -> Option<&'static str> {
+    match action {
+        "account.suspended" => Some("suspended"),
+        "account.resumed" => Some("active"),
+        "account.closing" => Some("closing"),
+        "account.closed" => Some("closed"),
+        _ => None,
+    }
+}
 /// Fields of a record's `after` that name a Stripe object of the account (D1 `stripe_objects`,
 /// which routes webhooks that lack our metadata).
 pub const STRIPE_ID_FIELDS: [&str; 2] = ["customer", "subscription_id"];
@@ -208,7 +211,8 @@ pub const STRIPE_ID_FIELDS: [&str; 2] = ["customer", "subscription_id"];
 /// True when other requests read this record's D1 rows (the account list, webhook routing), so
 /// it must reach D1 right after its change instead of waiting to be batched with others.
 pub fn needed_at_once(r: &AuditRecord) -> bool {
-    ACCOUNT_STATUS_ACTIONS.contains(&r.action.as_str())
+    r.action == "account.created"
+        || account_status_after(&r.action).is_some()
         || STRIPE_ID_FIELDS
             .iter()
             .any(|k| r.after.get(*k).is_some_and(Value::is_string))
