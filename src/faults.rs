@@ -19,7 +19,7 @@ pub fn enabled(env: &Env) -> bool {
 
 /// Faults are per account (`account_id`), or for every account (`*`).
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum FaultOp {
     Set {
         d1_write_failures: u32,

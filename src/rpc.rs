@@ -25,7 +25,7 @@ pub struct AccountCall {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AccountOp {
     Create {
         new: NewAccount,
@@ -101,7 +101,7 @@ pub enum AccountOp {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "resource_op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ResourceOp {
     Create { req: CreateRequest },
     Get { id: String },
@@ -113,7 +113,7 @@ pub enum ResourceOp {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum DashboardAction {
     View,
     SetCap {
@@ -128,7 +128,7 @@ pub enum DashboardAction {
 
 /// An operation on the registry object of one domain name (builtin registrar).
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RegistryOp {
     Status,
     Claim {
@@ -164,7 +164,7 @@ pub async fn registry(
 
 /// An operation on the directory object of one email.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum DirectoryOp {
     AccountRequest {
         request: AccountRequest,
