@@ -46,6 +46,12 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
 ];
+/// Stripe event ids this account applied, for exactly-once delivery (`billing::DEDUPE_WINDOW`).
+/// Their own table, not the state: the state is rewritten on every change.
+const EVENTS_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS stripe_events (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS stripe_events_by_time ON stripe_events (applied_at)",
+];
 const FLUSH_BATCH: usize = 50;
 /// How long after a change the alarm sends its audit records if the flush never confirmed.
 const FLUSH_SAFETY_MS: i64 = 10_000;
@@ -70,6 +76,8 @@ pub struct Account {
     /// The alarm as last read or set by this object (`None`: not known yet). Only this object
     /// sets its alarm, so the copy stays true; it saves a storage read on every change.
     alarm_at: Cell<Option<Option<i64>>>,
+    /// The `stripe_events` table is known to exist.
+    events_ready: Cell<bool>,
 }
 
 type Outcome = std::result::Result<Value, AccountError>;
@@ -92,9 +100,83 @@ impl Account {
             return Some(a.clone());
         }
         let text = self.kv("account")?;
-        let account: AccountState = serde_json::from_str(&text).ok()?;
+        let mut account: AccountState = serde_json::from_str(&text).ok()?;
+        if !account.stripe.processed.is_empty() {
+            self.move_legacy_event_ids(&mut account);
+        }
         *self.cache.borrow_mut() = Some(account.clone());
         Some(account)
+    }
+
+    /// Makes sure the `stripe_events` table exists: created on an account's first event, so
+    /// accounts that never get one (and account creation) do not pay for it.
+    fn events_table(&self) -> bool {
+        if self.events_ready.get() {
+            return true;
+        }
+        let sql = self.state.storage().sql();
+        let ready = EVENTS_SCHEMA.iter().all(|statement| {
+            sql.exec(statement, None)
+                .map_err(|e| internal("events schema", e))
+                .is_ok()
+        });
+        self.events_ready.set(ready);
+        ready
+    }
+
+    /// Whether this account already applied Stripe event `id`.
+    fn event_applied(&self, current: &AccountState, id: &str) -> bool {
+        if current.stripe.processed.contains_key(id) {
+            return true; // a state written before the table, not moved yet
+        }
+        if !self.events_table() {
+            return false; // the commit below fails the same way: nothing is applied
+        }
+        let rows: Vec<Value> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT 1 AS applied FROM stripe_events WHERE id = ?",
+                vec![SqlStorageValue::from(id)],
+            )
+            .and_then(|c| c.to_array())
+            .unwrap_or_default();
+        !rows.is_empty()
+    }
+
+    /// States written before the `stripe_events` table kept applied event ids inside the
+    /// state; moves them to the table (one transaction). If that fails they stay where they
+    /// were, and [`Self::event_applied`] still finds them.
+    fn move_legacy_event_ids(&self, account: &mut AccountState) {
+        if !self.events_table() {
+            return;
+        }
+        let ids = std::mem::take(&mut account.stripe.processed);
+        let Ok(state_json) = serde_json::to_string(&*account) else {
+            account.stripe.processed = ids;
+            return;
+        };
+        let mut statements: Vec<storage::Statement> = ids
+            .iter()
+            .map(|(id, at)| {
+                (
+                    "INSERT OR IGNORE INTO stripe_events (id, applied_at) VALUES (?, ?)",
+                    vec![
+                        SqlStorageValue::from(id.as_str()),
+                        SqlStorageValue::from(*at),
+                    ],
+                )
+            })
+            .collect();
+        statements.push((
+            "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
+            vec![SqlStorageValue::from(state_json)],
+        ));
+        if let Err(e) = storage::atomically(&self.state.storage(), statements) {
+            let _ = internal("move event ids", e);
+            account.stripe.processed = ids;
+        }
     }
 
     fn kv(&self, key: &str) -> Option<String> {
@@ -132,6 +214,15 @@ impl Account {
         &self,
         applied: Applied<T, E>,
     ) -> std::result::Result<T, E> {
+        self.commit_with(applied, Vec::new()).await
+    }
+
+    /// [`Self::commit`], with more statements in the same transaction when the state changed.
+    async fn commit_with<T, E: From<AccountError>>(
+        &self,
+        applied: Applied<T, E>,
+        extra: Vec<storage::Statement>,
+    ) -> std::result::Result<T, E> {
         if applied.changed() {
             let state_json =
                 serde_json::to_string(&applied.account).map_err(|e| internal("encode state", e))?;
@@ -139,6 +230,7 @@ impl Account {
                 "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
                 vec![SqlStorageValue::from(state_json)],
             )];
+            statements.extend(extra);
             for r in &applied.records {
                 let text = serde_json::to_string(r).map_err(|e| internal("encode record", e))?;
                 statements.push((
@@ -969,15 +1061,17 @@ impl Account {
                 }
             }
             AccountOp::StripeEvent { event } => {
+                if self.event_applied(&current, &event.id) {
+                    // A duplicate changes nothing, not even the audit trail.
+                    return to_value(billing::EventOutcome::Duplicate);
+                }
                 let settings = self.settings();
                 let in_flight: Vec<String> = self.running.borrow().iter().cloned().collect();
+                let applied = account::apply(&current, ctx, |d| {
+                    Ok::<_, AccountError>(billing::apply_event(d, &event, &settings, &in_flight))
+                });
                 let outcome = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        if billing::is_duplicate(d, &event.id) {
-                            return Ok::<_, AccountError>(billing::EventOutcome::Duplicate);
-                        }
-                        Ok(billing::apply_event(d, &event, &settings, &in_flight))
-                    }))
+                    .commit_with(applied, applied_event(&event.id, now))
                     .await?;
                 // A job the event unblocked, or a grace period, continues in the alarm.
                 self.reschedule().await;
@@ -1055,6 +1149,20 @@ fn requester_ctx(
     ctx
 }
 
+/// Written with the change an event made: its id, and the ids past the dedupe window go.
+fn applied_event(id: &str, now: i64) -> Vec<storage::Statement> {
+    vec![
+        (
+            "INSERT OR IGNORE INTO stripe_events (id, applied_at) VALUES (?, ?)",
+            vec![SqlStorageValue::from(id), SqlStorageValue::from(now)],
+        ),
+        (
+            "DELETE FROM stripe_events WHERE applied_at <= ?",
+            vec![SqlStorageValue::from(now - billing::DEDUPE_WINDOW)],
+        ),
+    ]
+}
+
 fn to_value<T: Serialize>(v: T) -> Outcome {
     serde_json::to_value(v).map_err(|e| internal("encode", e))
 }
@@ -1078,6 +1186,7 @@ impl DurableObject for Account {
             running: RefCell::new(HashSet::new()),
             bucket: RefCell::new(None),
             alarm_at: Cell::new(None),
+            events_ready: Cell::new(false),
         }
     }
 

@@ -1,8 +1,10 @@
 //! Stripe webhooks applied to an account (PROTOCOL.md §6): exactly once, in any order.
 //!
 //! Invariants:
-//! - An event id is applied at most once: the account keeps the ids it applied (30 days, which
-//!   covers Stripe's 3 days of retries).
+//! - An event id is applied at most once: the caller keeps the ids it applied for
+//!   [`DEDUPE_WINDOW`] (30 days, which covers Stripe's 3 days of retries) and does not call
+//!   [`apply_event`] again for one of them. The account object keeps them in their own table,
+//!   not in the account state, so an account's thousandth event costs what its first did.
 //! - Order never matters. Registers that Stripe overwrites (a subscription's status, whether
 //!   the latest invoice was paid) keep the event with the greatest key `(created, rank, id)`,
 //!   so an older event never undoes a newer one and every permutation ends in the same state.
@@ -23,8 +25,6 @@ use crate::resources::{self, Detail, Job, Outcome, ResourceError, Settings, Stat
 
 /// How long applied event ids are kept for deduplication.
 pub const DEDUPE_WINDOW: i64 = 30 * 86_400;
-/// Most event ids kept (the oldest go first beyond this).
-pub const MAX_PROCESSED: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripeEvent {
@@ -143,7 +143,10 @@ fn key(e: &StripeEvent) -> EventKey {
 /// What an account remembers of Stripe.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripeState {
-    /// Applied event ids and when they were applied.
+    /// Applied event ids and when they were applied, as states written before the ids moved
+    /// to the account object's `stripe_events` table kept them. Read only to move them there;
+    /// never written again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub processed: BTreeMap<String, i64>,
     /// Latest subscription status per subscription, with the key of the event that set it.
     pub subscriptions: BTreeMap<String, (EventKey, String)>,
@@ -174,12 +177,7 @@ impl EventOutcome {
     }
 }
 
-/// True when the account already applied this event.
-pub fn is_duplicate(d: &Draft, event_id: &str) -> bool {
-    d.account.stripe.processed.contains_key(event_id)
-}
-
-/// Applies one verified event. Call only when [`is_duplicate`] is false (a duplicate must
+/// Applies one verified event. Call only for an event id not applied before (a duplicate must
 /// change nothing, not even the audit trail). `in_flight` lists resources whose job is being
 /// driven right now: their own call will get Stripe's answer, so the event leaves them alone.
 pub fn apply_event(
@@ -188,9 +186,6 @@ pub fn apply_event(
     settings: &Settings,
     in_flight: &[String],
 ) -> EventOutcome {
-    let now = d.now();
-    d.account.stripe.processed.insert(e.id.clone(), now);
-    prune(d, now);
     let outcome = effects(d, e, settings, in_flight);
     d.record(
         "stripe.event",
@@ -199,21 +194,6 @@ pub fn apply_event(
         json!({"event_id": e.id, "type": e.kind, "created": e.created, "outcome": outcome.as_str()}),
     );
     outcome
-}
-
-fn prune(d: &mut Draft, now: i64) {
-    let p = &mut d.account.stripe.processed;
-    p.retain(|_, at| *at + DEDUPE_WINDOW > now);
-    while p.len() > MAX_PROCESSED {
-        let oldest = p
-            .iter()
-            .min_by_key(|(_, at)| **at)
-            .map(|(id, _)| id.clone());
-        match oldest {
-            Some(id) => p.remove(&id),
-            None => break,
-        };
-    }
 }
 
 fn effects(
