@@ -914,10 +914,13 @@ impl Account {
                     "create",
                     "account object already holds another account",
                 )),
-                None => self
-                    .commit(account::create(new, ctx))
-                    .await
-                    .map(|_| Value::Null),
+                None => {
+                    // Nothing was ever written here, so no failed flush is on record either.
+                    self.flush_failing.set(Some(false));
+                    self.commit(account::create(new, ctx))
+                        .await
+                        .map(|_| Value::Null)
+                }
             };
         }
         let Some(current) = self.load() else {
