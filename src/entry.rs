@@ -73,11 +73,12 @@ async fn handle(
         _ => http::MAX_BODY_BYTES,
     };
     let body = http::read_body(req, limit).await?;
-    let url = req.url().map_err(|_| ApiError::Internal)?;
+    let url = req.inner().url();
+    let (origin, query) = routes::origin_and_query(&url).ok_or(ApiError::Internal)?;
     let incoming = Incoming {
         headers: req.headers().clone(),
-        query: url.query().unwrap_or_default().to_string(),
-        origin: url.origin().ascii_serialization(),
+        query: query.to_string(),
+        origin,
         body,
         now: (started_ms / 1000) as i64,
     };

@@ -360,9 +360,59 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     })
 }
 
+/// The origin (`scheme://host[:port]`) and the query (without `?`; empty if none) of a
+/// request's URL as the runtime serialises it (WHATWG: lower-case scheme and host, default
+/// port left out, the path starting at the first `/` after the host, `?` and `#` inside the
+/// path percent-encoded). Reading them off the string spares parsing the URL again on every
+/// request. `None` for a URL without `scheme://`.
+pub fn origin_and_query(url: &str) -> Option<(String, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    // User info is not part of an origin.
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let before_fragment = tail.split('#').next().unwrap_or_default();
+    let query = before_fragment.split_once('?').map_or("", |(_, q)| q);
+    Some((format!("{scheme}://{host}"), query))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_and_query_of_request_urls() {
+        let cases = [
+            (
+                "https://provider.example/provisioning/services",
+                "https://provider.example",
+                "",
+            ),
+            (
+                "http://127.0.0.1:8787/oauth/authorize?a=1&b=%3F",
+                "http://127.0.0.1:8787",
+                "a=1&b=%3F",
+            ),
+            ("http://[::1]:8787/x?y=1#frag", "http://[::1]:8787", "y=1"),
+            ("https://user:pw@h.example/x?q", "https://h.example", "q"),
+            ("https://h.example/a%3Fb%23c", "https://h.example", ""),
+            ("https://h.example/?", "https://h.example", ""),
+            (
+                "https://h.example?only=query",
+                "https://h.example",
+                "only=query",
+            ),
+        ];
+        for (url, origin, query) in cases {
+            assert_eq!(
+                origin_and_query(url),
+                Some((origin.to_string(), query)),
+                "{url}"
+            );
+        }
+        assert_eq!(origin_and_query("/relative?x"), None);
+    }
 
     #[test]
     fn known_routes() {
