@@ -132,17 +132,19 @@ impl Account {
         if !self.events_table() {
             return false; // the commit below fails the same way: nothing is applied
         }
-        let rows: Vec<Value> = self
-            .state
+        !self
+            .rows("SELECT 1 AS applied FROM stripe_events WHERE id = ?", id)
+            .is_empty()
+    }
+
+    /// The rows `query` selects with `key` as its one binding (none when it fails).
+    fn rows(&self, query: &str, key: &str) -> Vec<Value> {
+        self.state
             .storage()
             .sql()
-            .exec(
-                "SELECT 1 AS applied FROM stripe_events WHERE id = ?",
-                vec![SqlStorageValue::from(id)],
-            )
+            .exec(query, vec![SqlStorageValue::from(key)])
             .and_then(|c| c.to_array())
-            .unwrap_or_default();
-        !rows.is_empty()
+            .unwrap_or_default()
     }
 
     /// States written before the `stripe_events` table kept applied event ids inside the
@@ -157,18 +159,8 @@ impl Account {
             account.stripe.processed = ids;
             return;
         };
-        let mut statements: Vec<storage::Statement> = ids
-            .iter()
-            .map(|(id, at)| {
-                (
-                    "INSERT OR IGNORE INTO stripe_events (id, applied_at) VALUES (?, ?)",
-                    vec![
-                        SqlStorageValue::from(id.as_str()),
-                        SqlStorageValue::from(*at),
-                    ],
-                )
-            })
-            .collect();
+        let mut statements: Vec<storage::Statement> =
+            ids.iter().map(|(id, at)| event_row(id, *at)).collect();
         statements.push((
             "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
             vec![SqlStorageValue::from(state_json)],
@@ -180,16 +172,7 @@ impl Account {
     }
 
     fn kv(&self, key: &str) -> Option<String> {
-        let rows: Vec<Value> = self
-            .state
-            .storage()
-            .sql()
-            .exec(
-                "SELECT value FROM kv WHERE key = ?",
-                vec![SqlStorageValue::from(key)],
-            )
-            .and_then(|c| c.to_array())
-            .unwrap_or_default();
+        let rows = self.rows("SELECT value FROM kv WHERE key = ?", key);
         Some(rows.first()?.get("value")?.as_str()?.to_string())
     }
 
@@ -1152,13 +1135,18 @@ fn requester_ctx(
     ctx
 }
 
+/// Records that event `id` was applied at `at` (unix seconds).
+fn event_row(id: &str, at: i64) -> storage::Statement {
+    (
+        "INSERT OR IGNORE INTO stripe_events (id, applied_at) VALUES (?, ?)",
+        vec![SqlStorageValue::from(id), SqlStorageValue::from(at)],
+    )
+}
+
 /// Written with the change an event made: its id, and the ids past the dedupe window go.
 fn applied_event(id: &str, now: i64) -> Vec<storage::Statement> {
     vec![
-        (
-            "INSERT OR IGNORE INTO stripe_events (id, applied_at) VALUES (?, ?)",
-            vec![SqlStorageValue::from(id), SqlStorageValue::from(now)],
-        ),
+        event_row(id, now),
         (
             "DELETE FROM stripe_events WHERE applied_at <= ?",
             vec![SqlStorageValue::from(now - billing::DEDUPE_WINDOW)],
