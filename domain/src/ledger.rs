@@ -49,6 +49,32 @@ pub struct Charge {
     pub description: String,
 }
 
+impl Charge {
+    /// A new charge, counted in the month of `at`.
+    fn new(
+        status: ChargeStatus,
+        id: &str,
+        resource_id: &str,
+        amount: u64,
+        currency: &str,
+        description: &str,
+        at: i64,
+    ) -> Charge {
+        Charge {
+            id: id.to_string(),
+            resource_id: resource_id.to_string(),
+            amount,
+            currency: currency.to_string(),
+            month: month_bounds(at).0,
+            status,
+            created_at: at,
+            refunded: 0,
+            payment_intent: None,
+            description: description.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     pub cap: u64,
@@ -115,19 +141,15 @@ impl Ledger {
                 amount,
             });
         }
-        let (month, _) = month_bounds(now);
-        self.charges.push(Charge {
-            id: id.to_string(),
-            resource_id: resource_id.to_string(),
+        self.charges.push(Charge::new(
+            ChargeStatus::Reserved,
+            id,
+            resource_id,
             amount,
-            currency: currency.to_string(),
-            month,
-            status: ChargeStatus::Reserved,
-            created_at: now,
-            refunded: 0,
-            payment_intent: None,
-            description: description.to_string(),
-        });
+            currency,
+            description,
+            now,
+        ));
         Ok(())
     }
 
@@ -145,19 +167,15 @@ impl Ledger {
         if self.charges.iter().any(|c| c.id == id) {
             return false;
         }
-        let (month, _) = month_bounds(at);
-        self.charges.push(Charge {
-            id: id.to_string(),
-            resource_id: resource_id.to_string(),
+        self.charges.push(Charge::new(
+            ChargeStatus::Charged,
+            id,
+            resource_id,
             amount,
-            currency: currency.to_string(),
-            month,
-            status: ChargeStatus::Charged,
-            created_at: at,
-            refunded: 0,
-            payment_intent: None,
-            description: description.to_string(),
-        });
+            currency,
+            description,
+            at,
+        ));
         true
     }
 
