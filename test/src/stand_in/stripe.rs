@@ -74,7 +74,6 @@ impl Token {
     }
 }
 
-/// Creates a token and returns its id. `metadata.decline_code` scripts a decline.
 /// A granted token as Stripe shows it (`null` when unknown).
 pub(crate) fn token_json(st: &State, id: &str) -> Value {
     st.tokens
@@ -84,6 +83,7 @@ pub(crate) fn token_json(st: &State, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Creates a token and returns its id. `metadata.decline_code` scripts a decline.
 pub(crate) fn create_token(
     st: &mut State,
     currency: &str,
