@@ -163,10 +163,7 @@ impl Account {
         };
         let mut statements: Vec<storage::Statement> =
             ids.iter().map(|(id, at)| event_row(id, *at)).collect();
-        statements.push((
-            "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
-            vec![SqlStorageValue::from(state_json)],
-        ));
+        statements.push(state_row(state_json));
         if let Err(e) = storage::atomically(&self.state.storage(), statements) {
             let _ = internal("move event ids", e);
             account.stripe.processed = ids;
@@ -211,10 +208,7 @@ impl Account {
         if applied.changed() {
             let state_json =
                 serde_json::to_string(&applied.account).map_err(|e| internal("encode state", e))?;
-            let mut statements: Vec<storage::Statement> = vec![(
-                "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
-                vec![SqlStorageValue::from(state_json)],
-            )];
+            let mut statements: Vec<storage::Statement> = vec![state_row(state_json)];
             statements.extend(extra);
             for r in &applied.records {
                 let text = serde_json::to_string(r).map_err(|e| internal("encode record", e))?;
@@ -1143,6 +1137,14 @@ fn requester_ctx(
         ctx.actor = Actor::new(ActorKind::Orchestrator, Some(&who));
     }
     ctx
+}
+
+/// Writes the account state (JSON).
+fn state_row(state_json: String) -> storage::Statement {
+    (
+        "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
+        vec![SqlStorageValue::from(state_json)],
+    )
 }
 
 /// Records that event `id` was applied at `at` (unix seconds).
