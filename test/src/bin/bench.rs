@@ -81,15 +81,14 @@ struct Stats {
 }
 
 impl Stats {
-    /// Both measurements as one.
-    fn merge(mut self, other: Stats) -> Stats {
+    /// Adds another measurement of the same scenario.
+    fn absorb(&mut self, other: Stats) {
         self.ok += other.ok;
         self.failed += other.failed;
         self.elapsed += other.elapsed;
         self.micros.extend(other.micros);
         self.micros.sort_unstable();
-        self.first_error = self.first_error.or(other.first_error);
-        self
+        self.first_error = self.first_error.take().or(other.first_error);
     }
     fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
@@ -371,6 +370,17 @@ fn main() {
     }
 }
 
+/// The worker's state folder on tmpfs, removed when dropped (also when the run fails early).
+struct TmpfsState(Option<std::path::PathBuf>);
+
+impl Drop for TmpfsState {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Runs every scenario; returns how many requests failed.
 fn run(settings: &Settings) -> Result<u64, String> {
     let c = settings.concurrency;
@@ -396,16 +406,18 @@ fn run(settings: &Settings) -> Result<u64, String> {
         options.vars.push((k.into(), v.into()));
     }
     let shm = std::path::Path::new("/dev/shm");
-    let tmpfs = (!settings.on_disk && shm.is_dir())
-        .then(|| shm.join(format!("app-bench-{}", std::process::id())));
+    let tmpfs = TmpfsState(
+        (!settings.on_disk && shm.is_dir())
+            .then(|| shm.join(format!("app-bench-{}", std::process::id()))),
+    );
     println!(
         "local state (Durable Objects, D1): {}",
-        match &tmpfs {
+        match &tmpfs.0 {
             Some(dir) => format!("tmpfs, {}", dir.display()),
             None => "on disk, the test suite's run folder".into(),
         }
     );
-    options.persist_to = tmpfs.clone();
+    options.persist_to = tmpfs.0.clone();
     let worker = DevWorker::start(options);
     let p = worker.provider();
     let mut rows = Vec::new();
@@ -488,30 +500,22 @@ fn run(settings: &Settings) -> Result<u64, String> {
         ..settings.clone()
     };
     let spreads = [1, 10, settings.accounts];
-    let mut passes: Vec<Option<Stats>> = spreads.iter().map(|_| None).collect();
-    for i in (0..spreads.len()).chain((0..spreads.len()).rev()) {
-        let n = spreads[i];
-        let stats = load(&half, readers(&many[..n.min(many.len())]), read);
-        passes[i] = Some(match passes[i].take() {
-            Some(first) => first.merge(stats),
-            None => stats,
-        });
+    let spread = |n: usize| load(&half, readers(&many[..n.min(many.len())]), read);
+    let mut passes: Vec<Stats> = spreads.iter().map(|&n| spread(n)).collect();
+    for (i, &n) in spreads.iter().enumerate().rev() {
+        passes[i].absorb(spread(n));
     }
     let scale: Vec<Row> = spreads
         .iter()
         .zip(passes)
-        .filter_map(|(n, stats)| {
-            Some(Row {
-                name: format!("resource GET over {n} accounts"),
-                target: None,
-                stats: stats?,
-            })
+        .map(|(n, stats)| Row {
+            name: format!("resource GET over {n} accounts"),
+            target: None,
+            stats,
         })
         .collect();
     drop(worker);
-    if let Some(dir) = &tmpfs {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    drop(tmpfs);
 
     let baseline = Baseline::start()?;
     let after = baseline.measure(settings, "/");
