@@ -12,6 +12,6 @@ cargo fmt --all --check
 step "cargo clippy (native)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo clippy (wasm32)"
-cargo clippy -p app-provider --target wasm32-unknown-unknown --quiet -- -D warnings
+cargo clippy -p app-provider -p bench-hello -p bench-floor --target wasm32-unknown-unknown --quiet -- -D warnings
 step "cargo test (native units, then the black-box suite under wrangler dev)"
 cargo test --workspace

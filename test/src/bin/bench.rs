@@ -6,6 +6,10 @@
 //! the drift between the two is printed so a noisy machine shows). Then resource reads spread
 //! over 1, 10 and many accounts. Rate limits are raised so they never trip (they still run).
 //!
+//! Account creation is also compared with the floor (`bench/floor`): a worker doing only what
+//! any implementation must for a new account (verify the signature, one directory object per
+//! email, one account object, one D1 record, one log line), measured before and after ours.
+//!
 //! usage: bench [--quick] [--concurrency N] [--seconds S] [--accounts N] [--on-disk]
 //!   --quick     1 s per scenario and 100 accounts at most: checks the benchmark runs
 //!   --on-disk   keep the local state on disk (the test suite's folder) instead of tmpfs
@@ -177,27 +181,41 @@ fn expect_ok(reply: Result<app_client::Reply, app_client::TransportError>) -> Re
     }
 }
 
-/// The hello-world worker (`bench/hello`) under `wrangler dev`, stopped on drop.
-struct Baseline {
+/// The signing key of the floor worker (`bench/floor/src/lib.rs`, `KEY`).
+const FLOOR_KEY: &str = "floor-signing-key";
+
+/// A reference worker of `bench/` (the hello-world baseline or the floor) under its own
+/// `wrangler dev`, stopped on drop.
+struct Reference {
     child: Child,
     url: String,
 }
 
-impl Baseline {
-    fn start() -> Result<Baseline, String> {
-        let dir = app_tests::root().join("bench/hello");
+impl Reference {
+    /// Builds `bench/<name>` as the real worker is built, starts it with its local state in
+    /// `state` (emptied first) and waits until `probe` answers 200 with `ready`.
+    fn start(
+        name: &str,
+        state: &std::path::Path,
+        probe: Call,
+        ready: &str,
+    ) -> Result<Reference, String> {
+        let crate_dir = format!("bench/{name}");
+        let dir = app_tests::root().join(&crate_dir);
         let status = Command::new("sh")
-            .arg(app_tests::root().join("bench/size.sh"))
-            .arg("--hello-only")
+            .arg(app_tests::root().join("scripts/build.sh"))
+            .arg(&crate_dir)
             .current_dir(app_tests::root())
+            .stdout(Stdio::null())
             .status()
-            .map_err(|e| format!("bench/size.sh: {e}"))?;
+            .map_err(|e| format!("scripts/build.sh {crate_dir}: {e}"))?;
         if !status.success() {
-            return Err("bench/size.sh --hello-only failed".into());
+            return Err(format!("scripts/build.sh {crate_dir} failed"));
         }
+        let _ = std::fs::remove_dir_all(state);
         let port = free_port();
-        let log = std::fs::File::create(dir.join("build/wrangler.log"))
-            .map_err(|e| format!("log file: {e}"))?;
+        let log_path = dir.join("build/wrangler.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
         use std::os::unix::process::CommandExt;
         let child = Command::new(app_tests::tool("wrangler"))
@@ -205,7 +223,7 @@ impl Baseline {
             .args(["--inspector-port", &free_port().to_string()])
             .args(["--show-interactive-dev-session=false"])
             .arg("--persist-to")
-            .arg(dir.join("build/state"))
+            .arg(state)
             .current_dir(&dir)
             .env("PATH", app_tests::tool_path())
             .env("APP_SKIP_BUILD", "1")
@@ -217,27 +235,35 @@ impl Baseline {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("start wrangler dev: {e}"))?;
-        let baseline = Baseline {
+        let reference = Reference {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
-        let probe = Provider::new(&baseline.url, "");
+        let client = Provider::new(&reference.url, "");
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
-            if let Ok(r) = probe.send(Call::get("/").signing(Signing::Unsigned)) {
-                if r.status == 200 && r.text() == "hello" {
-                    return Ok(baseline);
+            if let Ok(r) = client.send(probe.clone()) {
+                if r.status == 200 && r.text() == ready {
+                    return Ok(reference);
                 }
             }
             std::thread::sleep(Duration::from_millis(250));
         }
         Err(format!(
-            "the hello-world worker did not answer within 90 s (log: {})",
-            dir.join("build/wrangler.log").display()
+            "bench/{name} did not answer within 90 s (log: {})",
+            log_path.display()
         ))
     }
 
-    /// Measures `GET path`: `/` answers only, `/log` also writes one log line.
+    /// The hello-world worker, its state in its build folder (it keeps none).
+    fn hello() -> Result<Reference, String> {
+        let state = app_tests::root().join("bench/hello/build/state");
+        let probe = Call::get("/").signing(Signing::Unsigned);
+        Reference::start("hello", &state, probe, "hello")
+    }
+
+    /// Measures `GET path` on the hello-world worker: `/` answers only, `/log` also writes one
+    /// log line.
     fn measure(&self, settings: &Settings, path: &str) -> Stats {
         let clients = (0..settings.concurrency)
             .map(|_| Provider::new(&self.url, ""))
@@ -253,9 +279,29 @@ impl Baseline {
             }
         })
     }
+
+    /// The floor worker, its state next to ours (tmpfs unless `--on-disk`).
+    fn floor(tmpfs: &TmpfsState) -> Result<Reference, String> {
+        let state = match &tmpfs.0 {
+            Some(dir) => dir.join("floor"),
+            None => app_tests::root().join("bench/floor/build/state"),
+        };
+        let probe = Call::new("POST", "/setup").signing(Signing::Unsigned);
+        Reference::start("floor", &state, probe, "ready")
+    }
+
+    /// Measures account creation on the floor worker, with the same signed request as ours.
+    fn measure_accounts(&self, settings: &Settings, tag: &str) -> Stats {
+        let clients = (0..settings.concurrency)
+            .map(|_| Provider::new(&self.url, FLOOR_KEY))
+            .collect();
+        load(settings, clients, |p: &mut Provider, n| {
+            create_account(p, &format!("floor{tag}"), n)
+        })
+    }
 }
 
-impl Drop for Baseline {
+impl Drop for Reference {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
@@ -263,6 +309,14 @@ impl Drop for Baseline {
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
+}
+
+/// One account request for a new email (unique per process, `tag` and `n`).
+fn create_account(p: &Provider, tag: &str, n: u64) -> Result<(), String> {
+    let pid = std::process::id();
+    let id = format!("acctreq_bench_{tag}_{pid}_{n}");
+    let email = format!("{tag}{pid}x{n}@bench.example");
+    expect_ok(p.account_request(&flows::account_request(&id, &email)))
 }
 
 /// `n` new accounts, each with a free plan, created `concurrency` at a time.
@@ -390,21 +444,11 @@ fn run(settings: &Settings) -> Result<u64, String> {
         settings.warmup,
         if settings.quick { " (quick mode)" } else { "" }
     );
-    let baseline = Baseline::start()?;
+    let baseline = Reference::hello()?;
     let before = baseline.measure(settings, "/");
     let before_logged = baseline.measure(settings, "/log");
     drop(baseline);
 
-    let mut options = Options::default();
-    // Production's configuration where the tests' differs: no rate limit in the way, and no
-    // development fault switch (with it on, every audit write first asks the switch's object).
-    for (k, v) in [
-        ("ORCHESTRATOR_RATE_LIMIT", "1000000000"),
-        ("ACCOUNT_RATE_LIMIT", "1000000000"),
-        ("FAULT_INJECTION", "disabled"),
-    ] {
-        options.vars.push((k.into(), v.into()));
-    }
     let shm = std::path::Path::new("/dev/shm");
     let tmpfs = TmpfsState(
         (!settings.on_disk && shm.is_dir())
@@ -417,6 +461,20 @@ fn run(settings: &Settings) -> Result<u64, String> {
             None => "on disk, the test suite's run folder".into(),
         }
     );
+    let floor = Reference::floor(&tmpfs)?;
+    let floor_before = floor.measure_accounts(settings, "before");
+    drop(floor);
+
+    let mut options = Options::default();
+    // Production's configuration where the tests' differs: no rate limit in the way, and no
+    // development fault switch (with it on, every audit write first asks the switch's object).
+    for (k, v) in [
+        ("ORCHESTRATOR_RATE_LIMIT", "1000000000"),
+        ("ACCOUNT_RATE_LIMIT", "1000000000"),
+        ("FAULT_INJECTION", "disabled"),
+    ] {
+        options.vars.push((k.into(), v.into()));
+    }
     options.persist_to = tmpfs.0.clone();
     let worker = DevWorker::start(options);
     let p = worker.provider();
@@ -486,10 +544,7 @@ fn run(settings: &Settings) -> Result<u64, String> {
         name: "account creation POST account_requests".into(),
         target: Some(0.3),
         stats: load(settings, vec![p.clone(); c], |p, n| {
-            let id = format!("acctreq_bench_new_{}_{n}", std::process::id());
-            let email = format!("new{}x{n}@bench.example", std::process::id());
-            let reply = p.account_request(&flows::account_request(&id, &email));
-            expect_ok(reply)
+            create_account(p, "new", n)
         }),
     });
 
@@ -515,9 +570,13 @@ fn run(settings: &Settings) -> Result<u64, String> {
         })
         .collect();
     drop(worker);
+
+    let floor = Reference::floor(&tmpfs)?;
+    let floor_after = floor.measure_accounts(settings, "after");
+    drop(floor);
     drop(tmpfs);
 
-    let baseline = Baseline::start()?;
+    let baseline = Reference::hello()?;
     let after = baseline.measure(settings, "/");
     let after_logged = baseline.measure(settings, "/log");
     drop(baseline);
@@ -532,11 +591,15 @@ fn run(settings: &Settings) -> Result<u64, String> {
         "scenario", "req/s", "p50 ms", "p99 ms", "ratio", "vs log", "failed"
     );
     let drift = after.rps() / before.rps();
+    let floor_rps = (floor_before.rps() + floor_after.rps()) / 2.0;
+    let floor_failed = floor_before.failed + floor_after.failed;
     for (name, s) in [
         ("hello-world baseline (before)", before),
         ("hello-world baseline (after)", after),
         ("hello-world + 1 log line (before)", before_logged),
         ("hello-world + 1 log line (after)", after_logged),
+        ("floor: account creation (before)", floor_before),
+        ("floor: account creation (after)", floor_after),
     ] {
         print_row(
             &Row {
@@ -561,10 +624,23 @@ fn run(settings: &Settings) -> Result<u64, String> {
             all.stats.rps() / one.stats.rps()
         );
     }
+    if let Some(ours) = rows.iter().find(|r| r.name.starts_with("account creation")) {
+        println!(
+            "account creation vs the floor (bench/floor, mean of before and after): {:.2}x the \
+             throughput; the floor itself: {:.2}x the bare hello-world worker",
+            ours.stats.rps() / floor_rps,
+            floor_rps / floors.bare
+        );
+    }
     println!("baseline drift over the run: {drift:.2}x (after / before); ratios use their mean");
     println!(
         "ratio: against the bare hello-world worker (the targets); vs log: against the same \
          worker writing one log line per request, as ours does"
     );
-    Ok(rows.iter().chain(&scale).map(|r| r.stats.failed).sum())
+    Ok(rows
+        .iter()
+        .chain(&scale)
+        .map(|r| r.stats.failed)
+        .sum::<u64>()
+        + floor_failed)
 }

@@ -1,0 +1,227 @@
+//! The floor for account creation: the least a provider built on this stack does for one new
+//! account, to measure ours against (throughput) and to see what the design card's crates weigh
+//! on their own (wasm size). It does what the protocol and our issues require of every
+//! implementation, and nothing else:
+//!
+//! - the worker verifies the orchestrator's signature (`Stripe-Signature: t=<unix>,v1=<hex>`,
+//!   HMAC-SHA256 over `<t>.<body>`, 300 s tolerance), parses the JSON body, writes one JSON log
+//!   line and asks the email's directory object;
+//! - one directory object per email (SQLite, one table) finds or creates the account atomically;
+//! - one account object per account (SQLite, one table) stores the new account's state and
+//!   records it in D1 before answering.
+//!
+//! Left out on purpose, as the real worker has them: the audit outbox and its alarm, request
+//! idempotency records, rate limits, API version checks, OAuth codes and error envelopes.
+//! `POST /setup` creates the D1 table (the benchmark calls it once).
+
+#[cfg(target_arch = "wasm32")]
+mod floor {
+    use hmac::{Hmac, KeyInit, Mac};
+    use serde::{Deserialize, Serialize};
+    use worker::wasm_bindgen::JsValue;
+    use worker::{
+        durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result,
+        SqlStorageValue, State,
+    };
+
+    /// The signing secret the benchmark's client uses (not a secret: the floor is local only).
+    pub const KEY: &[u8] = b"floor-signing-key";
+
+    #[derive(Deserialize)]
+    struct AccountRequest {
+        id: String,
+        email: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct NewAccount {
+        account_id: String,
+        email: String,
+        request_id: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Created {
+        account_id: String,
+        created: bool,
+    }
+
+    fn verify(header: Option<String>, body: &[u8]) -> bool {
+        let Some(header) = header else { return false };
+        let mut t = None;
+        let mut v1 = None;
+        for part in header.split(',') {
+            match part.split_once('=') {
+                Some(("t", v)) => t = Some(v),
+                Some(("v1", v)) => v1 = Some(v),
+                _ => {}
+            }
+        }
+        let (Some(t), Some(v1)) = (t, v1) else {
+            return false;
+        };
+        let now = (worker::Date::now().as_millis() / 1000) as i64;
+        match t.parse::<i64>() {
+            Ok(t) if (now - t).abs() <= 300 => {}
+            _ => return false,
+        }
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(KEY) else {
+            return false;
+        };
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        let expected = mac.finalize().into_bytes();
+        let hex: Vec<u8> = expected
+            .iter()
+            .flat_map(|b| format!("{b:02x}").into_bytes())
+            .collect();
+        // Constant-time comparison of the hex strings.
+        hex.len() == v1.len() && hex.iter().zip(v1.bytes()).fold(0, |d, (a, b)| d | (a ^ b)) == 0
+    }
+
+    async fn call<T: Serialize>(stub: worker::Stub, body: &T) -> Result<Response> {
+        let body = serde_json::to_string(body)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&body)));
+        stub.fetch_with_request(Request::new_with_init("https://internal/", &init)?)
+            .await
+    }
+
+    #[worker::event(fetch)]
+    async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> Result<Response> {
+        let path = req.path();
+        if path == "/setup" {
+            env.d1("AUDIT_DB")?
+                .exec("CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, email TEXT NOT NULL, created_at INTEGER NOT NULL)")
+                .await?;
+            return Response::ok("ready");
+        }
+        let body = req.bytes().await?;
+        if !verify(req.headers().get("Stripe-Signature")?, &body) {
+            return Response::error("bad signature", 401);
+        }
+        let request: AccountRequest = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(_) => return Response::error("bad body", 400),
+        };
+        worker::console_log!(
+            "{}",
+            serde_json::json!({"level": "info", "msg": "request", "path": path, "status": 200})
+        );
+        let stub = env
+            .durable_object("DIRECTORY")?
+            .get_by_name(&format!("email:{}", request.email))?;
+        let mut reply = call(stub, &(request.id, request.email)).await?;
+        let created: Created = reply.json().await?;
+        Response::from_json(&created)
+    }
+
+    fn exec(
+        state: &State,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<worker::SqlCursor> {
+        state.storage().sql().exec(query, Some(bindings))
+    }
+
+    #[durable_object]
+    pub struct Directory {
+        state: State,
+        env: Env,
+    }
+
+    impl DurableObject for Directory {
+        fn new(state: State, env: Env) -> Self {
+            let _ = exec(&state, "CREATE TABLE IF NOT EXISTS owner (email TEXT PRIMARY KEY, account_id TEXT NOT NULL, request_id TEXT NOT NULL)", vec![]);
+            Directory { state, env }
+        }
+
+        async fn fetch(&self, mut req: Request) -> Result<Response> {
+            let (request_id, email): (String, String) = req.json().await?;
+            #[derive(Deserialize)]
+            struct Owner {
+                account_id: String,
+            }
+            let found: Vec<Owner> = exec(
+                &self.state,
+                "SELECT account_id FROM owner WHERE email = ?",
+                vec![email.as_str().into()],
+            )?
+            .to_array()?;
+            if let Some(owner) = found.into_iter().next() {
+                return Response::from_json(&Created {
+                    account_id: owner.account_id,
+                    created: false,
+                });
+            }
+            let mut bytes = [0u8; 10];
+            getrandom::fill(&mut bytes).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let account_id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let account_id = format!("acct_{account_id}");
+            exec(
+                &self.state,
+                "INSERT INTO owner (email, account_id, request_id) VALUES (?, ?, ?)",
+                vec![
+                    email.as_str().into(),
+                    account_id.as_str().into(),
+                    request_id.as_str().into(),
+                ],
+            )?;
+            let stub = self
+                .env
+                .durable_object("ACCOUNTS")?
+                .get_by_name(&account_id)?;
+            let new = NewAccount {
+                account_id,
+                email,
+                request_id,
+            };
+            let mut reply = call(stub, &new).await?;
+            let created: Created = reply.json().await?;
+            Response::from_json(&created)
+        }
+    }
+
+    #[durable_object]
+    pub struct Account {
+        state: State,
+        env: Env,
+    }
+
+    impl DurableObject for Account {
+        fn new(state: State, env: Env) -> Self {
+            let _ = exec(
+                &state,
+                "CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+                vec![],
+            );
+            Account { state, env }
+        }
+
+        async fn fetch(&self, mut req: Request) -> Result<Response> {
+            let new: NewAccount = req.json().await?;
+            exec(
+                &self.state,
+                "INSERT INTO state (id, value) VALUES (1, ?)",
+                vec![serde_json::to_string(&new)?.into()],
+            )?;
+            let created_at = (worker::Date::now().as_millis() / 1000) as f64;
+            self.env
+                .d1("AUDIT_DB")?
+                .prepare("INSERT INTO accounts (id, email, created_at) VALUES (?, ?, ?)")
+                .bind(&[
+                    JsValue::from_str(&new.account_id),
+                    JsValue::from_str(&new.email),
+                    JsValue::from_f64(created_at),
+                ])?
+                .run()
+                .await?;
+            Response::from_json(&Created {
+                account_id: new.account_id,
+                created: true,
+            })
+        }
+    }
+}
