@@ -13,8 +13,9 @@ use domain::resources::{ConfirmRequest, CreateRequest, UpdateRequest};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use worker::wasm_bindgen::JsValue;
-use worker::{Env, Method, Request, RequestInit, Response, Stub};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, Env, Response, Stub};
 
 /// An operation on one account, with who asks and for which request.
 #[derive(Debug, Serialize, Deserialize)]
@@ -159,7 +160,7 @@ pub async fn registry(
         .durable_object("REGISTRY")
         .map_err(|_| ApiError::Internal)?;
     let stub = ns.get_by_name(domain).map_err(|_| ApiError::Internal)?;
-    serde_json::from_value(post(&stub, op).await?).map_err(|_| ApiError::Internal)
+    serde_json::from_value(post(stub, op).await?).map_err(|_| ApiError::Internal)
 }
 
 /// An operation on the directory object of one email.
@@ -180,22 +181,32 @@ enum Reply<T, E> {
     Err(E),
 }
 
-async fn post<T: Serialize>(stub: &Stub, body: &T) -> Result<Value, ApiError> {
+async fn post<T: Serialize>(stub: Stub, body: &T) -> Result<Value, ApiError> {
+    let unavailable = |_| ApiError::Unavailable("account storage".into());
     let json = serde_json::to_string(body).map_err(|_| ApiError::Internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&json)));
-    let req = Request::new_with_init("https://internal/", &init).map_err(|_| ApiError::Internal)?;
-    let mut resp = stub
-        .fetch_with_request(req)
+    // The runtime's own request, `fetch` and `text()`: `worker`'s `Request` reads its URL, headers
+    // and `cf` on creation, and its `Response::text` reads the answer chunk by chunk through a
+    // stream reader, one promise per chunk.
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&json));
+    let req = web_sys::Request::new_with_str_and_init("https://internal/", &init)
+        .map_err(|_| ApiError::Internal)?;
+    let object: worker::worker_sys::DurableObject = stub.into_rpc();
+    let promise = object.fetch_with_request(&req).map_err(unavailable)?;
+    let resp: web_sys::Response = JsFuture::from(promise)
         .await
-        .map_err(|_| ApiError::Unavailable("account storage".into()))?;
-    if resp.status_code() != 200 {
+        .and_then(|r| r.dyn_into())
+        .map_err(unavailable)?;
+    if resp.status() != 200 {
         return Err(ApiError::Unavailable("account storage".into()));
     }
-    resp.json::<Value>()
+    let text = JsFuture::from(resp.text().map_err(unavailable)?)
         .await
-        .map_err(|_| ApiError::Unavailable("account storage".into()))
+        .map_err(unavailable)?
+        .as_string()
+        .unwrap_or_default();
+    serde_json::from_str(&text).map_err(|_| ApiError::Unavailable("account storage".into()))
 }
 
 fn decode<T: DeserializeOwned, E: DeserializeOwned>(
@@ -226,7 +237,7 @@ pub async fn account_with<T: DeserializeOwned, E: DeserializeOwned>(
         .durable_object("ACCOUNTS")
         .map_err(|_| ApiError::Internal)?;
     let stub = ns.get_by_name(account_id).map_err(|_| ApiError::Internal)?;
-    decode(post(&stub, call).await?)
+    decode(post(stub, call).await?)
 }
 
 /// Runs `op` on the directory object of a normalised email.
@@ -241,7 +252,7 @@ pub async fn directory<T: DeserializeOwned>(
     let stub = ns
         .get_by_name(&format!("email:{email}"))
         .map_err(|_| ApiError::Internal)?;
-    decode(post(&stub, op).await?)
+    decode(post(stub, op).await?)
 }
 
 /// The answer of a Durable Object's fetch handler.
