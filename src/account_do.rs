@@ -78,8 +78,6 @@ pub struct Account {
     alarm_at: Cell<Option<Option<i64>>>,
     /// The `stripe_events` table is known to exist.
     events_ready: Cell<bool>,
-    /// `AUDIT_BATCH_MS`, once read.
-    batch_ms: Cell<Option<i64>>,
 }
 
 type Outcome = std::result::Result<Value, AccountError>;
@@ -220,15 +218,7 @@ impl Account {
                     ],
                 ));
             }
-            // Configuration does not change under a running object: read once.
-            let batch_ms = match self.batch_ms.get() {
-                Some(ms) => ms,
-                None => {
-                    let ms = config::audit_batch_ms(&self.env);
-                    self.batch_ms.set(Some(ms));
-                    ms
-                }
-            };
+            let batch_ms = config::audit_batch_ms(&self.env);
             let at_once =
                 batch_ms == 0 || applied.records.iter().any(domain::audit::needed_at_once);
             if !applied.records.is_empty() {
@@ -1190,7 +1180,6 @@ impl DurableObject for Account {
             bucket: RefCell::new(None),
             alarm_at: Cell::new(None),
             events_ready: Cell::new(false),
-            batch_ms: Cell::new(None),
         }
     }
 

@@ -6,16 +6,35 @@
 //! signed endpoint refuses every request; with no `OPERATOR_SECRET`, introspection refuses
 //! everyone; with no `OWNER_ASSERTION_SECRET`, no assertion verifies.
 
+use std::cell::RefCell;
+
 use domain::account::Policy;
 use domain::signature;
 use worker::Env;
 
+thread_local! {
+    /// Bindings read so far in this isolate. They cannot change under it (a new deployment,
+    /// var or secret starts new isolates), and each read crosses into JavaScript.
+    static READ: RefCell<Vec<(String, Option<String>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A string binding (var or secret), if set and not empty.
 pub fn string(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
+    let known = READ.with_borrow(|read| {
+        read.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.clone())
+    });
+    if let Some(value) = known {
+        return value;
+    }
+    let value = env
+        .var(name)
         .ok()
         .map(|v| v.to_string())
-        .filter(|s| !s.trim().is_empty())
+        .filter(|s| !s.trim().is_empty());
+    READ.with_borrow_mut(|read| read.push((name.to_string(), value.clone())));
+    value
 }
 
 fn seconds(env: &Env, name: &str, default: i64, max: i64) -> i64 {
