@@ -108,6 +108,14 @@ impl Account {
         Some(account)
     }
 
+    /// Reads the account's state in place (no copy), loading it first if needed.
+    fn peek<R>(&self, f: impl FnOnce(&AccountState) -> R) -> Option<R> {
+        if self.cache.borrow().is_none() {
+            self.load()?;
+        }
+        self.cache.borrow().as_ref().map(f)
+    }
+
     /// Makes sure the `stripe_events` table exists: created on an account's first event, so
     /// accounts that never get one (and account creation) do not pay for it.
     fn events_table(&self) -> bool {
@@ -311,41 +319,29 @@ impl Account {
         self.sent_through.set(Some(mark));
     }
 
-    /// Sets the alarm to the earliest pending work: a failed flush or a resource job.
+    /// Sets the alarm to the earliest pending work: a failed flush, a resource job, a grace
+    /// deadline, a closing account, or records still in the outbox.
     async fn reschedule(&self) {
         let flush = match self.flush_failing.get() {
             Some(false) => None,
             _ => self.kv("flush_wake").and_then(|v| v.parse::<i64>().ok()),
         };
-        let account = self.load();
-        let job = account
-            .as_ref()
-            .and_then(resources::next_wake)
-            .map(|s| s * 1000);
-        let grace = account
-            .as_ref()
-            .and_then(|a| billing::next_grace_deadline(a, config::payment_grace(&self.env)))
-            .map(|s| s * 1000);
-        let closing = account
-            .as_ref()
-            .filter(|a| a.closing.is_some())
-            .map(|_| now_ms() as i64 + 5_000);
-        // Records still in the outbox (a flush running elsewhere in this call) keep the net.
-        let known_empty = self.sent_through.get() == Some(self.written.get());
-        let unsent = (!known_empty
-            && self
-                .state
-                .storage()
-                .sql()
-                .exec("SELECT seq FROM outbox LIMIT 1", None)
-                .and_then(|c| c.to_array::<Value>())
-                .is_ok_and(|rows| !rows.is_empty()))
-        .then(|| now_ms() as i64 + FLUSH_SAFETY_MS);
-        match [flush, job, grace, closing, unsent]
-            .into_iter()
-            .flatten()
-            .min()
-        {
+        let grace = config::payment_grace(&self.env);
+        let now = now_ms() as i64;
+        let wants = self
+            .peek(|a| {
+                [
+                    resources::next_wake(a).map(|s| s * 1000),
+                    billing::next_grace_deadline(a, grace).map(|s| s * 1000),
+                    a.closing.as_ref().map(|_| now + 5_000),
+                ]
+            })
+            .unwrap_or_default();
+        // Records possibly still in the outbox keep the net. Not knowing costs at worst an alarm
+        // that finds the outbox empty; looking would cost a read after every change.
+        let unsent =
+            (self.sent_through.get() != Some(self.written.get())).then_some(now + FLUSH_SAFETY_MS);
+        match wants.into_iter().chain([flush, unsent]).flatten().min() {
             Some(at) => self.arm(at).await,
             None => {
                 if self.current_alarm().await.is_some() {
@@ -892,8 +888,13 @@ impl Account {
                     "account object already holds another account",
                 )),
                 None => {
-                    // Nothing was ever written here, so no failed flush is on record either.
+                    // Nothing was ever written here, so no failed flush is on record either,
+                    // and no alarm is set (at worst one armed by a create whose write then
+                    // failed: `arm` replaces it). Saves a storage read on every new account.
                     self.flush_failing.set(Some(false));
+                    if self.alarm_at.get().is_none() {
+                        self.alarm_at.set(Some(None));
+                    }
                     self.commit(account::create(new, ctx))
                         .await
                         .map(|_| Value::Null)
