@@ -78,6 +78,8 @@ pub struct Account {
     alarm_at: Cell<Option<Option<i64>>>,
     /// The `stripe_events` table is known to exist.
     events_ready: Cell<bool>,
+    /// When this object last deleted expired `stripe_events` ids (unix s; 0: not yet).
+    pruned_at: Cell<i64>,
 }
 
 type Outcome = std::result::Result<Value, AccountError>;
@@ -143,6 +145,20 @@ impl Account {
         !self
             .rows("SELECT 1 AS applied FROM stripe_events WHERE id = ?", id)
             .is_empty()
+    }
+
+    /// The statements recording event `id` as applied, with the deletion of ids past the window
+    /// at most once an hour (an id kept a little longer only dedupes a very late replay).
+    fn applied_event(&self, id: &str, now: i64) -> Vec<storage::Statement> {
+        let mut statements = vec![event_row(id, now)];
+        if now - self.pruned_at.get() >= 3600 {
+            self.pruned_at.set(now);
+            statements.push((
+                "DELETE FROM stripe_events WHERE applied_at <= ?",
+                vec![SqlStorageValue::from(now - billing::DEDUPE_WINDOW)],
+            ));
+        }
+        statements
     }
 
     /// The rows `query` selects with `key` as its one binding (none when it fails).
@@ -1052,7 +1068,7 @@ impl Account {
                     Ok::<_, AccountError>(billing::apply_event(d, &event, &settings, &in_flight))
                 });
                 let outcome = self
-                    .commit_with(applied, applied_event(&event.id, now))
+                    .commit_with(applied, self.applied_event(&event.id, now))
                     .await?;
                 // A job the event unblocked, or a grace period, continues in the alarm.
                 self.reschedule().await;
@@ -1147,16 +1163,6 @@ fn event_row(id: &str, at: i64) -> storage::Statement {
 }
 
 /// Written with the change an event made: its id, and the ids past the dedupe window go.
-fn applied_event(id: &str, now: i64) -> Vec<storage::Statement> {
-    vec![
-        event_row(id, now),
-        (
-            "DELETE FROM stripe_events WHERE applied_at <= ?",
-            vec![SqlStorageValue::from(now - billing::DEDUPE_WINDOW)],
-        ),
-    ]
-}
-
 fn to_value<T: Serialize>(v: T) -> Outcome {
     serde_json::to_value(v).map_err(|e| internal("encode", e))
 }
@@ -1181,6 +1187,7 @@ impl DurableObject for Account {
             bucket: RefCell::new(None),
             alarm_at: Cell::new(None),
             events_ready: Cell::new(false),
+            pruned_at: Cell::new(0),
         }
     }
 
