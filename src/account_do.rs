@@ -23,6 +23,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
 use domain::account::{self, Account as AccountState, AccountError, Applied, Ctx, NewFamily};
 use domain::audit::{Actor, ActorKind, AuditRecord};
@@ -64,6 +67,8 @@ pub struct Account {
     env: Env,
     cache: RefCell<Option<AccountState>>,
     flushing: Cell<bool>,
+    /// Tasks waiting for the running flush to end ([`FlushIdle`]).
+    flush_waiters: RefCell<Vec<Waker>>,
     /// Counts commits that wrote outbox rows; with `sent_through`, tells the flush and the
     /// rescheduler whether the outbox is known to be empty without reading it.
     written: Cell<u64>,
@@ -83,6 +88,21 @@ pub struct Account {
 }
 
 type Outcome = std::result::Result<Value, AccountError>;
+
+/// Ready when no flush is running; the flush that ends wakes its waiters.
+struct FlushIdle<'a>(&'a Account);
+
+impl Future for FlushIdle<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.0.flushing.get() {
+            return Poll::Ready(());
+        }
+        self.0.flush_waiters.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}
 
 fn internal(context: &str, e: impl std::fmt::Display) -> AccountError {
     worker::console_error!(
@@ -322,6 +342,9 @@ impl Account {
             }
         }
         self.flushing.set(false);
+        for waiter in self.flush_waiters.take() {
+            waiter.wake();
+        }
         self.reschedule().await;
     }
 
@@ -1098,13 +1121,8 @@ impl Account {
             AccountOp::OperatorView => Ok(dashboard::operator_view(&current, now)),
             AccountOp::FlushAudit => {
                 // A flush already running owns the outbox and would make this call return at
-                // once: wait for it (up to about 2 s), then send what is left.
-                for _ in 0..100 {
-                    if !self.flushing.get() {
-                        break;
-                    }
-                    worker::Delay::from(std::time::Duration::from_millis(20)).await;
-                }
+                // once: wait for it to end, then send what is left.
+                FlushIdle(self).await;
                 self.flush().await;
                 Ok(Value::Null)
             }
@@ -1180,6 +1198,7 @@ impl DurableObject for Account {
             env,
             cache: RefCell::new(None),
             flushing: Cell::new(false),
+            flush_waiters: RefCell::new(Vec::new()),
             written: Cell::new(0),
             sent_through: Cell::new(None),
             flush_failing: Cell::new(None),
