@@ -10,9 +10,15 @@
 //! - one account object per account (SQLite, one table) stores the new account's state and
 //!   records it in D1 before answering.
 //!
-//! Left out on purpose, as the real worker has them: the audit outbox and its alarm, request
-//! idempotency records, rate limits, API version checks, OAuth codes and error envelopes.
-//! `POST /setup` creates the D1 table (the benchmark calls it once).
+//! And the floor for a Stripe webhook (`POST /webhook`): the worker verifies the signature
+//! (the same scheme), parses the event, logs one line and asks the account object named in the
+//! event's metadata, which applies it exactly once: it looks the event id up, then records it
+//! and changes the account's state in one transaction.
+//!
+//! Left out on purpose, as the real worker has them: the audit outbox and its alarm (for
+//! webhooks, any audit record at all), request idempotency records, rate limits, API version
+//! checks, OAuth codes and error envelopes. `POST /setup` creates the D1 table (the benchmark
+//! calls it once).
 
 #[cfg(target_arch = "wasm32")]
 mod floor {
@@ -38,6 +44,39 @@ mod floor {
         account_id: String,
         email: String,
         request_id: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Event {
+        id: String,
+        data: EventData,
+    }
+
+    #[derive(Deserialize)]
+    struct EventData {
+        object: EventObject,
+    }
+
+    #[derive(Deserialize)]
+    struct EventObject {
+        metadata: Metadata,
+    }
+
+    #[derive(Deserialize)]
+    struct Metadata {
+        account_id: String,
+    }
+
+    /// What the account object is asked.
+    #[derive(Serialize, Deserialize)]
+    enum Call {
+        Create(NewAccount),
+        Event { id: String },
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Applied {
+        duplicate: bool,
     }
 
     #[derive(Serialize, Deserialize)]
@@ -102,14 +141,26 @@ mod floor {
         if !verify(req.headers().get("Stripe-Signature")?, &body) {
             return Response::error("bad signature", 401);
         }
-        let request: AccountRequest = match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(_) => return Response::error("bad body", 400),
-        };
         worker::console_log!(
             "{}",
             serde_json::json!({"level": "info", "msg": "request", "path": path, "status": 200})
         );
+        if path == "/webhook" {
+            let event: Event = match serde_json::from_slice(&body) {
+                Ok(e) => e,
+                Err(_) => return Response::error("bad body", 400),
+            };
+            let stub = env
+                .durable_object("ACCOUNTS")?
+                .get_by_name(&event.data.object.metadata.account_id)?;
+            let mut reply = call(stub, &Call::Event { id: event.id }).await?;
+            let applied: Applied = reply.json().await?;
+            return Response::from_json(&applied);
+        }
+        let request: AccountRequest = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(_) => return Response::error("bad body", 400),
+        };
         let stub = env
             .durable_object("DIRECTORY")?
             .get_by_name(&format!("email:{}", request.email))?;
@@ -178,7 +229,7 @@ mod floor {
                 email,
                 request_id,
             };
-            let mut reply = call(stub, &new).await?;
+            let mut reply = call(stub, &Call::Create(new)).await?;
             let created: Created = reply.json().await?;
             Response::from_json(&created)
         }
@@ -188,6 +239,8 @@ mod floor {
     pub struct Account {
         state: State,
         env: Env,
+        /// The `events` table exists (created with the first event, as the real worker does).
+        events_ready: std::cell::Cell<bool>,
     }
 
     impl DurableObject for Account {
@@ -197,11 +250,23 @@ mod floor {
                 "CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY, value TEXT NOT NULL)",
                 vec![],
             );
-            Account { state, env }
+            Account {
+                state,
+                env,
+                events_ready: std::cell::Cell::new(false),
+            }
         }
 
         async fn fetch(&self, mut req: Request) -> Result<Response> {
-            let new: NewAccount = req.json().await?;
+            match req.json().await? {
+                Call::Create(new) => self.create(new).await,
+                Call::Event { id } => self.event(id),
+            }
+        }
+    }
+
+    impl Account {
+        async fn create(&self, new: NewAccount) -> Result<Response> {
             exec(
                 &self.state,
                 "INSERT INTO state (id, value) VALUES (1, ?)",
@@ -222,6 +287,42 @@ mod floor {
                 account_id: new.account_id,
                 created: true,
             })
+        }
+
+        /// Applies event `id` once: the lookup, then the record and the state change, written
+        /// together (the object's writes before its next await commit as one).
+        fn event(&self, id: String) -> Result<Response> {
+            if !self.events_ready.get() {
+                exec(
+                    &self.state,
+                    "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                    vec![],
+                )?;
+                self.events_ready.set(true);
+            }
+            #[derive(Deserialize)]
+            struct Seen {}
+            let seen: Vec<Seen> = exec(
+                &self.state,
+                "SELECT 1 AS applied FROM events WHERE id = ?",
+                vec![id.as_str().into()],
+            )?
+            .to_array()?;
+            if !seen.is_empty() {
+                return Response::from_json(&Applied { duplicate: true });
+            }
+            let now = (worker::Date::now().as_millis() / 1000) as i64;
+            exec(
+                &self.state,
+                "INSERT INTO events (id, applied_at) VALUES (?, ?)",
+                vec![id.as_str().into(), now.into()],
+            )?;
+            exec(
+                &self.state,
+                "UPDATE state SET value = json_set(value, '$.events', coalesce(json_extract(value, '$.events'), 0) + 1) WHERE id = 1",
+                vec![],
+            )?;
+            Response::from_json(&Applied { duplicate: false })
         }
     }
 }

@@ -6,9 +6,11 @@
 //! the drift between the two is printed so a noisy machine shows). Then resource reads spread
 //! over 1, 10 and many accounts. Rate limits are raised so they never trip (they still run).
 //!
-//! Account creation is also compared with the floor (`bench/floor`): a worker doing only what
-//! any implementation must for a new account (verify the signature, one directory object per
-//! email, one account object, one D1 record, one log line), measured before and after ours.
+//! Account creation and webhooks are also compared with the floor (`bench/floor`): a worker
+//! doing only what any implementation must (for a new account: verify the signature, one
+//! directory object per email, one account object, one D1 record, one log line; for an event:
+//! verify, look its id up in the account's object, record it with a state change), measured
+//! before and after ours.
 //!
 //! usage: bench [--quick] [--concurrency N] [--seconds S] [--accounts N] [--on-disk]
 //!   --quick     1 s per scenario and 100 accounts at most: checks the benchmark runs
@@ -290,14 +292,34 @@ impl Reference {
         Reference::start("floor", &state, probe, "ready")
     }
 
-    /// Measures account creation on the floor worker, with the same signed request as ours.
-    fn measure_accounts(&self, settings: &Settings, tag: &str) -> Stats {
+    /// Measures account creation on the floor worker, with the same signed request as ours,
+    /// then webhooks to 10 of its accounts, with the same events as ours.
+    fn measure_floor(&self, settings: &Settings, tag: &str) -> Result<(Stats, Stats), String> {
+        let tag = format!("floor{tag}");
         let clients = (0..settings.concurrency)
             .map(|_| Provider::new(&self.url, FLOOR_KEY))
             .collect();
-        load(settings, clients, |p: &mut Provider, n| {
-            create_account(p, &format!("floor{tag}"), n)
-        })
+        let accounts = load(settings, clients, |p: &mut Provider, n| {
+            create_account(p, &tag, n)
+        });
+        let p = Provider::new(&self.url, FLOOR_KEY);
+        let mut ids = Vec::new();
+        for k in 0..10 {
+            let email = format!("{tag}{}w{k}@bench.example", std::process::id());
+            let id = format!("acctreq_bench_{tag}_w{k}");
+            let reply = p
+                .account_request(&flows::account_request(&id, &email))
+                .map_err(|e| e.to_string())?;
+            match reply.json()["account_id"].as_str() {
+                Some(account) => ids.push(account.to_string()),
+                None => return Err(format!("floor account: {}", reply.text())),
+            }
+        }
+        let webhooks = load(settings, vec![p; settings.concurrency], |p, n| {
+            let account = &ids[n as usize % ids.len()];
+            deliver_event(p, "/webhook", FLOOR_KEY, account, n)
+        });
+        Ok((accounts, webhooks))
     }
 }
 
@@ -309,6 +331,32 @@ impl Drop for Reference {
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
+}
+
+/// One signed Stripe event (`invoice.upcoming`, unique per process and `n`) for `account`.
+fn deliver_event(
+    p: &Provider,
+    path: &str,
+    secret: &str,
+    account: &str,
+    n: u64,
+) -> Result<(), String> {
+    let pid = std::process::id();
+    let body = json!({"id": format!("evt_bench_{pid}_{n}"), "object": "event",
+        "api_version": "2026-04-22.preview", "created": unix_now(), "livemode": false,
+        "type": "invoice.upcoming",
+        "data": {"object": {"id": format!("in_bench_{n}"), "object": "invoice",
+            "metadata": {"account_id": account}}}})
+    .to_string();
+    let signature = domain::signature::sign_header(secret.as_bytes(), unix_now(), body.as_bytes());
+    expect_ok(
+        p.send(
+            Call::new("POST", path)
+                .raw_body(body.into_bytes(), "application/json")
+                .signing(Signing::Raw(signature))
+                .api_version(None),
+        ),
+    )
 }
 
 /// One account request for a new email (unique per process, `tag` and `n`).
@@ -462,7 +510,7 @@ fn run(settings: &Settings) -> Result<u64, String> {
         }
     );
     let floor = Reference::floor(&tmpfs)?;
-    let floor_before = floor.measure_accounts(settings, "before");
+    let (floor_before, floor_events_before) = floor.measure_floor(settings, "before")?;
     drop(floor);
 
     let mut options = Options::default();
@@ -525,18 +573,7 @@ fn run(settings: &Settings) -> Result<u64, String> {
         target: Some(0.5),
         stats: load(settings, vec![p.clone(); c], |p, n| {
             let account = &webhook_accounts[n as usize % webhook_accounts.len()];
-            let body = json!({"id": format!("evt_bench_{}_{n}", std::process::id()), "object": "event",
-                "api_version": "2026-04-22.preview", "created": unix_now(), "livemode": false,
-                "type": "invoice.upcoming",
-                "data": {"object": {"id": format!("in_bench_{n}"), "object": "invoice", "metadata": {"account_id": account}}}})
-            .to_string();
-            let signature = domain::signature::sign_header(WEBHOOK_SECRET.as_bytes(), unix_now(), body.as_bytes());
-            expect_ok(p.send(
-                Call::new("POST", "/webhooks/stripe")
-                    .raw_body(body.into_bytes(), "application/json")
-                    .signing(Signing::Raw(signature))
-                    .api_version(None),
-            ))
+            deliver_event(p, "/webhooks/stripe", WEBHOOK_SECRET, account, n)
         }),
     });
 
@@ -572,7 +609,7 @@ fn run(settings: &Settings) -> Result<u64, String> {
     drop(worker);
 
     let floor = Reference::floor(&tmpfs)?;
-    let floor_after = floor.measure_accounts(settings, "after");
+    let (floor_after, floor_events_after) = floor.measure_floor(settings, "after")?;
     drop(floor);
     drop(tmpfs);
 
@@ -592,7 +629,16 @@ fn run(settings: &Settings) -> Result<u64, String> {
     );
     let drift = after.rps() / before.rps();
     let floor_rps = (floor_before.rps() + floor_after.rps()) / 2.0;
-    let floor_failed = floor_before.failed + floor_after.failed;
+    let floor_events_rps = (floor_events_before.rps() + floor_events_after.rps()) / 2.0;
+    let floor_failed = [
+        &floor_before,
+        &floor_after,
+        &floor_events_before,
+        &floor_events_after,
+    ]
+    .iter()
+    .map(|s| s.failed)
+    .sum::<u64>();
     for (name, s) in [
         ("hello-world baseline (before)", before),
         ("hello-world baseline (after)", after),
@@ -600,6 +646,8 @@ fn run(settings: &Settings) -> Result<u64, String> {
         ("hello-world + 1 log line (after)", after_logged),
         ("floor: account creation (before)", floor_before),
         ("floor: account creation (after)", floor_after),
+        ("floor: webhook (before)", floor_events_before),
+        ("floor: webhook (after)", floor_events_after),
     ] {
         print_row(
             &Row {
@@ -624,13 +672,18 @@ fn run(settings: &Settings) -> Result<u64, String> {
             all.stats.rps() / one.stats.rps()
         );
     }
-    if let Some(ours) = rows.iter().find(|r| r.name.starts_with("account creation")) {
-        println!(
-            "account creation vs the floor (bench/floor, mean of before and after): {:.2}x the \
-             throughput; the floor itself: {:.2}x the bare hello-world worker",
-            ours.stats.rps() / floor_rps,
-            floor_rps / floors.bare
-        );
+    for (scenario, floor) in [
+        ("account creation", floor_rps),
+        ("webhook", floor_events_rps),
+    ] {
+        if let Some(ours) = rows.iter().find(|r| r.name.starts_with(scenario)) {
+            println!(
+                "{scenario} vs the floor (bench/floor, mean of before and after): {:.2}x the \
+                 throughput; the floor itself: {:.2}x the bare hello-world worker",
+                ours.stats.rps() / floor,
+                floor / floors.bare
+            );
+        }
     }
     println!("baseline drift over the run: {drift:.2}x (after / before); ratios use their mean");
     println!(
