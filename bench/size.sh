@@ -1,8 +1,8 @@
 #!/bin/sh
 # Wasm size check: builds the real worker, the hello-world baseline (bench/hello) and the floor
-# (bench/floor: only what account creation and a webhook need, with the design card's crates) with the
-# same tools and release profile (scripts/build.sh), then prints the raw and gzip -9 size of
-# each .wasm and the ratios of the gzip sizes (the goal: ours at most 3x the baseline's).
+# (bench/floor: only what account creation and a webhook need, with the design card's crates)
+# with the same tools and release profile (scripts/build.sh), then prints the raw and gzip -9
+# size of each .wasm and the ratios of the gzip sizes (the goal: ours at most 3x the baseline's).
 #
 #   sh bench/size.sh                 all three builds, then the table
 #   sh bench/size.sh --no-build      the table for what build/ and bench/*/build/ hold
