@@ -1121,8 +1121,10 @@ impl Account {
             AccountOp::OperatorView => Ok(dashboard::operator_view(&current, now)),
             AccountOp::FlushAudit => {
                 // A flush already running owns the outbox and would make this call return at
-                // once: wait for it to end, then send what is left.
-                FlushIdle(self).await;
+                // once: wait for it to end (at most 2 s: a hanging D1 write must not hang the
+                // operator's read), then send what is left.
+                let limit = worker::Delay::from(std::time::Duration::from_secs(2));
+                futures_util::future::select(FlushIdle(self), limit).await;
                 self.flush().await;
                 Ok(Value::Null)
             }
@@ -1180,7 +1182,6 @@ fn event_row(id: &str, at: i64) -> storage::Statement {
     )
 }
 
-/// Written with the change an event made: its id, and the ids past the dedupe window go.
 fn to_value<T: Serialize>(v: T) -> Outcome {
     serde_json::to_value(v).map_err(|e| internal("encode", e))
 }
