@@ -182,7 +182,7 @@ enum Reply<T, E> {
 }
 
 async fn post<T: Serialize>(stub: Stub, body: &T) -> Result<Value, ApiError> {
-    let unavailable = |_| ApiError::Unavailable("account storage".into());
+    let unavailable = || ApiError::Unavailable("account storage".into());
     let json = serde_json::to_string(body).map_err(|_| ApiError::Internal)?;
     // The runtime's own request, `fetch` and `text()`: `worker`'s `Request` reads its URL, headers
     // and `cf` on creation, and its `Response::text` reads the answer chunk by chunk through a
@@ -193,20 +193,20 @@ async fn post<T: Serialize>(stub: Stub, body: &T) -> Result<Value, ApiError> {
     let req = web_sys::Request::new_with_str_and_init("https://internal/", &init)
         .map_err(|_| ApiError::Internal)?;
     let object: worker::worker_sys::DurableObject = stub.into_rpc();
-    let promise = object.fetch_with_request(&req).map_err(unavailable)?;
+    let promise = object.fetch_with_request(&req).map_err(|_| unavailable())?;
     let resp: web_sys::Response = JsFuture::from(promise)
         .await
         .and_then(|r| r.dyn_into())
-        .map_err(unavailable)?;
+        .map_err(|_| unavailable())?;
     if resp.status() != 200 {
-        return Err(ApiError::Unavailable("account storage".into()));
+        return Err(unavailable());
     }
-    let text = JsFuture::from(resp.text().map_err(unavailable)?)
+    let text = JsFuture::from(resp.text().map_err(|_| unavailable())?)
         .await
-        .map_err(unavailable)?
+        .map_err(|_| unavailable())?
         .as_string()
         .unwrap_or_default();
-    serde_json::from_str(&text).map_err(|_| ApiError::Unavailable("account storage".into()))
+    serde_json::from_str(&text).map_err(|_| unavailable())
 }
 
 fn decode<T: DeserializeOwned, E: DeserializeOwned>(
