@@ -4,7 +4,8 @@
 //! implementation, and nothing else:
 //!
 //! - the worker verifies the orchestrator's signature (`Stripe-Signature: t=<unix>,v1=<hex>`,
-//!   HMAC-SHA256 over `<t>.<body>`, 300 s tolerance), parses the JSON body, writes one JSON log
+//!   HMAC-SHA256 over `<t>.<body>`, 300 s tolerance, with the project's own
+//!   `domain::signature`), parses the JSON body, writes one JSON log
 //!   line and asks the email's directory object;
 //! - one directory object per email (SQLite, one table) finds or creates the account atomically;
 //! - one account object per account (SQLite, one table) stores the new account's state and
@@ -22,7 +23,6 @@
 
 #[cfg(target_arch = "wasm32")]
 mod floor {
-    use hmac::{Hmac, KeyInit, Mac};
     use serde::{Deserialize, Serialize};
     use worker::wasm_bindgen::JsValue;
     use worker::{
@@ -85,38 +85,11 @@ mod floor {
         created: bool,
     }
 
+    /// The project's own check (`domain::signature`): strict header parse, HMAC-SHA256,
+    /// constant-time comparison, 300 s tolerance.
     fn verify(header: Option<String>, body: &[u8]) -> bool {
-        let Some(header) = header else { return false };
-        let mut t = None;
-        let mut v1 = None;
-        for part in header.split(',') {
-            match part.split_once('=') {
-                Some(("t", v)) => t = Some(v),
-                Some(("v1", v)) => v1 = Some(v),
-                _ => {}
-            }
-        }
-        let (Some(t), Some(v1)) = (t, v1) else {
-            return false;
-        };
         let now = (worker::Date::now().as_millis() / 1000) as i64;
-        match t.parse::<i64>() {
-            Ok(t) if (now - t).abs() <= 300 => {}
-            _ => return false,
-        }
-        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(KEY) else {
-            return false;
-        };
-        mac.update(t.as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        let expected = mac.finalize().into_bytes();
-        let hex: Vec<u8> = expected
-            .iter()
-            .flat_map(|b| format!("{b:02x}").into_bytes())
-            .collect();
-        // Constant-time comparison of the hex strings.
-        hex.len() == v1.len() && hex.iter().zip(v1.bytes()).fold(0, |d, (a, b)| d | (a ^ b)) == 0
+        domain::signature::verify(header.as_deref(), body, &[KEY], now, 300).is_ok()
     }
 
     async fn call<T: Serialize>(stub: worker::Stub, body: &T) -> Result<Response> {
