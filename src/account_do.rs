@@ -452,6 +452,9 @@ impl Account {
         // Bounded: a job has a handful of steps; waiting (a retry, or a backend still working)
         // ends the loop and is left to the alarm.
         let mut steps = 0;
+        // A definite failure may leave a follow-up job (a refund, a name to let go): it is
+        // driven on in the same loop, and the failure is what the caller is told.
+        let mut failed: Option<ResourceError> = None;
         let result = loop {
             steps += 1;
             let Some(current) = self.load() else {
@@ -484,8 +487,21 @@ impl Account {
                 resources::apply_outcome(d, id, outcome, &settings)
             });
             if let Err(e) = self.commit(applied).await {
-                break Err(e);
+                let follow_up = self.load().is_some_and(|a| {
+                    resources::find(&a, id)
+                        .ok()
+                        .and_then(|r| r.job.as_ref())
+                        .is_some_and(|j| j.attempts == 0)
+                });
+                if !follow_up || matches!(e, ResourceError::Unavailable) {
+                    break Err(e);
+                }
+                failed.get_or_insert(e);
             }
+        };
+        let result = match failed {
+            Some(e) => Err(e),
+            None => result,
         };
         self.running.borrow_mut().remove(id);
         self.reschedule().await;

@@ -198,6 +198,10 @@ impl Step {
                 code_challenge: r.code_challenge.clone(),
             },
             spending_cap: config::spending_cap(&self.env),
+            // The cap counts in the catalog's currency (README: spending cap).
+            currency: crate::discovery::catalog(&self.env)
+                .ok()
+                .map(|c| c.currency().to_string()),
         };
         Ok((new, code.token))
     }

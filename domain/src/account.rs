@@ -405,6 +405,9 @@ pub struct NewAccount {
     /// The monthly spending cap the account starts with (cents).
     #[serde(default = "default_cap")]
     pub spending_cap: u64,
+    /// The currency the cap is counted in: the catalog's (`usd` when absent).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 fn default_cap() -> u64 {
@@ -432,6 +435,10 @@ pub fn create(new: NewAccount, ctx: &Ctx) -> Applied<()> {
         resources: Vec::new(),
         ledger: crate::ledger::Ledger {
             cap: new.spending_cap,
+            currency: new
+                .currency
+                .clone()
+                .unwrap_or_else(|| crate::catalog::DEFAULT_CURRENCY.into()),
             ..Default::default()
         },
         billing: Billing::default(),
@@ -1252,6 +1259,7 @@ pub(crate) fn test_new_account() -> NewAccount {
             code_challenge: None,
         },
         spending_cap: crate::ledger::DEFAULT_CAP,
+        currency: None,
     }
 }
 
@@ -1261,6 +1269,27 @@ mod tests;
 #[cfg(test)]
 mod wire_tests {
     use super::*;
+
+    #[test]
+    fn a_new_account_without_a_currency_counts_in_usd() {
+        // The shape directory objects sent before the cap took the catalog's currency.
+        let mut v = serde_json::to_value(test_new_account()).unwrap();
+        v.as_object_mut().unwrap().remove("currency");
+        let old: NewAccount = serde_json::from_value(v).unwrap();
+        assert_eq!(old.currency, None);
+        let ctx = Ctx {
+            now: 1_800_000_000,
+            actor: Actor::new(ActorKind::Orchestrator, Some("acct_s")),
+            request_id: None,
+            policy: Policy::default(),
+        };
+        assert_eq!(create(old, &ctx).account.ledger.currency, "usd");
+        let eur = NewAccount {
+            currency: Some("eur".into()),
+            ..test_new_account()
+        };
+        assert_eq!(create(eur, &ctx).account.ledger.currency, "eur");
+    }
 
     #[test]
     fn every_error_survives_the_trip_between_objects() {

@@ -154,7 +154,13 @@ struct CatalogFile {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
     services: Vec<Service>,
+    /// The one currency of every fixed price (the spending cap's).
+    currency: String,
 }
+
+/// The cap's currency when the catalog has no fixed price (only free services and upstream
+/// domains, which quote their own).
+pub const DEFAULT_CURRENCY: &str = "usd";
 
 /// What is wrong with the catalog, naming the entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +188,16 @@ fn valid_id(id: &str) -> bool {
         && b.iter().all(|&c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b':' | b'.')
         })
+}
+
+/// A Stripe object id as the catalog may name one (Prices may have custom ids, so only the
+/// characters are checked).
+fn valid_stripe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 255
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn valid_currency(c: &str) -> bool {
@@ -219,7 +235,10 @@ impl Catalog {
             })?;
             services.push(service);
         }
-        let catalog = Catalog { services };
+        let mut catalog = Catalog {
+            services,
+            currency: DEFAULT_CURRENCY.into(),
+        };
         for (i, service) in catalog.services.iter().enumerate() {
             catalog
                 .check_service(i, service)
@@ -247,6 +266,9 @@ impl Catalog {
                     currencies[0].1, currencies[1].1
                 ),
             });
+        }
+        if let Some((_, c)) = currencies.first() {
+            catalog.currency = c.to_string();
         }
         Ok(catalog)
     }
@@ -347,9 +369,17 @@ impl Catalog {
                     (Some(price), true) => {
                         check_price(price)?;
                         match price.interval.as_deref() {
-                        Some("month" | "year") => Ok(()),
-                        _ => Err("a paid plan's provider.price.interval must be \"month\" or \"year\"".into()),
+                        Some("month" | "year") => {}
+                        _ => return Err("a paid plan's provider.price.interval must be \"month\" or \"year\"".into()),
                     }
+                        // The subscription is created with this Price: without it Stripe would
+                        // be sent `items[0][price]=` and refuse, after the first period was
+                        // charged.
+                        match price.stripe_price.as_deref() {
+                            Some(id) if valid_stripe_id(id) => Ok(()),
+                            Some(id) => Err(format!("provider.price.stripe_price {id:?} must be a Stripe Price id like \"price_...\" (1-255 characters of A-Z, a-z, 0-9, '_' or '-')")),
+                            None => Err("a paid plan needs provider.price.stripe_price, the Stripe Price (price_...) its subscription bills".into()),
+                        }
                     }
                     (None, true) => {
                         Err("a paid plan needs provider.price (amount, currency, interval)".into())
@@ -436,6 +466,12 @@ impl Catalog {
                 .iter()
                 .any(|o| matches!(o, ComponentOption::Paid { .. })),
         }
+    }
+
+    /// The currency of the catalog's prices: the spending cap is counted in it (`usd` when
+    /// the catalog has no fixed price).
+    pub fn currency(&self) -> &str {
+        &self.currency
     }
 
     pub fn services(&self) -> &[Service] {
@@ -609,6 +645,68 @@ mod tests {
         bad_currency["provider"] =
             json!({"type":"plan","price":{"amount":500,"currency":"USD","interval":"month"}});
         assert!(err_of(json!([bad_currency])).message.contains("currency"));
+    }
+
+    fn paid_plan(id: &str, price: Value) -> Value {
+        let mut p = plan(id, &[]);
+        p["pricing"] = json!({"type":"paid","paid":{"type":"freeform","freeform":"20/month"}});
+        p["provider"] = json!({"type": "plan", "price": price});
+        p
+    }
+
+    #[test]
+    fn a_paid_plan_needs_its_stripe_price() {
+        // Without it the worker charged the first period, then sent `items[0][price]=`.
+        let e = err_of(json!([paid_plan(
+            "gold",
+            json!({"amount": 2000, "currency": "usd", "interval": "month"})
+        )]));
+        assert_eq!(e.entry, "services[0] (\"gold\")");
+        assert!(e.message.contains("stripe_price"), "{e}");
+        for bad in ["", "price 1", "price_\u{e9}"] {
+            let e = err_of(json!([paid_plan(
+                "gold",
+                json!({"amount": 2000, "currency": "usd", "interval": "month", "stripe_price": bad})
+            )]));
+            assert!(e.message.contains("stripe_price"), "{bad:?}: {e}");
+        }
+        Catalog::parse(&with_services(json!([paid_plan(
+            "gold",
+            json!({"amount": 2000, "currency": "usd", "interval": "month", "stripe_price": "price_1Gold"})
+        )])))
+        .unwrap();
+    }
+
+    #[test]
+    fn the_cap_currency_is_the_catalogs() {
+        let eur = |id: &str| {
+            paid_plan(
+                id,
+                json!({"amount": 1900, "currency": "eur", "interval": "month", "stripe_price": "price_eur"}),
+            )
+        };
+        let c = Catalog::parse(&with_services(json!([plan("free", &[]), eur("pro")]))).unwrap();
+        assert_eq!(c.currency(), "eur");
+        assert_eq!(
+            Catalog::parse(&with_services(json!([plan("free", &[])])))
+                .unwrap()
+                .currency(),
+            DEFAULT_CURRENCY
+        );
+        assert_eq!(Catalog::parse(DEFAULT_CATALOG).unwrap().currency(), "usd");
+        // Mixed currencies are refused, wherever the odd one is.
+        let usd = paid_plan(
+            "usd_plan",
+            json!({"amount": 2000, "currency": "usd", "interval": "month", "stripe_price": "price_usd"}),
+        );
+        for services in [
+            json!([eur("a"), usd.clone()]),
+            json!([usd.clone(), eur("a"), eur("b")]),
+            json!([eur("a"), eur("b"), usd]),
+        ] {
+            let e = err_of(services);
+            assert!(e.message.contains("one currency"), "{e}");
+        }
     }
 
     #[test]

@@ -449,6 +449,11 @@ impl ResourceError {
                 "backend_error",
                 format!("the platform could not do it ({code}): {message}"),
             ),
+            ResourceError::BackendTimeout { attempts, waited } => Failure::new(
+                502,
+                "backend_timeout",
+                format!("the platform was still provisioning it after {attempts} checks over {waited} s; gave up (remove it and create it again)"),
+            ),
             ResourceError::UnsupportedPurpose { purpose } => Failure::new(
                 400,
                 "unsupported_purpose",

@@ -118,6 +118,18 @@ impl Ledger {
             .sum()
     }
 
+    /// Takes `currency` (the catalog's) as the cap's when it differs and nothing counts against
+    /// the month of `now` yet; returns the currency it replaced. The cap is an amount in the
+    /// catalog's currency: an account created while the catalog priced in another currency
+    /// moves to the new one at its next purchase, unless this month already holds charges in
+    /// the old one (the month's total would mix currencies: [`Ledger::reserve`] then refuses).
+    pub fn adopt_currency(&mut self, currency: &str, now: i64) -> Option<String> {
+        if currency == self.currency || self.spent(now) > 0 {
+            return None;
+        }
+        Some(std::mem::replace(&mut self.currency, currency.to_string()))
+    }
+
     /// Reserves `amount` for `resource_id`, or says why not.
     pub fn reserve(
         &mut self,
@@ -303,6 +315,26 @@ mod tests {
                 expected: "usd".into()
             })
         );
+    }
+
+    #[test]
+    fn the_catalogs_currency_is_adopted_while_the_month_is_empty() {
+        let mut l = Ledger::default();
+        let now = t("2026-11-10T00:00:00Z");
+        assert_eq!(l.adopt_currency("usd", now), None);
+        assert_eq!(l.adopt_currency("eur", now), Some("usd".into()));
+        l.reserve("c1", "r1", 1_000, "eur", "", now).unwrap();
+        // Once this month holds euros, another currency is refused, not mixed in.
+        assert_eq!(l.adopt_currency("gbp", now), None);
+        assert_eq!(
+            l.reserve("c2", "r2", 1, "gbp", "", now),
+            Err(CapError::Currency {
+                expected: "eur".into()
+            })
+        );
+        // A released reservation counts for nothing.
+        l.release("c1");
+        assert_eq!(l.adopt_currency("gbp", now), Some("eur".into()));
     }
 
     #[test]

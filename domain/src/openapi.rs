@@ -642,6 +642,10 @@ mod tests {
                 code: "refused".into(),
                 message: "no".into(),
             },
+            ResourceError::BackendTimeout {
+                attempts: 40,
+                waited: 600,
+            },
             ResourceError::UnsupportedPurpose {
                 purpose: "billing".into(),
             },
@@ -679,6 +683,7 @@ mod tests {
                 | ResourceError::DomainUnavailable { .. }
                 | ResourceError::NoDomainAvailable
                 | ResourceError::Backend { .. }
+                | ResourceError::BackendTimeout { .. }
                 | ResourceError::UnsupportedPurpose { .. }
                 | ResourceError::Unavailable
                 | ResourceError::Account { .. } => {}

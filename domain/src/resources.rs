@@ -111,7 +111,8 @@ pub struct ErrorInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
-    /// Start a paid plan: check the token, customer, first period, subscription.
+    /// Start a paid plan: check the token, customer, first period, subscription; when it
+    /// replaces a paid plan, then cancel that plan's subscription.
     Subscribe {
         target_service: String,
         token: String,
@@ -123,6 +124,14 @@ pub enum Job {
         token_checked: bool,
         payment_intent: Option<String>,
         payment_method: Option<String>,
+        /// The subscription of the paid plan this one replaces (paid -> paid): cancelled once
+        /// the new one exists, in the same saga, so exactly one bills.
+        #[serde(default)]
+        replaces: Option<String>,
+        /// The new subscription, once Stripe created it (only kept while `replaces` is
+        /// cancelled).
+        #[serde(default)]
+        subscription: Option<String>,
     },
     /// Leave a paid plan: cancel the subscription, then move to `target_service` or remove.
     Unsubscribe {
@@ -149,6 +158,10 @@ pub enum Job {
         charge_id: String,
         amount: u64,
         reason: ErrorInfo,
+        /// The resource keeps what it had (a plan change whose new plan could not start stays
+        /// on the current plan) instead of ending `errored`.
+        #[serde(default)]
+        keep_current: bool,
     },
     /// Call the operator's backend (`create`, `rotate` or `remove`) until it is done.
     Operator { action: String, url: String },
@@ -247,6 +260,12 @@ pub enum ResourceError {
     Backend {
         code: String,
         message: String,
+    },
+    /// The operator's backend still answered `pending` after `attempts` checks over `waited`
+    /// seconds.
+    BackendTimeout {
+        attempts: u32,
+        waited: i64,
     },
     UnsupportedPurpose {
         purpose: String,
@@ -532,7 +551,16 @@ pub fn prepare_create(
 ) -> Result<Preparation, ResourceError> {
     let service = service(catalog, &req.service_id)?;
     if service.kind == ServiceKind::Plan {
-        if let Some(plan) = current_plan(a) {
+        // A plan whose charge is live (being refunded: still `pending`) or could not be
+        // refunded (`refund_failed`) answers a retried create: never a second charge for it.
+        let unrefunded = || {
+            a.resources.iter().find(|r| {
+                r.kind == ServiceKind::Plan
+                    && r.status == Status::Errored
+                    && r.error.as_ref().is_some_and(|e| e.code == REFUND_FAILED)
+            })
+        };
+        if let Some(plan) = current_plan(a).or_else(unrefunded) {
             if plan.service_id == req.service_id || plan.job.as_ref().is_some_and(|j| matches!(&j.job, Job::Subscribe { target_service, .. } if *target_service == req.service_id)) {
                 return Ok(Preparation::Existing(plan.id.clone()));
             }
@@ -606,6 +634,15 @@ fn reserve(
     description: &str,
 ) -> Result<(), ResourceError> {
     let now = d.now();
+    // Prices are in the catalog's one currency, which the cap counts in (README).
+    if let Some(previous) = d.account.ledger.adopt_currency(currency, now) {
+        d.record(
+            "spend.currency_set",
+            None,
+            json!({"currency": previous}),
+            json!({"currency": currency, "cap": d.account.ledger.cap}),
+        );
+    }
     d.account
         .ledger
         .reserve(charge_id, resource_id, amount, currency, description, now)
@@ -658,8 +695,15 @@ fn subscribe_job(
     resource_id: &str,
     token: String,
     charge_id: &str,
+    replaces: Option<String>,
 ) -> Result<Job, ResourceError> {
     let price = plan_price(service).ok_or_else(|| invalid("this plan has no price configured"))?;
+    // The catalog refuses a paid plan without one; checked again before any money moves.
+    let stripe_price = price
+        .stripe_price
+        .clone()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| invalid("this plan has no Stripe price configured"))?;
     let description = format!("{} plan", service.id);
     reserve(
         d,
@@ -674,12 +718,14 @@ fn subscribe_job(
         token,
         amount: price.amount,
         currency: price.currency.clone(),
-        stripe_price: price.stripe_price.clone().unwrap_or_default(),
+        stripe_price,
         period_days: period_days(price),
         charge_id: charge_id.to_string(),
         token_checked: false,
         payment_intent: None,
         payment_method: None,
+        replaces,
+        subscription: None,
     })
 }
 
@@ -730,7 +776,7 @@ pub fn create(
                     .payment_token
                     .clone()
                     .ok_or(ResourceError::RequiresPaymentCredentials)?;
-                let job = subscribe_job(d, service, &ids.resource_id, token, &ids.charge_id)?;
+                let job = subscribe_job(d, service, &ids.resource_id, token, &ids.charge_id, None)?;
                 resource.status = Status::Pending;
                 resource.message = Some("starting the subscription".into());
                 resource.job = start_job(job, now);
@@ -904,7 +950,15 @@ pub fn update_service(
             .payment_token
             .clone()
             .ok_or(ResourceError::RequiresPaymentCredentials)?;
-        let job = subscribe_job(d, target, id, token, charge_id)?;
+        // paid -> paid: the current subscription is cancelled in the same saga once the new
+        // one exists (a failure before that refunds the new charge and keeps the current plan).
+        let replaces = match &r.detail {
+            Detail::Plan {
+                subscription_id, ..
+            } => subscription_id.clone(),
+            _ => None,
+        };
+        let job = subscribe_job(d, target, id, token, charge_id, replaces)?;
         let r = &mut d.account.resources[i];
         r.job = start_job(job, now);
         r.message = Some(format!("moving to {}", target.id));
@@ -1344,6 +1398,8 @@ pub fn next_action(a: &Account, id: &str, now: i64) -> Option<Action> {
             period_days,
             target_service,
             charge_id,
+            replaces,
+            subscription,
             ..
         } => {
             if !token_checked {
@@ -1365,6 +1421,12 @@ pub fn next_action(a: &Account, id: &str, now: i64) -> Option<Action> {
                     customer: a.billing.customer_id.clone(),
                     save: true,
                     description: format!("{target_service} plan, first period"),
+                }
+            } else if let (Some(_), Some(old)) = (subscription, replaces) {
+                // Same key as an Unsubscribe of that subscription: the same DELETE.
+                Action::CancelSubscription {
+                    key: key(old, "cancel"),
+                    subscription_id: old.clone(),
                 }
             } else {
                 Action::CreateSubscription {
@@ -1498,8 +1560,19 @@ pub fn apply_outcome(
             d.record("job.retry_scheduled", None, Value::Null, json!({"resource_id": id, "attempt": attempts, "reason": crate::errors::truncate(&message, 200)}));
             Ok(())
         }
+        // Stripe refuses to refund what is already refunded (by a webhook-reported refund, or
+        // from the dashboard): the compensation is done.
+        Outcome::Refused {
+            error:
+                ResourceError::Payment {
+                    error: PaymentError::Failed { code, .. },
+                },
+        } if code == "charge_already_refunded" && matches!(js.job, Job::Refund { .. }) => {
+            let refund = "already_refunded".to_string();
+            advance(d, i, js, Outcome::Refunded { id: refund }, settings)
+        }
         Outcome::Refused { error } => fail_job(d, i, error),
-        outcome => advance(d, i, js, outcome),
+        outcome => advance(d, i, js, outcome, settings),
     }
 }
 
@@ -1508,6 +1581,7 @@ fn advance(
     i: usize,
     mut js: JobState,
     outcome: Outcome,
+    settings: &Settings,
 ) -> Result<(), ResourceError> {
     let now = d.now();
     let id = d.account.resources[i].id.clone();
@@ -1568,8 +1642,20 @@ fn advance(
             *payment_method = pm;
             settled(d, &id, charge_id, &pi, *amount, currency);
         }
-        (Job::Subscribe { target_service, .. }, Outcome::Subscription { id: sub, status }) => {
+        (
+            Job::Subscribe {
+                target_service,
+                replaces,
+                subscription,
+                ..
+            },
+            Outcome::Subscription { id: sub, status },
+        ) => {
             let target = target_service.clone();
+            // paid -> paid: the new plan is in place now; the old subscription is cancelled
+            // next, in this job (the resource stays busy until it is).
+            let old = replaces.clone();
+            *subscription = Some(sub.clone());
             let before = summary(&d.account.resources[i]);
             let r = &mut d.account.resources[i];
             r.service_id = target;
@@ -1586,6 +1672,33 @@ fn advance(
             r.updated_at = now;
             let after = summary(r);
             d.record("resource.completed", None, before, after);
+            if let Some(old) = old {
+                d.account.resources[i].message =
+                    Some(format!("cancelling the previous subscription {old}"));
+                d.account.resources[i].job = Some(js);
+            }
+            return Ok(());
+        }
+        (
+            Job::Subscribe {
+                replaces: Some(old),
+                subscription: Some(_),
+                ..
+            },
+            Outcome::Canceled,
+        ) => {
+            let old = old.clone();
+            let r = &mut d.account.resources[i];
+            r.job = None;
+            r.message = None;
+            r.updated_at = now;
+            let new = summary(r)["subscription_id"].clone();
+            d.record(
+                "subscription.canceled",
+                None,
+                Value::Null,
+                json!({"subscription_id": old, "replaced_by": new}),
+            );
             return Ok(());
         }
         (
@@ -1709,11 +1822,13 @@ fn advance(
                 charge_id,
                 amount,
                 reason,
+                keep_current,
                 ..
             },
             Outcome::Refunded { id: refund },
         ) => {
             let (cid, amount, reason) = (charge_id.clone(), *amount, reason.clone());
+            let keep_current = *keep_current;
             if let Some(c) = d.account.ledger.get_mut(&cid) {
                 c.refunded = amount;
                 c.status = crate::ledger::ChargeStatus::Refunded;
@@ -1727,6 +1842,15 @@ fn advance(
             let r = &mut d.account.resources[i];
             r.job = None;
             r.message = None;
+            if keep_current {
+                // The plan change failed: the current plan stays as it was.
+                r.updated_at = now;
+                r.message = Some(format!(
+                    "the plan change failed: {} The charge was refunded.",
+                    reason.message
+                ));
+                return Ok(());
+            }
             r.error = Some(ErrorInfo {
                 code: reason.code,
                 message: format!("{} The charge was refunded.", reason.message),
@@ -1751,6 +1875,19 @@ fn advance(
                         .as_ref()
                         .map(|j| j.attempts + 1)
                         .unwrap_or(1);
+                    // Bounded like an outage: a backend that stays `pending` is given up on.
+                    // Operator backends are free services (the catalog refuses paid ones), so
+                    // there is no charge to refund; `fail_job` releases nothing else.
+                    if js.attempts >= settings.max_attempts {
+                        return fail_job(
+                            d,
+                            i,
+                            ResourceError::BackendTimeout {
+                                attempts: js.attempts,
+                                waited: now - js.started_at,
+                            },
+                        );
+                    }
                     js.next_at = now + retry_after.unwrap_or(2).clamp(1, 300);
                     d.account.resources[i].job = Some(js);
                     d.account.resources[i].message =
@@ -1821,7 +1958,8 @@ fn advance(
 }
 
 /// A job failed for good: release the money, let go of claimed names, refund what was charged,
-/// then leave the resource where the human or agent can act on it.
+/// then leave the resource where the human or agent can act on it. Every purchase ends with
+/// what was paid for in place, or with its charge refunded (a `Refund` follow-up).
 fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), ResourceError> {
     d.keep_on_error();
     let now = d.now();
@@ -1856,6 +1994,19 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
         summary(&r),
         json!({"resource_id": r.id, "code": info.code, "message": info.message}),
     );
+    if let Job::Subscribe {
+        replaces: Some(old),
+        subscription: Some(_),
+        ..
+    } = &js.job
+    {
+        d.record(
+            "subscription.cancel_failed",
+            None,
+            Value::Null,
+            json!({"resource_id": r.id, "subscription_id": old, "code": info.code}),
+        );
+    }
     let follow_up = |job: Job| {
         Some(JobState {
             job,
@@ -1869,6 +2020,41 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
     res.job = None;
     res.updated_at = now;
     match js.job {
+        // paid -> paid: the new plan is paid for and in place; only cancelling the old
+        // subscription failed. Nothing to refund; say what is left to do.
+        Job::Subscribe {
+            replaces: Some(old),
+            subscription: Some(_),
+            ..
+        } => {
+            res.message = Some(format!(
+                "moved to {}, but the previous subscription {old} could not be cancelled ({}); the operator must cancel it in Stripe",
+                res.service_id, info.message
+            ));
+        }
+        // Charged, but the subscription could not be started: refund it. A plan change keeps
+        // the current plan; a new plan stays `pending` until the refund, then ends `errored`
+        // (it is never dropped while its charge is live: a retried create finds it).
+        Job::Subscribe {
+            payment_intent: Some(pi),
+            charge_id,
+            amount,
+            ..
+        } => {
+            let keep_current = r.status == Status::Complete;
+            if !keep_current {
+                res.status = Status::Pending;
+            }
+            res.message =
+                Some("the subscription could not be started; refunding the charge".into());
+            res.job = follow_up(Job::Refund {
+                payment_intent: pi,
+                charge_id,
+                amount,
+                reason: info,
+                keep_current,
+            });
+        }
         // A failed plan change leaves the current plan in place.
         Job::Subscribe { .. } if r.status == Status::Complete => {
             res.message = Some(format!("the plan change failed: {}", info.message));
@@ -1880,7 +2066,8 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             res.status = Status::Complete;
             res.message = Some(format!("the change failed: {}", info.message));
         }
-        // A new plan whose purchase failed before anyone was told it was pending: nothing stays.
+        // A new plan whose purchase failed before anyone was told it was pending, and before
+        // any money moved: nothing stays.
         Job::Subscribe { .. } if !js.acknowledged => {
             d.account.resources.remove(i);
         }
@@ -1898,6 +2085,7 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
                 charge_id,
                 amount,
                 reason: info,
+                keep_current: false,
             });
         }
         // Not charged: back to the quote, letting go of a claimed name first.
@@ -1917,6 +2105,29 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             res.status = Status::Complete;
             res.message = Some(format!("the {action} failed: {}", info.message));
         }
+        // The refund itself was refused: the money is still with us. A plan change keeps
+        // its (working) current plan; anything else ends `errored` with `refund_failed`,
+        // which also keeps a retried create from charging again (`prepare_create`).
+        Job::Refund {
+            keep_current: true,
+            reason,
+            ..
+        } => {
+            res.message = Some(format!(
+                "the plan change failed ({}) and its charge could not be refunded ({}); the operator must refund it",
+                reason.message, info.message
+            ));
+        }
+        Job::Refund { reason, .. } => {
+            res.status = Status::Errored;
+            res.error = Some(ErrorInfo {
+                code: REFUND_FAILED.into(),
+                message: format!(
+                    "{} The charge could not be refunded ({}); the operator must refund it.",
+                    reason.message, info.message
+                ),
+            });
+        }
         _ => {
             res.status = Status::Errored;
             res.error = Some(info);
@@ -1924,6 +2135,9 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
     }
     Err(error)
 }
+
+/// The error code of a resource whose purchase failed and whose charge could not be refunded.
+pub const REFUND_FAILED: &str = "refund_failed";
 
 /// RFC 7662 view of a provisioned API token (`pvak_`), for the operator's own API.
 pub fn introspect_api_key(a: &Account, token_hash: &str) -> Value {

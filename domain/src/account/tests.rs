@@ -45,6 +45,7 @@ impl World {
                 code_challenge: challenge.map(str::to_string),
             },
             spending_cap: crate::ledger::DEFAULT_CAP,
+            currency: None,
         };
         let applied = create(new, &ctx(T0, ActorKind::Orchestrator));
         assert!(applied.result.is_ok());

@@ -368,6 +368,8 @@ fn a_lost_charge_answer_is_completed_by_the_webhook() {
                 token_checked: true,
                 payment_intent: None,
                 payment_method: None,
+                replaces: None,
+                subscription: None,
             },
             started_at: T0,
             attempts: 1,

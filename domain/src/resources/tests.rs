@@ -24,6 +24,19 @@ fn catalog() -> Catalog {
                                  "required": ["domain_query"], "additionalProperties": false},
         "provider": {"type": "domain", "registrar": "upstream"}
     }));
+    // A second paid plan, for paid -> paid changes.
+    for s in services.iter_mut() {
+        if s["id"] == "paid" {
+            s["allowed_updates"] = json!(["free", "team"]);
+        }
+    }
+    services.push(json!({
+        "id": "team", "description": "Team plan", "categories": ["hosting"], "kind": "plan",
+        "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "$50/month"}},
+        "allowed_updates": ["free", "paid"],
+        "configuration_schema": {"type": "object", "properties": {}, "additionalProperties": false},
+        "provider": {"type": "plan", "price": {"amount": 5000, "currency": "usd", "interval": "month", "stripe_price": "price_team_monthly"}}
+    }));
     Catalog::parse(&v.to_string()).unwrap()
 }
 
@@ -919,4 +932,417 @@ fn a_new_purchase_never_reuses_an_old_idempotency_key() {
         panic!()
     };
     assert_ne!(first, second);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Money: every purchase ends with what was paid for, or with its charge refunded
+
+/// A new paid plan charged (first period), waiting for its subscription.
+fn charged_plan(w: &mut W) -> String {
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    w.feed(&id, spt("spt_1", 5000)).unwrap();
+    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+        .unwrap();
+    let Some(Action::CreatePaymentIntent { key, .. }) = w.next(&id) else {
+        panic!()
+    };
+    assert_eq!(key, format!("{}:{id}:ch_1:subscribe-pi", w.account.id));
+    w.feed(
+        &id,
+        Outcome::PaymentIntent {
+            id: "pi_1".into(),
+            payment_method: Some("pm_1".into()),
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        w.next(&id),
+        Some(Action::CreateSubscription { .. })
+    ));
+    id
+}
+
+fn stripe_refuses(code: &str) -> Outcome {
+    Outcome::from_stripe_failure(crate::payments::classify(
+        400,
+        &json!({"error": {"type": "invalid_request_error", "code": code, "message": "No such price: 'price_pro_monthly'"}}),
+    ))
+}
+
+fn actions(w: &W) -> Vec<&str> {
+    w.log.iter().map(|r| r.action.as_str()).collect()
+}
+
+#[test]
+fn a_subscription_refused_after_the_charge_is_refunded_and_a_retry_charges_nothing() {
+    let mut w = W::new();
+    let id = charged_plan(&mut w);
+    assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
+    // Not dropped: its charge is live until refunded.
+    let r = w.res(&id);
+    assert_eq!(r.status, Status::Pending);
+    assert!(
+        matches!(w.next(&id), Some(Action::Refund { payment_intent, amount: 2000, .. }) if payment_intent == "pi_1")
+    );
+    // The same create again, while the refund is pending: the same resource, no new charge.
+    assert_eq!(w.create(paid_plan("spt_1"), None).unwrap(), id);
+    assert_eq!(w.account.ledger.charges.len(), 1);
+    // The refund is recorded in the ledger and the audit trail.
+    w.feed(&id, Outcome::Refunded { id: "re_1".into() })
+        .unwrap();
+    let r = w.res(&id);
+    assert_eq!(r.status, Status::Errored);
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.code, "payment_failed");
+    assert!(e.message.contains("refunded"), "{}", e.message);
+    let c = &w.account.ledger.charges[0];
+    assert_eq!(
+        (c.status, c.refunded, c.payment_intent.as_deref()),
+        (ChargeStatus::Refunded, 2000, Some("pi_1"))
+    );
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+    for a in [
+        "charge.succeeded",
+        "job.failed",
+        "charge.refunded",
+        "resource.failed",
+    ] {
+        assert!(actions(&w).contains(&a), "{a} not in {:?}", actions(&w));
+    }
+    assert_eq!(verify_chain(&w.log), Ok(()));
+    // After the refund a create is a new purchase: a new charge with new keys (Stripe would
+    // replay the refunded PaymentIntent under the old key).
+    let old_key = format!("{}:{id}:ch_1:subscribe-pi", w.account.id);
+    let again = w.create(paid_plan("spt_2"), None).unwrap();
+    assert_ne!(again, id);
+    w.feed(&again, spt("spt_2", 5000)).unwrap();
+    let Some(Action::CreatePaymentIntent { key, .. }) = w.next(&again) else {
+        panic!("{:?}", w.next(&again))
+    };
+    assert_ne!(key, old_key);
+    assert_eq!(w.account.ledger.charges.len(), 2);
+}
+
+#[test]
+fn a_subscription_that_stays_unavailable_is_refunded_too() {
+    let mut w = W::new();
+    let id = charged_plan(&mut w);
+    let s = Settings::default();
+    for n in 1..=s.max_attempts {
+        let r = w.feed(
+            &id,
+            Outcome::Unavailable {
+                message: "503".into(),
+            },
+        );
+        assert_eq!(r.is_err(), n == s.max_attempts);
+        w.now += 300;
+    }
+    assert!(matches!(w.next(&id), Some(Action::Refund { .. })));
+    w.feed(&id, Outcome::Refunded { id: "re_1".into() })
+        .unwrap();
+    assert_eq!(w.res(&id).status, Status::Errored);
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+}
+
+#[test]
+fn a_free_to_paid_change_refused_after_the_charge_is_refunded_and_stays_free() {
+    let mut w = W::new();
+    let id = w
+        .create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let cat = w.catalog.clone();
+    let up = UpdateRequest {
+        service_id: "paid".into(),
+        payment_token: Some("spt_1".into()),
+    };
+    w.run(|d| update_service(d, &id, &up, &cat, "ch_up"))
+        .unwrap();
+    w.feed(&id, spt("spt_1", 5000)).unwrap();
+    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+        .unwrap();
+    w.feed(
+        &id,
+        Outcome::PaymentIntent {
+            id: "pi_up".into(),
+            payment_method: Some("pm_1".into()),
+        },
+    )
+    .unwrap();
+    assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
+    assert_eq!(
+        (w.res(&id).status, w.res(&id).service_id.as_str()),
+        (Status::Complete, "free"),
+        "the current plan stays usable while the refund runs"
+    );
+    assert!(matches!(w.next(&id), Some(Action::Refund { .. })));
+    assert_eq!(
+        w.run(|d| update_service(d, &id, &up, &cat, "ch_up2")),
+        Err(ResourceError::Busy),
+        "no second charge while the first is live"
+    );
+    w.feed(&id, Outcome::Refunded { id: "re_1".into() })
+        .unwrap();
+    let r = w.res(&id);
+    assert_eq!(
+        (r.status, r.service_id.as_str()),
+        (Status::Complete, "free")
+    );
+    assert!(r.message.as_deref().unwrap().contains("refunded"));
+    assert_eq!(w.account.ledger.charges[0].status, ChargeStatus::Refunded);
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+    assert!(actions(&w).contains(&"charge.refunded"));
+}
+
+#[test]
+fn a_refund_stripe_refuses_is_refund_failed_and_still_blocks_a_second_charge() {
+    let mut w = W::new();
+    let id = charged_plan(&mut w);
+    assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
+    assert!(w.feed(&id, stripe_refuses("charge_disputed")).is_err());
+    let r = w.res(&id);
+    assert_eq!(r.status, Status::Errored);
+    assert_eq!(r.error.as_ref().unwrap().code, REFUND_FAILED);
+    assert_eq!(w.account.ledger.charges[0].status, ChargeStatus::Charged);
+    // The charge is still live: the same create answers this resource, charging nothing.
+    assert_eq!(w.create(paid_plan("spt_1"), None).unwrap(), id);
+    assert_eq!(w.account.ledger.charges.len(), 1);
+}
+
+#[test]
+fn a_refund_already_made_counts_as_made() {
+    let mut w = W::new();
+    let id = charged_plan(&mut w);
+    assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
+    w.feed(&id, stripe_refuses("charge_already_refunded"))
+        .unwrap();
+    assert_eq!(w.res(&id).status, Status::Errored);
+    assert_eq!(w.account.ledger.charges[0].status, ChargeStatus::Refunded);
+}
+
+#[test]
+fn paid_to_paid_cancels_the_old_subscription_in_the_same_saga() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    subscribe(&mut w, &id);
+    let cat = w.catalog.clone();
+    let up = UpdateRequest {
+        service_id: "team".into(),
+        payment_token: Some("spt_2".into()),
+    };
+    w.run(|d| update_service(d, &id, &up, &cat, "ch_team"))
+        .unwrap();
+    assert_eq!(w.account.ledger.spent(w.now), 7000, "the whole new period");
+    w.feed(&id, spt("spt_2", 5000)).unwrap();
+    let Some(Action::CreatePaymentIntent { amount, .. }) = w.next(&id) else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(amount, 5000);
+    w.feed(
+        &id,
+        Outcome::PaymentIntent {
+            id: "pi_2".into(),
+            payment_method: Some("pm_2".into()),
+        },
+    )
+    .unwrap();
+    let Some(Action::CreateSubscription { price, .. }) = w.next(&id) else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(price, "price_team_monthly");
+    w.feed(
+        &id,
+        Outcome::Subscription {
+            id: "sub_2".into(),
+            status: "trialing".into(),
+        },
+    )
+    .unwrap();
+    // The new plan is in place; the old subscription is cancelled next, same saga.
+    let r = w.res(&id);
+    assert_eq!(
+        (r.status, r.service_id.as_str()),
+        (Status::Complete, "team")
+    );
+    assert!(matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == "sub_2"));
+    assert!(
+        matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_1")
+    );
+    assert_eq!(w.run(|d| remove(d, &id, &cat)), Err(ResourceError::Busy));
+    w.feed(&id, Outcome::Canceled).unwrap();
+    assert_eq!(w.next(&id), None);
+    assert!(w.res(&id).job.is_none());
+    assert!(actions(&w).contains(&"subscription.canceled"));
+    // Removing ends the live (new) subscription.
+    assert_eq!(w.run(|d| remove(d, &id, &cat)), Ok(false));
+    assert!(
+        matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_2")
+    );
+    w.feed(&id, Outcome::Canceled).unwrap();
+    assert_eq!(w.res(&id).status, Status::Removed);
+}
+
+#[test]
+fn paid_to_paid_whose_new_subscription_is_refused_refunds_and_keeps_the_old_plan() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    subscribe(&mut w, &id);
+    let cat = w.catalog.clone();
+    let up = UpdateRequest {
+        service_id: "team".into(),
+        payment_token: Some("spt_2".into()),
+    };
+    w.run(|d| update_service(d, &id, &up, &cat, "ch_team"))
+        .unwrap();
+    w.feed(&id, spt("spt_2", 5000)).unwrap();
+    w.feed(
+        &id,
+        Outcome::PaymentIntent {
+            id: "pi_2".into(),
+            payment_method: Some("pm_2".into()),
+        },
+    )
+    .unwrap();
+    assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
+    assert!(
+        matches!(w.next(&id), Some(Action::Refund { payment_intent, amount: 5000, .. }) if payment_intent == "pi_2"),
+        "the old subscription is not touched: {:?}",
+        w.next(&id)
+    );
+    w.feed(&id, Outcome::Refunded { id: "re_2".into() })
+        .unwrap();
+    let r = w.res(&id);
+    assert_eq!(
+        (r.status, r.service_id.as_str()),
+        (Status::Complete, "paid")
+    );
+    assert!(matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == "sub_1"));
+    assert_eq!(w.account.ledger.spent(w.now), 2000);
+}
+
+#[test]
+fn paid_to_paid_whose_old_subscription_cannot_be_cancelled_says_so() {
+    let mut w = W::new();
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    subscribe(&mut w, &id);
+    let cat = w.catalog.clone();
+    let up = UpdateRequest {
+        service_id: "team".into(),
+        payment_token: Some("spt_2".into()),
+    };
+    w.run(|d| update_service(d, &id, &up, &cat, "ch_team"))
+        .unwrap();
+    w.feed(&id, spt("spt_2", 5000)).unwrap();
+    w.feed(
+        &id,
+        Outcome::PaymentIntent {
+            id: "pi_2".into(),
+            payment_method: Some("pm_2".into()),
+        },
+    )
+    .unwrap();
+    w.feed(
+        &id,
+        Outcome::Subscription {
+            id: "sub_2".into(),
+            status: "trialing".into(),
+        },
+    )
+    .unwrap();
+    assert!(w.feed(&id, stripe_refuses("invalid_request")).is_err());
+    let r = w.res(&id);
+    assert_eq!(
+        (r.status, r.service_id.as_str()),
+        (Status::Complete, "team")
+    );
+    assert!(r.message.as_deref().unwrap().contains("sub_1"));
+    assert!(r.job.is_none());
+    assert_eq!(w.account.ledger.charges[1].status, ChargeStatus::Charged);
+    assert!(actions(&w).contains(&"subscription.cancel_failed"));
+}
+
+#[test]
+fn an_operator_backend_pending_forever_is_given_up() {
+    let mut w = W::new();
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let id = w
+        .create(json!({"service_id": "database", "project_id": "p"}), None)
+        .unwrap();
+    let pending = || Outcome::Operator {
+        status: "pending".into(),
+        access_configuration: None,
+        retry_after: Some(5),
+        error: None,
+    };
+    let max = Settings::default().max_attempts;
+    for _ in 1..max {
+        w.feed(&id, pending()).unwrap();
+        w.now += 5;
+        assert!(w.next(&id).is_some());
+    }
+    let e = w.feed(&id, pending()).unwrap_err();
+    assert!(matches!(e, ResourceError::BackendTimeout { attempts, .. } if attempts == max));
+    let r = w.res(&id);
+    assert_eq!(r.status, Status::Errored);
+    assert!(r.job.is_none(), "no more polling");
+    assert_eq!(w.next(&id), None);
+    let v = render(r, "a", &BTreeMap::new());
+    assert_eq!(v["error"]["code"], "backend_timeout");
+    // Free service: nothing was reserved, nothing to compensate.
+    assert!(w.account.ledger.charges.is_empty());
+}
+
+#[test]
+fn an_all_eur_catalog_sells_in_eur() {
+    let mut v: Value = serde_json::from_str(DEFAULT_CATALOG).unwrap();
+    for s in v["services"].as_array_mut().unwrap() {
+        if let Some(p) = s["provider"].get_mut("price") {
+            p["currency"] = json!("eur");
+        }
+    }
+    let eur = Catalog::parse(&v.to_string()).unwrap();
+    assert_eq!(eur.currency(), "eur");
+    // An account made while the catalog was in usd: its first purchase takes the catalog's.
+    let mut w = W::new();
+    assert_eq!(w.account.ledger.currency, "usd");
+    w.catalog = eur;
+    let id = w.create(paid_plan("spt_1"), None).unwrap();
+    assert_eq!(w.account.ledger.currency, "eur");
+    assert_eq!(w.account.ledger.spent(w.now), 2000);
+    assert!(actions(&w).contains(&"spend.currency_set"));
+    assert!(matches!(w.next(&id), Some(Action::RetrieveToken { .. })));
+}
+
+#[test]
+fn jobs_stored_before_the_money_fixes_still_read() {
+    // Job shapes as states written before `replaces`, `subscription` and `keep_current`.
+    let subscribe: JobState = serde_json::from_value(json!({
+        "job": {"job": "subscribe", "target_service": "paid", "token": "spt_1", "amount": 2000,
+                "currency": "usd", "stripe_price": "price_pro_monthly", "period_days": 30,
+                "charge_id": "chg_1", "token_checked": true, "payment_intent": "pi_1",
+                "payment_method": "pm_1"},
+        "started_at": T0, "attempts": 0, "next_at": T0, "acknowledged": true
+    }))
+    .unwrap();
+    assert!(matches!(
+        subscribe.job,
+        Job::Subscribe {
+            replaces: None,
+            subscription: None,
+            ..
+        }
+    ));
+    let refund: Job = serde_json::from_value(json!({
+        "job": "refund", "payment_intent": "pi_1", "charge_id": "chg_1", "amount": 1200,
+        "reason": {"code": "domain_unavailable", "message": "taken"}
+    }))
+    .unwrap();
+    assert!(matches!(
+        refund,
+        Job::Refund {
+            keep_current: false,
+            ..
+        }
+    ));
 }
