@@ -6,6 +6,7 @@ mod browser;
 mod common;
 mod consent;
 mod discovery;
+mod money;
 mod operator;
 mod resources;
 mod robustness;
@@ -22,6 +23,7 @@ fn main() {
     trials.extend(browser::trials());
     trials.extend(consent::trials());
     trials.extend(discovery::trials());
+    trials.extend(money::trials());
     trials.extend(operator::trials());
     trials.extend(resources::trials());
     trials.extend(robustness::trials());

@@ -154,12 +154,26 @@ impl Default for Options {
 }
 
 /// The catalog the black-box worker runs with (`CATALOG` var): the default catalog plus an
-/// operator-backed `database`, a `domain_upstream` sold by the upstream registrar, and a
-/// `domain_short` whose quotes expire after 5 seconds.
+/// operator-backed `database`, a `domain_upstream` sold by the upstream registrar, a
+/// `domain_short` whose quotes expire after 5 seconds, and a second paid plan `team` that
+/// `paid` may change to (paid -> paid).
 pub fn test_catalog(stand_in: &str) -> String {
     let mut v: Value =
         serde_json::from_str(domain::catalog::DEFAULT_CATALOG).expect("default catalog");
     let services = v["services"].as_array_mut().expect("services");
+    for s in services.iter_mut() {
+        if s["id"] == "paid" {
+            s["allowed_updates"] = serde_json::json!(["free", "team"]);
+        }
+    }
+    services.push(serde_json::json!({
+        "id": "team", "description": "Team plan: the Pro plan for five people (tests: paid -> paid).",
+        "categories": ["hosting"], "kind": "plan",
+        "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "$50/month"}},
+        "allowed_updates": ["free", "paid"],
+        "configuration_schema": {"type": "object", "properties": {}, "additionalProperties": false},
+        "provider": {"type": "plan", "price": {"amount": 5000, "currency": "usd", "interval": "month", "stripe_price": "price_team_monthly"}}
+    }));
     let domain_schema = serde_json::json!({"type": "object",
         "properties": {"domain_query": {"type": "string", "minLength": 1, "maxLength": 63}},
         "required": ["domain_query"], "additionalProperties": false});

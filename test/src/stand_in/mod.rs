@@ -32,7 +32,8 @@
 //!
 //! Control routes under `/_stand_in/` (JSON, no auth, never logged) mirror the Rust API for the
 //! `stand-in` binary and for tests in another process: `POST faults`
-//! (`{"path_prefix","count"?,"status"?,"after"?,"slow_ms"?}`), `POST granted_tokens`
+//! (`{"path_prefix","count"?,"status"?,"after"?,"slow_ms"?,"param_pointer"?,"param_value"?,
+//! "key_prefix"?}`), `POST granted_tokens`
 //! (`{"currency","max_amount","expires_at","decline_code"?}`), `POST granted_tokens/{id}/revoke`,
 //! `POST operator` (`{"pending_calls"}`), `GET state`, `POST reset`, and the webhook routes
 //! below.
@@ -176,6 +177,10 @@ pub struct Fault {
     /// normally and its real answer sent this many milliseconds later (outside the stand-in's
     /// lock); `status` and `after` are then ignored. Lets a test stop the worker mid-call.
     pub slow_ms: u64,
+    /// Only requests whose `Idempotency-Key` starts with this (the worker's keys start with
+    /// the account id), for calls whose parameters a test cannot know in advance (a refund of
+    /// a PaymentIntent the worker creates).
+    pub key_prefix: Option<String>,
 }
 
 impl Fault {
@@ -188,6 +193,15 @@ impl Fault {
             after: false,
             param: None,
             slow_ms: 0,
+            key_prefix: None,
+        }
+    }
+
+    /// Only requests whose `Idempotency-Key` starts with `prefix`.
+    pub fn key_prefix(self, prefix: &str) -> Fault {
+        Fault {
+            key_prefix: Some(prefix.to_string()),
+            ..self
         }
     }
 
@@ -566,13 +580,16 @@ impl State {
     }
 
     /// Consumes one use of the first queued fault matching `path`.
-    fn take_fault(&mut self, path: &str, params: &Value) -> Option<Fault> {
+    fn take_fault(&mut self, path: &str, params: &Value, key: Option<&str>) -> Option<Fault> {
         self.faults.retain(|f| f.count > 0);
         let i = self.faults.iter().position(|f| {
             path.starts_with(&f.path_prefix)
                 && f.param.as_ref().is_none_or(|(pointer, value)| {
                     params.pointer(pointer).and_then(Value::as_str) == Some(value.as_str())
                 })
+                && f.key_prefix
+                    .as_ref()
+                    .is_none_or(|p| key.is_some_and(|k| k.starts_with(p.as_str())))
         })?;
         self.faults[i].count -= 1;
         let fault = self.faults[i].clone();
@@ -603,7 +620,7 @@ impl State {
 
 fn fault_json(f: &Fault) -> Value {
     json!({"path_prefix": f.path_prefix, "count": f.count, "status": f.status, "after": f.after,
-           "slow_ms": f.slow_ms})
+           "slow_ms": f.slow_ms, "key_prefix": f.key_prefix})
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -871,7 +888,7 @@ fn run(
     call: Call<'_>,
     perform: impl FnOnce(&mut State) -> Outcome,
 ) -> (Reply, bool) {
-    let mut fault = st.take_fault(call.path, call.params);
+    let mut fault = st.take_fault(call.path, call.params, call.key);
     let slow_ms = fault.as_ref().map_or(0, |f| f.slow_ms);
     if slow_ms > 0 {
         fault = None;
@@ -1061,6 +1078,9 @@ fn parse_fault(body: &Map<String, Value>) -> Result<Fault, Reply> {
         v.as_u64().filter(|ms| *ms <= 60_000)
     })?
     .unwrap_or(0);
+    let key_prefix = optional(body, "key_prefix", "a string", |v| {
+        v.as_str().map(str::to_string)
+    })?;
     Ok(Fault {
         path_prefix: path_prefix.to_string(),
         count,
@@ -1068,6 +1088,7 @@ fn parse_fault(body: &Map<String, Value>) -> Result<Fault, Reply> {
         after,
         param,
         slow_ms,
+        key_prefix,
     })
 }
 

@@ -853,6 +853,16 @@ fn faults_before_and_after_with_replay() {
 }
 
 #[test]
+fn a_fault_can_target_idempotency_keys_by_prefix() {
+    let si = start();
+    si.fail_next(Fault::new("/v1/customers", 1, 503).key_prefix("acct_a:"));
+    // Another caller's key is not taken.
+    assert_eq!(post(&si, "/v1/customers", "acct_b:1", &[]).status, 200);
+    assert_eq!(post(&si, "/v1/customers", "acct_a:1", &[]).status, 503);
+    assert_eq!(post(&si, "/v1/customers", "acct_a:1", &[]).status, 200);
+}
+
+#[test]
 fn a_slow_fault_performs_the_call_and_answers_late_without_blocking_others() {
     let si = start();
     let spt = si.create_granted_token("usd", 10_000, now() + 3600, None);

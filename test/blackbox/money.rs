@@ -1,0 +1,250 @@
+//! Money over the wire (issue 18): every purchase ends with what was paid for in place or
+//! with its charge refunded at Stripe, a retried create never charges twice, and a paid ->
+//! paid plan change leaves exactly one subscription billing.
+
+use app_tests::stand_in::Fault;
+use libtest_mimic::Trial;
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::operator::{op, wait_for};
+use crate::resources::{create, get, ok, pay, post, settle, spt};
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        case(
+            "money::a_refused_subscription_is_refunded_and_a_retry_charges_nothing",
+            a_refused_subscription_is_refunded_and_a_retry_charges_nothing,
+        ),
+        case(
+            "money::a_refused_free_to_paid_change_is_refunded_and_stays_free",
+            a_refused_free_to_paid_change_is_refunded_and_stays_free,
+        ),
+        case(
+            "money::paid_to_paid_leaves_one_subscription_at_the_new_price",
+            paid_to_paid_leaves_one_subscription_at_the_new_price,
+        ),
+    ]
+}
+
+/// Stripe objects of `account` (by their `metadata[account_id]`).
+fn of_account(objects: Vec<Value>, account: &str) -> Vec<Value> {
+    objects
+        .into_iter()
+        .filter(|o| o["metadata"]["account_id"] == account)
+        .collect()
+}
+
+fn payment_intents(account: &str) -> Vec<Value> {
+    of_account(with_worker(|w| w.stand_in.payment_intents()), account)
+}
+
+fn subscriptions(account: &str) -> Vec<Value> {
+    of_account(with_worker(|w| w.stand_in.subscriptions()), account)
+}
+
+fn refunds_of(pi: &Value) -> Vec<Value> {
+    with_worker(|w| w.stand_in.refunds())
+        .into_iter()
+        .filter(|r| r["payment_intent"] == pi["id"])
+        .collect()
+}
+
+/// The month's spend of the account's ledger, as the operator API shows it.
+fn spent(account: &str) -> Value {
+    ok(&op("GET", &format!("/v1/accounts/{account}"), None))["spend"]["spent"].clone()
+}
+
+/// The worker's idempotency keys start with the account id: faults for this account only.
+fn this_account(account: &str) -> String {
+    format!("{account}:")
+}
+
+fn a_refused_subscription_is_refunded_and_a_retry_charges_nothing() {
+    let t = new_account(&email());
+    let mine = this_account(&t.account);
+    // Stripe refuses the subscription for good (a 4xx) after the first period was charged,
+    // and the refund is slow to go through (two 503s): the retry comes while the charge is
+    // live.
+    with_worker(|w| {
+        w.stand_in
+            .fail_next(Fault::new("/v1/subscriptions", 1, 400).key_prefix(&mine));
+        w.stand_in
+            .fail_next(Fault::new("/v1/refunds", 2, 503).key_prefix(&mine));
+    });
+    let token = spt(5000);
+    let body = json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&token)});
+    let first = create(&t.access, body.clone());
+    assert_error(&first, 402, "payment_failed");
+    let pis = payment_intents(&t.account);
+    assert_eq!(pis.len(), 1, "{pis:?}");
+    assert_eq!(
+        (pis[0]["amount"].as_u64(), pis[0]["status"].as_str()),
+        (Some(2000), Some("succeeded"))
+    );
+    let id = pis[0]["metadata"]["resource_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(subscriptions(&t.account).is_empty());
+    // The same create again: the same resource (refunding), no second charge.
+    let again = ok(&create(&t.access, body));
+    assert_eq!(again["id"], id.as_str(), "{again}");
+    assert_eq!(again["status"], "pending", "{again}");
+    assert_eq!(payment_intents(&t.account).len(), 1, "charged once");
+    // The alarm retries the refund; the resource ends errored and says the money went back.
+    let done = settle(&t.access, &id);
+    assert_eq!(done["status"], "errored", "{done}");
+    assert_eq!(done["error"]["code"], "payment_failed", "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refunded"),
+        "{done}"
+    );
+    let refunds = refunds_of(&pis[0]);
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(
+        (refunds[0]["amount"].as_u64(), refunds[0]["status"].as_str()),
+        (Some(2000), Some("succeeded"))
+    );
+    // The ledger counts nothing; the audit trail has the compensation.
+    assert_eq!(spent(&t.account), 0);
+    let rows = audit_rows(&t.account, 12);
+    let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    for a in [
+        "spend.reserved",
+        "charge.succeeded",
+        "job.failed",
+        "job.retry_scheduled",
+        "charge.refunded",
+        "resource.failed",
+    ] {
+        assert!(actions.contains(&a), "{a} missing in {actions:?}");
+    }
+    let refunded = rows
+        .iter()
+        .find(|r| r["action"] == "charge.refunded")
+        .unwrap();
+    assert!(
+        refunded["after"].as_str().unwrap().contains("2000"),
+        "{refunded}"
+    );
+    // After the refund, creating it again is a new purchase (README: a create after a
+    // completed refund is charged anew, under new idempotency keys).
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&spt(5000))}),
+    ));
+    assert_eq!(r["status"], "complete", "{r}");
+    assert_ne!(r["id"], id.as_str());
+    assert_eq!(payment_intents(&t.account).len(), 2);
+    assert_eq!(spent(&t.account), 2000);
+}
+
+fn a_refused_free_to_paid_change_is_refunded_and_stays_free() {
+    let t = new_account(&email());
+    let plan = ok(&create(
+        &t.access,
+        json!({"service_id": "free", "project_id": "p"}),
+    ));
+    let id = plan["id"].as_str().unwrap().to_string();
+    with_worker(|w| {
+        w.stand_in.fail_next(
+            Fault::new("/v1/subscriptions", 1, 400).key_prefix(&this_account(&t.account)),
+        )
+    });
+    let reply = post(
+        &t.access,
+        &id,
+        "update_service",
+        json!({"service_id": "paid", "payment_credentials": pay(&spt(5000))}),
+    );
+    assert_error(&reply, 402, "payment_failed");
+    let r = ok(&get(&t.access, &id));
+    assert_eq!(
+        (r["status"].as_str(), r["service_id"].as_str()),
+        (Some("complete"), Some("free")),
+        "{r}"
+    );
+    assert!(
+        r["complete"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refunded"),
+        "{r}"
+    );
+    let pis = payment_intents(&t.account);
+    assert_eq!(pis.len(), 1);
+    assert_eq!(refunds_of(&pis[0]).len(), 1, "refunded at Stripe");
+    assert_eq!(spent(&t.account), 0);
+}
+
+fn paid_to_paid_leaves_one_subscription_at_the_new_price() {
+    let t = new_account(&email());
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&spt(5000))}),
+    ));
+    assert_eq!(r["status"], "complete", "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let r = ok(&post(
+        &t.access,
+        &id,
+        "update_service",
+        json!({"service_id": "team", "payment_credentials": pay(&spt(5000))}),
+    ));
+    assert_eq!(
+        (r["status"].as_str(), r["service_id"].as_str()),
+        (Some("complete"), Some("team")),
+        "{r}"
+    );
+    let subs = subscriptions(&t.account);
+    let live: Vec<&Value> = subs.iter().filter(|s| s["status"] != "canceled").collect();
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert_eq!(live.len(), 1, "exactly one bills: {subs:?}");
+    assert_eq!(
+        live[0]["items"]["data"][0]["price"]["id"],
+        "price_team_monthly"
+    );
+    let amounts: Vec<u64> = payment_intents(&t.account)
+        .iter()
+        .filter_map(|p| p["amount"].as_u64())
+        .collect();
+    assert_eq!(amounts, [2000, 5000], "the new plan's whole first period");
+    assert_eq!(spent(&t.account), 7000);
+    // Removing the plan ends the live subscription.
+    assert_eq!(
+        ok(&post(&t.access, &id, "remove", json!({}))),
+        json!({"status": "removed", "id": id})
+    );
+    assert!(subscriptions(&t.account)
+        .iter()
+        .all(|s| s["status"] == "canceled"));
+
+    // Closing the account ends it too.
+    let t = new_account(&email());
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&spt(5000))}),
+    ));
+    let id = r["id"].as_str().unwrap().to_string();
+    ok(&post(
+        &t.access,
+        &id,
+        "update_service",
+        json!({"service_id": "team", "payment_credentials": pay(&spt(5000))}),
+    ));
+    ok(&op(
+        "POST",
+        &format!("/v1/accounts/{}/close", t.account),
+        Some(json!({"reason": "test"})),
+    ));
+    wait_for("the account to close", || {
+        subscriptions(&t.account)
+            .iter()
+            .all(|s| s["status"] == "canceled")
+    });
+    assert_eq!(subscriptions(&t.account).len(), 2);
+}
