@@ -11,9 +11,13 @@
 //! - (project_id, service_id) identifies a deployable; an account has at most one plan. A
 //!   retried create returns the existing resource and starts nothing.
 //! - Money is reserved in the ledger (cap checked) before the first external call; a definite
-//!   failure releases it; success settles it.
-//! - A purchase that fails definitively before its create call was answered leaves no resource
-//!   behind; one that fails later leaves the resource `errored` with the reason.
+//!   failure before the charge releases it; success settles it; a definite failure after the
+//!   charge refunds it (a `Refund` job, recorded in the ledger and the audit trail). A purchase
+//!   ends with what was paid for in place, or with its money back.
+//! - A purchase that fails definitively before its create call was answered, and before any
+//!   money moved, leaves no resource behind; one that fails later, or after the charge, leaves
+//!   the resource `errored` with the reason (after the refund). A resource whose charge is
+//!   live is never dropped, so a retried create finds it and never charges again.
 //! - Secrets are not stored: API tokens are derived from the server key, resource id and
 //!   generation (the glue derives them when rendering); only their hashes are kept. Operator
 //!   backends' access configuration is the exception: stored as the backend returned it.
@@ -302,7 +306,8 @@ fn invalid(message: impl Into<String>) -> ResourceError {
 pub struct Settings {
     /// Zone of the builtin registrar: names are `<label>.<root_zone>`.
     pub root_zone: String,
-    /// Where the operator's backends and the upstream registrar are reached (for messages).
+    /// Attempts of a job step before it is given up: outages (retried with backoff), and an
+    /// operator backend answering `pending`.
     pub max_attempts: u32,
 }
 
