@@ -582,7 +582,13 @@ pub fn prepare_create(
         return Ok(Preparation::Existing(r.id.clone()));
     }
     if service.kind == ServiceKind::Deployable {
-        let plan = current_plan(a).filter(|p| p.status == Status::Complete || p.job.is_some());
+        // A new plan being refunded (its subscription failed) will not be there.
+        let plan = current_plan(a).filter(|p| {
+            p.status == Status::Complete
+                || p.job
+                    .as_ref()
+                    .is_some_and(|j| !matches!(j.job, Job::Refund { .. }))
+        });
         let Some(plan) = plan else {
             return Err(ResourceError::PlanRequired);
         };

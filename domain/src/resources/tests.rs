@@ -987,6 +987,11 @@ fn a_subscription_refused_after_the_charge_is_refunded_and_a_retry_charges_nothi
     // The same create again, while the refund is pending: the same resource, no new charge.
     assert_eq!(w.create(paid_plan("spt_1"), None).unwrap(), id);
     assert_eq!(w.account.ledger.charges.len(), 1);
+    // Nothing can be created under a plan that is being refunded.
+    assert_eq!(
+        w.create(json!({"service_id": "api_token", "project_id": "p"}), None),
+        Err(ResourceError::PlanRequired)
+    );
     // The refund is recorded in the ledger and the audit trail.
     w.feed(&id, Outcome::Refunded { id: "re_1".into() })
         .unwrap();
