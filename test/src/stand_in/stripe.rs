@@ -562,19 +562,20 @@ fn perform(st: &mut State, route: &Route, p: &Params) -> Res<Outcome> {
         Route::GetSubscription(id) => get_object(p, &st.subscriptions, "subscription", id)?,
         Route::CancelSubscription(id) => {
             allow(p, &["invoice_now", "prorate", "expand"], "")?;
-            let Some(sub) = st.subscriptions.iter_mut().find(|s| s["id"] == id.as_str()) else {
+            // A canceled subscription is gone for this call: Stripe answers "No such
+            // subscription" (a retry with the same key replays the first answer instead).
+            let Some(sub) = st
+                .subscriptions
+                .iter_mut()
+                .find(|s| s["id"] == id.as_str() && s["status"] != "canceled")
+            else {
                 return Err(missing_object("subscription", id));
             };
-            let canceled = sub["status"] != "canceled";
-            if canceled {
-                sub["status"] = json!("canceled");
-                sub["canceled_at"] = json!(now);
-                sub["ended_at"] = json!(now);
-            }
+            sub["status"] = json!("canceled");
+            sub["canceled_at"] = json!(now);
+            sub["ended_at"] = json!(now);
             let sub = sub.clone();
-            if canceled {
-                create_event(st, "customer.subscription.deleted", sub.clone(), None);
-            }
+            create_event(st, "customer.subscription.deleted", sub.clone(), None);
             Reply::json(200, &sub)
         }
         Route::CreateRefund => create_refund(st, p)?,

@@ -796,12 +796,18 @@ fn subscriptions_create_read_and_cancel() {
     assert_eq!(canceled.status, 200, "{}", canceled.text);
     assert_eq!(canceled.body["status"], "canceled");
     assert!(canceled.body["canceled_at"].is_i64());
+    // The same call again replays; a new one finds no live subscription, as on Stripe.
+    let replay = delete(&si, &format!("/v1/subscriptions/{id}"), "d1");
+    assert!(replay.replayed());
+    assert_eq!(replay.body, canceled.body);
     let twice = delete(&si, &format!("/v1/subscriptions/{id}"), "d2");
-    assert_eq!(twice.status, 200);
-    assert!(!twice.replayed());
-    assert_eq!(twice.body["status"], "canceled");
-    assert_eq!(twice.body["canceled_at"], canceled.body["canceled_at"]);
+    assert_eq!(twice.status, 404, "{}", twice.text);
+    assert_eq!(twice.code(), "resource_missing");
     assert_eq!(si.subscriptions()[0]["status"], "canceled");
+    assert_eq!(
+        si.subscriptions()[0]["canceled_at"],
+        canceled.body["canceled_at"]
+    );
 
     let unknown = delete(&si, "/v1/subscriptions/sub_nope", "d3");
     assert_eq!(unknown.status, 404);

@@ -257,9 +257,10 @@ fn operations_emit_their_events() {
     let sub_id = sub.body["id"].as_str().unwrap_or("").to_string();
     let canceled = delete(&si, &format!("/v1/subscriptions/{sub_id}"), "c1");
     assert_eq!(canceled.status, 200);
+    // Cancelling it again is refused (no such subscription): no second event.
     assert_eq!(
         delete(&si, &format!("/v1/subscriptions/{sub_id}"), "c2").status,
-        200
+        404
     );
     let events = si.events();
     assert_eq!(
