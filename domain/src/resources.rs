@@ -557,7 +557,11 @@ pub fn prepare_create(
     let service = service(catalog, &req.service_id)?;
     if service.kind == ServiceKind::Plan {
         // A plan whose charge is live (being refunded: still `pending`) or could not be
-        // refunded (`refund_failed`) answers a retried create: never a second charge for it.
+        // refunded (`refund_failed`) answers a retried create, so the retry carries that
+        // purchase's charge id and idempotency keys: never a second charge for it. Once the
+        // refund is made the plan is `errored` and a create is a new purchase with a new
+        // charge id: reusing the old key would make Stripe replay the refunded PaymentIntent,
+        // and the new plan would look paid with the money already returned.
         let unrefunded = || {
             a.resources.iter().find(|r| {
                 r.kind == ServiceKind::Plan
