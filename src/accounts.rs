@@ -236,12 +236,13 @@ pub fn metadata(inc: &Incoming, env: &Env) -> Result<Response, Problem> {
     .map_err(internal)
 }
 
-/// Constant-time check of a bearer secret.
+/// Constant-time check of a bearer secret that leaks neither its contents nor its length
+/// (both sides are compared as MACs: `domain::crypto::secret_eq`).
 pub fn bearer_matches(inc: &Incoming, secret: Option<String>) -> bool {
     let Some(secret) = secret else { return false };
     let presented = inc
         .header("authorization")
         .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
         .unwrap_or_default();
-    domain::crypto::ct_eq(presented.as_bytes(), secret.as_bytes())
+    domain::crypto::secret_eq(presented.as_bytes(), secret.as_bytes())
 }
