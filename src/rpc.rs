@@ -93,6 +93,13 @@ pub enum AccountOp {
         session_hash: String,
         action: DashboardAction,
     },
+    /// The owner signs in on a dashboard session (the operator's assertion: by the session's
+    /// nonce alone; the development form: with the session too).
+    DashboardSignIn {
+        session_hash: Option<String>,
+        nonce: String,
+        email: String,
+    },
     StripeEvent {
         event: domain::billing::StripeEvent,
     },

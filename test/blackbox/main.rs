@@ -5,6 +5,7 @@ mod accounts;
 mod browser;
 mod common;
 mod consent;
+mod dashboard;
 mod discovery;
 mod operator;
 mod resources;
@@ -21,6 +22,7 @@ fn main() {
     trials.extend(accounts::trials());
     trials.extend(browser::trials());
     trials.extend(consent::trials());
+    trials.extend(dashboard::trials());
     trials.extend(discovery::trials());
     trials.extend(operator::trials());
     trials.extend(resources::trials());
