@@ -55,6 +55,17 @@ pub async fn account_requests(
     }
     let request = account_request::parse(&inc.body, inc.now).map_err(|e| fail(e.failure()))?;
     let id = request.id.clone();
+    // The id first (idempotent across emails), then the email's directory (find or create,
+    // and the replay of the same request).
+    let claim = DirectoryOp::ClaimRequest {
+        id: id.clone(),
+        fingerprint: request.fingerprint.clone(),
+        email: request.email.clone(),
+    };
+    rpc::request_claim::<()>(env, &id, &claim)
+        .await
+        .map_err(|e| fail(e.failure()))?
+        .map_err(|e: AccountRequestError| fail(e.failure()))?;
     let op = DirectoryOp::AccountRequest {
         public_base: config::public_base(env, &inc.origin),
         request_id: request_id.to_string(),
