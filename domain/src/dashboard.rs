@@ -119,7 +119,7 @@ impl DashboardError {
             DashboardError::SignInStale => (
                 409,
                 "This sign-in is no longer valid",
-                "Each sign-in works once. Open the dashboard link again and sign in. Nothing was changed.",
+                "Each sign-in works once. Ask your tool for a new dashboard link, then sign in. Nothing was changed.",
             ),
             DashboardError::WrongOwner => (
                 403,

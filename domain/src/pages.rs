@@ -377,6 +377,47 @@ mod tests {
         assert!(html.contains("operator-sign-in"));
     }
 
+    fn dashboard_view() -> crate::dashboard::View {
+        crate::dashboard::View {
+            account_id: "acct_x".into(),
+            email: "dev@example.com".into(),
+            status: "active".into(),
+            plan: None,
+            resources: vec![],
+            spent: 0,
+            cap: 10_000,
+            currency: "usd".into(),
+            quotes: vec![],
+        }
+    }
+
+    #[test]
+    fn the_dashboard_offers_the_same_sign_in_until_signed_in() {
+        let auth = |signed_in| DashboardAuth {
+            session: "pvds_\"s",
+            signed_in,
+            sign_in: SignIn {
+                login_url: Some("https://login/?return_to=x&nonce=n"),
+                dev_form: Some(DevForm {
+                    action: "/dashboard",
+                    fields: vec![("action", "sign_in"), ("session", "pvds_\"s")],
+                }),
+                nonce: "n<1>",
+            },
+        };
+        let html = dashboard_page(&dashboard_view(), &auth(false), None, "n");
+        assert!(!html.to_lowercase().contains("<script"));
+        assert!(html.contains("id=\"owner-sign-in\""), "{html}");
+        assert!(html.contains("id=\"operator-sign-in\""));
+        assert!(html.contains("action=\"/dashboard\""));
+        assert!(html.contains("name=\"session\" value=\"pvds_&quot;s\""));
+        assert!(html.contains("name=\"nonce\" value=\"n&lt;1&gt;\""));
+        assert!(!html.contains("id=\"signed-in\""));
+        let html = dashboard_page(&dashboard_view(), &auth(true), None, "n");
+        assert!(html.contains("id=\"signed-in\""));
+        assert!(!html.contains("dev-sign-in") && !html.contains("operator-sign-in"));
+    }
+
     #[test]
     fn csp_is_strict() {
         let csp = content_security_policy("abc", &["https://projects.stripe.com"]);
