@@ -817,8 +817,35 @@ impl Account {
         let current = self
             .load()
             .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
-        dashboard::check_session(&current, session_hash, ctx.now)
-            .map_err(DashboardFailure::Page)?;
+        // Viewing and lowering the cap take the link's session; raising it and buying, the
+        // owner's sign-in; nothing changes on an account that is not open.
+        let change = match &action {
+            DashboardAction::View => dashboard::Change::None,
+            DashboardAction::SetCap { cap } if *cap <= current.ledger.cap => {
+                dashboard::Change::Narrow
+            }
+            DashboardAction::SetCap { .. } | DashboardAction::Confirm { .. } => {
+                dashboard::Change::Widen
+            }
+        };
+        let how = match dashboard::authorize(&current, session_hash, ctx.now, change) {
+            Ok(how) => how,
+            Err(DashboardError::SignInRequired) => {
+                let what = match action {
+                    DashboardAction::Confirm { .. } => "Buying",
+                    _ => "Raising the cap",
+                };
+                let notice = format!(
+                    "{what} needs the owner's sign-in: sign in below, then try again. Nothing was changed."
+                );
+                return self.shown(session_hash, Some(notice), Some(403));
+            }
+            Err(e) => return Err(DashboardFailure::Page(e)),
+        };
+        let ctx = &Ctx {
+            actor: domain::audit::Actor::owner(how),
+            ..ctx.clone()
+        };
         let mut notice = None;
         match action {
             DashboardAction::View => {}
@@ -871,10 +898,25 @@ impl Account {
                 });
             }
         }
+        self.shown(session_hash, notice, None)
+    }
+
+    /// The dashboard as a session sees it now, with a notice (and the page's status if not 200).
+    fn shown(
+        &self,
+        session_hash: &str,
+        notice: Option<String>,
+        status: Option<u16>,
+    ) -> std::result::Result<Value, DashboardFailure> {
         let a = self
             .load()
             .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
-        Ok(json!({"view": dashboard::view(&a, now_s()), "notice": notice}))
+        let now = now_s();
+        let s = dashboard::session(&a, session_hash, now).map_err(DashboardFailure::Page)?;
+        Ok(
+            json!({"view": dashboard::view(&a, now), "notice": notice, "status": status,
+                  "signed_in": s.signed_in_at.is_some(), "nonce": s.nonce}),
+        )
     }
 
     /// Takes a token of this account's bucket for orchestrator-initiated calls.
@@ -963,6 +1005,42 @@ impl Account {
         match op {
             AccountOp::Create { .. } | AccountOp::Resource { .. } | AccountOp::Dashboard { .. } => {
                 Err(AccountError::NotFound)
+            }
+            AccountOp::DashboardSignIn {
+                session_hash,
+                nonce,
+                email,
+            } => {
+                let session = mint(TokenKind::Session, &id)?;
+                let next_nonce = domain::crypto::base32(
+                    &random::<16>().map_err(|_| internal("random", "nonce"))?,
+                );
+                let signed = self
+                    .commit(account::apply(&current, ctx, |d| {
+                        // The refusals are answers (a page), not failures of the call.
+                        Ok::<_, AccountError>(dashboard::sign_in(
+                            d,
+                            session_hash.as_deref(),
+                            &nonce,
+                            &email,
+                            session.hash.clone(),
+                            next_nonce,
+                        ))
+                    }))
+                    .await?;
+                match signed {
+                    Ok(()) => {
+                        let a = self.load().ok_or(AccountError::NotFound)?;
+                        let nonce = dashboard::session(&a, &session.hash, now)
+                            .map(|s| s.nonce.clone())
+                            .unwrap_or_default();
+                        Ok(
+                            json!({"session": session.token, "view": dashboard::view(&a, now),
+                                  "signed_in": true, "nonce": nonce}),
+                        )
+                    }
+                    Err(e) => Ok(json!({"error": e})),
+                }
             }
             AccountOp::CodeStatus { code_hash } => {
                 to_value(account::code_status(&current, &code_hash, now))
@@ -1083,15 +1161,26 @@ impl Account {
             }
             AccountOp::OpenDashboard { link_hash } => {
                 let session = mint(TokenKind::Session, &id)?;
+                let nonce = domain::crypto::base32(
+                    &random::<16>().map_err(|_| internal("random", "nonce"))?,
+                );
                 let opened = self
                     .commit(account::apply(&current, ctx, |d| {
-                        Ok::<_, AccountError>(dashboard::open(d, &link_hash, session.hash))
+                        Ok::<_, AccountError>(dashboard::open(
+                            d,
+                            &link_hash,
+                            session.hash,
+                            nonce.clone(),
+                        ))
                     }))
                     .await?;
                 match opened {
                     Ok(()) => {
                         let a = self.load().ok_or(AccountError::NotFound)?;
-                        Ok(json!({"session": session.token, "view": dashboard::view(&a, now)}))
+                        Ok(
+                            json!({"session": session.token, "view": dashboard::view(&a, now),
+                                  "signed_in": false, "nonce": nonce}),
+                        )
                     }
                     Err(e) => Ok(json!({"error": e})),
                 }

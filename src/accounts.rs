@@ -55,6 +55,17 @@ pub async fn account_requests(
     }
     let request = account_request::parse(&inc.body, inc.now).map_err(|e| fail(e.failure()))?;
     let id = request.id.clone();
+    // The id first (idempotent across emails), then the email's directory (find or create,
+    // and the replay of the same request).
+    let claim = DirectoryOp::ClaimRequest {
+        id: id.clone(),
+        fingerprint: request.fingerprint.clone(),
+        email: request.email.clone(),
+    };
+    rpc::request_claim::<()>(env, &id, &claim)
+        .await
+        .map_err(|e| fail(e.failure()))?
+        .map_err(|e: AccountRequestError| fail(e.failure()))?;
     let op = DirectoryOp::AccountRequest {
         public_base: config::public_base(env, &inc.origin),
         request_id: request_id.to_string(),
@@ -236,12 +247,13 @@ pub fn metadata(inc: &Incoming, env: &Env) -> Result<Response, Problem> {
     .map_err(internal)
 }
 
-/// Constant-time check of a bearer secret.
+/// Constant-time check of a bearer secret that leaks neither its contents nor its length
+/// (both sides are compared as MACs: `domain::crypto::secret_eq`).
 pub fn bearer_matches(inc: &Incoming, secret: Option<String>) -> bool {
     let Some(secret) = secret else { return false };
     let presented = inc
         .header("authorization")
         .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
         .unwrap_or_default();
-    domain::crypto::ct_eq(presented.as_bytes(), secret.as_bytes())
+    domain::crypto::secret_eq(presented.as_bytes(), secret.as_bytes())
 }

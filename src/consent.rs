@@ -11,17 +11,18 @@
 //! change nothing.
 
 use domain::account::{AccountError, ConsentView, Decision};
-use domain::audit::{Actor, ActorKind};
+use domain::audit::{Actor, Authentication};
+use domain::email;
 use domain::errors::ApiError;
 use domain::form::{self, Form};
 use domain::pages::{self, SignInPage};
 use domain::tokens::{self, TokenKind};
-use domain::{email, jwt};
 use serde::Deserialize;
 use worker::{Env, Headers, Response};
 
 use crate::config;
 use crate::http::{random, Incoming, Problem};
+use crate::owner_sign_in;
 use crate::rpc::{self, AccountCall, AccountOp};
 
 fn internal(e: worker::Error) -> Problem {
@@ -96,7 +97,8 @@ fn account_error_page(e: &AccountError, nonce: &str) -> Page {
 
 fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {
     AccountCall {
-        actor: Actor::new(ActorKind::Owner, None),
+        // The consent link only; the account's object records a verified sign-in as such.
+        actor: Actor::owner(Authentication::ConsentLink),
         request_id: Some(request_id.to_string()),
         op,
     }
@@ -180,17 +182,9 @@ async fn view_page(
         ));
     };
     if let Some(assertion) = query.get("assertion") {
-        let Some(secret) = config::string(env, "OWNER_ASSERTION_SECRET") else {
-            return Ok(message(
-                500,
-                "Sign-in is not configured",
-                "The provider has no OWNER_ASSERTION_SECRET.",
-                style,
-            ));
-        };
-        return match jwt::verify(secret.as_bytes(), assertion, inc.now) {
+        return match owner_sign_in::verify(env, assertion, inc.now) {
             Ok(a) => sign_in(env, request_id, consent, account, &a.email, &a.nonce, style).await,
-            Err(e) => Ok(message(401, "Sign-in failed", e.reason(), style)),
+            Err((status, title, text)) => Ok(message(status, title, text, style)),
         };
     }
     let op = AccountOp::ViewConsent {
@@ -201,22 +195,8 @@ async fn view_page(
         Ok(Err(e)) => return Ok(account_error_page(&e, style)),
         Err(_) => return Ok(account_error_page(&AccountError::Unavailable, style)),
     };
-    let login_url = config::string(env, "OWNER_LOGIN_URL").map(|login| {
-        let return_to = format!(
-            "{}/oauth/authorize?{}",
-            config::public_base(env, &inc.origin),
-            form::encode(&[("consent", consent)])
-        );
-        let sep = if login.contains('?') { '&' } else { '?' };
-        format!(
-            "{login}{sep}{}",
-            form::encode(&[
-                ("return_to", &return_to),
-                ("nonce", &view.nonce),
-                ("login_hint", &view.email)
-            ])
-        )
-    });
+    let return_path = format!("/oauth/authorize?{}", form::encode(&[("consent", consent)]));
+    let login_url = owner_sign_in::login_url(env, inc, &return_path, &view.nonce, &view.email);
     let html = pages::sign_in_page(&SignInPage {
         view: &view,
         consent,

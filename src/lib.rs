@@ -39,6 +39,8 @@ mod operator;
 #[cfg(target_arch = "wasm32")]
 mod outbound;
 #[cfg(target_arch = "wasm32")]
+mod owner_sign_in;
+#[cfg(target_arch = "wasm32")]
 mod registry_do;
 #[cfg(target_arch = "wasm32")]
 mod resources;

@@ -149,6 +149,7 @@ pub fn as_records(rows: &[serde_json::Value]) -> Vec<domain::audit::AuditRecord>
                 action: r["action"].as_str().unwrap().to_string(),
                 request_id: text("request_id"),
                 consent: text("consent"),
+                authentication: text("authentication"),
                 before: parse("before"),
                 after: parse("after"),
                 prev_hash: r["prev_hash"].as_str().unwrap().to_string(),

@@ -5,6 +5,7 @@ mod accounts;
 mod browser;
 mod common;
 mod consent;
+mod dashboard;
 mod discovery;
 mod money;
 mod operator;
@@ -22,6 +23,7 @@ fn main() {
     trials.extend(accounts::trials());
     trials.extend(browser::trials());
     trials.extend(consent::trials());
+    trials.extend(dashboard::trials());
     trials.extend(discovery::trials());
     trials.extend(money::trials());
     trials.extend(operator::trials());

@@ -567,3 +567,39 @@ pub fn stripe_js(mode: &str, input: &Value) -> Result<String, String> {
         Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
     }
 }
+
+#[cfg(test)]
+mod wrangler_config {
+    use super::root;
+
+    /// The `key = value` lines of one `[section]` of wrangler.toml.
+    fn section(toml: &str, name: &str) -> Vec<(String, String)> {
+        let header = format!("[{name}]");
+        toml.lines()
+            .map(str::trim)
+            .skip_while(|l| *l != header)
+            .skip(1)
+            .take_while(|l| !l.starts_with('['))
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// Consent links, deep links and sign-in assertions travel in query strings; Workers Logs
+    /// must not keep them. The option must be one the pinned wrangler knows (an unknown key
+    /// would only be warned about and ignored).
+    #[test]
+    fn logs_redact_query_strings() {
+        let toml = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
+        let observability = section(&toml, "observability");
+        assert!(
+            observability.contains(&("redact_query_string".into(), "true".into())),
+            "{observability:?}"
+        );
+        let schema = root().join("node_modules/wrangler/config-schema.json");
+        if let Ok(schema) = std::fs::read_to_string(&schema) {
+            assert!(schema.contains("\"redact_query_string\""));
+        }
+    }
+}
