@@ -102,8 +102,14 @@ fn production_refuses_development_settings() {
         503,
         "temporarily_unavailable",
     );
-    // The log says what to fix, once for the isolate rather than once per request.
-    let log = worker.log();
+    // The log says what to fix, once for the isolate rather than once per request (wrangler
+    // writes the worker's console output with a delay: wait for the request lines).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut log = worker.log();
+    while log.matches("\"msg\":\"request\"").count() < 7 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        log = worker.log();
+    }
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("\"msg\":\"misconfigured\""))
@@ -214,8 +220,13 @@ fn api_tokens_survive_a_key_rotation_and_need_a_key_to_mint() {
     let id = created.json()["id"].as_str().unwrap().to_string();
     drop(first);
 
-    // t2 in front, t1 kept: the same token is shown and verifies; rotation mints a new one.
-    let second = DevWorker::start(options(Some(&format!("{TOKEN_KEY_2},{TOKEN_KEY}"))));
+    // t2 in front, t1 kept, and DERIVATION_KEY changed too (it once derived API tokens, so
+    // changing it silently changed every shown token): the same token is shown and verifies;
+    // rotation mints a new one.
+    let second = DevWorker::start(
+        options(Some(&format!("{TOKEN_KEY_2},{TOKEN_KEY}")))
+            .set("DERIVATION_KEY", "test_code_derivation_key_rotated_0000"),
+    );
     let p = second.provider();
     assert_eq!(
         api_token_of(&p.get_resource(&t.access, &id).unwrap()),
