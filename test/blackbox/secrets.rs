@@ -30,9 +30,11 @@ pub fn trials() -> Vec<Trial> {
 
 /// The value `.dev.vars.example` publishes for `name`.
 fn published(name: &str) -> String {
-    domain::deployment::dev_vars()
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+    Options::dev_vars()
+        .vars
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
         .unwrap_or_else(|| panic!("{name} is not in .dev.vars.example"))
 }
 
