@@ -1,6 +1,7 @@
 //! The fetch entry point: route, read, authenticate, dispatch, render, log.
 //!
-//! Order of checks, so that bad requests touch nothing: route (404/405) -> body size (413) ->
+//! Order of checks, so that bad requests touch nothing: route (404/405) -> a deployment with
+//! development settings outside development (503, [`refused`]) -> body size (413) ->
 //! authentication of the endpoint family (401) -> API version (400) -> handler.
 
 use domain::errors::{ApiError, Envelope};
