@@ -508,22 +508,24 @@ impl Account {
         result
     }
 
-    /// API token for the given resource generation (derived, never stored).
-    fn api_token(
+    /// A new random API token for the given resource generation, sealed for storage. Without
+    /// a usable `TOKEN_ENCRYPTION_KEYS` nothing is minted.
+    fn new_api_token(
         &self,
         account_id: &str,
         resource_id: &str,
         generation: u32,
-    ) -> std::result::Result<tokens::Minted, ResourceError> {
-        let key = config::code_key(&self.env).ok_or_else(|| {
-            worker::console_error!("DERIVATION_KEY is not set");
-            ResourceError::Unavailable
-        })?;
-        Ok(tokens::derive(
-            TokenKind::ApiKey,
+    ) -> std::result::Result<resources::NewApiToken, ResourceError> {
+        let keys = config::token_keys(&self.env).ok_or(ResourceError::SecretsUnavailable)?;
+        let bytes = random::<20>().map_err(|_| ResourceError::SecretsUnavailable)?;
+        let nonce = random::<12>().map_err(|_| ResourceError::SecretsUnavailable)?;
+        Ok(resources::new_api_token(
+            &keys,
             account_id,
-            key.as_bytes(),
-            &resources::api_token_context(resource_id, generation),
+            resource_id,
+            generation,
+            &bytes,
+            &nonce,
         ))
     }
 
@@ -531,12 +533,24 @@ impl Account {
         let a = self.load().ok_or(ResourceError::NotFound)?;
         let r = resources::find(&a, id)?;
         let mut secrets = BTreeMap::new();
-        if let Detail::ApiToken { generation, .. } = &r.detail {
-            if r.status == Status::Complete {
-                secrets.insert(
-                    "API_TOKEN".to_string(),
-                    self.api_token(&a.id, id, *generation)?.token,
+        if matches!(r.detail, Detail::ApiToken { .. }) && r.status == Status::Complete {
+            let keys = config::token_keys(&self.env);
+            let derivation_key = config::code_key(&self.env);
+            let value = resources::api_token_value(
+                r,
+                &a.id,
+                keys.as_ref(),
+                derivation_key.as_deref().map(str::as_bytes),
+            )
+            .map_err(|e| {
+                worker::console_error!(
+                    "{}",
+                    json!({"level": "error", "msg": "api_token", "resource_id": id, "detail": e.to_string()})
                 );
+                ResourceError::SecretsUnavailable
+            })?;
+            if let Some(value) = value {
+                secrets.insert("API_TOKEN".to_string(), value);
             }
         }
         Ok(resources::render(r, &a.id, &secrets))
@@ -693,7 +707,7 @@ impl Account {
                 let r = resources::find(&current, &id)?;
                 let next = match &r.detail {
                     Detail::ApiToken { generation, .. } => {
-                        Some(self.api_token(&current.id, &id, generation + 1)?.hash)
+                        Some(self.new_api_token(&current.id, &id, generation + 1)?)
                     }
                     _ => None,
                 };
@@ -758,11 +772,20 @@ impl Account {
         ctx: &Ctx,
     ) -> std::result::Result<String, ResourceError> {
         let resource_id = new_id("res");
-        let token_hash = Some(self.api_token(&current.id, &resource_id, 1)?.hash);
+        // Only API tokens mint a secret: a missing key refuses those and nothing else.
+        let is_api_token = catalog
+            .get(&req.service_id)
+            .is_some_and(|s| matches!(s.provider, Behaviour::ApiToken { .. }));
+        let token = if is_api_token {
+            Some(self.new_api_token(&current.id, &resource_id, 1)?)
+        } else {
+            None
+        };
         let ids = NewIds {
             resource_id,
             charge_id: new_id("chg"),
-            token_hash,
+            token_hash: token.as_ref().map(|t| t.minted.hash.clone()),
+            token_sealed: token.map(|t| t.sealed),
         };
         self.commit(account::apply(current, ctx, |d| {
             resources::create(d, req, catalog, ids, candidates)

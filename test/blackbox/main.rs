@@ -11,6 +11,7 @@ mod money;
 mod operator;
 mod resources;
 mod robustness;
+mod secrets;
 mod signatures;
 mod walkthrough;
 mod webhooks;
@@ -29,6 +30,7 @@ fn main() {
     trials.extend(operator::trials());
     trials.extend(resources::trials());
     trials.extend(robustness::trials());
+    trials.extend(secrets::trials());
     trials.extend(signatures::trials());
     trials.extend(webhooks::trials());
     trials.extend(walkthrough::trials());

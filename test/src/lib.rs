@@ -32,6 +32,11 @@ pub const WEBHOOK_SECRET: &str = "whsec_test_webhooks_0123456789abcdef";
 /// with [`WEBHOOK_SECRET`]).
 pub const WEBHOOK_SECRET_OLD: &str = "whsec_test_webhooks_previous_fedcba98";
 
+/// The key ring sealing API tokens in tests (`TOKEN_ENCRYPTION_KEYS`), and a second key for
+/// rotation scenarios.
+pub const TOKEN_KEY: &str = "t1:dGVzdF90b2tlbl9lbmNyeXB0aW9uX2tleV8wMDAwMDE=";
+pub const TOKEN_KEY_2: &str = "t2:dGVzdF90b2tlbl9lbmNyeXB0aW9uX2tleV8wMDAwMDI=";
+
 /// The operator's login page, as configured for tests.
 pub const OWNER_LOGIN_URL: &str = "https://login.test/sign-in";
 
@@ -123,6 +128,20 @@ impl Options {
             test_defaults: false,
         }
     }
+
+    /// Sets `name` to `value`, replacing what was there (a var given here wins over the
+    /// harness's wiring and test defaults, e.g. `STRIPE_API_BASE`).
+    pub fn set(mut self, name: &str, value: &str) -> Options {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Leaves `name` unset: an empty value, which the worker reads as unset, so neither the
+    /// wiring nor the test defaults fill it in.
+    pub fn unset(self, name: &str) -> Options {
+        self.set(name, "")
+    }
 }
 
 impl Default for Options {
@@ -145,6 +164,7 @@ impl Default for Options {
                 ),
                 ("OWNER_LOGIN_URL".into(), OWNER_LOGIN_URL.into()),
                 ("TOS_VERSION".into(), "2026-11-01".into()),
+                ("TOKEN_ENCRYPTION_KEYS".into(), TOKEN_KEY.into()),
             ],
             persist_to: None,
             stand_in: None,
@@ -396,7 +416,9 @@ impl DevWorker {
             if let Ok(reply) =
                 provider.send(Call::get("/provisioning/health").signing(Signing::Unsigned))
             {
-                if reply.status == 401 {
+                // 401: serving (unsigned); 503: up but refusing to serve (development
+                // settings outside development), which some tests start on purpose.
+                if reply.status == 401 || reply.status == 503 {
                     return;
                 }
             }
