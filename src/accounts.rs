@@ -14,7 +14,7 @@ use worker::{Env, Response};
 
 use crate::http::{self, Incoming, Problem};
 use crate::rpc::{self, AccountCall, AccountOp, DirectoryOp};
-use crate::{config, entry};
+use crate::{config, entry, gate};
 
 fn has_content_type(inc: &Incoming, expected: &str) -> bool {
     inc.header("content-type")
@@ -124,6 +124,12 @@ struct IssuedTokens {
 pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let form = oauth_form(inc)?;
     let signed = client_signature(inc, env)?;
+    if !signed {
+        // Unsigned calls prove nothing yet: counted per client address, not by the account.
+        gate::client(env, inc)
+            .await
+            .map_err(|e| oauth_problem(e.failure()))?;
+    }
     let required = |name: &str| {
         form.get(name)
             .ok_or_else(|| Problem::from(OAuthError::InvalidRequest(format!("{name} is required"))))
@@ -131,7 +137,7 @@ pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respon
     let (account, op) = match form.get("grant_type") {
         Some("authorization_code") => {
             let code = required("code")?;
-            let account = tokens::parse_kind(code, TokenKind::Code).ok_or_else(|| {
+            let account = gate::token_kind(env, code, TokenKind::Code).ok_or_else(|| {
                 OAuthError::InvalidGrant("the authorization code is not valid".into())
             })?;
             let verifier = form.get("code_verifier").map(str::to_string);
@@ -146,7 +152,7 @@ pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respon
         }
         Some("refresh_token") => {
             let refresh = required("refresh_token")?;
-            let account = tokens::parse_kind(refresh, TokenKind::Refresh)
+            let account = gate::token_kind(env, refresh, TokenKind::Refresh)
                 .ok_or_else(|| OAuthError::InvalidGrant("the refresh token is not valid".into()))?;
             (
                 account,
@@ -184,7 +190,7 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
         .get("token")
         .ok_or_else(|| Problem::from(OAuthError::InvalidRequest("token is required".into())))?;
     let inactive = json!({"active": false});
-    let body = match tokens::parse(token) {
+    let body = match gate::token(env, token) {
         Some(p)
             if matches!(
                 p.kind,
@@ -210,12 +216,17 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
 /// `POST /oauth/revoke` (RFC 7009): always 200, whether or not the token existed.
 pub async fn revoke(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let form = oauth_form(inc)?;
-    client_signature(inc, env)?;
+    if !client_signature(inc, env)? {
+        gate::client(env, inc)
+            .await
+            .map_err(|e| oauth_problem(e.failure()))?;
+    }
     let token = form
         .get("token")
         .ok_or_else(|| Problem::from(OAuthError::InvalidRequest("token is required".into())))?;
+    // A token this provider did not mint cannot exist: 200 without touching any object.
     if let Some(p) =
-        tokens::parse(token).filter(|p| matches!(p.kind, TokenKind::Access | TokenKind::Refresh))
+        gate::token(env, token).filter(|p| matches!(p.kind, TokenKind::Access | TokenKind::Refresh))
     {
         let op = AccountOp::Revoke {
             token_hash: tokens::hash(token),

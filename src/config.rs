@@ -4,7 +4,8 @@
 //!
 //! Invariant: a missing secret never weakens a check. With no `ORCHESTRATOR_SECRETS`, every
 //! signed endpoint refuses every request; with no `OPERATOR_SECRET`, introspection refuses
-//! everyone; with no `OWNER_ASSERTION_SECRET`, no assertion verifies.
+//! everyone; with no `OWNER_ASSERTION_SECRET`, no assertion verifies; with no `TOKEN_MAC_KEY`,
+//! no token verifies (nothing reaches an account object from a token) and none is minted.
 
 use std::cell::RefCell;
 
@@ -80,6 +81,28 @@ pub fn tos_version(env: &Env) -> String {
 /// The key deriving replayable codes and consent ids (`DERIVATION_KEY`).
 pub fn code_key(env: &Env) -> Option<String> {
     string(env, "DERIVATION_KEY")
+}
+
+/// The keys tagging tokens (`TOKEN_MAC_KEY`, comma-separated during a rotation) and whether
+/// untagged tokens of the earlier format are still accepted (`ACCEPT_LEGACY_TOKENS`, exactly
+/// `true`; off by default).
+pub fn token_keys(env: &Env) -> domain::tokens::MacKeys {
+    domain::tokens::MacKeys::new(
+        &string(env, "TOKEN_MAC_KEY").unwrap_or_default(),
+        string(env, "ACCEPT_LEGACY_TOKENS")
+            .as_deref()
+            .map(str::trim)
+            == Some("true"),
+    )
+}
+
+/// The key that tags new tokens (the first of `TOKEN_MAC_KEY`).
+pub fn token_mac_key(env: &Env) -> Option<Vec<u8>> {
+    let key = token_keys(env).current().map(<[u8]>::to_vec);
+    if key.is_none() {
+        worker::console_error!("TOKEN_MAC_KEY is not set: no token can be minted");
+    }
+    key
 }
 
 /// The public origin of this worker (`PUBLIC_BASE_URL`), else the request's own origin.

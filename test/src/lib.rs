@@ -32,6 +32,10 @@ pub const WEBHOOK_SECRET: &str = "whsec_test_webhooks_0123456789abcdef";
 /// with [`WEBHOOK_SECRET`]).
 pub const WEBHOOK_SECRET_OLD: &str = "whsec_test_webhooks_previous_fedcba98";
 
+/// The key tagging tokens in tests (`TOKEN_MAC_KEY`): cases mint well-formed tokens with it
+/// that the worker accepts as its own but no account knows.
+pub const TOKEN_MAC_KEY: &str = "test_token_mac_key_0123456789abcdefgh";
+
 /// The operator's login page, as configured for tests.
 pub const OWNER_LOGIN_URL: &str = "https://login.test/sign-in";
 
@@ -138,6 +142,7 @@ impl Default for Options {
                     "DERIVATION_KEY".into(),
                     "test_code_derivation_key_000000000000".into(),
                 ),
+                ("TOKEN_MAC_KEY".into(), TOKEN_MAC_KEY.into()),
                 ("OPERATOR_SECRET".into(), OPERATOR_SECRET.into()),
                 (
                     "OWNER_ASSERTION_SECRET".into(),
