@@ -105,6 +105,18 @@ fn client_signature(inc: &Incoming, env: &Env) -> Result<bool, Problem> {
     }
 }
 
+/// [`client_signature`]; a call that is not validly signed proves nothing yet, so it is first
+/// counted per client address ([`gate::client`]), never by the account it names.
+async fn signed_or_counted(inc: &Incoming, env: &Env) -> Result<bool, Problem> {
+    let signed = client_signature(inc, env);
+    if !matches!(signed, Ok(true)) {
+        gate::client(env, inc)
+            .await
+            .map_err(|e| oauth_problem(e.failure()))?;
+    }
+    signed
+}
+
 fn system_call(request_id: &str, op: AccountOp) -> AccountCall {
     AccountCall {
         actor: Actor::new(ActorKind::Orchestrator, None),
@@ -123,13 +135,7 @@ struct IssuedTokens {
 /// `POST /oauth/token` (RFC 6749 §4.1.3 and §6).
 pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let form = oauth_form(inc)?;
-    let signed = client_signature(inc, env)?;
-    if !signed {
-        // Unsigned calls prove nothing yet: counted per client address, not by the account.
-        gate::client(env, inc)
-            .await
-            .map_err(|e| oauth_problem(e.failure()))?;
-    }
+    let signed = signed_or_counted(inc, env).await?;
     let required = |name: &str| {
         form.get(name)
             .ok_or_else(|| Problem::from(OAuthError::InvalidRequest(format!("{name} is required"))))
@@ -216,11 +222,7 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
 /// `POST /oauth/revoke` (RFC 7009): always 200, whether or not the token existed.
 pub async fn revoke(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let form = oauth_form(inc)?;
-    if !client_signature(inc, env)? {
-        gate::client(env, inc)
-            .await
-            .map_err(|e| oauth_problem(e.failure()))?;
-    }
+    signed_or_counted(inc, env).await?;
     let token = form
         .get("token")
         .ok_or_else(|| Problem::from(OAuthError::InvalidRequest("token is required".into())))?;
