@@ -77,7 +77,10 @@ pub struct Account {
     /// `Some(false)`: no failed flush is recorded in `kv` (known from memory; `None`: unknown).
     flush_failing: Cell<Option<bool>>,
     running: RefCell<HashSet<String>>,
+    /// The account's own budget ([`Account::charge_owner`]).
     bucket: RefCell<Option<domain::ratelimit::Bucket>>,
+    /// Failed unsigned attempts ([`Account::charge_failure`]).
+    failures: RefCell<Option<domain::ratelimit::Bucket>>,
     /// The alarm as last read or set by this object (`None`: not known yet). Only this object
     /// sets its alarm, so the copy stays true; it saves a storage read on every change.
     alarm_at: Cell<Option<Option<i64>>>,
@@ -516,11 +519,13 @@ impl Account {
         resource_id: &str,
         generation: u32,
     ) -> std::result::Result<resources::NewApiToken, ResourceError> {
-        let keys = config::token_keys(&self.env).ok_or(ResourceError::SecretsUnavailable)?;
+        let keys = config::sealing_keys(&self.env).ok_or(ResourceError::SecretsUnavailable)?;
+        let mac_key = config::token_mac_key(&self.env).ok_or(ResourceError::SecretsUnavailable)?;
         let bytes = random::<20>().map_err(|_| ResourceError::SecretsUnavailable)?;
         let nonce = random::<12>().map_err(|_| ResourceError::SecretsUnavailable)?;
         Ok(resources::new_api_token(
             &keys,
+            &mac_key,
             account_id,
             resource_id,
             generation,
@@ -534,7 +539,7 @@ impl Account {
         let r = resources::find(&a, id)?;
         let mut secrets = BTreeMap::new();
         if matches!(r.detail, Detail::ApiToken { .. }) && r.status == Status::Complete {
-            let keys = config::token_keys(&self.env);
+            let keys = config::sealing_keys(&self.env);
             let derivation_key = config::code_key(&self.env);
             let value = resources::api_token_value(
                 r,
@@ -653,6 +658,9 @@ impl Account {
             error: AccountError::InvalidToken,
         })?;
         let access = account::authenticate(&current, access_hash, ctx.now)?;
+        // Signed by the orchestrator (checked by the worker) with a valid access token: only
+        // now does the call take from the account's budget.
+        self.charge_owner()?;
         // Audit records name the orchestrator account the token was granted to.
         let ctx = &Ctx {
             actor: Actor::new(ActorKind::Orchestrator, Some(&access.orchestrator_account)),
@@ -749,7 +757,8 @@ impl Account {
                 self.render(&id)
             }
             ResourceOp::DeepLink { purpose } => {
-                let link = mint(TokenKind::DeepLink, &current.id).map_err(ResourceError::from)?;
+                let link = mint(&self.env, TokenKind::DeepLink, &current.id)
+                    .map_err(ResourceError::from)?;
                 let expires_at = self
                     .commit(account::apply(&current, ctx, |d| {
                         Ok::<i64, ResourceError>(dashboard::create_link(d, link.hash, &purpose))
@@ -942,31 +951,50 @@ impl Account {
         )
     }
 
-    /// Takes a token of this account's bucket for orchestrator-initiated calls.
-    fn rate_limit(&self, op: &AccountOp) -> std::result::Result<(), AccountError> {
-        let counted = matches!(
-            op,
-            AccountOp::Resource { .. } | AccountOp::ExchangeCode { .. } | AccountOp::Refresh { .. }
-        );
-        if !counted {
-            return Ok(());
+    /// Takes a token of the account's own budget (`ACCOUNT_RATE_LIMIT`). Only calls that proved
+    /// they belong to this account (the orchestrator's signature and a valid credential of the
+    /// account) take from it, after the credential is checked: nobody else can spend it.
+    fn charge_owner(&self) -> std::result::Result<(), AccountError> {
+        take(&self.bucket, crate::limits::account_limit(&self.env))
+    }
+
+    /// Takes a token of the bucket of failed unsigned attempts (`ACCOUNT_FAILURE_RATE_LIMIT`):
+    /// when it is empty, such attempts are answered `429` instead of their error. It is not the
+    /// owner's budget: valid credentials are served whatever its level.
+    fn charge_failure(&self) -> std::result::Result<(), AccountError> {
+        take(&self.failures, crate::limits::failure_limit(&self.env))
+    }
+
+    /// The limit of a token call whose credential checked out (`ok`) or not: a signed valid call
+    /// takes from the owner's budget, an unsigned failed one from the failures' bucket.
+    fn token_call_limit(&self, ok: bool, signed: bool) -> std::result::Result<(), AccountError> {
+        match (ok, signed) {
+            (true, true) => self.charge_owner(),
+            (false, false) => self.charge_failure(),
+            _ => Ok(()),
         }
-        let limit = crate::limits::account_limit(&self.env);
-        let now = now_ms();
-        let mut bucket = self.bucket.borrow_mut();
-        let b = bucket.get_or_insert_with(|| domain::ratelimit::Bucket::full(limit, now));
-        b.take(limit, now)
-            .map_err(|retry_after| AccountError::RateLimited { retry_after })
+    }
+
+    /// Commits a token call's change unless the owner's budget refused it, and answers the
+    /// limit's refusal in place of a failure ([`Self::token_call_limit`]).
+    async fn commit_token_call<T>(
+        &self,
+        applied: Applied<T>,
+        signed: bool,
+    ) -> std::result::Result<T, AccountError> {
+        let limit = self.token_call_limit(applied.result.is_ok(), signed);
+        if applied.result.is_ok() {
+            // Nothing is written for a refused valid call: the credential still works.
+            limit?;
+            return self.commit(applied).await;
+        }
+        // A failure may still change state (a reused refresh token revokes its family): keep it.
+        let result = self.commit(applied).await;
+        limit?;
+        result
     }
 
     async fn run(&self, call: AccountCall) -> std::result::Result<Value, Value> {
-        if let Err(e) = self.rate_limit(&call.op) {
-            let e = match call.op {
-                AccountOp::Resource { .. } => serde_json::to_value(ResourceError::from(e)),
-                _ => serde_json::to_value(e),
-            };
-            return Err(e.unwrap_or(Value::Null));
-        }
         let ctx = self.ctx(&call);
         let err = |e: AccountError| serde_json::to_value(e).unwrap_or(Value::Null);
         match call.op {
@@ -1034,7 +1062,7 @@ impl Account {
                 nonce,
                 email,
             } => {
-                let session = mint(TokenKind::Session, &id)?;
+                let session = mint(&self.env, TokenKind::Session, &id)?;
                 let next_nonce = domain::crypto::base32(
                     &random::<16>().map_err(|_| internal("random", "nonce"))?,
                 );
@@ -1075,19 +1103,18 @@ impl Account {
             } => {
                 let ctx = &requester_ctx(&current, ctx, Some(&code_hash), None);
                 let (access, refresh) = (
-                    mint(TokenKind::Access, &id)?,
-                    mint(TokenKind::Refresh, &id)?,
+                    mint(&self.env, TokenKind::Access, &id)?,
+                    mint(&self.env, TokenKind::Refresh, &id)?,
                 );
                 let family = NewFamily {
                     id: new_id("fam"),
                     access_hash: access.hash,
                     refresh_hash: refresh.hash,
                 };
-                let issued = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        account::exchange_code(d, &code_hash, verifier.as_deref(), signed, family)
-                    }))
-                    .await?;
+                let applied = account::apply(&current, ctx, |d| {
+                    account::exchange_code(d, &code_hash, verifier.as_deref(), signed, family)
+                });
+                let issued = self.commit_token_call(applied, signed).await?;
                 Ok(
                     json!({"access_token": access.token, "refresh_token": refresh.token, "issued": issued}),
                 )
@@ -1098,14 +1125,13 @@ impl Account {
             } => {
                 let ctx = &requester_ctx(&current, ctx, None, Some(&refresh_hash));
                 let (access, refresh) = (
-                    mint(TokenKind::Access, &id)?,
-                    mint(TokenKind::Refresh, &id)?,
+                    mint(&self.env, TokenKind::Access, &id)?,
+                    mint(&self.env, TokenKind::Refresh, &id)?,
                 );
-                let issued = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        account::refresh(d, &refresh_hash, signed, access.hash, refresh.hash)
-                    }))
-                    .await?;
+                let applied = account::apply(&current, ctx, |d| {
+                    account::refresh(d, &refresh_hash, signed, access.hash, refresh.hash)
+                });
+                let issued = self.commit_token_call(applied, signed).await?;
                 Ok(
                     json!({"access_token": access.token, "refresh_token": refresh.token, "issued": issued}),
                 )
@@ -1165,7 +1191,7 @@ impl Account {
                 csrf,
                 approve,
             } => {
-                let code = mint(TokenKind::Code, &id)?;
+                let code = mint(&self.env, TokenKind::Code, &id)?;
                 let grant_id = new_id("grant");
                 let decision = self
                     .commit(account::apply(&current, ctx, |d| {
@@ -1183,7 +1209,7 @@ impl Account {
                 Ok(json!({"decision": decision, "code": code}))
             }
             AccountOp::OpenDashboard { link_hash } => {
-                let session = mint(TokenKind::Session, &id)?;
+                let session = mint(&self.env, TokenKind::Session, &id)?;
                 let nonce = domain::crypto::base32(
                     &random::<16>().map_err(|_| internal("random", "nonce"))?,
                 );
@@ -1274,9 +1300,14 @@ impl From<AccountError> for DashboardFailure {
     }
 }
 
-fn mint(kind: TokenKind, account: &str) -> std::result::Result<tokens::Minted, AccountError> {
+fn mint(
+    env: &Env,
+    kind: TokenKind,
+    account: &str,
+) -> std::result::Result<tokens::Minted, AccountError> {
+    let key = config::token_mac_key(env).ok_or(AccountError::Unavailable)?;
     let bytes = random::<20>().map_err(|_| internal("random", "token"))?;
-    Ok(tokens::mint(kind, account, &bytes))
+    Ok(tokens::mint(kind, account, &key, &bytes))
 }
 
 /// Token calls arrive without a verified caller id: their records name the orchestrator
@@ -1310,6 +1341,18 @@ fn event_row(id: &str, at: i64) -> storage::Statement {
     )
 }
 
+/// Takes one token of `bucket` (filled on first use).
+fn take(
+    bucket: &RefCell<Option<domain::ratelimit::Bucket>>,
+    limit: domain::ratelimit::Limit,
+) -> std::result::Result<(), AccountError> {
+    let now = now_ms();
+    let mut bucket = bucket.borrow_mut();
+    let b = bucket.get_or_insert_with(|| domain::ratelimit::Bucket::full(limit, now));
+    b.take(limit, now)
+        .map_err(|retry_after| AccountError::RateLimited { retry_after })
+}
+
 fn to_value<T: Serialize>(v: T) -> Outcome {
     serde_json::to_value(v).map_err(|e| internal("encode", e))
 }
@@ -1333,6 +1376,7 @@ impl DurableObject for Account {
             flush_failing: Cell::new(None),
             running: RefCell::new(HashSet::new()),
             bucket: RefCell::new(None),
+            failures: RefCell::new(None),
             alarm_at: Cell::new(None),
             events_ready: Cell::new(false),
             pruned_at: Cell::new(0),

@@ -4,7 +4,8 @@
 //!
 //! Invariant: a missing secret never weakens a check. With no `ORCHESTRATOR_SECRETS`, every
 //! signed endpoint refuses every request; with no `OPERATOR_SECRET`, introspection refuses
-//! everyone; with no `OWNER_ASSERTION_SECRET`, no assertion verifies.
+//! everyone; with no `OWNER_ASSERTION_SECRET`, no assertion verifies; with no `TOKEN_MAC_KEY`,
+//! no token verifies (nothing reaches an account object from a token) and none is minted.
 
 use std::cell::{OnceCell, RefCell};
 
@@ -112,7 +113,7 @@ pub fn code_key(env: &Env) -> Option<String> {
 
 /// The key ring sealing API tokens (`TOKEN_ENCRYPTION_KEYS`); `None`, logged, when unset or
 /// invalid: then no API token is minted and no sealed one shown.
-pub fn token_keys(env: &Env) -> Option<KeyRing> {
+pub fn sealing_keys(env: &Env) -> Option<KeyRing> {
     let parsed = string(env, KEYS_SETTING).map(|text| KeyRing::parse(&text));
     match parsed {
         Some(Ok(keys)) => Some(keys),
@@ -131,6 +132,28 @@ pub fn token_keys(env: &Env) -> Option<KeyRing> {
             None
         }
     }
+}
+
+/// The keys tagging tokens (`TOKEN_MAC_KEY`, comma-separated during a rotation) and whether
+/// untagged tokens of the earlier format are still accepted (`ACCEPT_LEGACY_TOKENS`, exactly
+/// `true`; off by default).
+pub fn token_keys(env: &Env) -> domain::tokens::MacKeys {
+    domain::tokens::MacKeys::new(
+        &string(env, "TOKEN_MAC_KEY").unwrap_or_default(),
+        string(env, "ACCEPT_LEGACY_TOKENS")
+            .as_deref()
+            .map(str::trim)
+            == Some("true"),
+    )
+}
+
+/// The key that tags new tokens (the first of `TOKEN_MAC_KEY`).
+pub fn token_mac_key(env: &Env) -> Option<Vec<u8>> {
+    let key = token_keys(env).current().map(<[u8]>::to_vec);
+    if key.is_none() {
+        worker::console_error!("TOKEN_MAC_KEY is not set: no token can be minted");
+    }
+    key
 }
 
 /// The public origin of this worker (`PUBLIC_BASE_URL`), else the request's own origin.

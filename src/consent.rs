@@ -20,10 +20,10 @@ use domain::tokens::{self, TokenKind};
 use serde::Deserialize;
 use worker::{Env, Headers, Response};
 
-use crate::config;
 use crate::http::{random, Incoming, Problem};
 use crate::owner_sign_in;
 use crate::rpc::{self, AccountCall, AccountOp};
+use crate::{config, gate};
 
 fn internal(e: worker::Error) -> Problem {
     worker::console_error!("page: {e}");
@@ -55,6 +55,9 @@ fn respond(env: &Env, nonce: &str, page: Page) -> Result<Response, Problem> {
     set("x-frame-options", "DENY")?;
     set("referrer-policy", "no-referrer")?;
     set("cache-control", "no-store")?;
+    if page.status == 429 {
+        set("retry-after", &gate::CLIENT_RETRY_AFTER.to_string())?;
+    }
     Ok(Response::from_html(page.html)
         .map_err(internal)?
         .with_status(page.status)
@@ -92,6 +95,21 @@ fn account_error_page(e: &AccountError, nonce: &str) -> Page {
             "Ask the tool that sent you here to start again.",
             nonce,
         ),
+    }
+}
+
+/// The page for a client over its limit ([`gate::client`]), if it is; pages come from browsers,
+/// which prove nothing until the link is checked.
+async fn too_many(env: &Env, inc: &Incoming, style: &str) -> Option<Page> {
+    match gate::client(env, inc).await {
+        Ok(()) => None,
+        Err(ApiError::RateLimited { .. }) => Some(message(
+            429,
+            "Too many attempts",
+            "Wait a minute, then open the link again. Nothing was changed.",
+            style,
+        )),
+        Err(_) => Some(account_error_page(&AccountError::Unavailable, style)),
     }
 }
 
@@ -162,6 +180,9 @@ async fn view_page(
     request_id: &str,
     style: &str,
 ) -> Result<Page, Problem> {
+    if let Some(page) = too_many(env, inc, style).await {
+        return Ok(page);
+    }
     let Ok(query) = Form::parse(inc.query.as_bytes()) else {
         return Ok(message(
             400,
@@ -172,7 +193,7 @@ async fn view_page(
     };
     let Some((consent, account)) = query
         .get("consent")
-        .and_then(|c| tokens::parse_kind(c, TokenKind::Consent).map(|a| (c, a)))
+        .and_then(|c| gate::token_kind(env, c, TokenKind::Consent).map(|a| (c, a)))
     else {
         return Ok(message(
             404,
@@ -234,13 +255,16 @@ async fn submit_page(
     request_id: &str,
     style: &str,
 ) -> Result<Result<Page, String>, Problem> {
+    if let Some(page) = too_many(env, inc, style).await {
+        return Ok(Ok(page));
+    }
     let bad = |text: &str| Ok(Ok(message(400, "This form is not valid", text, style)));
     let Ok(f) = Form::parse(&inc.body) else {
         return bad("Open the link again.");
     };
     let Some((consent, account)) = f
         .get("consent")
-        .and_then(|c| tokens::parse_kind(c, TokenKind::Consent).map(|a| (c, a)))
+        .and_then(|c| gate::token_kind(env, c, TokenKind::Consent).map(|a| (c, a)))
     else {
         return Ok(Ok(message(
             404,

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::{Env, Headers, Response};
 
+use crate::gate;
 use crate::http::{random, Incoming, Problem};
 use crate::rpc::{self, AccountCall, AccountOp, DashboardAction};
 use crate::{config, owner_sign_in};
@@ -41,6 +42,9 @@ fn page(status: u16, html: String, nonce: &str) -> Result<Response, Problem> {
     set("x-frame-options", "DENY")?;
     set("referrer-policy", "no-referrer")?;
     set("cache-control", "no-store")?;
+    if status == 429 {
+        set("retry-after", &gate::CLIENT_RETRY_AFTER.to_string())?;
+    }
     Ok(Response::from_html(html)
         .map_err(internal)?
         .with_status(status)
@@ -54,6 +58,25 @@ fn message(status: u16, title: &str, text: &str, nonce: &str) -> Result<Response
 fn explain(e: DashboardError, nonce: &str) -> Result<Response, Problem> {
     let (status, title, text) = e.page();
     message(status, title, text, nonce)
+}
+
+/// The page for a client over its limit ([`gate::client`]), if it is.
+async fn too_many(env: &Env, inc: &Incoming, nonce: &str) -> Option<Result<Response, Problem>> {
+    match gate::client(env, inc).await {
+        Ok(()) => None,
+        Err(ApiError::RateLimited { .. }) => Some(message(
+            429,
+            "Too many attempts",
+            "Wait a minute, then open the link again. Nothing was changed.",
+            nonce,
+        )),
+        Err(_) => Some(message(
+            503,
+            "Please try again",
+            "We could not reach the account just now. Nothing was changed.",
+            nonce,
+        )),
+    }
 }
 
 fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {
@@ -203,6 +226,9 @@ async fn sign_in(
 /// `GET /dashboard?link=pvdl_...`: opens a single-use link.
 pub async fn view(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let nonce = domain::crypto::base32(&random::<12>()?);
+    if let Some(limited) = too_many(env, inc, &nonce).await {
+        return limited;
+    }
     let query = Form::parse(inc.query.as_bytes()).ok();
     let get = |k: &str| query.as_ref().and_then(|q| q.get(k).map(str::to_string));
     if let (Some(account), Some(assertion)) = (get("account"), get("assertion")) {
@@ -214,7 +240,7 @@ pub async fn view(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respons
     let link = get("link");
     let Some((link, account)) = link
         .as_deref()
-        .and_then(|l| tokens::parse_kind(l, TokenKind::DeepLink).map(|a| (l, a)))
+        .and_then(|l| gate::token_kind(env, l, TokenKind::DeepLink).map(|a| (l, a)))
     else {
         return explain(DashboardError::LinkUnknown, &nonce);
     };
@@ -246,6 +272,9 @@ enum Failed {
 /// `POST /dashboard`: change the cap or confirm a quote, then show the dashboard again.
 pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let nonce = domain::crypto::base32(&random::<12>()?);
+    if let Some(limited) = too_many(env, inc, &nonce).await {
+        return limited;
+    }
     let Ok(f) = Form::parse(&inc.body) else {
         return message(
             400,
@@ -256,7 +285,7 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
     };
     let Some((session, account)) = f
         .get("session")
-        .and_then(|s| tokens::parse_kind(s, TokenKind::Session).map(|a| (s, a)))
+        .and_then(|s| gate::token_kind(env, s, TokenKind::Session).map(|a| (s, a)))
     else {
         return explain(DashboardError::SessionExpired, &nonce);
     };

@@ -13,7 +13,8 @@
 //!   including the call to the account object), so two concurrent requests for one email never
 //!   create two accounts.
 //! - No secret is stored: codes and consent links are derived from `DERIVATION_KEY`, the
-//!   account id, the request id and its time, so a replay returns the same ones.
+//!   account id, the request id and its time (and tagged under `TOKEN_MAC_KEY` like every
+//!   token), so a replay returns the same ones.
 //! - The rows of a new account are written before the account object is called; if that call
 //!   fails for sure they are removed, and if its outcome is unknown a replay completes it (the
 //!   account object's create is idempotent).
@@ -180,6 +181,10 @@ impl Step {
         })
     }
 
+    fn mac_key(&self) -> std::result::Result<Vec<u8>, AccountRequestError> {
+        config::token_mac_key(&self.env).ok_or(AccountRequestError::Internal)
+    }
+
     fn call(&self, op: AccountOp) -> AccountCall {
         AccountCall {
             actor: Actor::new(
@@ -237,6 +242,7 @@ impl Step {
         let code = tokens::derive(
             TokenKind::Code,
             account_id,
+            &self.mac_key()?,
             self.key()?.as_bytes(),
             &self.context(issued_at),
         );
@@ -349,6 +355,7 @@ impl Step {
         let consent = tokens::derive(
             TokenKind::Consent,
             account_id,
+            &self.mac_key()?,
             self.key()?.as_bytes(),
             &self.context(issued_at),
         );

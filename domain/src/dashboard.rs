@@ -483,6 +483,7 @@ mod tests {
                     code_challenge: None,
                 },
                 spending_cap: 10_000,
+                currency: None,
             };
             let orchestrator = Actor::new(ActorKind::Orchestrator, Some("acct_stripe_1"));
             let applied = create(new, &ctx(T0, orchestrator.clone()));

@@ -2218,13 +2218,14 @@ fn api_token_aad(account_id: &str, resource_id: &str, generation: u32) -> String
 /// CSPRNG).
 pub fn new_api_token(
     keys: &KeyRing,
+    mac_key: &[u8],
     account_id: &str,
     resource_id: &str,
     generation: u32,
     random: &[u8; 20],
     nonce: &[u8; 12],
 ) -> NewApiToken {
-    let minted = tokens::mint(TokenKind::ApiKey, account_id, random);
+    let minted = tokens::mint(TokenKind::ApiKey, account_id, mac_key, random);
     let aad = api_token_aad(account_id, resource_id, generation);
     let sealed = keys.seal(minted.token.as_bytes(), aad.as_bytes(), nonce);
     NewApiToken { minted, sealed }
@@ -2307,7 +2308,7 @@ pub fn api_token_value(
         None => {
             let key = derivation_key.ok_or(TokenValueError::NoDerivationKey)?;
             let context = api_token_context(&r.id, *generation);
-            tokens::derive(TokenKind::ApiKey, account_id, key, &context).token
+            tokens::derive_legacy(TokenKind::ApiKey, account_id, key, &context)
         }
     };
     if !tokens::same_hash(&tokens::hash(&value), token_hash) {

@@ -36,6 +36,9 @@ pub const WEBHOOK_SECRET_OLD: &str = "whsec_test_webhooks_previous_fedcba98";
 /// rotation scenarios.
 pub const TOKEN_KEY: &str = "t1:dGVzdF90b2tlbl9lbmNyeXB0aW9uX2tleV8wMDAwMDE=";
 pub const TOKEN_KEY_2: &str = "t2:dGVzdF90b2tlbl9lbmNyeXB0aW9uX2tleV8wMDAwMDI=";
+/// The key tagging tokens in tests (`TOKEN_MAC_KEY`): cases mint well-formed tokens with it
+/// that the worker accepts as its own but no account knows.
+pub const TOKEN_MAC_KEY: &str = "test_token_mac_key_0123456789abcdefgh";
 
 /// The operator's login page, as configured for tests.
 pub const OWNER_LOGIN_URL: &str = "https://login.test/sign-in";
@@ -157,6 +160,7 @@ impl Default for Options {
                     "DERIVATION_KEY".into(),
                     "test_code_derivation_key_000000000000".into(),
                 ),
+                ("TOKEN_MAC_KEY".into(), TOKEN_MAC_KEY.into()),
                 ("OPERATOR_SECRET".into(), OPERATOR_SECRET.into()),
                 (
                     "OWNER_ASSERTION_SECRET".into(),

@@ -6,6 +6,8 @@ use crate::ledger::ChargeStatus;
 use crate::tokens::hash;
 
 const T0: i64 = 1_800_000_000;
+/// The key tagging tokens in these tests (`TOKEN_MAC_KEY`).
+const MAC_KEY: &[u8] = b"test token mac key";
 
 fn catalog() -> Catalog {
     let mut v: Value = serde_json::from_str(DEFAULT_CATALOG).unwrap();
@@ -250,7 +252,7 @@ fn free_plan_then_api_token() {
     );
 
     // Rotate: a new generation, value and hash; remove twice is fine.
-    let next = new_api_token(&keys(), &w.account.id, &tok, 2, &[4; 20], &[5; 12]);
+    let next = new_api_token(&keys(), MAC_KEY, &w.account.id, &tok, 2, &[4; 20], &[5; 12]);
     w.run(|d| rotate(d, &tok, &catalog(), Some(next.clone())))
         .unwrap();
     assert!(
@@ -280,7 +282,15 @@ fn create_sealed_token(w: &mut W, keys: &KeyRing, random: &[u8; 20]) -> (String,
     }
     w.n += 1;
     let id = format!("res_tok{}", w.n);
-    let token = new_api_token(keys, &w.account.id, &id, 1, random, &[w.n as u8; 12]);
+    let token = new_api_token(
+        keys,
+        MAC_KEY,
+        &w.account.id,
+        &id,
+        1,
+        random,
+        &[w.n as u8; 12],
+    );
     let ids = NewIds {
         resource_id: id.clone(),
         charge_id: format!("ch_{}", w.n),
@@ -318,7 +328,7 @@ fn api_tokens_are_random_and_sealed_not_derived() {
     assert_eq!(value(&w, &a, Some(&ring), None), Ok(Some(token_a.clone())));
     assert_ne!(
         token_a,
-        tokens::derive(TokenKind::ApiKey, &acct, b"any", &api_token_context(&a, 1)).token
+        tokens::derive_legacy(TokenKind::ApiKey, &acct, b"any", &api_token_context(&a, 1))
     );
     // Verification compares hashes, as before.
     let hash_a = tokens::hash(&token_a);
@@ -363,7 +373,7 @@ fn api_tokens_are_random_and_sealed_not_derived() {
     ));
 
     // Rotation issues a new random value, sealed under the current first key.
-    let next = new_api_token(&rotated, &acct, &a, 2, &[9; 20], &[9; 12]);
+    let next = new_api_token(&rotated, MAC_KEY, &acct, &a, 2, &[9; 20], &[9; 12]);
     let cat = w.catalog.clone();
     w.run(|d| rotate(d, &a, &cat, Some(next.clone()))).unwrap();
     let shown = value(&w, &a, Some(&rotated), None).unwrap().unwrap();
@@ -385,15 +395,18 @@ fn tokens_minted_before_sealing_keep_being_derived_until_rotated() {
         .unwrap();
     let acct = w.account.id.clone();
     let old_key = b"dev_code_derivation_key_0000000000000000";
-    let old_token = tokens::derive(
+    let old_token = tokens::derive_legacy(
         TokenKind::ApiKey,
         &acct,
         old_key,
         &api_token_context("res_old", 1),
     );
+    // The earlier, untagged format (32 secret characters).
+    assert!(tokens::parse(&old_token).is_some_and(|p| p.legacy));
+    let old_hash = tokens::hash(&old_token);
     let old_json = format!(
         r#"{{"id":"res_old","service_id":"api_token","project_id":"p","kind":"deployable","status":"complete","created_at":{T0},"updated_at":{T0},"configuration":{{"scopes":["logs:read"]}},"detail":{{"type":"api_token","scopes":["logs:read"],"label":null,"generation":1,"token_hash":"{}"}},"job":null,"error":null,"message":null}}"#,
-        old_token.hash
+        old_hash
     );
     let old: Resource = serde_json::from_str(&old_json).unwrap();
     assert!(matches!(
@@ -413,7 +426,7 @@ fn tokens_minted_before_sealing_keep_being_derived_until_rotated() {
     };
     assert_eq!(
         value(&w, Some(&keys()), Some(old_key)),
-        Ok(Some(old_token.token.clone()))
+        Ok(Some(old_token.clone()))
     );
     assert_eq!(
         value(&w, Some(&keys()), None),
@@ -425,18 +438,18 @@ fn tokens_minted_before_sealing_keep_being_derived_until_rotated() {
         Err(TokenValueError::Mismatch)
     );
     assert_eq!(
-        introspect_api_key(&w.account, &old_token.hash)["resource_id"],
+        introspect_api_key(&w.account, &old_hash)["resource_id"],
         "res_old"
     );
 
     // Rotation replaces it with a random, sealed one: DERIVATION_KEY no longer matters.
-    let next = new_api_token(&keys(), &acct, "res_old", 2, &[7; 20], &[7; 12]);
+    let next = new_api_token(&keys(), MAC_KEY, &acct, "res_old", 2, &[7; 20], &[7; 12]);
     let cat = w.catalog.clone();
     w.run(|d| rotate(d, "res_old", &cat, Some(next.clone())))
         .unwrap();
     assert_eq!(value(&w, Some(&keys()), None), Ok(Some(next.minted.token)));
     assert_eq!(
-        introspect_api_key(&w.account, &old_token.hash),
+        introspect_api_key(&w.account, &old_hash),
         json!({"active": false})
     );
 }
