@@ -262,13 +262,7 @@ pub async fn request_claim<T: DeserializeOwned>(
     id: &str,
     op: &DirectoryOp,
 ) -> Result<Result<T, AccountRequestError>, ApiError> {
-    let ns = env
-        .durable_object("DIRECTORY")
-        .map_err(|_| ApiError::Internal)?;
-    let stub = ns
-        .get_by_name(&format!("request:{id}"))
-        .map_err(|_| ApiError::Internal)?;
-    decode(post(stub, op).await?)
+    directory_object(env, &format!("request:{id}"), op).await
 }
 
 /// Runs `op` on the directory object of a normalised email.
@@ -277,12 +271,18 @@ pub async fn directory<T: DeserializeOwned>(
     email: &str,
     op: &DirectoryOp,
 ) -> Result<Result<T, AccountRequestError>, ApiError> {
+    directory_object(env, &format!("email:{email}"), op).await
+}
+
+async fn directory_object<T: DeserializeOwned>(
+    env: &Env,
+    name: &str,
+    op: &DirectoryOp,
+) -> Result<Result<T, AccountRequestError>, ApiError> {
     let ns = env
         .durable_object("DIRECTORY")
         .map_err(|_| ApiError::Internal)?;
-    let stub = ns
-        .get_by_name(&format!("email:{email}"))
-        .map_err(|_| ApiError::Internal)?;
+    let stub = ns.get_by_name(name).map_err(|_| ApiError::Internal)?;
     decode(post(stub, op).await?)
 }
 
