@@ -3,7 +3,7 @@
 //! single-use, the owner's email only); nothing changes on a suspended account. The browser
 //! path (development sign-in form, buying) is in `browser.rs`.
 
-use app_client::{form_encode, Call, Reply, Signing};
+use app_client::{form_encode, Call, Reply};
 use app_tests::{OWNER_ASSERTION_SECRET, OWNER_LOGIN_URL};
 use libtest_mimic::Trial;
 use serde_json::json;
@@ -28,28 +28,8 @@ pub fn trials() -> Vec<Trial> {
     ]
 }
 
-fn page(path_and_query: &str) -> Reply {
-    provider()
-        .send(
-            Call::get(path_and_query)
-                .signing(Signing::Unsigned)
-                .api_version(None),
-        )
-        .unwrap()
-}
-
 fn post_form(fields: &[(&str, &str)]) -> Reply {
-    provider()
-        .send(
-            Call::new("POST", "/dashboard")
-                .raw_body(
-                    form_encode(fields).into_bytes(),
-                    "application/x-www-form-urlencoded",
-                )
-                .signing(Signing::Unsigned)
-                .api_version(None),
-        )
-        .unwrap()
+    post_page_form("/dashboard", fields)
 }
 
 /// Mints a deep link as the agent and opens it: the dashboard page.
