@@ -1,4 +1,4 @@
-//! Account requests and the OAuth token endpoints (PROTOCOL.md §4): thin handlers that parse,
+//! Account requests and the OAuth token endpoints (docs/PROTOCOL.md §3): thin handlers that parse,
 //! route to the directory or account object, and render.
 
 use domain::account::Issued;

@@ -241,7 +241,7 @@ impl State {
     }
 }
 
-/// An account request as the orchestrator sends it (PROTOCOL.md §4.1).
+/// An account request as the orchestrator sends it (docs/PROTOCOL.md §3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRequest {
     pub email: String,

@@ -1,4 +1,4 @@
-//! Stripe webhooks applied to an account (PROTOCOL.md §6): exactly once, in any order.
+//! Stripe webhooks applied to an account (docs/PROTOCOL.md §6.3): exactly once, in any order.
 //!
 //! Invariants:
 //! - An event id is applied at most once: the caller keeps the ids it applied for

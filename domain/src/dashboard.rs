@@ -1,4 +1,4 @@
-//! Deep links (PROTOCOL.md §5.3) and the owner's dashboard behind them.
+//! Deep links (docs/PROTOCOL.md §4.5) and the owner's dashboard behind them.
 //!
 //! A deep link is single-use and lives 10 minutes. Opening it starts a dashboard session of 30
 //! minutes whose secret is carried by the page's forms (no cookie). Only hashes are stored.

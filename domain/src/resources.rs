@@ -1,4 +1,4 @@
-//! Resources (PROTOCOL.md §5): plans, API tokens, domains and operator-backed services, with
+//! Resources (docs/PROTOCOL.md §4): plans, API tokens, domains and operator-backed services, with
 //! payments that survive outages and a hard spending cap.
 //!
 //! A resource's external work (Stripe, the registrar, the operator's backend) is a *job*: a
