@@ -2243,13 +2243,15 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
     res.updated_at = now;
     match js.job {
         // paid -> paid: the new plan is paid for and in place; only cancelling the old
-        // subscription failed. Nothing to refund; it is retried (see above) and said so.
+        // subscription failed. Nothing to refund; it is retried (see above) and said so. The
+        // change itself succeeded, so the caller is not told it failed.
         Job::Subscribe {
             replaces: Some(_),
             subscription: Some(_),
             ..
         } => {
             res.message = stale;
+            return Ok(());
         }
         // Charged, but the subscription could not be started: refund it. A plan change keeps
         // the current plan; a new plan stays `pending` until the refund, then ends `errored`
