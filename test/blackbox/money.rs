@@ -28,6 +28,10 @@ pub fn trials() -> Vec<Trial> {
             "money::an_old_subscription_stripe_will_not_cancel_is_retried_by_the_alarm",
             an_old_subscription_stripe_will_not_cancel_is_retried_by_the_alarm,
         ),
+        case(
+            "money::closing_is_not_closed_while_an_old_subscription_still_bills",
+            closing_is_not_closed_while_an_old_subscription_still_bills,
+        ),
     ]
 }
 
@@ -334,4 +338,65 @@ fn an_old_subscription_stripe_will_not_cancel_is_retried_by_the_alarm() {
             && at("subscription.cancel_retry_scheduled") < at("subscription.canceled"),
         "{actions:?}"
     );
+}
+
+/// The same refusal, then the account is closed at once: closing cancels the new plan's
+/// subscription and keeps trying the old one; the account is never `closed` while a
+/// subscription still bills, and ends `closed` with both canceled.
+fn closing_is_not_closed_while_an_old_subscription_still_bills() {
+    let t = new_account(&email());
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&spt(5000))}),
+    ));
+    let id = r["id"].as_str().unwrap().to_string();
+    let old = subscriptions(&t.account)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cancel_key = format!("{}:{id}:{old}:cancel", t.account);
+    // The saga's cancel, the close's immediate try and the next retry are refused.
+    with_worker(|w| {
+        w.stand_in
+            .fail_next(Fault::new("/v1/subscriptions/", 3, 400).key_prefix(&cancel_key))
+    });
+    let r = ok(&post(
+        &t.access,
+        &id,
+        "update_service",
+        json!({"service_id": "team", "payment_credentials": pay(&spt(5000))}),
+    ));
+    assert_eq!(r["service_id"], "team", "{r}");
+    ok(&op(
+        "POST",
+        &format!("/v1/accounts/{}/close", t.account),
+        Some(json!({"reason": "test"})),
+    ));
+    let live = |a: &str| {
+        subscriptions(a)
+            .iter()
+            .filter(|s| s["status"] != "canceled")
+            .count()
+    };
+    let mut seen_closing_with_live = false;
+    wait_for("the account to close", || {
+        let status = ok(&op("GET", &format!("/v1/accounts/{}", t.account), None))["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let live = live(&t.account);
+        if status == "closed" {
+            assert_eq!(live, 0, "closed while a subscription still bills");
+            return true;
+        }
+        seen_closing_with_live |= status == "closing" && live > 0;
+        false
+    });
+    assert!(
+        seen_closing_with_live,
+        "the refused cancel kept the account closing for a while"
+    );
+    let subs = subscriptions(&t.account);
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert!(subs.iter().all(|s| s["status"] == "canceled"), "{subs:?}");
 }
