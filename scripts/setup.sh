@@ -69,5 +69,14 @@ fi
 if [ ! -f .dev.vars ]; then
   say "creating .dev.vars from .dev.vars.example"
   cp .dev.vars.example .dev.vars
+else
+  # A .dev.vars from an earlier version lacks settings added since (e.g. TOKEN_MAC_KEY): add
+  # each missing one with its example value; values already there are kept as they are.
+  for name in $(sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' .dev.vars.example); do
+    if ! grep -q "^$name=" .dev.vars; then
+      say "adding $name to .dev.vars (from .dev.vars.example)"
+      grep "^$name=" .dev.vars.example >> .dev.vars
+    fi
+  done
 fi
 say "ready (worker-build $WORKER_BUILD_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wrangler $(node_modules/.bin/wrangler --version 2>/dev/null | tail -n1), node $node_version)"

@@ -77,7 +77,10 @@ pub struct Account {
     /// `Some(false)`: no failed flush is recorded in `kv` (known from memory; `None`: unknown).
     flush_failing: Cell<Option<bool>>,
     running: RefCell<HashSet<String>>,
+    /// The account's own budget ([`Account::charge_owner`]).
     bucket: RefCell<Option<domain::ratelimit::Bucket>>,
+    /// Failed unsigned attempts ([`Account::charge_failure`]).
+    failures: RefCell<Option<domain::ratelimit::Bucket>>,
     /// The alarm as last read or set by this object (`None`: not known yet). Only this object
     /// sets its alarm, so the copy stays true; it saves a storage read on every change.
     alarm_at: Cell<Option<Option<i64>>>,
@@ -508,22 +511,26 @@ impl Account {
         result
     }
 
-    /// API token for the given resource generation (derived, never stored).
-    fn api_token(
+    /// A new random API token for the given resource generation, sealed for storage. Without
+    /// a usable `TOKEN_ENCRYPTION_KEYS` nothing is minted.
+    fn new_api_token(
         &self,
         account_id: &str,
         resource_id: &str,
         generation: u32,
-    ) -> std::result::Result<tokens::Minted, ResourceError> {
-        let key = config::code_key(&self.env).ok_or_else(|| {
-            worker::console_error!("DERIVATION_KEY is not set");
-            ResourceError::Unavailable
-        })?;
-        Ok(tokens::derive(
-            TokenKind::ApiKey,
+    ) -> std::result::Result<resources::NewApiToken, ResourceError> {
+        let keys = config::sealing_keys(&self.env).ok_or(ResourceError::SecretsUnavailable)?;
+        let mac_key = config::token_mac_key(&self.env).ok_or(ResourceError::SecretsUnavailable)?;
+        let bytes = random::<20>().map_err(|_| ResourceError::SecretsUnavailable)?;
+        let nonce = random::<12>().map_err(|_| ResourceError::SecretsUnavailable)?;
+        Ok(resources::new_api_token(
+            &keys,
+            &mac_key,
             account_id,
-            key.as_bytes(),
-            &resources::api_token_context(resource_id, generation),
+            resource_id,
+            generation,
+            &bytes,
+            &nonce,
         ))
     }
 
@@ -531,12 +538,24 @@ impl Account {
         let a = self.load().ok_or(ResourceError::NotFound)?;
         let r = resources::find(&a, id)?;
         let mut secrets = BTreeMap::new();
-        if let Detail::ApiToken { generation, .. } = &r.detail {
-            if r.status == Status::Complete {
-                secrets.insert(
-                    "API_TOKEN".to_string(),
-                    self.api_token(&a.id, id, *generation)?.token,
+        if matches!(r.detail, Detail::ApiToken { .. }) && r.status == Status::Complete {
+            let keys = config::sealing_keys(&self.env);
+            let derivation_key = config::code_key(&self.env);
+            let value = resources::api_token_value(
+                r,
+                &a.id,
+                keys.as_ref(),
+                derivation_key.as_deref().map(str::as_bytes),
+            )
+            .map_err(|e| {
+                worker::console_error!(
+                    "{}",
+                    json!({"level": "error", "msg": "api_token", "resource_id": id, "detail": e.to_string()})
                 );
+                ResourceError::SecretsUnavailable
+            })?;
+            if let Some(value) = value {
+                secrets.insert("API_TOKEN".to_string(), value);
             }
         }
         Ok(resources::render(r, &a.id, &secrets))
@@ -639,6 +658,9 @@ impl Account {
             error: AccountError::InvalidToken,
         })?;
         let access = account::authenticate(&current, access_hash, ctx.now)?;
+        // Signed by the orchestrator (checked by the worker) with a valid access token: only
+        // now does the call take from the account's budget.
+        self.charge_owner()?;
         // Audit records name the orchestrator account the token was granted to.
         let ctx = &Ctx {
             actor: Actor::new(ActorKind::Orchestrator, Some(&access.orchestrator_account)),
@@ -693,7 +715,7 @@ impl Account {
                 let r = resources::find(&current, &id)?;
                 let next = match &r.detail {
                     Detail::ApiToken { generation, .. } => {
-                        Some(self.api_token(&current.id, &id, generation + 1)?.hash)
+                        Some(self.new_api_token(&current.id, &id, generation + 1)?)
                     }
                     _ => None,
                 };
@@ -735,7 +757,8 @@ impl Account {
                 self.render(&id)
             }
             ResourceOp::DeepLink { purpose } => {
-                let link = mint(TokenKind::DeepLink, &current.id).map_err(ResourceError::from)?;
+                let link = mint(&self.env, TokenKind::DeepLink, &current.id)
+                    .map_err(ResourceError::from)?;
                 let expires_at = self
                     .commit(account::apply(&current, ctx, |d| {
                         Ok::<i64, ResourceError>(dashboard::create_link(d, link.hash, &purpose))
@@ -758,11 +781,20 @@ impl Account {
         ctx: &Ctx,
     ) -> std::result::Result<String, ResourceError> {
         let resource_id = new_id("res");
-        let token_hash = Some(self.api_token(&current.id, &resource_id, 1)?.hash);
+        // Only API tokens mint a secret: a missing key refuses those and nothing else.
+        let is_api_token = catalog
+            .get(&req.service_id)
+            .is_some_and(|s| matches!(s.provider, Behaviour::ApiToken { .. }));
+        let token = if is_api_token {
+            Some(self.new_api_token(&current.id, &resource_id, 1)?)
+        } else {
+            None
+        };
         let ids = NewIds {
             resource_id,
             charge_id: new_id("chg"),
-            token_hash,
+            token_hash: token.as_ref().map(|t| t.minted.hash.clone()),
+            token_sealed: token.map(|t| t.sealed),
         };
         self.commit(account::apply(current, ctx, |d| {
             resources::create(d, req, catalog, ids, candidates)
@@ -817,8 +849,35 @@ impl Account {
         let current = self
             .load()
             .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
-        dashboard::check_session(&current, session_hash, ctx.now)
-            .map_err(DashboardFailure::Page)?;
+        // Viewing and lowering the cap take the link's session; raising it and buying, the
+        // owner's sign-in; nothing changes on an account that is not open.
+        let change = match &action {
+            DashboardAction::View => dashboard::Change::None,
+            DashboardAction::SetCap { cap } if *cap <= current.ledger.cap => {
+                dashboard::Change::Narrow
+            }
+            DashboardAction::SetCap { .. } | DashboardAction::Confirm { .. } => {
+                dashboard::Change::Widen
+            }
+        };
+        let how = match dashboard::authorize(&current, session_hash, ctx.now, change) {
+            Ok(how) => how,
+            Err(DashboardError::SignInRequired) => {
+                let what = match action {
+                    DashboardAction::Confirm { .. } => "Buying",
+                    _ => "Raising the cap",
+                };
+                let notice = format!(
+                    "{what} needs the owner's sign-in: sign in below, then try again. Nothing was changed."
+                );
+                return self.shown(session_hash, Some(notice), Some(403));
+            }
+            Err(e) => return Err(DashboardFailure::Page(e)),
+        };
+        let ctx = &Ctx {
+            actor: domain::audit::Actor::owner(how),
+            ..ctx.clone()
+        };
         let mut notice = None;
         match action {
             DashboardAction::View => {}
@@ -871,37 +930,71 @@ impl Account {
                 });
             }
         }
+        self.shown(session_hash, notice, None)
+    }
+
+    /// The dashboard as a session sees it now, with a notice (and the page's status if not 200).
+    fn shown(
+        &self,
+        session_hash: &str,
+        notice: Option<String>,
+        status: Option<u16>,
+    ) -> std::result::Result<Value, DashboardFailure> {
         let a = self
             .load()
             .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
-        Ok(json!({"view": dashboard::view(&a, now_s()), "notice": notice}))
+        let now = now_s();
+        let s = dashboard::session(&a, session_hash, now).map_err(DashboardFailure::Page)?;
+        Ok(
+            json!({"view": dashboard::view(&a, now), "notice": notice, "status": status,
+                  "signed_in": s.signed_in_at.is_some(), "nonce": s.nonce}),
+        )
     }
 
-    /// Takes a token of this account's bucket for orchestrator-initiated calls.
-    fn rate_limit(&self, op: &AccountOp) -> std::result::Result<(), AccountError> {
-        let counted = matches!(
-            op,
-            AccountOp::Resource { .. } | AccountOp::ExchangeCode { .. } | AccountOp::Refresh { .. }
-        );
-        if !counted {
-            return Ok(());
+    /// Takes a token of the account's own budget (`ACCOUNT_RATE_LIMIT`). Only calls that proved
+    /// they belong to this account (the orchestrator's signature and a valid credential of the
+    /// account) take from it, after the credential is checked: nobody else can spend it.
+    fn charge_owner(&self) -> std::result::Result<(), AccountError> {
+        take(&self.bucket, crate::limits::account_limit(&self.env))
+    }
+
+    /// Takes a token of the bucket of failed unsigned attempts (`ACCOUNT_FAILURE_RATE_LIMIT`):
+    /// when it is empty, such attempts are answered `429` instead of their error. It is not the
+    /// owner's budget: valid credentials are served whatever its level.
+    fn charge_failure(&self) -> std::result::Result<(), AccountError> {
+        take(&self.failures, crate::limits::failure_limit(&self.env))
+    }
+
+    /// The limit of a token call whose credential checked out (`ok`) or not: a signed valid call
+    /// takes from the owner's budget, an unsigned failed one from the failures' bucket.
+    fn token_call_limit(&self, ok: bool, signed: bool) -> std::result::Result<(), AccountError> {
+        match (ok, signed) {
+            (true, true) => self.charge_owner(),
+            (false, false) => self.charge_failure(),
+            _ => Ok(()),
         }
-        let limit = crate::limits::account_limit(&self.env);
-        let now = now_ms();
-        let mut bucket = self.bucket.borrow_mut();
-        let b = bucket.get_or_insert_with(|| domain::ratelimit::Bucket::full(limit, now));
-        b.take(limit, now)
-            .map_err(|retry_after| AccountError::RateLimited { retry_after })
+    }
+
+    /// Commits a token call's change unless the owner's budget refused it, and answers the
+    /// limit's refusal in place of a failure ([`Self::token_call_limit`]).
+    async fn commit_token_call<T>(
+        &self,
+        applied: Applied<T>,
+        signed: bool,
+    ) -> std::result::Result<T, AccountError> {
+        let limit = self.token_call_limit(applied.result.is_ok(), signed);
+        if applied.result.is_ok() {
+            // Nothing is written for a refused valid call: the credential still works.
+            limit?;
+            return self.commit(applied).await;
+        }
+        // A failure may still change state (a reused refresh token revokes its family): keep it.
+        let result = self.commit(applied).await;
+        limit?;
+        result
     }
 
     async fn run(&self, call: AccountCall) -> std::result::Result<Value, Value> {
-        if let Err(e) = self.rate_limit(&call.op) {
-            let e = match call.op {
-                AccountOp::Resource { .. } => serde_json::to_value(ResourceError::from(e)),
-                _ => serde_json::to_value(e),
-            };
-            return Err(e.unwrap_or(Value::Null));
-        }
         let ctx = self.ctx(&call);
         let err = |e: AccountError| serde_json::to_value(e).unwrap_or(Value::Null);
         match call.op {
@@ -964,6 +1057,42 @@ impl Account {
             AccountOp::Create { .. } | AccountOp::Resource { .. } | AccountOp::Dashboard { .. } => {
                 Err(AccountError::NotFound)
             }
+            AccountOp::DashboardSignIn {
+                session_hash,
+                nonce,
+                email,
+            } => {
+                let session = mint(&self.env, TokenKind::Session, &id)?;
+                let next_nonce = domain::crypto::base32(
+                    &random::<16>().map_err(|_| internal("random", "nonce"))?,
+                );
+                let signed = self
+                    .commit(account::apply(&current, ctx, |d| {
+                        // The refusals are answers (a page), not failures of the call.
+                        Ok::<_, AccountError>(dashboard::sign_in(
+                            d,
+                            session_hash.as_deref(),
+                            &nonce,
+                            &email,
+                            session.hash.clone(),
+                            next_nonce,
+                        ))
+                    }))
+                    .await?;
+                match signed {
+                    Ok(()) => {
+                        let a = self.load().ok_or(AccountError::NotFound)?;
+                        let nonce = dashboard::session(&a, &session.hash, now)
+                            .map(|s| s.nonce.clone())
+                            .unwrap_or_default();
+                        Ok(
+                            json!({"session": session.token, "view": dashboard::view(&a, now),
+                                  "signed_in": true, "nonce": nonce}),
+                        )
+                    }
+                    Err(e) => Ok(json!({"error": e})),
+                }
+            }
             AccountOp::CodeStatus { code_hash } => {
                 to_value(account::code_status(&current, &code_hash, now))
             }
@@ -974,19 +1103,18 @@ impl Account {
             } => {
                 let ctx = &requester_ctx(&current, ctx, Some(&code_hash), None);
                 let (access, refresh) = (
-                    mint(TokenKind::Access, &id)?,
-                    mint(TokenKind::Refresh, &id)?,
+                    mint(&self.env, TokenKind::Access, &id)?,
+                    mint(&self.env, TokenKind::Refresh, &id)?,
                 );
                 let family = NewFamily {
                     id: new_id("fam"),
                     access_hash: access.hash,
                     refresh_hash: refresh.hash,
                 };
-                let issued = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        account::exchange_code(d, &code_hash, verifier.as_deref(), signed, family)
-                    }))
-                    .await?;
+                let applied = account::apply(&current, ctx, |d| {
+                    account::exchange_code(d, &code_hash, verifier.as_deref(), signed, family)
+                });
+                let issued = self.commit_token_call(applied, signed).await?;
                 Ok(
                     json!({"access_token": access.token, "refresh_token": refresh.token, "issued": issued}),
                 )
@@ -997,14 +1125,13 @@ impl Account {
             } => {
                 let ctx = &requester_ctx(&current, ctx, None, Some(&refresh_hash));
                 let (access, refresh) = (
-                    mint(TokenKind::Access, &id)?,
-                    mint(TokenKind::Refresh, &id)?,
+                    mint(&self.env, TokenKind::Access, &id)?,
+                    mint(&self.env, TokenKind::Refresh, &id)?,
                 );
-                let issued = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        account::refresh(d, &refresh_hash, signed, access.hash, refresh.hash)
-                    }))
-                    .await?;
+                let applied = account::apply(&current, ctx, |d| {
+                    account::refresh(d, &refresh_hash, signed, access.hash, refresh.hash)
+                });
+                let issued = self.commit_token_call(applied, signed).await?;
                 Ok(
                     json!({"access_token": access.token, "refresh_token": refresh.token, "issued": issued}),
                 )
@@ -1064,7 +1191,7 @@ impl Account {
                 csrf,
                 approve,
             } => {
-                let code = mint(TokenKind::Code, &id)?;
+                let code = mint(&self.env, TokenKind::Code, &id)?;
                 let grant_id = new_id("grant");
                 let decision = self
                     .commit(account::apply(&current, ctx, |d| {
@@ -1082,16 +1209,27 @@ impl Account {
                 Ok(json!({"decision": decision, "code": code}))
             }
             AccountOp::OpenDashboard { link_hash } => {
-                let session = mint(TokenKind::Session, &id)?;
+                let session = mint(&self.env, TokenKind::Session, &id)?;
+                let nonce = domain::crypto::base32(
+                    &random::<16>().map_err(|_| internal("random", "nonce"))?,
+                );
                 let opened = self
                     .commit(account::apply(&current, ctx, |d| {
-                        Ok::<_, AccountError>(dashboard::open(d, &link_hash, session.hash))
+                        Ok::<_, AccountError>(dashboard::open(
+                            d,
+                            &link_hash,
+                            session.hash,
+                            nonce.clone(),
+                        ))
                     }))
                     .await?;
                 match opened {
                     Ok(()) => {
                         let a = self.load().ok_or(AccountError::NotFound)?;
-                        Ok(json!({"session": session.token, "view": dashboard::view(&a, now)}))
+                        Ok(
+                            json!({"session": session.token, "view": dashboard::view(&a, now),
+                                  "signed_in": false, "nonce": nonce}),
+                        )
                     }
                     Err(e) => Ok(json!({"error": e})),
                 }
@@ -1162,9 +1300,14 @@ impl From<AccountError> for DashboardFailure {
     }
 }
 
-fn mint(kind: TokenKind, account: &str) -> std::result::Result<tokens::Minted, AccountError> {
+fn mint(
+    env: &Env,
+    kind: TokenKind,
+    account: &str,
+) -> std::result::Result<tokens::Minted, AccountError> {
+    let key = config::token_mac_key(env).ok_or(AccountError::Unavailable)?;
     let bytes = random::<20>().map_err(|_| internal("random", "token"))?;
-    Ok(tokens::mint(kind, account, &bytes))
+    Ok(tokens::mint(kind, account, &key, &bytes))
 }
 
 /// Token calls arrive without a verified caller id: their records name the orchestrator
@@ -1198,6 +1341,18 @@ fn event_row(id: &str, at: i64) -> storage::Statement {
     )
 }
 
+/// Takes one token of `bucket` (filled on first use).
+fn take(
+    bucket: &RefCell<Option<domain::ratelimit::Bucket>>,
+    limit: domain::ratelimit::Limit,
+) -> std::result::Result<(), AccountError> {
+    let now = now_ms();
+    let mut bucket = bucket.borrow_mut();
+    let b = bucket.get_or_insert_with(|| domain::ratelimit::Bucket::full(limit, now));
+    b.take(limit, now)
+        .map_err(|retry_after| AccountError::RateLimited { retry_after })
+}
+
 fn to_value<T: Serialize>(v: T) -> Outcome {
     serde_json::to_value(v).map_err(|e| internal("encode", e))
 }
@@ -1221,6 +1376,7 @@ impl DurableObject for Account {
             flush_failing: Cell::new(None),
             running: RefCell::new(HashSet::new()),
             bucket: RefCell::new(None),
+            failures: RefCell::new(None),
             alarm_at: Cell::new(None),
             events_ready: Cell::new(false),
             pruned_at: Cell::new(0),

@@ -14,7 +14,7 @@ use worker::{Env, Response};
 
 use crate::http::{self, Incoming, Problem};
 use crate::rpc::{self, AccountCall, AccountOp, DirectoryOp};
-use crate::{config, entry};
+use crate::{config, entry, gate};
 
 fn has_content_type(inc: &Incoming, expected: &str) -> bool {
     inc.header("content-type")
@@ -55,6 +55,17 @@ pub async fn account_requests(
     }
     let request = account_request::parse(&inc.body, inc.now).map_err(|e| fail(e.failure()))?;
     let id = request.id.clone();
+    // The id first (idempotent across emails), then the email's directory (find or create,
+    // and the replay of the same request).
+    let claim = DirectoryOp::ClaimRequest {
+        id: id.clone(),
+        fingerprint: request.fingerprint.clone(),
+        email: request.email.clone(),
+    };
+    rpc::request_claim::<()>(env, &id, &claim)
+        .await
+        .map_err(|e| fail(e.failure()))?
+        .map_err(|e: AccountRequestError| fail(e.failure()))?;
     let op = DirectoryOp::AccountRequest {
         public_base: config::public_base(env, &inc.origin),
         request_id: request_id.to_string(),
@@ -105,6 +116,18 @@ fn client_signature(inc: &Incoming, env: &Env) -> Result<bool, Problem> {
     }
 }
 
+/// [`client_signature`]; a call that is not validly signed proves nothing yet, so it is first
+/// counted per client address ([`gate::client`]), never by the account it names.
+async fn signed_or_counted(inc: &Incoming, env: &Env) -> Result<bool, Problem> {
+    let signed = client_signature(inc, env);
+    if !matches!(signed, Ok(true)) {
+        gate::client(env, inc)
+            .await
+            .map_err(|e| oauth_problem(e.failure()))?;
+    }
+    signed
+}
+
 fn system_call(request_id: &str, op: AccountOp) -> AccountCall {
     AccountCall {
         actor: Actor::new(ActorKind::Orchestrator, None),
@@ -123,7 +146,7 @@ struct IssuedTokens {
 /// `POST /oauth/token` (RFC 6749 §4.1.3 and §6).
 pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let form = oauth_form(inc)?;
-    let signed = client_signature(inc, env)?;
+    let signed = signed_or_counted(inc, env).await?;
     let required = |name: &str| {
         form.get(name)
             .ok_or_else(|| Problem::from(OAuthError::InvalidRequest(format!("{name} is required"))))
@@ -131,7 +154,7 @@ pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respon
     let (account, op) = match form.get("grant_type") {
         Some("authorization_code") => {
             let code = required("code")?;
-            let account = tokens::parse_kind(code, TokenKind::Code).ok_or_else(|| {
+            let account = gate::token_kind(env, code, TokenKind::Code).ok_or_else(|| {
                 OAuthError::InvalidGrant("the authorization code is not valid".into())
             })?;
             let verifier = form.get("code_verifier").map(str::to_string);
@@ -146,7 +169,7 @@ pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respon
         }
         Some("refresh_token") => {
             let refresh = required("refresh_token")?;
-            let account = tokens::parse_kind(refresh, TokenKind::Refresh)
+            let account = gate::token_kind(env, refresh, TokenKind::Refresh)
                 .ok_or_else(|| OAuthError::InvalidGrant("the refresh token is not valid".into()))?;
             (
                 account,
@@ -184,7 +207,7 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
         .get("token")
         .ok_or_else(|| Problem::from(OAuthError::InvalidRequest("token is required".into())))?;
     let inactive = json!({"active": false});
-    let body = match tokens::parse(token) {
+    let body = match gate::token(env, token) {
         Some(p)
             if matches!(
                 p.kind,
@@ -210,12 +233,13 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
 /// `POST /oauth/revoke` (RFC 7009): always 200, whether or not the token existed.
 pub async fn revoke(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let form = oauth_form(inc)?;
-    client_signature(inc, env)?;
+    signed_or_counted(inc, env).await?;
     let token = form
         .get("token")
         .ok_or_else(|| Problem::from(OAuthError::InvalidRequest("token is required".into())))?;
+    // A token this provider did not mint cannot exist: 200 without touching any object.
     if let Some(p) =
-        tokens::parse(token).filter(|p| matches!(p.kind, TokenKind::Access | TokenKind::Refresh))
+        gate::token(env, token).filter(|p| matches!(p.kind, TokenKind::Access | TokenKind::Refresh))
     {
         let op = AccountOp::Revoke {
             token_hash: tokens::hash(token),
@@ -236,12 +260,13 @@ pub fn metadata(inc: &Incoming, env: &Env) -> Result<Response, Problem> {
     .map_err(internal)
 }
 
-/// Constant-time check of a bearer secret.
+/// Constant-time check of a bearer secret that leaks neither its contents nor its length
+/// (both sides are compared as MACs: `domain::crypto::secret_eq`).
 pub fn bearer_matches(inc: &Incoming, secret: Option<String>) -> bool {
     let Some(secret) = secret else { return false };
     let presented = inc
         .header("authorization")
         .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
         .unwrap_or_default();
-    domain::crypto::ct_eq(presented.as_bytes(), secret.as_bytes())
+    domain::crypto::secret_eq(presented.as_bytes(), secret.as_bytes())
 }

@@ -8,8 +8,8 @@ use worker::wasm_bindgen::JsValue;
 use worker::Env;
 
 const INSERT: &str = "INSERT OR IGNORE INTO audit_events \
-(account_id, seq, at, actor, actor_id, on_behalf_of, action, request_id, consent, before, after, prev_hash, hash) \
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+(account_id, seq, at, actor, actor_id, on_behalf_of, action, request_id, consent, before, after, prev_hash, hash, authentication) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 fn text(s: &Option<String>) -> JsValue {
     s.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL)
@@ -111,6 +111,7 @@ pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
             JsValue::from_str(&r.after.to_string()),
             JsValue::from_str(&r.prev_hash),
             JsValue::from_str(&r.hash),
+            text(&r.authentication),
         ];
         statements.push(
             db.prepare(INSERT)

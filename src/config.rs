@@ -4,18 +4,46 @@
 //!
 //! Invariant: a missing secret never weakens a check. With no `ORCHESTRATOR_SECRETS`, every
 //! signed endpoint refuses every request; with no `OPERATOR_SECRET`, introspection refuses
-//! everyone; with no `OWNER_ASSERTION_SECRET`, no assertion verifies.
+//! everyone; with no `OWNER_ASSERTION_SECRET`, no assertion verifies; with no `TOKEN_MAC_KEY`,
+//! no token verifies (nothing reaches an account object from a token) and none is minted.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 
 use domain::account::Policy;
+use domain::sealing::{KeyRing, KEYS_SETTING};
 use domain::signature;
+use serde_json::json;
 use worker::Env;
 
 thread_local! {
     /// Bindings read so far in this isolate. They cannot change under it (a new deployment,
     /// var or secret starts new isolates), and each read crosses into JavaScript.
     static READ: RefCell<Vec<(String, Option<String>)>> = const { RefCell::new(Vec::new()) };
+
+    /// The deployment check's answer for this isolate, for the same reason.
+    static REFUSAL: OnceCell<Option<String>> = const { OnceCell::new() };
+}
+
+/// Why this deployment must not serve (outside development with development settings,
+/// `domain::deployment::check`), with what to fix; `None` when it may. Checked once per
+/// isolate, and logged then.
+pub fn refusal(env: &Env) -> Option<String> {
+    REFUSAL.with(|cell| {
+        cell.get_or_init(|| {
+            let problems = domain::deployment::check(&|name| string(env, name));
+            if problems.is_empty() {
+                return None;
+            }
+            let message = domain::deployment::message(&problems);
+            let settings: Vec<&str> = problems.iter().map(|p| p.setting.as_str()).collect();
+            worker::console_error!(
+                "{}",
+                json!({"level": "error", "msg": "misconfigured", "settings": settings, "detail": message})
+            );
+            Some(message)
+        })
+        .clone()
+    })
 }
 
 /// A string binding (var or secret), if set and not empty.
@@ -77,9 +105,55 @@ pub fn tos_version(env: &Env) -> String {
     string(env, "TOS_VERSION").unwrap_or_else(|| "unversioned".into())
 }
 
-/// The key deriving replayable codes and consent ids (`DERIVATION_KEY`).
+/// The key deriving replayable codes and consent ids (`DERIVATION_KEY`), and the API tokens
+/// minted before they were random.
 pub fn code_key(env: &Env) -> Option<String> {
     string(env, "DERIVATION_KEY")
+}
+
+/// The key ring sealing API tokens (`TOKEN_ENCRYPTION_KEYS`); `None`, logged, when unset or
+/// invalid: then no API token is minted and no sealed one shown.
+pub fn sealing_keys(env: &Env) -> Option<KeyRing> {
+    let parsed = string(env, KEYS_SETTING).map(|text| KeyRing::parse(&text));
+    match parsed {
+        Some(Ok(keys)) => Some(keys),
+        Some(Err(e)) => {
+            worker::console_error!(
+                "{}",
+                json!({"level": "error", "msg": "config", "detail": e.to_string()})
+            );
+            None
+        }
+        None => {
+            worker::console_error!(
+                "{}",
+                json!({"level": "error", "msg": "config", "detail": format!("{KEYS_SETTING} is not set; no API token can be minted or shown")})
+            );
+            None
+        }
+    }
+}
+
+/// The keys tagging tokens (`TOKEN_MAC_KEY`, comma-separated during a rotation) and whether
+/// untagged tokens of the earlier format are still accepted (`ACCEPT_LEGACY_TOKENS`, exactly
+/// `true`; off by default).
+pub fn token_keys(env: &Env) -> domain::tokens::MacKeys {
+    domain::tokens::MacKeys::new(
+        &string(env, "TOKEN_MAC_KEY").unwrap_or_default(),
+        string(env, "ACCEPT_LEGACY_TOKENS")
+            .as_deref()
+            .map(str::trim)
+            == Some("true"),
+    )
+}
+
+/// The key that tags new tokens (the first of `TOKEN_MAC_KEY`).
+pub fn token_mac_key(env: &Env) -> Option<Vec<u8>> {
+    let key = token_keys(env).current().map(<[u8]>::to_vec);
+    if key.is_none() {
+        worker::console_error!("TOKEN_MAC_KEY is not set: no token can be minted");
+    }
+    key
 }
 
 /// The public origin of this worker (`PUBLIC_BASE_URL`), else the request's own origin.

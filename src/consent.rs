@@ -11,18 +11,19 @@
 //! change nothing.
 
 use domain::account::{AccountError, ConsentView, Decision};
-use domain::audit::{Actor, ActorKind};
+use domain::audit::{Actor, Authentication};
+use domain::email;
 use domain::errors::ApiError;
 use domain::form::{self, Form};
 use domain::pages::{self, SignInPage};
 use domain::tokens::{self, TokenKind};
-use domain::{email, jwt};
 use serde::Deserialize;
 use worker::{Env, Headers, Response};
 
-use crate::config;
 use crate::http::{random, Incoming, Problem};
+use crate::owner_sign_in;
 use crate::rpc::{self, AccountCall, AccountOp};
+use crate::{config, gate};
 
 fn internal(e: worker::Error) -> Problem {
     worker::console_error!("page: {e}");
@@ -54,6 +55,9 @@ fn respond(env: &Env, nonce: &str, page: Page) -> Result<Response, Problem> {
     set("x-frame-options", "DENY")?;
     set("referrer-policy", "no-referrer")?;
     set("cache-control", "no-store")?;
+    if page.status == 429 {
+        set("retry-after", &gate::CLIENT_RETRY_AFTER.to_string())?;
+    }
     Ok(Response::from_html(page.html)
         .map_err(internal)?
         .with_status(page.status)
@@ -94,9 +98,25 @@ fn account_error_page(e: &AccountError, nonce: &str) -> Page {
     }
 }
 
+/// The page for a client over its limit ([`gate::client`]), if it is; pages come from browsers,
+/// which prove nothing until the link is checked.
+async fn too_many(env: &Env, inc: &Incoming, style: &str) -> Option<Page> {
+    match gate::client(env, inc).await {
+        Ok(()) => None,
+        Err(ApiError::RateLimited { .. }) => Some(message(
+            429,
+            "Too many attempts",
+            "Wait a minute, then open the link again. Nothing was changed.",
+            style,
+        )),
+        Err(_) => Some(account_error_page(&AccountError::Unavailable, style)),
+    }
+}
+
 fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {
     AccountCall {
-        actor: Actor::new(ActorKind::Owner, None),
+        // The consent link only; the account's object records a verified sign-in as such.
+        actor: Actor::owner(Authentication::ConsentLink),
         request_id: Some(request_id.to_string()),
         op,
     }
@@ -160,6 +180,9 @@ async fn view_page(
     request_id: &str,
     style: &str,
 ) -> Result<Page, Problem> {
+    if let Some(page) = too_many(env, inc, style).await {
+        return Ok(page);
+    }
     let Ok(query) = Form::parse(inc.query.as_bytes()) else {
         return Ok(message(
             400,
@@ -170,7 +193,7 @@ async fn view_page(
     };
     let Some((consent, account)) = query
         .get("consent")
-        .and_then(|c| tokens::parse_kind(c, TokenKind::Consent).map(|a| (c, a)))
+        .and_then(|c| gate::token_kind(env, c, TokenKind::Consent).map(|a| (c, a)))
     else {
         return Ok(message(
             404,
@@ -180,17 +203,9 @@ async fn view_page(
         ));
     };
     if let Some(assertion) = query.get("assertion") {
-        let Some(secret) = config::string(env, "OWNER_ASSERTION_SECRET") else {
-            return Ok(message(
-                500,
-                "Sign-in is not configured",
-                "The provider has no OWNER_ASSERTION_SECRET.",
-                style,
-            ));
-        };
-        return match jwt::verify(secret.as_bytes(), assertion, inc.now) {
+        return match owner_sign_in::verify(env, assertion, inc.now) {
             Ok(a) => sign_in(env, request_id, consent, account, &a.email, &a.nonce, style).await,
-            Err(e) => Ok(message(401, "Sign-in failed", e.reason(), style)),
+            Err((status, title, text)) => Ok(message(status, title, text, style)),
         };
     }
     let op = AccountOp::ViewConsent {
@@ -201,22 +216,8 @@ async fn view_page(
         Ok(Err(e)) => return Ok(account_error_page(&e, style)),
         Err(_) => return Ok(account_error_page(&AccountError::Unavailable, style)),
     };
-    let login_url = config::string(env, "OWNER_LOGIN_URL").map(|login| {
-        let return_to = format!(
-            "{}/oauth/authorize?{}",
-            config::public_base(env, &inc.origin),
-            form::encode(&[("consent", consent)])
-        );
-        let sep = if login.contains('?') { '&' } else { '?' };
-        format!(
-            "{login}{sep}{}",
-            form::encode(&[
-                ("return_to", &return_to),
-                ("nonce", &view.nonce),
-                ("login_hint", &view.email)
-            ])
-        )
-    });
+    let return_path = format!("/oauth/authorize?{}", form::encode(&[("consent", consent)]));
+    let login_url = owner_sign_in::login_url(env, inc, &return_path, &view.nonce, &view.email);
     let html = pages::sign_in_page(&SignInPage {
         view: &view,
         consent,
@@ -254,13 +255,16 @@ async fn submit_page(
     request_id: &str,
     style: &str,
 ) -> Result<Result<Page, String>, Problem> {
+    if let Some(page) = too_many(env, inc, style).await {
+        return Ok(Ok(page));
+    }
     let bad = |text: &str| Ok(Ok(message(400, "This form is not valid", text, style)));
     let Ok(f) = Form::parse(&inc.body) else {
         return bad("Open the link again.");
     };
     let Some((consent, account)) = f
         .get("consent")
-        .and_then(|c| tokens::parse_kind(c, TokenKind::Consent).map(|a| (c, a)))
+        .and_then(|c| gate::token_kind(env, c, TokenKind::Consent).map(|a| (c, a)))
     else {
         return Ok(Ok(message(
             404,

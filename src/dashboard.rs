@@ -1,7 +1,13 @@
 //! The owner's dashboard behind a deep link (`GET/POST /dashboard`): plan, resources, spend and
 //! cap, and quotes waiting for confirmation. Same page rules as the consent page: no script,
 //! strict CSP, no framing, no referrer, no caching. The session secret travels in the forms.
+//!
+//! The agent can mint deep links, so the link alone views and lowers the cap; raising the cap
+//! and buying need the owner's sign-in, the same as the consent page's (`owner_sign_in`): the
+//! operator's login returns to `GET /dashboard?account=<id>&assertion=<JWT>`, or the
+//! development form posts `action=sign_in`. Either gives the browser a new, signed-in session.
 
+use domain::account::AccountError;
 use domain::dashboard::{DashboardError, View};
 use domain::errors::ApiError;
 use domain::form::Form;
@@ -12,9 +18,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::{Env, Headers, Response};
 
+use crate::gate;
 use crate::http::{random, Incoming, Problem};
 use crate::rpc::{self, AccountCall, AccountOp, DashboardAction};
-use domain::audit::{Actor, ActorKind};
+use crate::{config, owner_sign_in};
+use domain::audit::{Actor, Authentication};
+use domain::form;
+use domain::pages::{DashboardAuth, DevForm, SignIn};
 
 fn internal(e: worker::Error) -> Problem {
     worker::console_error!("dashboard page: {e}");
@@ -32,6 +42,9 @@ fn page(status: u16, html: String, nonce: &str) -> Result<Response, Problem> {
     set("x-frame-options", "DENY")?;
     set("referrer-policy", "no-referrer")?;
     set("cache-control", "no-store")?;
+    if status == 429 {
+        set("retry-after", &gate::CLIENT_RETRY_AFTER.to_string())?;
+    }
     Ok(Response::from_html(html)
         .map_err(internal)?
         .with_status(status)
@@ -47,9 +60,29 @@ fn explain(e: DashboardError, nonce: &str) -> Result<Response, Problem> {
     message(status, title, text, nonce)
 }
 
+/// The page for a client over its limit ([`gate::client`]), if it is.
+async fn too_many(env: &Env, inc: &Incoming, nonce: &str) -> Option<Result<Response, Problem>> {
+    match gate::client(env, inc).await {
+        Ok(()) => None,
+        Err(ApiError::RateLimited { .. }) => Some(message(
+            429,
+            "Too many attempts",
+            "Wait a minute, then open the link again. Nothing was changed.",
+            nonce,
+        )),
+        Err(_) => Some(message(
+            503,
+            "Please try again",
+            "We could not reach the account just now. Nothing was changed.",
+            nonce,
+        )),
+    }
+}
+
 fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {
     AccountCall {
-        actor: Actor::new(ActorKind::Owner, None),
+        // The link only; the account's object records a signed-in session as such.
+        actor: Actor::owner(Authentication::DeepLink),
         request_id: Some(request_id.to_string()),
         op,
     }
@@ -60,44 +93,173 @@ struct Opened {
     session: Option<String>,
     view: Option<View>,
     error: Option<DashboardError>,
+    #[serde(default)]
+    signed_in: bool,
+    #[serde(default)]
+    nonce: String,
+}
+
+/// The dashboard for a session, with how to sign in when the owner has not yet.
+#[allow(clippy::too_many_arguments)]
+fn dashboard(
+    inc: &Incoming,
+    env: &Env,
+    status: u16,
+    v: &View,
+    session: &str,
+    signed_in: bool,
+    sign_in_nonce: &str,
+    notice: Option<&str>,
+    nonce: &str,
+) -> Result<Response, Problem> {
+    let return_path = format!("/dashboard?{}", form::encode(&[("account", &v.account_id)]));
+    let login_url = owner_sign_in::login_url(env, inc, &return_path, sign_in_nonce, &v.email);
+    let auth = DashboardAuth {
+        session,
+        signed_in,
+        sign_in: SignIn {
+            login_url: login_url.as_deref(),
+            dev_form: config::is_development(env).then(|| DevForm {
+                action: "/dashboard",
+                fields: vec![("action", "sign_in"), ("session", session)],
+            }),
+            nonce: sign_in_nonce,
+        },
+    };
+    page(
+        status,
+        pages::dashboard_page(v, &auth, notice, nonce),
+        nonce,
+    )
+}
+
+/// Renders what the account's object answered to an open or a sign-in.
+fn opened(
+    inc: &Incoming,
+    env: &Env,
+    answer: Result<Result<Opened, AccountError>, ApiError>,
+    notice: Option<&str>,
+    nonce: &str,
+) -> Result<Response, Problem> {
+    match answer {
+        Ok(Ok(Opened {
+            session: Some(s),
+            view: Some(v),
+            signed_in,
+            nonce: sign_in_nonce,
+            ..
+        })) => dashboard(
+            inc,
+            env,
+            200,
+            &v,
+            &s,
+            signed_in,
+            &sign_in_nonce,
+            notice,
+            nonce,
+        ),
+        Ok(Ok(Opened { error: Some(e), .. })) => explain(e, nonce),
+        Ok(Err(AccountError::Unavailable)) | Err(_) => unreachable_account(nonce),
+        Ok(_) => explain(DashboardError::LinkUnknown, nonce),
+    }
+}
+
+fn unreachable_account(nonce: &str) -> Result<Response, Problem> {
+    message(
+        503,
+        "Please try again",
+        "We could not reach the account just now. Nothing was changed.",
+        nonce,
+    )
+}
+
+/// `GET /dashboard?account=acct_...&assertion=<JWT>`: back from the operator's login.
+async fn signed_in(
+    inc: &Incoming,
+    env: &Env,
+    request_id: &str,
+    account: &str,
+    assertion: &str,
+    nonce: &str,
+) -> Result<Response, Problem> {
+    // Verified before any object is touched: garbage never reaches storage.
+    let a = match owner_sign_in::verify(env, assertion, inc.now) {
+        Ok(a) => a,
+        Err((status, title, text)) => return message(status, title, text, nonce),
+    };
+    sign_in(
+        inc, env, request_id, account, None, &a.email, &a.nonce, nonce,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sign_in(
+    inc: &Incoming,
+    env: &Env,
+    request_id: &str,
+    account: &str,
+    session: Option<&str>,
+    email_raw: &str,
+    sign_in_nonce: &str,
+    nonce: &str,
+) -> Result<Response, Problem> {
+    let Ok(email) = domain::email::normalize(email_raw) else {
+        return message(
+            400,
+            "That is not an email address",
+            "Go back and enter the owner's email address.",
+            nonce,
+        );
+    };
+    let op = AccountOp::DashboardSignIn {
+        session_hash: session.map(tokens::hash),
+        nonce: sign_in_nonce.to_string(),
+        email,
+    };
+    let answer = rpc::account::<Opened>(env, account, &owner_call(request_id, op)).await;
+    let notice = "Signed in: you can now raise the cap or buy.";
+    opened(inc, env, answer, Some(notice), nonce)
 }
 
 /// `GET /dashboard?link=pvdl_...`: opens a single-use link.
 pub async fn view(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let nonce = domain::crypto::base32(&random::<12>()?);
-    let link = Form::parse(inc.query.as_bytes())
-        .ok()
-        .and_then(|q| q.get("link").map(str::to_string));
+    if let Some(limited) = too_many(env, inc, &nonce).await {
+        return limited;
+    }
+    let query = Form::parse(inc.query.as_bytes()).ok();
+    let get = |k: &str| query.as_ref().and_then(|q| q.get(k).map(str::to_string));
+    if let (Some(account), Some(assertion)) = (get("account"), get("assertion")) {
+        if tokens::valid_account_id(&account) {
+            return signed_in(inc, env, request_id, &account, &assertion, &nonce).await;
+        }
+        return explain(DashboardError::LinkUnknown, &nonce);
+    }
+    let link = get("link");
     let Some((link, account)) = link
         .as_deref()
-        .and_then(|l| tokens::parse_kind(l, TokenKind::DeepLink).map(|a| (l, a)))
+        .and_then(|l| gate::token_kind(env, l, TokenKind::DeepLink).map(|a| (l, a)))
     else {
         return explain(DashboardError::LinkUnknown, &nonce);
     };
     let op = AccountOp::OpenDashboard {
         link_hash: tokens::hash(link),
     };
-    match rpc::account::<Opened>(env, account, &owner_call(request_id, op)).await {
-        Ok(Ok(Opened {
-            session: Some(s),
-            view: Some(v),
-            ..
-        })) => page(200, pages::dashboard_page(&v, &s, None, &nonce), &nonce),
-        Ok(Ok(Opened { error: Some(e), .. })) => explain(e, &nonce),
-        Ok(_) => explain(DashboardError::LinkUnknown, &nonce),
-        Err(_) => message(
-            503,
-            "Please try again",
-            "We could not reach the account just now. Nothing was changed.",
-            &nonce,
-        ),
-    }
+    let answer = rpc::account::<Opened>(env, account, &owner_call(request_id, op)).await;
+    opened(inc, env, answer, None, &nonce)
 }
 
 #[derive(Deserialize)]
 struct Shown {
     view: View,
     notice: Option<String>,
+    status: Option<u16>,
+    #[serde(default)]
+    signed_in: bool,
+    #[serde(default)]
+    nonce: String,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +272,9 @@ enum Failed {
 /// `POST /dashboard`: change the cap or confirm a quote, then show the dashboard again.
 pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     let nonce = domain::crypto::base32(&random::<12>()?);
+    if let Some(limited) = too_many(env, inc, &nonce).await {
+        return limited;
+    }
     let Ok(f) = Form::parse(&inc.body) else {
         return message(
             400,
@@ -120,11 +285,40 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
     };
     let Some((session, account)) = f
         .get("session")
-        .and_then(|s| tokens::parse_kind(s, TokenKind::Session).map(|a| (s, a)))
+        .and_then(|s| gate::token_kind(env, s, TokenKind::Session).map(|a| (s, a)))
     else {
         return explain(DashboardError::SessionExpired, &nonce);
     };
     let action = match f.get("action") {
+        Some("sign_in") => {
+            if !config::is_development(env) {
+                return message(
+                    404,
+                    "Not available",
+                    "This sign-in form exists only in development.",
+                    &nonce,
+                );
+            }
+            let (Some(email), Some(sign_in_nonce)) = (f.get("email"), f.get("nonce")) else {
+                return message(
+                    400,
+                    "This form is not valid",
+                    "Enter the owner's email address.",
+                    &nonce,
+                );
+            };
+            return sign_in(
+                inc,
+                env,
+                request_id,
+                account,
+                Some(session),
+                email,
+                sign_in_nonce,
+                &nonce,
+            )
+            .await;
+        }
         Some("set_cap") => match f.get("cap_dollars").and_then(|c| digits(c.trim())) {
             Some(d) if d <= 10_000 => DashboardAction::SetCap { cap: d * 100 },
             _ => return explain(DashboardError::InvalidCap, &nonce),
@@ -155,9 +349,15 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
         action,
     };
     match rpc::account_with::<Shown, Value>(env, account, &owner_call(request_id, op)).await {
-        Ok(Ok(s)) => page(
-            200,
-            pages::dashboard_page(&s.view, session, s.notice.as_deref(), &nonce),
+        Ok(Ok(s)) => dashboard(
+            inc,
+            env,
+            s.status.unwrap_or(200),
+            &s.view,
+            session,
+            s.signed_in,
+            &s.nonce,
+            s.notice.as_deref(),
             &nonce,
         ),
         Ok(Err(v)) => match serde_json::from_value::<Failed>(v) {

@@ -1,23 +1,27 @@
-//! The directory Durable Object: one per normalised email, so "find or create the account" is
-//! atomic. It also remembers every account request id it answered (idempotency).
+//! The directory Durable Object: one per normalised email (`email:<email>`), so "find or
+//! create the account" is atomic. It also remembers every account request id it answered
+//! (idempotency). The same class, under `request:<id>`, is the claim object of one account
+//! request id: it keeps the first body's fingerprint, so an id is idempotent across emails.
 //!
 //! Storage (SQLite, see docs/STORAGE.md):
 //! - `owner(email, account_id, created_at)`: at most one row: the account of this email.
 //! - `requests(id, fingerprint, account_id, outcome, issued_at)`: answered account requests.
+//! - `claim(id, fingerprint, email, claimed_at)` (claim objects only): the id's first body.
 //!
 //! Invariants:
 //! - Requests are handled one at a time (`blockConcurrencyWhile` around the whole step,
 //!   including the call to the account object), so two concurrent requests for one email never
 //!   create two accounts.
 //! - No secret is stored: codes and consent links are derived from `DERIVATION_KEY`, the
-//!   account id, the request id and its time, so a replay returns the same ones.
+//!   account id, the request id and its time (and tagged under `TOKEN_MAC_KEY` like every
+//!   token), so a replay returns the same ones.
 //! - The rows of a new account are written before the account object is called; if that call
 //!   fails for sure they are removed, and if its outcome is unknown a replay completes it (the
 //!   account object's create is idempotent).
 
 use domain::account::{CodeStatus, NewAccount, NewCode, OpenConsent, Status};
 use domain::account_request::{
-    AccountRequest, AccountRequestError, OauthOutcome, Outcome, RequiresAuth,
+    self, AccountRequest, AccountRequestError, Claim, OauthOutcome, Outcome, RequiresAuth,
 };
 use domain::audit::{Actor, ActorKind};
 use domain::form;
@@ -35,6 +39,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS owner (email TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, account_id TEXT NOT NULL, outcome TEXT NOT NULL, issued_at INTEGER NOT NULL)",
 ];
+
+/// Created only in claim objects (`request:<id>`).
+const CLAIM_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS claim (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, email TEXT NOT NULL, claimed_at INTEGER NOT NULL)";
 
 #[durable_object]
 pub struct Directory {
@@ -60,11 +67,18 @@ impl DurableObject for Directory {
             Ok(op) => op,
             Err(e) => return Response::error(format!("bad internal call: {e}"), 400),
         };
-        let DirectoryOp::AccountRequest {
-            request,
-            public_base,
-            request_id,
-        } = op;
+        let (request, public_base, request_id) = match op {
+            DirectoryOp::AccountRequest {
+                request,
+                public_base,
+                request_id,
+            } => (request, public_base, request_id),
+            DirectoryOp::ClaimRequest {
+                id,
+                fingerprint,
+                email,
+            } => return answer(self.claim(&id, &fingerprint, &email)),
+        };
         let step = Step {
             env: self.env.clone(),
             storage: self.state.storage(),
@@ -83,6 +97,49 @@ impl DurableObject for Directory {
             Err(_) => Err(AccountRequestError::Unavailable),
         };
         answer(outcome)
+    }
+}
+
+impl Directory {
+    /// Claims an account request id for its first body. Synchronous storage only, so two
+    /// requests with one id are decided one after the other: exactly one claims it.
+    fn claim(
+        &self,
+        id: &str,
+        fingerprint: &str,
+        email: &str,
+    ) -> std::result::Result<(), AccountRequestError> {
+        #[derive(serde::Deserialize)]
+        struct ClaimRow {
+            fingerprint: String,
+        }
+        let sql = self.state.storage().sql();
+        let unavailable = |e: worker::Error| {
+            worker::console_error!("request claim: {e}");
+            AccountRequestError::Unavailable
+        };
+        sql.exec(CLAIM_SCHEMA, None).map_err(unavailable)?;
+        let recorded: Vec<ClaimRow> = sql
+            .exec(
+                "SELECT fingerprint FROM claim WHERE id = ?",
+                vec![SqlStorageValue::from(id)],
+            )
+            .and_then(|c| c.to_array())
+            .map_err(unavailable)?;
+        let recorded = recorded.first().map(|r| r.fingerprint.as_str());
+        match account_request::claim(recorded, fingerprint) {
+            Claim::Same => Ok(()),
+            Claim::Conflict => Err(AccountRequestError::IdempotencyConflict),
+            Claim::New => {
+                let now = (now_ms() / 1000) as i64;
+                sql.exec(
+                    "INSERT INTO claim (id, fingerprint, email, claimed_at) VALUES (?, ?, ?, ?)",
+                    vec![id.into(), fingerprint.into(), email.into(), now.into()],
+                )
+                .map_err(unavailable)?;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -122,6 +179,10 @@ impl Step {
             worker::console_error!("DERIVATION_KEY is not set");
             AccountRequestError::Internal
         })
+    }
+
+    fn mac_key(&self) -> std::result::Result<Vec<u8>, AccountRequestError> {
+        config::token_mac_key(&self.env).ok_or(AccountRequestError::Internal)
     }
 
     fn call(&self, op: AccountOp) -> AccountCall {
@@ -181,6 +242,7 @@ impl Step {
         let code = tokens::derive(
             TokenKind::Code,
             account_id,
+            &self.mac_key()?,
             self.key()?.as_bytes(),
             &self.context(issued_at),
         );
@@ -293,6 +355,7 @@ impl Step {
         let consent = tokens::derive(
             TokenKind::Consent,
             account_id,
+            &self.mac_key()?,
             self.key()?.as_bytes(),
             &self.context(issued_at),
         );

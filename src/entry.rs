@@ -1,9 +1,10 @@
 //! The fetch entry point: route, read, authenticate, dispatch, render, log.
 //!
-//! Order of checks, so that bad requests touch nothing: route (404/405) -> body size (413) ->
+//! Order of checks, so that bad requests touch nothing: route (404/405) -> a deployment with
+//! development settings outside development (503, [`refused`]) -> body size (413) ->
 //! authentication of the endpoint family (401) -> API version (400) -> handler.
 
-use domain::errors::ApiError;
+use domain::errors::{ApiError, Envelope};
 use domain::routes::{self, Family, Route, RouteError};
 use domain::signature;
 use worker::{event, Context, Env, Request, Response};
@@ -68,6 +69,11 @@ async fn handle(
     request_id: &str,
     started_ms: u64,
 ) -> Result<Response, Problem> {
+    // Before reading or authenticating anything: a deployment with development settings
+    // serves nothing (config::refusal).
+    if let Some(message) = config::refusal(env) {
+        return Err(refused(&route, message));
+    }
     let limit = match route.family() {
         Family::Webhook => http::MAX_WEBHOOK_BYTES,
         _ => http::MAX_BODY_BYTES,
@@ -128,6 +134,24 @@ async fn handle(
                 .map_err(internal)?;
             Ok(response)
         }
+    }
+}
+
+/// The answer of a deployment that refuses to serve: health names the settings to fix
+/// (`503 misconfigured`); every other route is `503 temporarily_unavailable` in its envelope.
+fn refused(route: &Route, message: String) -> Problem {
+    if *route == Route::Health {
+        return Problem::plain(ApiError::Misconfigured(message));
+    }
+    let envelope = match route.family() {
+        Family::OAuth => Envelope::OAuth,
+        Family::Resource => Envelope::Resource { id: None },
+        _ if *route == Route::AccountRequests => Envelope::AccountRequest { id: None },
+        _ => Envelope::Plain,
+    };
+    Problem {
+        failure: ApiError::NotServing.failure(),
+        envelope,
     }
 }
 

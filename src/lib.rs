@@ -31,6 +31,8 @@ mod external;
 #[cfg(target_arch = "wasm32")]
 mod faults;
 #[cfg(target_arch = "wasm32")]
+mod gate;
+#[cfg(target_arch = "wasm32")]
 mod http;
 #[cfg(target_arch = "wasm32")]
 mod limits;
@@ -38,6 +40,8 @@ mod limits;
 mod operator;
 #[cfg(target_arch = "wasm32")]
 mod outbound;
+#[cfg(target_arch = "wasm32")]
+mod owner_sign_in;
 #[cfg(target_arch = "wasm32")]
 mod registry_do;
 #[cfg(target_arch = "wasm32")]

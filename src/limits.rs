@@ -1,6 +1,8 @@
 //! Rate limits (our extension): a token bucket per orchestrator in each worker isolate (cheap,
 //! approximate across isolates; put Cloudflare's edge rate limiting in front for hard global
-//! limits), and one per account inside its Durable Object (exact for that account).
+//! limits), and two per account inside its Durable Object (exact for that account): its own
+//! budget, taken only by calls that proved they belong to it, and one for failed unsigned
+//! attempts. Calls that prove nothing are counted per client address (`crate::gate::client`).
 
 use std::cell::RefCell;
 
@@ -28,6 +30,12 @@ pub fn orchestrator_limit(env: &Env) -> Limit {
 /// `ACCOUNT_RATE_LIMIT` requests a minute per account (default 600; 0 = unlimited).
 pub fn account_limit(env: &Env) -> Limit {
     limit(env, "ACCOUNT_RATE_LIMIT", 600)
+}
+
+/// `ACCOUNT_FAILURE_RATE_LIMIT` failed unsigned token calls a minute per account (default 60;
+/// 0 = unlimited).
+pub fn failure_limit(env: &Env) -> Limit {
+    limit(env, "ACCOUNT_FAILURE_RATE_LIMIT", 60)
 }
 
 thread_local! {

@@ -13,7 +13,7 @@ use worker::{Env, Response};
 
 use crate::http::{self, Incoming, Problem};
 use crate::rpc::{self, AccountCall, AccountOp, ResourceOp};
-use crate::{config, discovery};
+use crate::{config, discovery, gate};
 
 /// The bearer token of `Authorization: Bearer <token>`.
 pub fn bearer(inc: &Incoming) -> Option<String> {
@@ -44,7 +44,7 @@ pub async fn handle(
         )
     };
     let token = bearer(inc).ok_or_else(unauthorized)?;
-    let account = tokens::parse_kind(&token, TokenKind::Access).ok_or_else(unauthorized)?;
+    let account = gate::token_kind(env, &token, TokenKind::Access).ok_or_else(unauthorized)?;
     let body = inc.body.as_slice();
     let has_body = !body.iter().all(u8::is_ascii_whitespace);
     if has_body

@@ -93,6 +93,13 @@ pub enum AccountOp {
         session_hash: String,
         action: DashboardAction,
     },
+    /// The owner signs in on a dashboard session (the operator's assertion: by the session's
+    /// nonce alone; the development form: with the session too).
+    DashboardSignIn {
+        session_hash: Option<String>,
+        nonce: String,
+        email: String,
+    },
     StripeEvent {
         event: domain::billing::StripeEvent,
     },
@@ -172,6 +179,13 @@ pub enum DirectoryOp {
         public_base: String,
         request_id: String,
     },
+    /// On the claim object of an account request id ([`request_claim`]): records the first
+    /// body's fingerprint, or says whether this one is the same.
+    ClaimRequest {
+        id: String,
+        fingerprint: String,
+        email: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -240,18 +254,35 @@ pub async fn account_with<T: DeserializeOwned, E: DeserializeOwned>(
     decode(post(stub, call).await?)
 }
 
+/// Runs `op` on the claim object of an account request id: a reserved name in the directory
+/// namespace (`request:<id>`; email objects are `email:<email>`), so ids are idempotent across
+/// emails. One more (tiny) object per account request id.
+pub async fn request_claim<T: DeserializeOwned>(
+    env: &Env,
+    id: &str,
+    op: &DirectoryOp,
+) -> Result<Result<T, AccountRequestError>, ApiError> {
+    directory_object(env, &format!("request:{id}"), op).await
+}
+
 /// Runs `op` on the directory object of a normalised email.
 pub async fn directory<T: DeserializeOwned>(
     env: &Env,
     email: &str,
     op: &DirectoryOp,
 ) -> Result<Result<T, AccountRequestError>, ApiError> {
+    directory_object(env, &format!("email:{email}"), op).await
+}
+
+async fn directory_object<T: DeserializeOwned>(
+    env: &Env,
+    name: &str,
+    op: &DirectoryOp,
+) -> Result<Result<T, AccountRequestError>, ApiError> {
     let ns = env
         .durable_object("DIRECTORY")
         .map_err(|_| ApiError::Internal)?;
-    let stub = ns
-        .get_by_name(&format!("email:{email}"))
-        .map_err(|_| ApiError::Internal)?;
+    let stub = ns.get_by_name(name).map_err(|_| ApiError::Internal)?;
     decode(post(stub, op).await?)
 }
 

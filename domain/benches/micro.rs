@@ -242,6 +242,7 @@ fn main() {
                 black_box(tokens::mint(
                     TokenKind::Access,
                     &account,
+                    b"bench-token-mac-key",
                     black_box(&random),
                 ));
             }),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::account_request::Orchestrator;
-use crate::audit::{self, Actor, ActorKind, AuditRecord, ChainHead, Entry};
+use crate::audit::{self, Actor, ActorKind, AuditRecord, Authentication, ChainHead, Entry};
 use crate::pkce;
 use crate::tokens::same_hash;
 
@@ -270,6 +270,8 @@ pub struct Draft<'a> {
     records: Vec<AuditRecord>,
     ctx: &'a Ctx,
     keep: bool,
+    /// Set once the operation verified a stronger authentication than the caller's.
+    authentication: Option<Authentication>,
 }
 
 impl Draft<'_> {
@@ -289,9 +291,13 @@ impl Draft<'_> {
         before: Value,
         after: Value,
     ) {
+        let mut actor = self.ctx.actor.clone();
+        if self.authentication.is_some() {
+            actor.authentication = self.authentication;
+        }
         let entry = Entry {
             at: self.ctx.now,
-            actor: self.ctx.actor.clone(),
+            actor,
             on_behalf_of: Some(self.account.owner.email.clone()),
             action,
             request_id: self.ctx.request_id.clone(),
@@ -301,6 +307,17 @@ impl Draft<'_> {
         };
         let record = audit::seal(&self.account.id, &mut self.account.chain, entry);
         self.records.push(record);
+    }
+
+    /// The operation verified the owner's authentication `how` (a sign-in): the records it
+    /// makes from now on say so.
+    pub fn authenticate(&mut self, how: Authentication) {
+        self.authentication = Some(how);
+    }
+
+    /// How the actor of this change authenticated, as its records will say.
+    pub fn authentication(&self) -> Option<Authentication> {
+        self.authentication.or(self.ctx.actor.authentication)
     }
 
     /// Keeps this operation's changes even if it returns an error.
@@ -345,6 +362,7 @@ pub fn apply<T, E>(
         records: Vec::new(),
         ctx,
         keep: false,
+        authentication: None,
     };
     let result = op(&mut draft);
     if result.is_err() && !draft.keep {
@@ -966,6 +984,33 @@ pub fn view_consent(a: &Account, hash: &str, now: i64) -> Result<ConsentView, Ac
     })
 }
 
+/// Why an owner sign-in (consent page or dashboard) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInRefusal {
+    /// Not the nonce this page handed out (replayed, or from another page).
+    BadNonce,
+    /// Someone else signed in: the nonce is spent all the same.
+    WrongOwner,
+}
+
+/// The one check of an owner sign-in, for every page that asks for one: the nonce the page
+/// handed out (`expected`, never empty) came back, and the signed-in `email` (normalised) is
+/// the owner's.
+pub fn check_sign_in(
+    a: &Account,
+    expected: &str,
+    nonce: &str,
+    email: &str,
+) -> Result<(), SignInRefusal> {
+    if expected.is_empty() || !crate::crypto::ct_eq(expected.as_bytes(), nonce.as_bytes()) {
+        return Err(SignInRefusal::BadNonce);
+    }
+    if email != a.owner.email {
+        return Err(SignInRefusal::WrongOwner);
+    }
+    Ok(())
+}
+
 /// The owner proved who they are (a verified assertion or the dev form) for this consent.
 /// `email` is normalised; `nonce` must be the consent's current nonce, which is then replaced,
 /// so a sign-in cannot be replayed.
@@ -980,10 +1025,11 @@ pub fn sign_in(
     d.require_active()?;
     let now = d.now();
     let i = find_consent(&d.account, consent_hash, now)?;
-    if !crate::crypto::ct_eq(d.account.consents[i].nonce.as_bytes(), nonce.as_bytes()) {
+    let checked = check_sign_in(&d.account, &d.account.consents[i].nonce, nonce, email);
+    if checked == Err(SignInRefusal::BadNonce) {
         return Err(AccountError::Consent(ConsentError::BadNonce));
     }
-    if email != d.account.owner.email {
+    if checked == Err(SignInRefusal::WrongOwner) {
         // Recorded, so the owner can see attempts; the nonce is spent either way.
         d.keep_on_error();
         d.account.consents[i].nonce = next_nonce;
@@ -995,6 +1041,7 @@ pub fn sign_in(
         );
         return Err(AccountError::Consent(ConsentError::WrongOwner));
     }
+    d.authenticate(Authentication::OwnerSignIn);
     let c = &mut d.account.consents[i];
     c.nonce = next_nonce;
     c.state = ConsentState::SignedIn { csrf_hash, at: now };
@@ -1036,6 +1083,8 @@ pub fn decide(
             if !same_hash(expected, csrf_hash) {
                 return Err(AccountError::Consent(ConsentError::BadCsrf));
             }
+            // The CSRF token was issued at the owner's sign-in.
+            d.authenticate(Authentication::OwnerSignIn);
         }
         _ => return Err(AccountError::Consent(ConsentError::NotSignedIn)),
     }

@@ -372,10 +372,52 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
     })
 }
 
+/// What an account request id's first sight says about a request with that id. Ids are
+/// idempotent across emails: the first body's fingerprint is kept under the id itself (its own
+/// object) before any email's directory is asked, so the same id with another body (another
+/// email included) is a conflict wherever it would go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Never seen: this request claims the id.
+    New,
+    /// The same body again: answer as the first time (the email's directory replays it).
+    Same,
+    /// Another body under the same id: `409 idempotency_conflict`.
+    Conflict,
+}
+
+/// Decides a request's [`Claim`] from the fingerprint first recorded under its id, if any.
+pub fn claim(recorded: Option<&str>, fingerprint: &str) -> Claim {
+    match recorded {
+        None => Claim::New,
+        Some(f) if f == fingerprint => Claim::Same,
+        Some(_) => Claim::Conflict,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_id_is_claimed_once_for_one_body() {
+        let first = parse_value(&body()).unwrap();
+        let mut other = body();
+        other["email"] = json!("someone.else@example.com");
+        let other = parse_value(&other).unwrap();
+        assert_eq!(other.id, first.id);
+        assert_eq!(claim(None, &first.fingerprint), Claim::New);
+        assert_eq!(
+            claim(Some(&first.fingerprint), &first.fingerprint),
+            Claim::Same
+        );
+        // Another email under the same id: a different fingerprint, so a conflict.
+        assert_eq!(
+            claim(Some(&first.fingerprint), &other.fingerprint),
+            Claim::Conflict
+        );
+    }
 
     const NOW: i64 = 1_795_860_000; // 2026-11-28T10:00:00Z
 

@@ -49,11 +49,38 @@ impl ActorKind {
     }
 }
 
+/// How the owner proved it was them, for the owner's actions (the other actors have one way
+/// each: the orchestrator's signature and bearer, the operator secret, Stripe's signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Authentication {
+    /// Only a dashboard deep link, which the agent can mint: enough to view and to lower the
+    /// cap, never to spend or to widen what the agent may do.
+    DeepLink,
+    /// Only a consent link (handed out to the orchestrator), before the owner signed in.
+    ConsentLink,
+    /// The owner signed in (the operator's assertion, or the development form).
+    OwnerSignIn,
+}
+
+impl Authentication {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authentication::DeepLink => "deep_link",
+            Authentication::ConsentLink => "consent_link",
+            Authentication::OwnerSignIn => "owner_sign_in",
+        }
+    }
+}
+
 /// The actor of a change and its identity (the orchestrator's Stripe account, the event id...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub kind: ActorKind,
     pub id: Option<String>,
+    /// How the owner authenticated (owner actions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
 }
 
 impl Actor {
@@ -61,6 +88,15 @@ impl Actor {
         Actor {
             kind,
             id: id.map(str::to_string),
+            authentication: None,
+        }
+    }
+
+    /// The owner, authenticated by `how`.
+    pub fn owner(how: Authentication) -> Self {
+        Actor {
+            authentication: Some(how),
+            ..Actor::new(ActorKind::Owner, None)
         }
     }
 }
@@ -79,6 +115,10 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
     /// Which consent authorised it: `tos:<version>`, `grant:<id>`, `consent:<id>`...
     pub consent: Option<String>,
+    /// How the owner authenticated ([`Authentication::as_str`]); owner actions only. Records
+    /// from before this field have none, and it is hashed only when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<String>,
     pub before: Value,
     pub after: Value,
     pub prev_hash: String,
@@ -117,7 +157,7 @@ pub struct Entry {
 /// The canonical bytes a record's hash covers (every field but `hash`).
 pub fn canonical(record: &AuditRecord) -> Vec<u8> {
     // serde_json's Map is ordered by key, so this is the sorted, compact encoding.
-    json!({
+    let mut fields = json!({
         "account_id": record.account_id,
         "seq": record.seq,
         "at": record.at,
@@ -130,9 +170,12 @@ pub fn canonical(record: &AuditRecord) -> Vec<u8> {
         "before": record.before,
         "after": record.after,
         "prev_hash": record.prev_hash,
-    })
-    .to_string()
-    .into_bytes()
+    });
+    // Only when present, so records sealed before the field existed keep their hashes.
+    if let (Some(a), Some(map)) = (&record.authentication, fields.as_object_mut()) {
+        map.insert("authentication".into(), Value::String(a.clone()));
+    }
+    fields.to_string().into_bytes()
 }
 
 /// Appends `entry` to the chain at `head`, returning the sealed record and advancing `head`.
@@ -147,6 +190,7 @@ pub fn seal(account_id: &str, head: &mut ChainHead, entry: Entry) -> AuditRecord
         action: entry.action.to_string(),
         request_id: entry.request_id,
         consent: entry.consent,
+        authentication: entry.actor.authentication.map(|a| a.as_str().to_string()),
         before: entry.before,
         after: entry.after,
         prev_hash: head.last_hash.clone(),
@@ -307,6 +351,40 @@ mod tests {
         let r = seal("acct_x", &mut head, e);
         assert_eq!(r.hash, PYTHON_HASH);
     }
+
+    #[test]
+    fn authentication_is_hashed_only_when_present() {
+        // A record of the old shape (no `authentication` key) reads and keeps its hash.
+        let mut head = ChainHead::default();
+        let old = seal("acct_x", &mut head, entry("account.created", 10));
+        let mut json = serde_json::to_value(&old).unwrap();
+        assert!(json.get("authentication").is_none(), "{json}");
+        json.as_object_mut().unwrap().remove("authentication");
+        let read: AuditRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(read.authentication, None);
+        assert_eq!(verify_chain(&[read]), Ok(()));
+        assert_eq!(old.hash, PYTHON_HASH_PLAIN);
+
+        // An owner's record says how they authenticated, and the hash covers it.
+        let mut e = entry("spend.cap_changed", 11);
+        e.actor = Actor::owner(Authentication::OwnerSignIn);
+        let signed = seal("acct_x", &mut head, e);
+        assert_eq!(signed.authentication.as_deref(), Some("owner_sign_in"));
+        let text = String::from_utf8(canonical(&signed)).unwrap();
+        assert!(
+            text.contains(r#""authentication":"owner_sign_in""#),
+            "{text}"
+        );
+        let mut forged = signed.clone();
+        forged.authentication = Some("deep_link".into());
+        assert_eq!(verify_chain(&[old.clone(), forged]).unwrap_err().seq, 2);
+        assert_eq!(verify_chain(&[old, signed]), Ok(()));
+    }
+
+    /// `entry("account.created", 10)` sealed first (Python: as in `matches_python_json_dumps`,
+    /// with `"after":{"status":"active"}`): unchanged by the `authentication` field.
+    const PYTHON_HASH_PLAIN: &str =
+        "265f429fd6435a2ee88a333efb01aa843e45277d9a5be7303056382c36ee3e7e";
 
     const PYTHON_HASH: &str = "a5d2b74bde09a300fa119c34244fe7db28ccd12be84fb716e2be20e2bf0e5800";
 }

@@ -170,6 +170,7 @@ mod tests {
                 resource_id: format!("res_{n}"),
                 charge_id: format!("ch_{n}"),
                 token_hash: Some(hash(&format!("k{n}"))),
+                token_sealed: None,
             };
             run(a, log, |d| resources::create(d, &req, &catalog, ids, cands)).unwrap()
         };

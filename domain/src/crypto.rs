@@ -1,7 +1,8 @@
 //! Small cryptographic and encoding helpers shared by every module.
 //!
 //! Invariant: secrets are compared only with [`ct_eq`], which takes the same time for every
-//! pair of equal-length inputs whatever their contents.
+//! pair of equal-length inputs whatever their contents, or, when the lengths themselves are
+//! secret (a configured bearer secret), with [`secret_eq`].
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -39,6 +40,20 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     }
     // black_box keeps the optimiser from turning the fold into an early exit.
     std::hint::black_box(diff) == 0
+}
+
+/// Compares a presented secret with the configured one without leaking either's length: both
+/// sides are first reduced to HMAC-SHA256 digests (32 bytes whatever the input), which are then
+/// compared in constant time. [`ct_eq`] alone returns at once on a length mismatch, so its
+/// timing tells an attacker how long the secret is. An empty configured secret matches nothing.
+pub fn secret_eq(presented: &[u8], secret: &[u8]) -> bool {
+    // A fixed key is enough: the MAC only hides lengths and contents from the timing, it is
+    // not an authenticator.
+    const KEY: &[u8] = b"app-provider secret comparison";
+    let a = hmac_sha256(KEY, &[presented]);
+    let b = hmac_sha256(KEY, &[secret]);
+    // Both comparisons always run (`&` rather than `&&`).
+    !secret.is_empty() & ct_eq(&a, &b)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -106,6 +121,20 @@ pub fn is_base32(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_eq_matches_only_the_secret() {
+        let secret = b"op_secret_0123456789";
+        assert!(secret_eq(secret, secret));
+        // Other contents, same length; a prefix; a longer value; nothing at all.
+        assert!(!secret_eq(b"op_secret_0123456788", secret));
+        assert!(!secret_eq(b"op_secret_", secret));
+        assert!(!secret_eq(b"op_secret_0123456789x", secret));
+        assert!(!secret_eq(b"", secret));
+        // An empty configured secret is "not configured", never "anything goes".
+        assert!(!secret_eq(b"", b""));
+        assert!(!secret_eq(b"x", b""));
+    }
 
     #[test]
     fn hmac_matches_rfc4231_case_2() {

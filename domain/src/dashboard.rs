@@ -2,11 +2,18 @@
 //!
 //! A deep link is single-use and lives 10 minutes. Opening it starts a dashboard session of 30
 //! minutes whose secret is carried by the page's forms (no cookie). Only hashes are stored.
+//!
+//! Authority: the agent can mint deep links, so a link's session may only look and make the
+//! agent's room smaller (lower the cap). Raising the cap and buying need the owner's sign-in
+//! (the same assertion or development form as the consent page), which replaces the session
+//! with a signed-in one handed only to the browser that signed in. Nothing changes on an
+//! account that is not open. Every record says which authentication it had.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::account::{Account, Draft};
+use crate::account::{check_sign_in, Account, Draft, SignInRefusal};
+use crate::audit::Authentication;
 use crate::catalog::ServiceKind;
 use crate::resources::{self, Candidate, Detail, Status};
 use crate::tokens::same_hash;
@@ -28,6 +35,33 @@ pub struct DeepLink {
 pub struct Session {
     pub hash: String,
     pub expires_at: i64,
+    /// Binds a sign-in to this session; replaced after each attempt. Empty in sessions stored
+    /// before sign-in existed: those cannot sign in (open a new link).
+    #[serde(default)]
+    pub nonce: String,
+    /// When the owner signed in on this session; `None`: only the deep link.
+    #[serde(default)]
+    pub signed_in_at: Option<i64>,
+}
+
+impl Session {
+    pub fn authentication(&self) -> Authentication {
+        match self.signed_in_at {
+            Some(_) => Authentication::OwnerSignIn,
+            None => Authentication::DeepLink,
+        }
+    }
+}
+
+/// What a dashboard action asks for, which decides the authentication it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Looking only.
+    None,
+    /// Leaves the agent less room (lowering the cap): the deep link is enough.
+    Narrow,
+    /// Spends or gives the agent more room (raising the cap, buying): the owner's sign-in.
+    Widen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +72,14 @@ pub enum DashboardError {
     LinkUsed,
     SessionExpired,
     InvalidCap,
+    /// Raising the cap or buying through a deep link alone.
+    SignInRequired,
+    /// A sign-in whose nonce is not the session's current one (replayed or stale).
+    SignInStale,
+    /// Someone other than the owner signed in.
+    WrongOwner,
+    /// The account is suspended, closing or closed: the dashboard changes nothing.
+    AccountInactive,
 }
 
 impl DashboardError {
@@ -69,6 +111,26 @@ impl DashboardError {
                 "That cap is not valid",
                 "Enter a whole number of dollars between 0 and 10000.",
             ),
+            DashboardError::SignInRequired => (
+                403,
+                "Sign in first",
+                "Raising the cap or buying needs the owner's sign-in. Nothing was changed.",
+            ),
+            DashboardError::SignInStale => (
+                409,
+                "This sign-in is no longer valid",
+                "Each sign-in works once. Ask your tool for a new dashboard link, then sign in. Nothing was changed.",
+            ),
+            DashboardError::WrongOwner => (
+                403,
+                "That is not the owner's account",
+                "Sign in with the account owner's email address. Nothing was changed.",
+            ),
+            DashboardError::AccountInactive => (
+                403,
+                "This account is not available",
+                "The account is suspended or closed. Nothing was changed.",
+            ),
         }
     }
 }
@@ -99,8 +161,13 @@ pub fn create_link(d: &mut Draft, hash: String, purpose: &str) -> i64 {
     expires_at
 }
 
-/// Opens a link once, starting a session (its hash comes from the caller).
-pub fn open(d: &mut Draft, link_hash: &str, session_hash: String) -> Result<(), DashboardError> {
+/// Opens a link once, starting a session (its hash and sign-in nonce come from the caller).
+pub fn open(
+    d: &mut Draft,
+    link_hash: &str,
+    session_hash: String,
+    nonce: String,
+) -> Result<(), DashboardError> {
     let now = d.now();
     let link = d
         .account
@@ -119,6 +186,8 @@ pub fn open(d: &mut Draft, link_hash: &str, session_hash: String) -> Result<(), 
     d.account.sessions.push(Session {
         hash: session_hash,
         expires_at: now + SESSION_TTL,
+        nonce,
+        signed_in_at: None,
     });
     d.record(
         "dashboard.opened",
@@ -129,20 +198,116 @@ pub fn open(d: &mut Draft, link_hash: &str, session_hash: String) -> Result<(), 
     Ok(())
 }
 
-pub fn check_session(a: &Account, session_hash: &str, now: i64) -> Result<(), DashboardError> {
+/// The live session with this hash.
+pub fn session<'a>(
+    a: &'a Account,
+    session_hash: &str,
+    now: i64,
+) -> Result<&'a Session, DashboardError> {
     a.sessions
         .iter()
         .find(|s| same_hash(&s.hash, session_hash) && s.expires_at > now)
-        .map(|_| ())
         .ok_or(DashboardError::SessionExpired)
 }
 
-/// The owner sets the monthly spending cap (in cents).
+pub fn check_session(a: &Account, session_hash: &str, now: i64) -> Result<(), DashboardError> {
+    session(a, session_hash, now).map(|_| ())
+}
+
+/// May this session make `change`? Returns the authentication its records carry.
+pub fn authorize(
+    a: &Account,
+    session_hash: &str,
+    now: i64,
+    change: Change,
+) -> Result<Authentication, DashboardError> {
+    let s = session(a, session_hash, now)?;
+    if change != Change::None && !a.is_open() {
+        return Err(DashboardError::AccountInactive);
+    }
+    if change == Change::Widen && s.signed_in_at.is_none() {
+        return Err(DashboardError::SignInRequired);
+    }
+    Ok(s.authentication())
+}
+
+/// The owner signs in on a dashboard session: `nonce` (from the page, then through the
+/// operator's login or the development form) names the session; `session_hash` is given when
+/// the form itself came with the session (development form). On success the session is
+/// replaced by a signed-in one under `next_hash`, so a session the agent opened itself never
+/// gains the owner's authority. A wrong owner spends the nonce and is recorded.
+pub fn sign_in(
+    d: &mut Draft,
+    session_hash: Option<&str>,
+    nonce: &str,
+    email: &str,
+    next_hash: String,
+    next_nonce: String,
+) -> Result<(), DashboardError> {
+    let now = d.now();
+    let i = d
+        .account
+        .sessions
+        .iter()
+        .position(|s| {
+            s.expires_at > now
+                && !s.nonce.is_empty()
+                && crate::crypto::ct_eq(s.nonce.as_bytes(), nonce.as_bytes())
+        })
+        .ok_or(DashboardError::SignInStale)?;
+    if session_hash.is_some_and(|h| !same_hash(&d.account.sessions[i].hash, h)) {
+        return Err(DashboardError::SignInStale);
+    }
+    if !d.account.is_open() {
+        return Err(DashboardError::AccountInactive);
+    }
+    let expected = d.account.sessions[i].nonce.clone();
+    match check_sign_in(&d.account, &expected, nonce, email) {
+        Err(SignInRefusal::BadNonce) => Err(DashboardError::SignInStale),
+        Err(SignInRefusal::WrongOwner) => {
+            // Recorded, so the owner can see attempts; the nonce is spent either way.
+            d.keep_on_error();
+            d.account.sessions[i].nonce = next_nonce;
+            d.record(
+                "dashboard.sign_in_refused",
+                None,
+                Value::Null,
+                json!({"reason": "wrong_owner"}),
+            );
+            Err(DashboardError::WrongOwner)
+        }
+        Ok(()) => {
+            d.authenticate(Authentication::OwnerSignIn);
+            let s = &mut d.account.sessions[i];
+            s.hash = next_hash;
+            s.nonce = next_nonce;
+            s.signed_in_at = Some(now);
+            let expires_at = s.expires_at;
+            d.record(
+                "dashboard.signed_in",
+                None,
+                Value::Null,
+                json!({"session_expires_at": expires_at}),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The owner sets the monthly spending cap (in cents). Lowering it takes the deep link's
+/// session; raising it, the owner's sign-in.
 pub fn set_cap(d: &mut Draft, session_hash: &str, cap: u64) -> Result<(), DashboardError> {
     check_session(&d.account, session_hash, d.now())?;
     if cap > crate::ledger::MAX_CAP {
         return Err(DashboardError::InvalidCap);
     }
+    let change = if cap > d.account.ledger.cap {
+        Change::Widen
+    } else {
+        Change::Narrow
+    };
+    let how = authorize(&d.account, session_hash, d.now(), change)?;
+    d.authenticate(how);
     let before = d.account.ledger.cap;
     d.account.ledger.cap = cap;
     d.record(
@@ -277,4 +442,220 @@ pub fn operator_view(a: &Account, now: i64) -> Value {
         "live_token_pairs": a.families.iter().filter(|f| f.revoked_at.is_none()).count(),
         "audit": {"next_seq": a.chain.next_seq, "last_hash": a.chain.last_hash},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{apply, create, suspend, Account, Ctx, NewAccount, NewCode, Policy};
+    use crate::account_request::Orchestrator;
+    use crate::audit::{Actor, ActorKind, AuditRecord};
+    use crate::tokens::hash;
+
+    const T0: i64 = 1_800_000_000;
+
+    fn ctx(now: i64, actor: Actor) -> Ctx {
+        Ctx {
+            now,
+            actor,
+            request_id: Some("req_test".into()),
+            policy: Policy::default(),
+        }
+    }
+
+    struct World {
+        account: Account,
+        log: Vec<AuditRecord>,
+    }
+
+    impl World {
+        /// An account with a $100 cap and an opened dashboard session `s1` (nonce `n1`).
+        fn new() -> World {
+            let new = NewAccount {
+                id: "acct_aaaaaaaaaaaaaaaa".into(),
+                email: "dev@example.com".into(),
+                name: None,
+                orchestrator: Orchestrator {
+                    kind: "stripe".into(),
+                    organisation: None,
+                    account: "acct_stripe_1".into(),
+                },
+                tos_version: "2026-11-01".into(),
+                scopes: vec!["resources:write".into()],
+                request_id: "acctreq_1".into(),
+                grant_id: "grant_1".into(),
+                code: NewCode {
+                    hash: hash("code-1"),
+                    code_challenge: None,
+                },
+                spending_cap: 10_000,
+                currency: None,
+            };
+            let orchestrator = Actor::new(ActorKind::Orchestrator, Some("acct_stripe_1"));
+            let applied = create(new, &ctx(T0, orchestrator.clone()));
+            let mut w = World {
+                account: applied.account,
+                log: applied.records,
+            };
+            w.run(orchestrator, |d| {
+                create_link(d, hash("link-1"), "dashboard");
+                Ok(())
+            })
+            .unwrap();
+            w.link(|d| open(d, &hash("link-1"), hash("s1"), "n1".into()))
+                .unwrap();
+            w
+        }
+
+        fn run<T>(
+            &mut self,
+            actor: Actor,
+            op: impl FnOnce(&mut Draft) -> Result<T, DashboardError>,
+        ) -> Result<T, DashboardError> {
+            let applied = apply(&self.account, &ctx(T0 + 10, actor), op);
+            self.account = applied.account;
+            self.log.extend(applied.records);
+            applied.result
+        }
+
+        /// As the Durable Object calls it: the owner, known only by the deep link so far.
+        fn link<T>(
+            &mut self,
+            op: impl FnOnce(&mut Draft) -> Result<T, DashboardError>,
+        ) -> Result<T, DashboardError> {
+            self.run(Actor::owner(Authentication::DeepLink), op)
+        }
+
+        fn last(&self) -> &AuditRecord {
+            self.log.last().unwrap()
+        }
+    }
+
+    #[test]
+    fn a_deep_link_lowers_the_cap_but_cannot_raise_it() {
+        let mut w = World::new();
+        let before = w.log.len();
+        // The reproduction of issue 18: the agent's link sets $10,000.
+        assert_eq!(
+            w.link(|d| set_cap(d, &hash("s1"), 1_000_000)),
+            Err(DashboardError::SignInRequired)
+        );
+        assert_eq!(w.account.ledger.cap, 10_000, "nothing changed");
+        assert_eq!(w.log.len(), before, "nothing recorded");
+        // Lowering stays one click, and says it had only the link.
+        w.link(|d| set_cap(d, &hash("s1"), 5_000)).unwrap();
+        assert_eq!(w.account.ledger.cap, 5_000);
+        assert_eq!(w.last().action, "spend.cap_changed");
+        assert_eq!(w.last().authentication.as_deref(), Some("deep_link"));
+        // Back up to where it was is a raise too.
+        assert_eq!(
+            w.link(|d| set_cap(d, &hash("s1"), 10_000)),
+            Err(DashboardError::SignInRequired)
+        );
+        assert_eq!(
+            authorize(&w.account, &hash("s1"), T0 + 10, Change::Widen),
+            Err(DashboardError::SignInRequired),
+            "buying needs the sign-in too"
+        );
+        assert_eq!(
+            authorize(&w.account, &hash("s1"), T0 + 10, Change::None),
+            Ok(Authentication::DeepLink)
+        );
+    }
+
+    #[test]
+    fn the_owners_sign_in_raises_the_cap_on_a_new_session() {
+        let mut w = World::new();
+        w.link(|d| sign_in(d, None, "n1", "dev@example.com", hash("s2"), "n2".into()))
+            .unwrap();
+        assert_eq!(w.last().action, "dashboard.signed_in");
+        assert_eq!(w.last().authentication.as_deref(), Some("owner_sign_in"));
+        // The link's session is gone (whoever else holds it gains nothing); the new one may raise.
+        assert_eq!(
+            w.link(|d| set_cap(d, &hash("s1"), 20_000)),
+            Err(DashboardError::SessionExpired)
+        );
+        w.link(|d| set_cap(d, &hash("s2"), 20_000)).unwrap();
+        assert_eq!(w.account.ledger.cap, 20_000);
+        assert_eq!(w.last().authentication.as_deref(), Some("owner_sign_in"));
+        assert_eq!(
+            authorize(&w.account, &hash("s2"), T0 + 10, Change::Widen),
+            Ok(Authentication::OwnerSignIn)
+        );
+        // The nonce worked once.
+        assert_eq!(
+            w.link(|d| sign_in(d, None, "n1", "dev@example.com", hash("s3"), "n3".into())),
+            Err(DashboardError::SignInStale)
+        );
+        assert_eq!(verify_chain(&w.log), Ok(()));
+    }
+
+    #[test]
+    fn sign_in_refuses_strangers_stale_nonces_and_other_sessions() {
+        let mut w = World::new();
+        let n = w.log.len();
+        assert_eq!(
+            w.link(|d| sign_in(d, None, "", "dev@example.com", hash("s2"), "n2".into())),
+            Err(DashboardError::SignInStale)
+        );
+        assert_eq!(
+            w.link(|d| sign_in(
+                d,
+                Some(&hash("other")),
+                "n1",
+                "dev@example.com",
+                hash("s2"),
+                "n2".into()
+            )),
+            Err(DashboardError::SignInStale)
+        );
+        assert_eq!(w.log.len(), n);
+        // Someone else: refused, recorded, and the nonce is spent.
+        assert_eq!(
+            w.link(|d| sign_in(d, None, "n1", "eve@example.com", hash("s2"), "n2".into())),
+            Err(DashboardError::WrongOwner)
+        );
+        assert_eq!(w.last().action, "dashboard.sign_in_refused");
+        assert_eq!(w.last().authentication.as_deref(), Some("deep_link"));
+        assert_eq!(
+            w.link(|d| sign_in(d, None, "n1", "dev@example.com", hash("s2"), "n3".into())),
+            Err(DashboardError::SignInStale)
+        );
+        assert!(w.account.sessions.iter().all(|s| s.signed_in_at.is_none()));
+    }
+
+    #[test]
+    fn a_suspended_account_changes_nothing_on_the_dashboard() {
+        let mut w = World::new();
+        let operator = Actor::new(ActorKind::Operator, None);
+        w.run(operator, |d| {
+            suspend(d, "review").map_err(|_| DashboardError::AccountInactive)
+        })
+        .unwrap();
+        let n = w.log.len();
+        assert_eq!(
+            w.link(|d| set_cap(d, &hash("s1"), 5_000)),
+            Err(DashboardError::AccountInactive)
+        );
+        assert_eq!(
+            w.link(|d| sign_in(d, None, "n1", "dev@example.com", hash("s2"), "n2".into())),
+            Err(DashboardError::AccountInactive)
+        );
+        assert_eq!((w.account.ledger.cap, w.log.len()), (10_000, n));
+        // Looking stays possible.
+        assert_eq!(
+            authorize(&w.account, &hash("s1"), T0 + 10, Change::None),
+            Ok(Authentication::DeepLink)
+        );
+    }
+
+    #[test]
+    fn sessions_stored_before_sign_in_existed_still_read() {
+        let old = r#"{"hash":"abc","expires_at":1800000000}"#;
+        let s: Session = serde_json::from_str(old).unwrap();
+        assert_eq!((s.nonce.as_str(), s.signed_in_at), ("", None));
+        assert_eq!(s.authentication(), Authentication::DeepLink);
+    }
+
+    use crate::audit::verify_chain;
 }

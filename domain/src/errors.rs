@@ -84,6 +84,11 @@ pub enum ApiError {
     Unavailable(String),
     /// A bug or misconfiguration: details go to the log, not to the caller.
     Internal,
+    /// Outside development with development settings ([`crate::deployment::check`]): the
+    /// health endpoint's answer, naming each setting and its fix.
+    Misconfigured(String),
+    /// Every other route of such a deployment.
+    NotServing,
 }
 
 impl From<SignatureError> for ApiError {
@@ -153,6 +158,15 @@ impl ApiError {
                 "internal_error",
                 "an internal error occurred; nothing was changed",
             ),
+            ApiError::Misconfigured(message) => Failure::new(503, "misconfigured", message.clone()),
+            ApiError::NotServing => Failure {
+                retry_after: Some(60),
+                ..Failure::new(
+                    503,
+                    "temporarily_unavailable",
+                    "this provider is not serving until its operator fixes its configuration (GET /provisioning/health names what); nothing was changed",
+                )
+            },
         }
     }
 }
@@ -460,6 +474,7 @@ impl ResourceError {
                 format!("purpose {:?} is not supported; use \"dashboard\"", truncate(purpose, 64)),
             ),
             ResourceError::Unavailable => ApiError::Unavailable("account storage".into()).failure(),
+            ResourceError::SecretsUnavailable => ApiError::Unavailable("API token encryption".into()).failure(),
             ResourceError::Account { error } => error.bearer_failure(),
         }
     }

@@ -437,6 +437,8 @@ mod tests {
             ApiError::RateLimited { retry_after: 1 },
             ApiError::Unavailable("account storage".into()),
             ApiError::Internal,
+            ApiError::Misconfigured("PUBLIC_BASE_URL: is not set".into()),
+            ApiError::NotServing,
         ]);
         for e in &all {
             match e {
@@ -449,7 +451,9 @@ mod tests {
                 | ApiError::UnsupportedMediaType { .. }
                 | ApiError::RateLimited { .. }
                 | ApiError::Unavailable(_)
-                | ApiError::Internal => {}
+                | ApiError::Internal
+                | ApiError::Misconfigured(_)
+                | ApiError::NotServing => {}
             }
         }
         all
@@ -650,6 +654,7 @@ mod tests {
                 purpose: "billing".into(),
             },
             ResourceError::Unavailable,
+            ResourceError::SecretsUnavailable,
         ];
         all.extend(
             payment_errors()
@@ -686,6 +691,7 @@ mod tests {
                 | ResourceError::BackendTimeout { .. }
                 | ResourceError::UnsupportedPurpose { .. }
                 | ResourceError::Unavailable
+                | ResourceError::SecretsUnavailable
                 | ResourceError::Account { .. } => {}
             }
         }

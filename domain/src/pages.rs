@@ -1,4 +1,4 @@
-//! Server-rendered pages for humans: the consent page (and later the dashboard).
+//! Server-rendered pages for humans: the consent page and the dashboard.
 //!
 //! Invariants: every interpolated value goes through [`escape`]; pages carry no script at all;
 //! the only style block carries a per-response nonce that the Content-Security-Policy from
@@ -97,6 +97,62 @@ fn scope_meaning(scope: &str) -> &'static str {
     }
 }
 
+/// The ways an owner signs in, on every page that asks for it (consent page, dashboard).
+pub struct SignIn<'a> {
+    /// The operator's login URL with `return_to`, `nonce` and `login_hint` already added.
+    pub login_url: Option<&'a str>,
+    /// The development form (only when the environment is development).
+    pub dev_form: Option<DevForm<'a>>,
+    /// The page's single-use sign-in nonce (the development form sends it back).
+    pub nonce: &'a str,
+}
+
+/// Where the development sign-in form posts and the hidden fields it carries besides `nonce`.
+pub struct DevForm<'a> {
+    pub action: &'a str,
+    pub fields: Vec<(&'a str, &'a str)>,
+}
+
+/// The sign-in button (operator's login) and/or the development form.
+pub fn sign_in_options(s: &SignIn) -> String {
+    let mut body = String::new();
+    if let Some(url) = s.login_url {
+        body.push_str(&format!(
+            "<p><a class=\"button primary\" id=\"operator-sign-in\" href=\"{}\">Sign in to continue</a></p>",
+            escape(url)
+        ));
+    }
+    if let Some(form) = &s.dev_form {
+        let hidden: String = form
+            .fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                    escape(k),
+                    escape(v)
+                )
+            })
+            .collect();
+        body.push_str(&format!(
+            "<form id=\"dev-sign-in\" method=\"post\" action=\"{}\">\
+<p class=\"note\">Development sign-in: this form exists only when ENVIRONMENT is development.</p>\
+{hidden}<input type=\"hidden\" name=\"nonce\" value=\"{}\">\
+<label for=\"email-input\">Owner email</label>\
+<input type=\"email\" id=\"email-input\" name=\"email\" required autocomplete=\"email\">\
+<p><button class=\"primary\" id=\"sign-in\" type=\"submit\">Sign in</button></p></form>",
+            escape(form.action),
+            escape(s.nonce)
+        ));
+    }
+    if s.login_url.is_none() && s.dev_form.is_none() {
+        body.push_str(
+            "<p class=\"error\">Sign-in is not configured on this provider (OWNER_LOGIN_URL).</p>",
+        );
+    }
+    body
+}
+
 /// Step 1: who asks, and sign in to prove you own the account.
 pub struct SignInPage<'a> {
     pub view: &'a ConsentView,
@@ -119,31 +175,14 @@ pub fn sign_in_page(p: &SignInPage) -> String {
     }
     body.push_str("<p>A tool wants to use your existing account. Sign in as its owner to review the request.</p>");
     body.push_str(&request_summary(p.view));
-    if let Some(url) = p.login_url {
-        body.push_str(&format!(
-            "<p><a class=\"button primary\" id=\"operator-sign-in\" href=\"{}\">Sign in to continue</a></p>",
-            escape(url)
-        ));
-    }
-    if p.dev_form {
-        body.push_str(&format!(
-            "<form id=\"dev-sign-in\" method=\"post\" action=\"/oauth/authorize\">\
-<p class=\"note\">Development sign-in: this form exists only when ENVIRONMENT is development.</p>\
-<input type=\"hidden\" name=\"action\" value=\"sign_in\">\
-<input type=\"hidden\" name=\"consent\" value=\"{}\">\
-<input type=\"hidden\" name=\"nonce\" value=\"{}\">\
-<label for=\"email-input\">Owner email</label>\
-<input type=\"email\" id=\"email-input\" name=\"email\" required autocomplete=\"email\">\
-<p><button class=\"primary\" id=\"sign-in\" type=\"submit\">Sign in</button></p></form>",
-            escape(p.consent),
-            escape(&p.view.nonce)
-        ));
-    }
-    if p.login_url.is_none() && !p.dev_form {
-        body.push_str(
-            "<p class=\"error\">Sign-in is not configured on this provider (OWNER_LOGIN_URL).</p>",
-        );
-    }
+    body.push_str(&sign_in_options(&SignIn {
+        login_url: p.login_url,
+        dev_form: p.dev_form.then(|| DevForm {
+            action: "/oauth/authorize",
+            fields: vec![("action", "sign_in"), ("consent", p.consent)],
+        }),
+        nonce: &p.view.nonce,
+    }));
     layout("Link your account?", p.style_nonce, &body)
 }
 
@@ -166,13 +205,22 @@ pub fn approve_page(view: &ConsentView, consent: &str, csrf: &str, style_nonce: 
     layout("Approve access?", style_nonce, &body)
 }
 
+/// Who is looking at the dashboard: its session, and whether the owner signed in on it (else
+/// how they can, to raise the cap or buy).
+pub struct DashboardAuth<'a> {
+    pub session: &'a str,
+    pub signed_in: bool,
+    pub sign_in: SignIn<'a>,
+}
+
 /// The owner's dashboard: plan, resources (no secrets), spend and cap, quotes to confirm.
 pub fn dashboard_page(
     v: &crate::dashboard::View,
-    session: &str,
+    auth: &DashboardAuth,
     notice: Option<&str>,
     style_nonce: &str,
 ) -> String {
+    let session = auth.session;
     use crate::ledger::format_amount;
     let mut body = String::from("<h1>Your account</h1>");
     if let Some(n) = notice {
@@ -192,6 +240,20 @@ pub fn dashboard_page(
         format_amount(v.spent, &v.currency),
         format_amount(v.cap, &v.currency),
     ));
+    if auth.signed_in {
+        body.push_str(&format!(
+            "<p class=\"note\" id=\"signed-in\">Signed in as the owner, {}.</p>",
+            escape(&v.email)
+        ));
+    } else {
+        body.push_str(
+            "<section id=\"owner-sign-in\"><h2>Sign in to raise the cap or buy</h2>\
+<p class=\"note\">This link lets you look and lower the cap. Raising the cap or buying needs the \
+owner's sign-in.</p>",
+        );
+        body.push_str(&sign_in_options(&auth.sign_in));
+        body.push_str("</section>");
+    }
     body.push_str(&format!(
         "<form id=\"cap-form\" method=\"post\" action=\"/dashboard\">\
 <input type=\"hidden\" name=\"session\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"set_cap\">\
@@ -313,6 +375,47 @@ mod tests {
         });
         assert!(!html.contains("dev-sign-in"));
         assert!(html.contains("operator-sign-in"));
+    }
+
+    fn dashboard_view() -> crate::dashboard::View {
+        crate::dashboard::View {
+            account_id: "acct_x".into(),
+            email: "dev@example.com".into(),
+            status: "active".into(),
+            plan: None,
+            resources: vec![],
+            spent: 0,
+            cap: 10_000,
+            currency: "usd".into(),
+            quotes: vec![],
+        }
+    }
+
+    #[test]
+    fn the_dashboard_offers_the_same_sign_in_until_signed_in() {
+        let auth = |signed_in| DashboardAuth {
+            session: "pvds_\"s",
+            signed_in,
+            sign_in: SignIn {
+                login_url: Some("https://login/?return_to=x&nonce=n"),
+                dev_form: Some(DevForm {
+                    action: "/dashboard",
+                    fields: vec![("action", "sign_in"), ("session", "pvds_\"s")],
+                }),
+                nonce: "n<1>",
+            },
+        };
+        let html = dashboard_page(&dashboard_view(), &auth(false), None, "n");
+        assert!(!html.to_lowercase().contains("<script"));
+        assert!(html.contains("id=\"owner-sign-in\""), "{html}");
+        assert!(html.contains("id=\"operator-sign-in\""));
+        assert!(html.contains("action=\"/dashboard\""));
+        assert!(html.contains("name=\"session\" value=\"pvds_&quot;s\""));
+        assert!(html.contains("name=\"nonce\" value=\"n&lt;1&gt;\""));
+        assert!(!html.contains("id=\"signed-in\""));
+        let html = dashboard_page(&dashboard_view(), &auth(true), None, "n");
+        assert!(html.contains("id=\"signed-in\""));
+        assert!(!html.contains("dev-sign-in") && !html.contains("operator-sign-in"));
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! Token buckets for rate limits (our extension): per orchestrator (in each worker isolate) and
-//! per account (in the account's object, so exact for that account).
+//! per account (in the account's object, so exact for that account): the account's own budget,
+//! taken only by calls that proved they belong to it, and a separate one for its failed
+//! unsigned attempts. Calls that prove nothing are counted per client address
+//! ([`client_key`]) by Cloudflare's Rate Limiting binding.
 //!
 //! A bucket holds up to `burst` tokens and refills at `per_minute / 60` tokens a second; a call
 //! takes one token or is refused with the seconds until one is back (`Retry-After`).
+
+use std::net::{IpAddr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,9 +50,44 @@ impl Bucket {
     }
 }
 
+/// The rate limiter's key for a client address (`CF-Connecting-IP`): IPv6 clients by their /64
+/// (one subscriber's network: a client can pick any address in it), others by the whole
+/// address; an absent or unreadable header shares one key.
+pub fn client_key(address: Option<&str>) -> String {
+    match address.and_then(|a| a.trim().parse::<IpAddr>().ok()) {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                let net = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("ip:{net}/64")
+            }
+        },
+        Some(ip) => format!("ip:{ip}"),
+        None => "ip:unknown".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_keys() {
+        assert_eq!(client_key(Some("203.0.113.7")), "ip:203.0.113.7");
+        assert_eq!(client_key(Some(" 203.0.113.7 ")), "ip:203.0.113.7");
+        assert_eq!(
+            client_key(Some("2001:db8:1:2:3:4:5:6")),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_key(Some("2001:db8:1:2:ffff::1")),
+            client_key(Some("2001:db8:1:2::9"))
+        );
+        assert_eq!(client_key(Some("::ffff:203.0.113.7")), "ip:203.0.113.7");
+        assert_eq!(client_key(Some("nonsense")), "ip:unknown");
+        assert_eq!(client_key(None), "ip:unknown");
+    }
 
     const L: Limit = Limit {
         per_minute: 60,

@@ -18,9 +18,11 @@
 //!   money moved, leaves no resource behind; one that fails later, or after the charge, leaves
 //!   the resource `errored` with the reason (after the refund). A resource whose charge is
 //!   live is never dropped, so a retried create finds it and never charges again.
-//! - Secrets are not stored: API tokens are derived from the server key, resource id and
-//!   generation (the glue derives them when rendering); only their hashes are kept. Operator
-//!   backends' access configuration is the exception: stored as the backend returned it.
+//! - API tokens are random (bytes from the glue); each is stored sealed (AES-256-GCM under
+//!   `TOKEN_ENCRYPTION_KEYS`, [`crate::sealing`]) so a replay or a GET can show it, and as its
+//!   hash, which is all verification uses. Tokens minted before that (no sealed copy) are
+//!   derived from `DERIVATION_KEY`, the resource id and the generation, until rotated.
+//!   Operator backends' access configuration is stored as the backend returned it.
 
 use std::collections::BTreeMap;
 
@@ -31,7 +33,9 @@ use crate::account::{Access, Account, AccountError, Draft};
 use crate::catalog::{Behaviour, Catalog, Price, Registrar, Service, ServiceKind};
 use crate::ledger::{format_amount, CapError};
 use crate::payments::{self, GrantedToken, PaymentError, StripeFailure};
+use crate::sealing::{KeyRing, OpenError, Sealed};
 use crate::time::format_rfc3339;
+use crate::tokens::{self, Minted, TokenKind};
 use crate::{domains, schema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +94,10 @@ pub enum Detail {
         label: Option<String>,
         generation: u32,
         token_hash: String,
+        /// The value of the current generation, sealed under `TOKEN_ENCRYPTION_KEYS`. Absent
+        /// in states written before tokens were random: those are derived until rotated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sealed: Option<Sealed>,
     },
     Domain {
         query: String,
@@ -291,6 +299,8 @@ pub enum ResourceError {
         purpose: String,
     },
     Unavailable,
+    /// No usable `TOKEN_ENCRYPTION_KEYS` (or key for a sealed token): nothing is minted.
+    SecretsUnavailable,
     Account {
         error: AccountError,
     },
@@ -652,8 +662,11 @@ pub fn prepare_create(
 pub struct NewIds {
     pub resource_id: String,
     pub charge_id: String,
-    /// SHA-256 of the API token for generation 1 (derived by the glue).
+    /// SHA-256 of the API token for generation 1 (minted by the glue, [`new_api_token`]).
     pub token_hash: Option<String>,
+    /// The same token sealed for storage.
+    #[serde(default)]
+    pub token_sealed: Option<Sealed>,
 }
 
 fn reserve(
@@ -843,6 +856,7 @@ pub fn create(
                     .token_hash
                     .clone()
                     .ok_or_else(|| invalid("internal: no token"))?,
+                sealed: ids.token_sealed.clone(),
             };
         }
         Behaviour::Domain {
@@ -1025,13 +1039,13 @@ pub fn update_service(
     Ok(())
 }
 
-/// `rotate_credentials`: API tokens get a new generation (the old value dies at once);
-/// operator services are asked to rotate.
+/// `rotate_credentials`: API tokens get a new generation with a new random value (the old
+/// value dies at once); operator services are asked to rotate.
 pub fn rotate(
     d: &mut Draft,
     id: &str,
     catalog: &Catalog,
-    new_token_hash: Option<String>,
+    new_token: Option<NewApiToken>,
 ) -> Result<(), ResourceError> {
     d.require_active_account()?;
     let i = index(d, id)?;
@@ -1047,10 +1061,13 @@ pub fn rotate(
         Detail::ApiToken {
             generation,
             token_hash,
+            sealed,
             ..
         } => {
+            let new = new_token.ok_or_else(|| invalid("internal: no token"))?;
             *generation += 1;
-            *token_hash = new_token_hash.ok_or_else(|| invalid("internal: no token"))?;
+            *token_hash = new.minted.hash;
+            *sealed = Some(new.sealed);
             r.updated_at = now;
             let g = *generation;
             d.record(
@@ -2383,16 +2400,134 @@ pub fn introspect_api_key(a: &Account, token_hash: &str) -> Value {
     json!({"active": false})
 }
 
-/// The context string an API token of `generation` is derived from.
+/// The context string an API token of `generation` was derived from (tokens minted before
+/// they were random; see [`api_token_value`]).
 pub fn api_token_context(resource_id: &str, generation: u32) -> String {
     format!("{resource_id}|{generation}")
+}
+
+/// A new API token: its value and hash, and the value sealed for storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiToken {
+    pub minted: Minted,
+    pub sealed: Sealed,
+}
+
+/// The associated data of a sealed API token: the account, resource and generation it belongs
+/// to, so a ciphertext copied to another resource or generation does not open.
+fn api_token_aad(account_id: &str, resource_id: &str, generation: u32) -> String {
+    format!("pvak|{account_id}|{resource_id}|{generation}")
+}
+
+/// Mints the API token of `generation` of resource `resource_id` from 20 random bytes and
+/// seals it with the ring's first key under a fresh 12-byte `nonce` (both from the glue's
+/// CSPRNG).
+pub fn new_api_token(
+    keys: &KeyRing,
+    mac_key: &[u8],
+    account_id: &str,
+    resource_id: &str,
+    generation: u32,
+    random: &[u8; 20],
+    nonce: &[u8; 12],
+) -> NewApiToken {
+    let minted = tokens::mint(TokenKind::ApiKey, account_id, mac_key, random);
+    let aad = api_token_aad(account_id, resource_id, generation);
+    let sealed = keys.seal(minted.token.as_bytes(), aad.as_bytes(), nonce);
+    NewApiToken { minted, sealed }
+}
+
+/// Why the value of an API token cannot be shown. Never carries key material or the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenValueError {
+    /// A sealed token and no (valid) `TOKEN_ENCRYPTION_KEYS`.
+    NoKeys,
+    /// A derived (older) token and no `DERIVATION_KEY`.
+    NoDerivationKey,
+    Open(OpenError),
+    /// What was opened or derived is not the token whose hash is stored (e.g. `DERIVATION_KEY`
+    /// changed while older tokens live).
+    Mismatch,
+}
+
+impl std::fmt::Display for TokenValueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenValueError::NoKeys => write!(
+                f,
+                "{} is not set or invalid; a sealed API token cannot be opened",
+                crate::sealing::KEYS_SETTING
+            ),
+            TokenValueError::NoDerivationKey => {
+                write!(
+                    f,
+                    "DERIVATION_KEY is not set; an older API token cannot be derived"
+                )
+            }
+            TokenValueError::Open(OpenError::UnknownKid(kid)) => write!(
+                f,
+                "no key {kid:?} in {}; keep a key while tokens sealed under it live",
+                crate::sealing::KEYS_SETTING
+            ),
+            TokenValueError::Open(OpenError::Invalid) => {
+                write!(
+                    f,
+                    "a sealed API token does not open (wrong key bytes for its id?)"
+                )
+            }
+            TokenValueError::Mismatch => write!(
+                f,
+                "an API token's value does not match its stored hash (DERIVATION_KEY changed?)"
+            ),
+        }
+    }
+}
+
+/// The value of an API token resource's current generation, for the resource object (`None`
+/// for other resources): opened from its sealed copy, or, for tokens minted before they were
+/// random (no sealed copy), derived from `DERIVATION_KEY` as then. Checked against the stored
+/// hash, so a wrong key never shows a wrong token.
+pub fn api_token_value(
+    r: &Resource,
+    account_id: &str,
+    keys: Option<&KeyRing>,
+    derivation_key: Option<&[u8]>,
+) -> Result<Option<String>, TokenValueError> {
+    let Detail::ApiToken {
+        generation,
+        token_hash,
+        sealed,
+        ..
+    } = &r.detail
+    else {
+        return Ok(None);
+    };
+    let value = match sealed {
+        Some(sealed) => {
+            let aad = api_token_aad(account_id, &r.id, *generation);
+            let bytes = keys
+                .ok_or(TokenValueError::NoKeys)?
+                .open(sealed, aad.as_bytes())
+                .map_err(TokenValueError::Open)?;
+            String::from_utf8(bytes).map_err(|_| TokenValueError::Mismatch)?
+        }
+        None => {
+            let key = derivation_key.ok_or(TokenValueError::NoDerivationKey)?;
+            let context = api_token_context(&r.id, *generation);
+            tokens::derive_legacy(TokenKind::ApiKey, account_id, key, &context)
+        }
+    };
+    if !tokens::same_hash(&tokens::hash(&value), token_hash) {
+        return Err(TokenValueError::Mismatch);
+    }
+    Ok(Some(value))
 }
 
 // ---------------------------------------------------------------------------------------------
 // The resource object on the wire
 
-/// The protocol's resource object. `secrets` holds derived values the state does not store
-/// (the API token of the current generation).
+/// The protocol's resource object. `secrets` holds values the glue opened or derived (the API
+/// token of the current generation, [`api_token_value`]).
 pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>) -> Value {
     let mut v = json!({"id": r.id, "object": "resource", "service_id": r.service_id,
                        "project_id": r.project_id, "status": r.status.as_str(),

@@ -40,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(text.starts_with(p.kind.prefix()));
         assert!(tokens::valid_account_id(p.account));
         assert_eq!(tokens::parse_kind(&text, p.kind), Some(p.account));
+        // Whatever parses, nothing made up verifies without the key.
+        assert_eq!(tokens::verify(&text, &tokens::MacKeys::default()), None);
     }
 
     // Any random bytes mint a token that parses back to its kind and account.
@@ -47,14 +49,17 @@ fuzz_target!(|data: &[u8]| {
         let account = tokens::account_id(data[..10].try_into().expect("10 bytes"));
         let random: [u8; 20] = data[10..30].try_into().expect("20 bytes");
         let kind = KINDS[data[30] as usize % KINDS.len()];
-        let minted = tokens::mint(kind, &account, &random);
+        let minted = tokens::mint(kind, &account, b"fuzz-key", &random);
         assert_eq!(
             tokens::parse(&minted.token),
             Some(Parsed {
                 kind,
-                account: &account
+                account: &account,
+                legacy: false,
             })
         );
+        let keys = tokens::MacKeys::new("fuzz-key", false);
+        assert_eq!(tokens::verify_kind(&minted.token, kind, &keys), Some(account.as_str()));
         assert!(tokens::same_hash(
             &minted.hash,
             &tokens::hash(&minted.token)

@@ -21,6 +21,10 @@ pub fn trials() -> Vec<Trial> {
             replayed_request_id_is_idempotent,
         ),
         case(
+            "accounts::request_id_is_idempotent_across_emails",
+            request_id_is_idempotent_across_emails,
+        ),
+        case(
             "accounts::concurrent_requests_for_one_email_make_one_account",
             concurrent_requests_for_one_email_make_one_account,
         ),
@@ -163,6 +167,66 @@ fn replayed_request_id_is_idempotent() {
             .count(),
         1
     );
+}
+
+/// Accounts (by D1 audit rows) made on behalf of `mail`.
+fn accounts_of(mail: &str) -> Vec<Value> {
+    with_worker(|w| {
+        w.d1(&format!(
+            "SELECT DISTINCT account_id FROM audit_events WHERE on_behalf_of = '{mail}'"
+        ))
+    })
+}
+
+/// Issue 18 item 6: the same request id with another email was a second account.
+fn request_id_is_idempotent_across_emails() {
+    let p = provider();
+    let id = unique("acctreq_");
+    let (first, second) = (email(), email());
+    let a = p.account_request(&account_request(&id, &first)).unwrap();
+    assert_eq!(a.json()["type"], "oauth", "{}", a.text());
+    let reply = p.account_request(&account_request(&id, &second)).unwrap();
+    assert_error(&reply, 409, "idempotency_conflict");
+    assert_eq!(reply.json()["id"], id.as_str());
+    // The same id and body still answers as the first time.
+    let again = p.account_request(&account_request(&id, &first)).unwrap();
+    assert_eq!(again.json(), a.json());
+    // Nothing exists for the second email: a fresh id for it makes a new account.
+    let fresh = p
+        .account_request(&account_request(&unique("acctreq_"), &second))
+        .unwrap();
+    assert_eq!(fresh.json()["type"], "oauth", "{}", fresh.text());
+
+    // Concurrent requests with one id and two emails: one account, one conflict.
+    for _ in 0..3 {
+        let id = unique("acctreq_");
+        let mails = [email(), email()];
+        let handles: Vec<_> = mails
+            .iter()
+            .map(|mail| {
+                let p = p.clone();
+                let body = account_request(&id, mail);
+                std::thread::spawn(move || p.account_request(&body).unwrap())
+            })
+            .collect();
+        let replies: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let oauth = replies
+            .iter()
+            .filter(|r| r.status == 200 && r.json()["type"] == "oauth")
+            .count();
+        let conflicts = replies
+            .iter()
+            .filter(|r| r.error_code().as_deref() == Some("idempotency_conflict"))
+            .count();
+        assert_eq!(
+            (oauth, conflicts),
+            (1, 1),
+            "{:?}",
+            replies.iter().map(|r| r.text()).collect::<Vec<_>>()
+        );
+        let made: usize = mails.iter().map(|m| accounts_of(m).len()).sum();
+        assert_eq!(made, 1, "exactly one account for the id");
+    }
 }
 
 fn concurrent_requests_for_one_email_make_one_account() {

@@ -113,7 +113,8 @@ fn deny_in_chromium() {
 fn dashboard_in_chromium() {
     use crate::resources::{call, create, ok, pay, spt};
     use app_client::Call;
-    let t = new_account(&email());
+    let owner = email();
+    let t = new_account(&owner);
     ok(&create(
         &t.access,
         serde_json::json!({"service_id": "free", "project_id": "p"}),
@@ -138,14 +139,40 @@ fn dashboard_in_chromium() {
     assert_eq!(link["purpose"], "dashboard");
     let r = run_script(
         "dashboard.mjs",
-        &serde_json::json!({"url": link["url"], "cap_dollars": 50, "buy": name}),
+        &serde_json::json!({"url": link["url"], "cap_dollars": 50, "raise_dollars": 500,
+                            "email": owner, "buy": name}),
     );
     assert_eq!(r["status"], 200, "{r}");
-    assert!(r["owner"].as_str().unwrap().contains('@'));
+    assert_eq!(r["owner"], owner.as_str());
     assert!(r["plan"].as_str().unwrap().starts_with("free"), "{r}");
     assert_eq!(r["spend_before"], "$0.00 of $100.00 cap");
+    assert_eq!(r["sign_in_offered"], true, "{r}");
+    // The agent's link alone can neither raise the cap nor buy (issue 18: it set $10,000).
+    assert_eq!(r["raise_refused_status"], 403, "{r}");
+    assert_eq!(
+        r["raise_refused_notice"],
+        "Raising the cap needs the owner's sign-in: sign in below, then try again. Nothing was changed."
+    );
+    assert_eq!(r["spend_after_refused"], "$0.00 of $100.00 cap");
+    assert_eq!(r["buy_refused_status"], 403, "{r}");
+    assert_eq!(
+        r["buy_refused_notice"],
+        "Buying needs the owner's sign-in: sign in below, then try again. Nothing was changed."
+    );
+    // Lowering stays one click.
+    assert_eq!(r["cap_status"], 200, "{r}");
     assert_eq!(r["cap_notice"], "The monthly cap is now $50.00.");
     assert_eq!(r["spend_after_cap"], "$0.00 of $50.00 cap");
+    // Signed in, the owner raises the cap and buys.
+    assert_eq!(r["sign_in_status"], 200, "{r}");
+    assert_eq!(
+        r["sign_in_notice"],
+        "Signed in: you can now raise the cap or buy."
+    );
+    assert!(r["signed_in"].as_str().unwrap().contains(&owner), "{r}");
+    assert_eq!(r["raise_status"], 200, "{r}");
+    assert_eq!(r["raise_notice"], "The monthly cap is now $500.00.");
+    assert_eq!(r["spend_after_raise"], "$0.00 of $500.00 cap");
     assert_eq!(r["buy_label"], format!("Buy {name} for $12.00"));
     assert_eq!(
         r["buy_notice"],
@@ -153,12 +180,21 @@ fn dashboard_in_chromium() {
         "{r}"
     );
     assert!(r["resources"].as_str().unwrap().contains(&name), "{r}");
-    assert_eq!(r["spend_after_buy"], "$12.00 of $50.00 cap");
+    assert_eq!(r["spend_after_buy"], "$12.00 of $500.00 cap");
     assert!(
         r["scroll_width"].as_u64().unwrap() <= 390,
         "fits a phone: {r}"
     );
-    assert_eq!(r["flow_console_errors"], serde_json::json!([]));
+    // Chromium reports each 403 page (the two refusals) as a failed load; nothing else, so no
+    // CSP violation or script error.
+    let errors: Vec<&str> = r["flow_console_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    let refusal = "Failed to load resource: the server responded with a status of 403 (Forbidden)";
+    assert_eq!(errors, [refusal, refusal], "{r}");
     assert_eq!(r["reopen_status"], 409);
     assert_eq!(r["reopen_title"], "This link was already used");
     // The purchase is visible to the agent, and was charged once.
@@ -177,4 +213,30 @@ fn dashboard_in_chromium() {
     for a in ["dashboard.opened", "spend.cap_changed", "domain.confirmed"] {
         assert!(by_owner.contains(&a), "{a} by the owner: {by_owner:?}");
     }
+    // Each owner record says how the owner authenticated: the refused raise left none.
+    let how = |action: &str| -> Vec<(String, String)> {
+        rows.iter()
+            .filter(|r| r["action"] == action)
+            .map(|r| {
+                (
+                    r["authentication"].as_str().unwrap_or("null").to_string(),
+                    r["after"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let caps = how("spend.cap_changed");
+    assert_eq!(caps.len(), 2, "{caps:?}");
+    assert_eq!(caps[0].0, "deep_link", "lowered by the link: {caps:?}");
+    assert!(caps[0].1.contains("5000"), "{caps:?}");
+    assert_eq!(caps[1].0, "owner_sign_in", "raised signed in: {caps:?}");
+    assert!(caps[1].1.contains("50000"), "{caps:?}");
+    assert_eq!(how("dashboard.opened")[0].0, "deep_link");
+    assert_eq!(how("dashboard.signed_in")[0].0, "owner_sign_in");
+    assert_eq!(how("domain.confirmed")[0].0, "owner_sign_in");
+    assert_eq!(
+        domain::audit::verify_chain(&as_records(&rows)),
+        Ok(()),
+        "the hash covers the authentication"
+    );
 }

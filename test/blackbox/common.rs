@@ -2,7 +2,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use app_client::{Provider, Reply};
+use app_client::{form_encode, Call, Provider, Reply, Signing};
 use app_tests::{DevWorker, Options, WorkerHandle};
 use libtest_mimic::{Failed, Trial};
 
@@ -149,6 +149,7 @@ pub fn as_records(rows: &[serde_json::Value]) -> Vec<domain::audit::AuditRecord>
                 action: r["action"].as_str().unwrap().to_string(),
                 request_id: text("request_id"),
                 consent: text("consent"),
+                authentication: text("authentication"),
                 before: parse("before"),
                 after: parse("after"),
                 prev_hash: r["prev_hash"].as_str().unwrap().to_string(),
@@ -164,4 +165,30 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
     let start = html.find(&needle)? + needle.len();
     let end = html[start..].find('"')? + start;
     Some(html[start..end].replace("&amp;", "&"))
+}
+
+/// A browser's GET of a page (consent, dashboard): unsigned, no `API-Version`.
+pub fn page(path_and_query: &str) -> Reply {
+    provider()
+        .send(
+            Call::get(path_and_query)
+                .signing(Signing::Unsigned)
+                .api_version(None),
+        )
+        .unwrap()
+}
+
+/// A browser's form POST to a page.
+pub fn post_page_form(path: &str, fields: &[(&str, &str)]) -> Reply {
+    provider()
+        .send(
+            Call::new("POST", path)
+                .raw_body(
+                    form_encode(fields).into_bytes(),
+                    "application/x-www-form-urlencoded",
+                )
+                .signing(Signing::Unsigned)
+                .api_version(None),
+        )
+        .unwrap()
 }

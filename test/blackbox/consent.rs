@@ -1,7 +1,7 @@
 //! The consent page over plain HTTP: sign-in (assertion and development form), approve, deny,
 //! replays and expiry; the browser path is in `browser.rs`.
 
-use app_client::{form_encode, Call, Reply, Signing};
+use app_client::{form_encode, Reply};
 use app_tests::{OWNER_ASSERTION_SECRET, OWNER_LOGIN_URL};
 use libtest_mimic::Trial;
 use serde_json::json;
@@ -64,28 +64,8 @@ pub fn pending_consent() -> Pending {
     }
 }
 
-fn page(path_and_query: &str) -> Reply {
-    provider()
-        .send(
-            Call::get(path_and_query)
-                .signing(Signing::Unsigned)
-                .api_version(None),
-        )
-        .unwrap()
-}
-
 fn post_form(fields: &[(&str, &str)]) -> Reply {
-    provider()
-        .send(
-            Call::new("POST", "/oauth/authorize")
-                .raw_body(
-                    form_encode(fields).into_bytes(),
-                    "application/x-www-form-urlencoded",
-                )
-                .signing(Signing::Unsigned)
-                .api_version(None),
-        )
-        .unwrap()
+    post_page_form("/oauth/authorize", fields)
 }
 
 fn path_of(url: &str) -> String {

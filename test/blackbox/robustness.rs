@@ -36,6 +36,14 @@ pub fn trials() -> Vec<Trial> {
             "robustness::abusive_requests_get_clear_errors_and_change_nothing",
             abusive_requests_get_clear_errors_and_change_nothing,
         ),
+        case(
+            "robustness::a_flood_of_made_up_tokens_leaves_the_owner_served",
+            a_flood_of_made_up_tokens_leaves_the_owner_served,
+        ),
+        case(
+            "robustness::made_up_tokens_and_links_create_no_account_object",
+            made_up_tokens_and_links_create_no_account_object,
+        ),
     ]
 }
 
@@ -525,6 +533,259 @@ fn rate_limits_answer_429_with_retry_after() {
         )
         .unwrap();
     assert_eq!(hook.status, 200, "{}", hook.text());
+}
+
+/// A random, well-formed account id no account has.
+fn random_account_id() -> String {
+    let digest = domain::crypto::sha256(unique("acct").as_bytes());
+    domain::tokens::account_id(digest[..10].try_into().unwrap())
+}
+
+/// A token of the worker's own format for `account` (tagged under the test key), which no
+/// account issued.
+fn unknown_token(kind: domain::tokens::TokenKind, account: &str) -> String {
+    let digest = domain::crypto::sha256(unique("token").as_bytes());
+    domain::tokens::mint(
+        kind,
+        account,
+        app_tests::TOKEN_MAC_KEY.as_bytes(),
+        digest[..20].try_into().unwrap(),
+    )
+    .token
+}
+
+/// A `grant_type=refresh_token` call from client address `ip`, signed or not.
+fn refresh_from(p: &Provider, refresh: &str, signed: bool, ip: &str) -> Reply {
+    let call = Call::post_form(
+        "/oauth/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .api_version(None)
+    .header("CF-Connecting-IP", ip);
+    let call = if signed {
+        call
+    } else {
+        call.signing(Signing::Unsigned)
+    };
+    p.send(call).unwrap()
+}
+
+fn statuses(replies: &[Reply]) -> Vec<u16> {
+    replies.iter().map(|r| r.status).collect()
+}
+
+/// Issue 18, item 7: the account's budget (`ACCOUNT_RATE_LIMIT`, burst 100 by default) is taken
+/// only by calls that proved they belong to the account. A flood of made-up refresh tokens for
+/// it (unsigned and signed), and of well-formed tokens it never issued, leaves the owner's
+/// signed, authenticated calls served; the flood itself is refused, and answered 429 once over
+/// the per-client limit or the account's bucket of failed attempts.
+fn a_flood_of_made_up_tokens_leaves_the_owner_served() {
+    use domain::tokens::TokenKind;
+    let p = provider();
+    let owner = flows::new_account(&p, &unique("acctreq_flood_"), &email()).unwrap();
+    let plan = flows::create_complete(
+        &p,
+        &owner.access,
+        &json!({"service_id": "free", "project_id": "p"}),
+    )
+    .unwrap();
+    let acct = &owner.account;
+    // Made-up tokens of both formats (tagged and untagged) for the owner's account id: refused
+    // by the worker, signed or not.
+    let tagged = format!("pvrt_{acct}_{}", "a".repeat(48));
+    let untagged = format!("pvrt_{acct}_{}", "a".repeat(32));
+    let mut flood = Vec::new();
+    for i in 0..80 {
+        let bogus = if i % 2 == 0 { &tagged } else { &untagged };
+        flood.push(refresh_from(&p, bogus, false, "198.51.100.1"));
+        flood.push(refresh_from(&p, bogus, true, "198.51.100.1"));
+    }
+    for r in &flood {
+        assert!(
+            r.status == 400 && r.error_code().as_deref() == Some("invalid_grant")
+                || r.status == 429 && r.error_code().as_deref() == Some("rate_limited"),
+            "{} {}",
+            r.status,
+            r.text()
+        );
+    }
+    // The owner's signed, authenticated calls are served: before the fix these 160 calls had
+    // emptied the account's burst of 100, and the owner got 429 (issue 18's reproduction).
+    for _ in 0..10 {
+        let r = p.get_resource(&owner.access, &plan).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // Well-formed tokens the account never issued reach its object, fail there, and are
+    // counted in its bucket of failed attempts (burst 10), not in the owner's budget.
+    let unknown: Vec<Reply> = (0..40)
+        .map(|_| {
+            refresh_from(
+                &p,
+                &unknown_token(TokenKind::Refresh, acct),
+                false,
+                "198.51.100.2",
+            )
+        })
+        .collect();
+    assert!(
+        unknown[..5].iter().all(|r| r.status == 400),
+        "{:?}",
+        statuses(&unknown)
+    );
+    let limited = unknown.iter().find(|r| r.status == 429);
+    let limited = limited.unwrap_or_else(|| panic!("never limited: {:?}", statuses(&unknown)));
+    assert_eq!(limited.error_code().as_deref(), Some("rate_limited"));
+    assert!(limited.header("retry-after").is_some());
+    let signed_unknown: Vec<Reply> = (0..40)
+        .map(|_| {
+            refresh_from(
+                &p,
+                &unknown_token(TokenKind::Refresh, acct),
+                true,
+                "198.51.100.2",
+            )
+        })
+        .collect();
+    assert!(
+        signed_unknown.iter().all(|r| r.status == 400),
+        "{:?}",
+        statuses(&signed_unknown)
+    );
+    // And after those 80 more: still served.
+    for _ in 0..10 {
+        let r = p.get_resource(&owner.access, &plan).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let renewed = flows::tokens(&refresh_from(&p, &owner.refresh, true, "198.51.100.9")).unwrap();
+    // The flood goes on from one client address: it keeps being refused and is answered 429
+    // within two windows of the per-client limit (300 a minute, wrangler.toml).
+    let mut sent = 0;
+    let first_429 = loop {
+        let r = refresh_from(&p, &tagged, false, "198.51.100.1");
+        sent += 1;
+        if r.status == 429 {
+            break r;
+        }
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(sent < 700, "a flood from one address is never limited");
+    };
+    assert_eq!(first_429.error_code().as_deref(), Some("rate_limited"));
+    assert_eq!(first_429.header("retry-after"), Some("60"));
+    // Meanwhile the owner's signed calls are served, and another address is not limited.
+    for _ in 0..5 {
+        let r = p.get_resource(&renewed.access, &plan).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let elsewhere = refresh_from(&p, &tagged, false, "198.51.100.10");
+    assert_error(&elsewhere, 400, "invalid_grant");
+    let renewed = flows::tokens(&refresh_from(&p, &renewed.refresh, true, "198.51.100.9")).unwrap();
+    // The account's budget is whole: a burst of 60 signed calls is served.
+    let burst: Vec<Reply> = (0..60)
+        .map(|_| p.get_resource(&renewed.access, &plan).unwrap())
+        .collect();
+    assert!(
+        burst.iter().all(|r| r.status == 200),
+        "{:?}",
+        statuses(&burst)
+    );
+}
+
+/// The SQLite files of the local `Account` objects in a `wrangler dev` persistence folder.
+fn account_objects(persist: &std::path::Path) -> usize {
+    let Ok(dirs) = std::fs::read_dir(persist.join("v3").join("do")) else {
+        return 0;
+    };
+    dirs.flatten()
+        .filter(|d| d.file_name().to_string_lossy().ends_with("-Account"))
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".sqlite"))
+        .count()
+}
+
+/// Issue 18, item 8: a well-formed token or link with a made-up tag, for an account id nobody
+/// has, is refused by the worker on every route that takes one, and no account object (a
+/// SQLite file in the persistence folder) is created. The control at the end shows the
+/// observable works: a token tagged with the key reaches its object, which creates it.
+fn made_up_tokens_and_links_create_no_account_object() {
+    use domain::tokens::TokenKind;
+    let worker = DevWorker::start(Options::default());
+    let p = worker.provider();
+    let owner = flows::new_account(&p, &unique("acctreq_objects_"), &email()).unwrap();
+    let before = account_objects(&worker.persist_to);
+    assert!(before >= 1, "the account has its object");
+    let unsigned = |call: Call| p.send(call.signing(Signing::Unsigned).api_version(None));
+    for legacy in [false, true] {
+        let acct = random_account_id();
+        let fake = |kind: TokenKind| {
+            let chars = if legacy { 32 } else { 48 };
+            format!("{}_{acct}_{}", kind.prefix(), "q".repeat(chars))
+        };
+        let page = |path: String| unsigned(Call::get(&path)).unwrap();
+        let form =
+            |path: &str, fields: &[(&str, &str)]| unsigned(Call::post_form(path, fields)).unwrap();
+        let r = form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &fake(TokenKind::Refresh)),
+            ],
+        );
+        assert_error(&r, 400, "invalid_grant");
+        let r = p.exchange_code(&fake(TokenKind::Code), None, true).unwrap();
+        assert_error(&r, 400, "invalid_grant");
+        let r = form("/oauth/revoke", &[("token", &fake(TokenKind::Access))]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = form("/oauth/revoke", &[("token", &fake(TokenKind::Refresh))]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = page(format!(
+            "/oauth/authorize?consent={}",
+            fake(TokenKind::Consent)
+        ));
+        assert_eq!(r.status, 404, "{}", r.text());
+        let r = form(
+            "/oauth/authorize",
+            &[
+                ("consent", &fake(TokenKind::Consent)),
+                ("action", "sign_in"),
+                ("email", "someone@example.com"),
+                ("nonce", "n"),
+            ],
+        );
+        assert_eq!(r.status, 404, "{}", r.text());
+        let r = page(format!("/dashboard?link={}", fake(TokenKind::DeepLink)));
+        assert_eq!(r.status, 404, "{}", r.text());
+        let r = form("/dashboard", &[("session", &fake(TokenKind::Session))]);
+        assert!(r.status >= 400, "{} {}", r.status, r.text());
+        let r = p.get_resource(&fake(TokenKind::Access), "res_x").unwrap();
+        assert_error(&r, 401, "invalid_token");
+        let r = p
+            .send(
+                Call::post_form("/oauth/introspect", &[("token", &fake(TokenKind::Access))])
+                    .signing(Signing::Unsigned)
+                    .api_version(None)
+                    .bearer(app_tests::OPERATOR_SECRET),
+            )
+            .unwrap();
+        assert_eq!(r.json()["active"], false, "{}", r.text());
+    }
+    // The owner's account still works; only its object exists.
+    let r = p.refresh(&owner.refresh, true).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(account_objects(&worker.persist_to), before);
+    // Control: a tagged token for another unknown account is let through to its object (and
+    // refused there), which shows up as one more object.
+    let stranger = random_account_id();
+    let r = unsigned(Call::post_form(
+        "/oauth/revoke",
+        &[("token", &unknown_token(TokenKind::Access, &stranger))],
+    ))
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while account_objects(&worker.persist_to) == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(account_objects(&worker.persist_to), before + 1);
 }
 
 /// Sends raw bytes on a fresh connection and returns what came back within `wait`.

@@ -32,6 +32,14 @@ pub const WEBHOOK_SECRET: &str = "whsec_test_webhooks_0123456789abcdef";
 /// with [`WEBHOOK_SECRET`]).
 pub const WEBHOOK_SECRET_OLD: &str = "whsec_test_webhooks_previous_fedcba98";
 
+/// The key ring sealing API tokens in tests (`TOKEN_ENCRYPTION_KEYS`), and a second key for
+/// rotation scenarios.
+pub const TOKEN_KEY: &str = "t1:dGVzdF90b2tlbl9lbmNyeXB0aW9uX2tleV8wMDAwMDE=";
+pub const TOKEN_KEY_2: &str = "t2:dGVzdF90b2tlbl9lbmNyeXB0aW9uX2tleV8wMDAwMDI=";
+/// The key tagging tokens in tests (`TOKEN_MAC_KEY`): cases mint well-formed tokens with it
+/// that the worker accepts as its own but no account knows.
+pub const TOKEN_MAC_KEY: &str = "test_token_mac_key_0123456789abcdefgh";
+
 /// The operator's login page, as configured for tests.
 pub const OWNER_LOGIN_URL: &str = "https://login.test/sign-in";
 
@@ -123,6 +131,20 @@ impl Options {
             test_defaults: false,
         }
     }
+
+    /// Sets `name` to `value`, replacing what was there (a var given here wins over the
+    /// harness's wiring and test defaults, e.g. `STRIPE_API_BASE`).
+    pub fn set(mut self, name: &str, value: &str) -> Options {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Leaves `name` unset: an empty value, which the worker reads as unset, so neither the
+    /// wiring nor the test defaults fill it in.
+    pub fn unset(self, name: &str) -> Options {
+        self.set(name, "")
+    }
 }
 
 impl Default for Options {
@@ -138,6 +160,7 @@ impl Default for Options {
                     "DERIVATION_KEY".into(),
                     "test_code_derivation_key_000000000000".into(),
                 ),
+                ("TOKEN_MAC_KEY".into(), TOKEN_MAC_KEY.into()),
                 ("OPERATOR_SECRET".into(), OPERATOR_SECRET.into()),
                 (
                     "OWNER_ASSERTION_SECRET".into(),
@@ -145,6 +168,7 @@ impl Default for Options {
                 ),
                 ("OWNER_LOGIN_URL".into(), OWNER_LOGIN_URL.into()),
                 ("TOS_VERSION".into(), "2026-11-01".into()),
+                ("TOKEN_ENCRYPTION_KEYS".into(), TOKEN_KEY.into()),
             ],
             persist_to: None,
             stand_in: None,
@@ -396,7 +420,9 @@ impl DevWorker {
             if let Ok(reply) =
                 provider.send(Call::get("/provisioning/health").signing(Signing::Unsigned))
             {
-                if reply.status == 401 {
+                // 401: serving (unsigned); 503: up but refusing to serve (development
+                // settings outside development), which some tests start on purpose.
+                if reply.status == 401 || reply.status == 503 {
                     return;
                 }
             }
@@ -565,5 +591,41 @@ pub fn stripe_js(mode: &str, input: &Value) -> Result<String, String> {
         Ok(stdout)
     } else {
         Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[cfg(test)]
+mod wrangler_config {
+    use super::root;
+
+    /// The `key = value` lines of one `[section]` of wrangler.toml.
+    fn section(toml: &str, name: &str) -> Vec<(String, String)> {
+        let header = format!("[{name}]");
+        toml.lines()
+            .map(str::trim)
+            .skip_while(|l| *l != header)
+            .skip(1)
+            .take_while(|l| !l.starts_with('['))
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// Consent links, deep links and sign-in assertions travel in query strings; Workers Logs
+    /// must not keep them. The option must be one the pinned wrangler knows (an unknown key
+    /// would only be warned about and ignored).
+    #[test]
+    fn logs_redact_query_strings() {
+        let toml = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
+        let observability = section(&toml, "observability");
+        assert!(
+            observability.contains(&("redact_query_string".into(), "true".into())),
+            "{observability:?}"
+        );
+        let schema = root().join("node_modules/wrangler/config-schema.json");
+        if let Ok(schema) = std::fs::read_to_string(&schema) {
+            assert!(schema.contains("\"redact_query_string\""));
+        }
     }
 }

@@ -529,6 +529,12 @@ fn consent_approve_issues_a_grant_and_a_code() {
         )
     })
     .unwrap();
+    assert_eq!(w.log.last().unwrap().action, "consent.signed_in");
+    assert_eq!(
+        w.log.last().unwrap().authentication.as_deref(),
+        Some("owner_sign_in"),
+        "the record says the owner signed in"
+    );
     assert!(
         view_consent(&w.account, &hash("consent-1"), T0 + 3)
             .unwrap()

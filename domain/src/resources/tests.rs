@@ -6,6 +6,8 @@ use crate::ledger::ChargeStatus;
 use crate::tokens::hash;
 
 const T0: i64 = 1_800_000_000;
+/// The key tagging tokens in these tests (`TOKEN_MAC_KEY`).
+const MAC_KEY: &[u8] = b"test token mac key";
 
 fn catalog() -> Catalog {
     let mut v: Value = serde_json::from_str(DEFAULT_CATALOG).unwrap();
@@ -88,6 +90,7 @@ impl W {
             resource_id: format!("res_{}", self.n),
             charge_id: format!("ch_{}", self.n),
             token_hash: Some(hash(&format!("tok{}", self.n))),
+            token_sealed: None,
         }
     }
 
@@ -248,21 +251,207 @@ fn free_plan_then_api_token() {
         "acct_aaaaaaaaaaaaaaaa"
     );
 
-    // Rotate: a new generation and hash; remove twice is fine.
-    w.run(|d| rotate(d, &tok, &catalog(), Some(hash("tok-rotated"))))
+    // Rotate: a new generation, value and hash; remove twice is fine.
+    let next = new_api_token(&keys(), MAC_KEY, &w.account.id, &tok, 2, &[4; 20], &[5; 12]);
+    w.run(|d| rotate(d, &tok, &catalog(), Some(next.clone())))
         .unwrap();
     assert!(
-        matches!(&w.res(&tok).detail, Detail::ApiToken { generation: 2, token_hash, .. } if *token_hash == hash("tok-rotated"))
+        matches!(&w.res(&tok).detail, Detail::ApiToken { generation: 2, token_hash, sealed: Some(s), .. }
+            if *token_hash == next.minted.hash && *s == next.sealed)
     );
     let cat = w.catalog.clone();
     assert_eq!(w.run(|d| remove(d, &tok, &cat)), Ok(true));
     assert_eq!(w.run(|d| remove(d, &tok, &cat)), Ok(true));
     assert_eq!(w.res(&tok).status, Status::Removed);
     assert_eq!(
-        w.run(|d| rotate(d, &tok, &cat, Some(hash("x")))),
+        w.run(|d| rotate(d, &tok, &cat, Some(next.clone()))),
         Err(ResourceError::NotFound)
     );
     assert_eq!(verify_chain(&w.log), Ok(()));
+}
+
+fn keys() -> KeyRing {
+    KeyRing::parse("k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap()
+}
+
+/// Creates an API token resource the way the glue does: random value, sealed, hashed.
+fn create_sealed_token(w: &mut W, keys: &KeyRing, random: &[u8; 20]) -> (String, String) {
+    if w.account.resources.is_empty() {
+        w.create(json!({"service_id": "free", "project_id": "p"}), None)
+            .unwrap();
+    }
+    w.n += 1;
+    let id = format!("res_tok{}", w.n);
+    let token = new_api_token(
+        keys,
+        MAC_KEY,
+        &w.account.id,
+        &id,
+        1,
+        random,
+        &[w.n as u8; 12],
+    );
+    let ids = NewIds {
+        resource_id: id.clone(),
+        charge_id: format!("ch_{}", w.n),
+        token_hash: Some(token.minted.hash.clone()),
+        token_sealed: Some(token.sealed.clone()),
+    };
+    let req = parse_create(
+        json!({"service_id": "api_token", "project_id": format!("p{}", w.n)})
+            .to_string()
+            .as_bytes(),
+        &w.catalog,
+    )
+    .unwrap();
+    let cat = w.catalog.clone();
+    w.run(|d| create(d, &req, &cat, ids, None)).unwrap();
+    (id, token.minted.token)
+}
+
+#[test]
+fn api_tokens_are_random_and_sealed_not_derived() {
+    let mut w = W::new();
+    let ring = keys();
+    let (a, token_a) = create_sealed_token(&mut w, &ring, &[1; 20]);
+    let (b, token_b) = create_sealed_token(&mut w, &ring, &[2; 20]);
+    assert_ne!(token_a, token_b);
+    assert_eq!(
+        tokens::parse_kind(&token_a, TokenKind::ApiKey),
+        Some(w.account.id.as_str())
+    );
+    let acct = w.account.id.clone();
+    let value = |w: &W, id: &str, ring: Option<&KeyRing>, dk: Option<&[u8]>| {
+        api_token_value(w.res(id), &acct, ring, dk)
+    };
+    // Shown again (an idempotent replay, a GET) without DERIVATION_KEY: it plays no part.
+    assert_eq!(value(&w, &a, Some(&ring), None), Ok(Some(token_a.clone())));
+    assert_ne!(
+        token_a,
+        tokens::derive_legacy(TokenKind::ApiKey, &acct, b"any", &api_token_context(&a, 1))
+    );
+    // Verification compares hashes, as before.
+    let hash_a = tokens::hash(&token_a);
+    assert_eq!(introspect_api_key(&w.account, &hash_a)["resource_id"], a);
+    // The state holds the hash and the ciphertext, never the value.
+    let stored = serde_json::to_string(&w.account).unwrap();
+    assert!(!stored.contains(&token_a[token_a.len() - 32..]));
+    assert!(stored.contains(&hash_a) && stored.contains("\"kid\":\"k1\""));
+
+    // Key rotation: a new key in front, the old one kept -> old tokens still open.
+    let rotated = KeyRing::parse(&format!(
+        "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=,{}",
+        "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+    ))
+    .unwrap();
+    assert_eq!(
+        value(&w, &a, Some(&rotated), None),
+        Ok(Some(token_a.clone()))
+    );
+    // The old key dropped too early: refused, never a wrong value.
+    let only_new = KeyRing::parse("k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=").unwrap();
+    assert_eq!(
+        value(&w, &a, Some(&only_new), None),
+        Err(TokenValueError::Open(
+            crate::sealing::OpenError::UnknownKid("k1".into())
+        ))
+    );
+    assert_eq!(value(&w, &a, None, None), Err(TokenValueError::NoKeys));
+
+    // A ciphertext copied onto another resource does not open there.
+    let sealed_a = match &w.res(&a).detail {
+        Detail::ApiToken { sealed, .. } => sealed.clone(),
+        _ => unreachable!(),
+    };
+    let i = w.account.resources.iter().position(|r| r.id == b).unwrap();
+    if let Detail::ApiToken { sealed, .. } = &mut w.account.resources[i].detail {
+        *sealed = sealed_a;
+    }
+    assert!(matches!(
+        value(&w, &b, Some(&ring), None),
+        Err(TokenValueError::Open(crate::sealing::OpenError::Invalid))
+    ));
+
+    // Rotation issues a new random value, sealed under the current first key.
+    let next = new_api_token(&rotated, MAC_KEY, &acct, &a, 2, &[9; 20], &[9; 12]);
+    let cat = w.catalog.clone();
+    w.run(|d| rotate(d, &a, &cat, Some(next.clone()))).unwrap();
+    let shown = value(&w, &a, Some(&rotated), None).unwrap().unwrap();
+    assert_eq!(shown, next.minted.token);
+    assert_ne!(shown, token_a);
+    assert_eq!(
+        introspect_api_key(&w.account, &hash_a),
+        json!({"active": false})
+    );
+    assert!(matches!(&w.res(&a).detail, Detail::ApiToken { sealed: Some(s), .. } if s.kid == "k2"));
+}
+
+#[test]
+fn tokens_minted_before_sealing_keep_being_derived_until_rotated() {
+    // A state written before API tokens were random: `api_token` has no `sealed`, and the
+    // value is derived from DERIVATION_KEY, the resource id and the generation.
+    let mut w = W::new();
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let acct = w.account.id.clone();
+    let old_key = b"dev_code_derivation_key_0000000000000000";
+    let old_token = tokens::derive_legacy(
+        TokenKind::ApiKey,
+        &acct,
+        old_key,
+        &api_token_context("res_old", 1),
+    );
+    // The earlier, untagged format (32 secret characters).
+    assert!(tokens::parse(&old_token).is_some_and(|p| p.legacy));
+    let old_hash = tokens::hash(&old_token);
+    let old_json = format!(
+        r#"{{"id":"res_old","service_id":"api_token","project_id":"p","kind":"deployable","status":"complete","created_at":{T0},"updated_at":{T0},"configuration":{{"scopes":["logs:read"]}},"detail":{{"type":"api_token","scopes":["logs:read"],"label":null,"generation":1,"token_hash":"{}"}},"job":null,"error":null,"message":null}}"#,
+        old_hash
+    );
+    let old: Resource = serde_json::from_str(&old_json).unwrap();
+    assert!(matches!(
+        &old.detail,
+        Detail::ApiToken {
+            sealed: None,
+            generation: 1,
+            ..
+        }
+    ));
+    // Written back unchanged: no `sealed` key appears for it.
+    assert!(!serde_json::to_string(&old).unwrap().contains("sealed"));
+    w.account.resources.push(old);
+
+    let value = |w: &W, ring: Option<&KeyRing>, dk: Option<&[u8]>| {
+        api_token_value(w.res("res_old"), &acct, ring, dk)
+    };
+    assert_eq!(
+        value(&w, Some(&keys()), Some(old_key)),
+        Ok(Some(old_token.clone()))
+    );
+    assert_eq!(
+        value(&w, Some(&keys()), None),
+        Err(TokenValueError::NoDerivationKey)
+    );
+    // A changed DERIVATION_KEY is refused, never shown as a wrong token.
+    assert_eq!(
+        value(&w, Some(&keys()), Some(b"another key")),
+        Err(TokenValueError::Mismatch)
+    );
+    assert_eq!(
+        introspect_api_key(&w.account, &old_hash)["resource_id"],
+        "res_old"
+    );
+
+    // Rotation replaces it with a random, sealed one: DERIVATION_KEY no longer matters.
+    let next = new_api_token(&keys(), MAC_KEY, &acct, "res_old", 2, &[7; 20], &[7; 12]);
+    let cat = w.catalog.clone();
+    w.run(|d| rotate(d, "res_old", &cat, Some(next.clone())))
+        .unwrap();
+    assert_eq!(value(&w, Some(&keys()), None), Ok(Some(next.minted.token)));
+    assert_eq!(
+        introspect_api_key(&w.account, &old_hash),
+        json!({"active": false})
+    );
 }
 
 #[test]
