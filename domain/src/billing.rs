@@ -241,6 +241,11 @@ fn subscription(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
         .stripe
         .subscriptions
         .insert(sub.clone(), (k, status.to_string()));
+    if status == "canceled" {
+        // A replaced subscription still to cancel that ended otherwise (from Stripe's
+        // dashboard): nothing is left to retry.
+        resources::stale_ended(d, &sub);
+    }
     if let Some(i) = plan_index(d, &sub) {
         let before = resources::summary(&d.account.resources[i]);
         if let Detail::Plan {
