@@ -287,7 +287,18 @@ fn api_tokens_survive_a_key_rotation_and_need_a_key_to_mint() {
         .filter(|r| r["service_id"] == "api_token")
         .count();
     assert_eq!(tokens, 1, "the refused create left nothing: {view}");
-    assert!(third.log().contains("TOKEN_ENCRYPTION_KEYS is not set"));
+    // wrangler writes the worker's console output with a delay: wait for the line.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut log = third.log();
+    while !log.contains("TOKEN_ENCRYPTION_KEYS is not set") && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        log = third.log();
+    }
+    assert!(
+        log.contains("TOKEN_ENCRYPTION_KEYS is not set"),
+        "no log line saying what to fix; log:\n{log}"
+    );
     drop(third);
     let _ = std::fs::remove_dir_all(&run);
 }
