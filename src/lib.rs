@@ -11,7 +11,7 @@
 #[cfg(target_arch = "wasm32")]
 mod account_do;
 #[cfg(target_arch = "wasm32")]
-mod accounts;
+mod account_requests;
 #[cfg(target_arch = "wasm32")]
 mod audit_sink;
 #[cfg(target_arch = "wasm32")]
@@ -36,6 +36,8 @@ mod gate;
 mod http;
 #[cfg(target_arch = "wasm32")]
 mod limits;
+#[cfg(target_arch = "wasm32")]
+mod oauth;
 #[cfg(target_arch = "wasm32")]
 mod operator;
 #[cfg(target_arch = "wasm32")]

@@ -16,7 +16,7 @@ use worker::{Env, Headers, Response};
 
 use crate::http::{self, Incoming, Problem};
 use crate::rpc::{self, AccountCall, AccountOp};
-use crate::{accounts, config, faults};
+use crate::{config, faults};
 
 fn plain(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
     Problem {
@@ -174,7 +174,7 @@ pub async fn handle(
     env: &Env,
     request_id: &str,
 ) -> Result<Response, Problem> {
-    if !accounts::bearer_matches(inc, config::string(env, "OPERATOR_SECRET")) {
+    if !http::bearer_matches(inc, config::string(env, "OPERATOR_SECRET")) {
         return Err(plain(
             401,
             "unauthorized",
