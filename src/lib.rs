@@ -29,7 +29,7 @@ mod entry;
 #[cfg(target_arch = "wasm32")]
 mod external;
 #[cfg(target_arch = "wasm32")]
-mod faults;
+mod faults_do;
 #[cfg(target_arch = "wasm32")]
 mod gate;
 #[cfg(target_arch = "wasm32")]
