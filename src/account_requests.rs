@@ -1,6 +1,6 @@
-//! `POST /provisioning/account_requests` (PROTOCOL.md §4): a thin handler that checks the media
-//! type, parses the request, claims its id in the request-id directory and hands it to the
-//! email's directory object, then renders the outcome.
+//! `POST /provisioning/account_requests` (docs/PROTOCOL.md §3.1): a thin handler that checks
+//! the media type, parses the request, claims its id in the request-id directory and hands it to
+//! the email's directory object, then renders the outcome.
 //!
 //! Invariants: a request that fails to parse, or whose id was claimed by a different request,
 //! changes nothing; the id is claimed before the email's directory is asked, so a replayed id is

@@ -1,5 +1,5 @@
 //! The consent page (`GET/POST /oauth/authorize`): the owner of an existing account proves who
-//! they are, sees who asks for what, and approves or denies (PROTOCOL.md §4.1).
+//! they are, sees who asks for what, and approves or denies (docs/PROTOCOL.md §3.2).
 //!
 //! Flow: the account request's `requires_auth.url` opens the page -> sign in (the operator's
 //! login, which sends the browser back with a signed `assertion`, or the development form) ->

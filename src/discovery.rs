@@ -1,4 +1,4 @@
-//! `GET /provisioning/health` and `GET /provisioning/services` (PROTOCOL.md §2–§3), and the
+//! `GET /provisioning/health` and `GET /provisioning/services` (docs/PROTOCOL.md §2), and the
 //! catalog every part of the worker reads.
 
 use std::sync::OnceLock;

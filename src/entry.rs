@@ -175,7 +175,7 @@ pub fn verify_signature(
     .map(|_| ())
 }
 
-/// Checks the orchestrator's `Stripe-Signature` over the raw body (PROTOCOL.md §1.1).
+/// Checks the orchestrator's `Stripe-Signature` over the raw body (docs/PROTOCOL.md §1.1).
 pub fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
     Ok(verify_signature(
         incoming,

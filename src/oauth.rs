@@ -1,5 +1,6 @@
-//! The OAuth endpoints (PROTOCOL.md §4): `POST /oauth/token` (code exchange and refresh),
-//! `POST /oauth/introspect` (operator only), `POST /oauth/revoke` and the RFC 8414 metadata.
+//! The OAuth endpoints (docs/PROTOCOL.md §3.3, §3.4): `POST /oauth/token` (code exchange and
+//! refresh), `POST /oauth/introspect` (operator only), `POST /oauth/revoke` and the RFC 8414
+//! metadata.
 //! Thin handlers that parse the form body, find the account from the token's shape and ask its
 //! object, then render.
 //!

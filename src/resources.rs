@@ -1,4 +1,4 @@
-//! Resource endpoints (PROTOCOL.md §5): thin handlers. Each checks the bearer's shape, parses
+//! Resource endpoints (docs/PROTOCOL.md §4): thin handlers. Each checks the bearer's shape, parses
 //! the body, and hands the operation to the account's object, which authenticates the bearer,
 //! checks its scope and does the work.
 

@@ -1,4 +1,4 @@
-//! An APP client that signs requests exactly as the orchestrator does (PROTOCOL.md §1).
+//! An APP client that signs requests exactly as the orchestrator does (docs/PROTOCOL.md §1).
 //!
 //! The black-box tests drive the worker through it, and the orchestrator CLI is built on it, so
 //! both speak the wire format the same way. Every knob a test needs to send a *wrong* request
@@ -149,8 +149,8 @@ impl Reply {
     }
 
     /// The error this reply carries: any non-2xx status, or a 2xx body that is an error
-    /// envelope (`"type":"error"` or `"status":"error"`). Reads every envelope of PROTOCOL.md
-    /// §5.4; a body without one gets the code `http_<status>`.
+    /// envelope (`"type":"error"` or `"status":"error"`). Reads every envelope of
+    /// docs/PROTOCOL.md §5; a body without one gets the code `http_<status>`.
     pub fn protocol_error(&self) -> Option<ProtocolError> {
         let body = self.json();
         let enveloped = body["type"] == "error" || body["status"] == "error";

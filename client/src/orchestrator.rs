@@ -241,7 +241,7 @@ impl State {
     }
 }
 
-/// An account request as the orchestrator sends it (PROTOCOL.md §4.1).
+/// An account request as the orchestrator sends it (docs/PROTOCOL.md §3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRequest {
     pub email: String,
@@ -634,9 +634,15 @@ fn not_logged_in() -> Error {
 /// Creates a test payment token at a local Stripe stand-in
 /// (`POST <stand_in>/_stand_in/granted_tokens`): usd, `max_amount` cents, valid for an hour.
 /// Answers the `spt_...` id.
-pub fn test_payment_token(stand_in: &str, max_amount: u64) -> Result<String, Error> {
+/// A test payment token of the stand-in: up to `max_amount` minor units of `currency` (a
+/// lowercase ISO 4217 code), valid one hour.
+pub fn test_payment_token(
+    stand_in: &str,
+    max_amount: u64,
+    currency: &str,
+) -> Result<String, Error> {
     let body = json!({
-        "currency": "usd",
+        "currency": currency,
         "max_amount": max_amount,
         "expires_at": unix_now() + 3600,
     });

@@ -1,4 +1,4 @@
-//! Reading the provider's catalog (`GET /provisioning/services`, PROTOCOL.md §3) the way the
+//! Reading the provider's catalog (`GET /provisioning/services`, docs/PROTOCOL.md §2.2) the way the
 //! orchestrator shows it to a human: what each service costs and what it can be configured with.
 //!
 //! The catalog is read as loose JSON, so a provider with fields or pricing types this client does

@@ -627,6 +627,31 @@ fn test_payment_tokens_come_from_the_stand_in() {
     assert!(run.stderr.contains("(up to $50.00)"), "{run:#?}");
     let grants = s.fake.world().calls("POST", "/_stand_in/granted_tokens");
     assert_eq!(grants[1].json()["max_amount"], 5000);
+    // Another currency is the one asked for, and shown as such.
+    let run = s
+        .run(&[
+            "--json",
+            "payment-token",
+            "--currency",
+            "EUR",
+            "--max",
+            "900",
+        ])
+        .ok();
+    let out: Value = serde_json::from_str(run.stdout.trim()).expect("json");
+    assert_eq!(
+        (out["currency"].as_str(), out["max_amount"].as_u64()),
+        (Some("eur"), Some(900))
+    );
+    let grants = s.fake.world().calls("POST", "/_stand_in/granted_tokens");
+    assert_eq!(grants[2].json()["currency"], "eur");
+    let run = s.run(&["payment-token", "--currency", "euro"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("--currency must be a three-letter ISO 4217 code"),
+        "{run:#?}"
+    );
     let create = s.fake.wait_for("POST", "/provisioning/resources").json();
     assert_eq!(
         create["payment_credentials"]["type"],

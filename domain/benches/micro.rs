@@ -268,7 +268,7 @@ fn main() {
             }),
         ),
         (
-            "account_request::parse (PROTOCOL.md)",
+            "account_request::parse (docs/PROTOCOL.md §3.1)",
             Box::new(|| {
                 let r = account_request::parse(black_box(ACCOUNT_REQUEST.as_bytes()), NOW);
                 assert!(black_box(r).is_ok());

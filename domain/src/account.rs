@@ -169,6 +169,10 @@ impl Account {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Billing {
     pub customer_id: Option<String>,
+    /// Replaced subscriptions (paid -> paid) whose cancellation failed in the plan change:
+    /// retried from the alarm until Stripe has cancelled them, so only one plan bills.
+    #[serde(default)]
+    pub cancelling: Vec<crate::resources::StaleSubscription>,
 }
 
 /// Lifetimes, in seconds.

@@ -1,4 +1,4 @@
-//! `POST /provisioning/account_requests` bodies (PROTOCOL.md §4.1): parsing and validation.
+//! `POST /provisioning/account_requests` bodies (docs/PROTOCOL.md §3.1): parsing and validation.
 //!
 //! Invariant: a [`AccountRequest`] exists only when every known field has the right type and
 //! value; unknown fields are ignored (forward compatibility within a version). The request's

@@ -1,4 +1,4 @@
-//! Stripe webhooks applied to an account (PROTOCOL.md §6): exactly once, in any order.
+//! Stripe webhooks applied to an account (docs/PROTOCOL.md §6.3): exactly once, in any order.
 //!
 //! Invariants:
 //! - An event id is applied at most once: the caller keeps the ids it applied for
@@ -241,6 +241,11 @@ fn subscription(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
         .stripe
         .subscriptions
         .insert(sub.clone(), (k, status.to_string()));
+    if status == "canceled" {
+        // A replaced subscription still to cancel that ended otherwise (from Stripe's
+        // dashboard): nothing is left to retry.
+        resources::stale_ended(d, &sub);
+    }
     if let Some(i) = plan_index(d, &sub) {
         let before = resources::summary(&d.account.resources[i]);
         if let Detail::Plan {

@@ -1,4 +1,4 @@
-//! The service catalog: what the provider offers (PROTOCOL.md §3), loaded from `catalog.json`.
+//! The service catalog: what the provider offers (docs/PROTOCOL.md §2.2), loaded from `catalog.json`.
 //!
 //! Each entry is the protocol's service object plus one key of ours, `provider`, which says how
 //! the worker implements the service (plan, API token, domain, operator backend). `provider` is

@@ -7,6 +7,8 @@
 //! - Release is resumable: each step removes what can be removed now (deployables before the
 //!   plan, resources with work in flight after their work ends), and is repeated by the next
 //!   request or by the account's alarm until nothing is left; then the account is `closed`.
+//! - A subscription a plan change replaced but could not cancel (kept on the billing state)
+//!   is cancelled too: the account is not `closed` while one is left.
 //! - Closing a closed account changes nothing.
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,8 @@ pub fn begin(d: &mut Draft, reason: &str) {
         json!({"status": "closing", "reason": reason}),
     );
     account::revoke_everything(d, "account_closing");
+    // Replaced subscriptions still to cancel are tried at once, not after their backoff.
+    resources::hasten_stale(d, None);
 }
 
 /// Releases what can be released now; closes the account when nothing is left.
@@ -82,8 +86,16 @@ pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError>
             }
         }
     }
-    let left =
-        !live(ServiceKind::Deployable, d).is_empty() || !live(ServiceKind::Plan, d).is_empty();
+    // A replaced subscription still billing keeps the account open until it is cancelled
+    // (driven like a job, through its plan resource).
+    for id in resources::stale_resources(&d.account) {
+        if !releasing.contains(&id) {
+            releasing.push(id);
+        }
+    }
+    let left = !live(ServiceKind::Deployable, d).is_empty()
+        || !live(ServiceKind::Plan, d).is_empty()
+        || !d.account.billing.cancelling.is_empty();
     if left {
         return Ok(Progress::Releasing {
             resources: releasing,

@@ -1,4 +1,4 @@
-//! Deep links (PROTOCOL.md §5.3) and the owner's dashboard behind them.
+//! Deep links (docs/PROTOCOL.md §4.5) and the owner's dashboard behind them.
 //!
 //! A deep link is single-use and lives 10 minutes. Opening it starts a dashboard session of 30
 //! minutes whose secret is carried by the page's forms (no cookie). Only hashes are stored.
@@ -353,6 +353,11 @@ pub struct View {
 pub fn view(a: &Account, now: i64) -> View {
     let plan =
         resources::current_plan(a).map(|p| format!("{} ({})", p.service_id, p.status.as_str()));
+    // A replaced subscription still billing is said until it is cancelled.
+    let plan = match resources::stale_note(a) {
+        Some(note) => Some(format!("{}; {note}", plan.as_deref().unwrap_or("none"))),
+        None => plan,
+    };
     let lines = a
         .resources
         .iter()
@@ -429,6 +434,7 @@ pub fn operator_view(a: &Account, now: i64) -> Value {
         "tos_version": a.tos_version,
         "orchestrator": a.orchestrator,
         "plan": resources::current_plan(a).map(resources::summary),
+        "subscriptions_cancelling": a.billing.cancelling,
         "resources": resources,
         "spend": {"month": crate::time::format_rfc3339(month), "spent": a.ledger.spent(now),
                   "cap": a.ledger.cap, "currency": a.ledger.currency},

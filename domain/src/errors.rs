@@ -1,5 +1,5 @@
 //! Every failure the provider can answer, and the one place where each becomes an HTTP status
-//! and one of the protocol's error envelopes (PROTOCOL.md §5.4).
+//! and one of the protocol's error envelopes (docs/PROTOCOL.md §5).
 //!
 //! Handlers never build error JSON themselves: they return a typed error, convert it into a
 //! [`Failure`] here, and render it with the [`Envelope`] of their endpoint family.

@@ -1,4 +1,4 @@
-//! The spend ledger and the hard spending cap (our extension; PROTOCOL.md §6).
+//! The spend ledger and the hard spending cap (our extension; docs/PROTOCOL.md §6.2).
 //!
 //! Invariants:
 //! - A charge is *reserved* in the ledger, in the same storage step that starts the purchase and

@@ -1,4 +1,4 @@
-//! OAuth response shapes: the token response (PROTOCOL.md §4.2) and RFC 8414 metadata.
+//! OAuth response shapes: the token response (docs/PROTOCOL.md §3.3) and RFC 8414 metadata.
 
 use serde_json::{json, Value};
 

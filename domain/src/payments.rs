@@ -1,4 +1,4 @@
-//! Stripe, as far as the provider needs it (PROTOCOL.md §6): the request parameters it sends,
+//! Stripe, as far as the provider needs it (docs/PROTOCOL.md §6.1): the request parameters it sends,
 //! the answers it reads, and what each failure means for a purchase.
 //!
 //! Pure: the glue (`src/stripe.rs`) performs the HTTP calls. Every POST carries an

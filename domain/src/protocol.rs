@@ -9,7 +9,7 @@ pub const API_VERSION: &str = "0.1d";
 /// Every version accepted in `API-Version`.
 pub const SUPPORTED_VERSIONS: &[&str] = &[API_VERSION];
 
-/// Checks the `API-Version` header of a `/provisioning/*` call (PROTOCOL.md §1.2).
+/// Checks the `API-Version` header of a `/provisioning/*` call (docs/PROTOCOL.md §1.2).
 pub fn check_api_version(header: Option<&str>) -> Result<(), ApiError> {
     match header.map(str::trim) {
         Some(v) if SUPPORTED_VERSIONS.contains(&v) => Ok(()),

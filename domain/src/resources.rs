@@ -1,4 +1,4 @@
-//! Resources (PROTOCOL.md §5): plans, API tokens, domains and operator-backed services, with
+//! Resources (docs/PROTOCOL.md §4): plans, API tokens, domains and operator-backed services, with
 //! payments that survive outages and a hard spending cap.
 //!
 //! A resource's external work (Stripe, the registrar, the operator's backend) is a *job*: a
@@ -177,6 +177,22 @@ pub enum Job {
     },
     /// Call the operator's backend (`create`, `rotate` or `remove`) until it is done.
     Operator { action: String, url: String },
+}
+
+/// A subscription a paid -> paid change replaced whose cancellation failed for good in that
+/// saga (kept on the account's billing state). Retried from the alarm with backoff, outside
+/// the resource's job, until Stripe cancels it or says it is gone; remove and close cancel it
+/// too, and a closing account is not `closed` while one is left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleSubscription {
+    pub subscription_id: String,
+    /// The plan resource whose change replaced it (its alarm work drives the retries).
+    pub resource_id: String,
+    pub since: i64,
+    /// Failed cancellations so far (the saga's counts as the first).
+    pub attempts: u32,
+    pub next_at: i64,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1101,8 +1117,16 @@ fn operator_url(catalog: &Catalog, service_id: &str) -> Result<String, ResourceE
 pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, ResourceError> {
     let i = index(d, id)?;
     let r = d.account.resources[i].clone();
+    // A replaced subscription still billing is cancelled now too, not after its backoff.
+    hasten_stale(d, Some(id));
+    let stale = d
+        .account
+        .billing
+        .cancelling
+        .iter()
+        .any(|s| s.resource_id == id);
     if r.status == Status::Removed {
-        return Ok(true);
+        return Ok(!stale);
     }
     let now = d.now();
     if r.job.is_some() {
@@ -1158,7 +1182,7 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
                 *quote = None;
             }
             d.set_status(i, Status::Removed, "resource.removed");
-            Ok(true)
+            Ok(!stale)
         }
     }
 }
@@ -1411,13 +1435,20 @@ impl Outcome {
 /// The next external call for `id`, if its job has one due at `now`.
 pub fn next_action(a: &Account, id: &str, now: i64) -> Option<Action> {
     let r = find(a, id).ok()?;
-    let js = r.job.as_ref()?;
-    if js.next_at > now {
-        return None;
-    }
     // Idempotency keys: payments are keyed by their charge (unique per purchase), other steps
     // by what they act on, so a retry repeats the key and a new purchase never does.
     let key = |scope: &str, step: &str| format!("{}:{}:{scope}:{step}", a.id, r.id);
+    let Some(js) = r.job.as_ref() else {
+        // No job: a replaced subscription still to cancel, if one is due (same key as the
+        // saga's cancel: the same DELETE).
+        return stale_due(a, id, now).map(|s| Action::CancelSubscription {
+            key: key(&s.subscription_id, "cancel"),
+            subscription_id: s.subscription_id.clone(),
+        });
+    };
+    if js.next_at > now {
+        return None;
+    }
     Some(match &js.job {
         Job::Subscribe {
             token,
@@ -1536,21 +1567,183 @@ pub fn next_action(a: &Account, id: &str, now: i64) -> Option<Action> {
     })
 }
 
-/// Earliest time a job of this account wants to run.
+/// Earliest time a job of this account wants to run (or a replaced subscription's
+/// cancellation is retried).
 pub fn next_wake(a: &Account) -> Option<i64> {
+    let stale = a.billing.cancelling.iter().filter_map(|s| {
+        let r = find(a, &s.resource_id).ok()?;
+        // While the resource has a job, the retry waits for it (and the job's wake counts).
+        r.job.is_none().then_some(s.next_at)
+    });
     a.resources
         .iter()
         .filter_map(|r| r.job.as_ref().map(|j| j.next_at))
+        .chain(stale)
         .min()
 }
 
-/// Ids of resources with a job due at `now`.
+/// Ids of resources with a job (or a replaced subscription's cancellation) due at `now`.
 pub fn due(a: &Account, now: i64) -> Vec<String> {
     a.resources
         .iter()
-        .filter(|r| r.job.as_ref().is_some_and(|j| j.next_at <= now))
+        .filter(|r| {
+            r.job.as_ref().is_some_and(|j| j.next_at <= now)
+                || (r.job.is_none() && stale_due(a, &r.id, now).is_some())
+        })
         .map(|r| r.id.clone())
         .collect()
+}
+
+/// The replaced subscription of resource `id` to cancel next, if one is due at `now`: the
+/// earliest due (the first of equals), so the same one is chosen until it is answered.
+fn stale_due<'a>(a: &'a Account, id: &str, now: i64) -> Option<&'a StaleSubscription> {
+    a.billing
+        .cancelling
+        .iter()
+        .filter(|s| s.resource_id == id && s.next_at <= now)
+        .min_by_key(|s| s.next_at)
+}
+
+/// Resources with a replaced subscription still to cancel (closing waits for them).
+pub fn stale_resources(a: &Account) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for s in &a.billing.cancelling {
+        if !ids.contains(&s.resource_id) {
+            ids.push(s.resource_id.clone());
+        }
+    }
+    ids
+}
+
+/// Makes the replaced subscriptions of resource `id` (all, with `None`) due now: removing the
+/// plan or closing the account tries them at once instead of after their backoff.
+pub fn hasten_stale(d: &mut Draft, id: Option<&str>) {
+    let now = d.now();
+    for s in &mut d.account.billing.cancelling {
+        if id.is_none_or(|id| s.resource_id == id) {
+            s.next_at = s.next_at.min(now);
+        }
+    }
+}
+
+/// Backoff of a replaced subscription's cancellation: doubling, at most an hour (it is retried
+/// until it succeeds; the audit trail and the owner's views show it meanwhile).
+fn stale_backoff(attempts: u32) -> i64 {
+    (1i64 << attempts.min(12)).min(3600)
+}
+
+/// For the owner's dashboard: the replaced subscriptions still being cancelled, if any.
+pub fn stale_note(a: &Account) -> Option<String> {
+    if a.billing.cancelling.is_empty() {
+        return None;
+    }
+    let ids: Vec<&str> = a
+        .billing
+        .cancelling
+        .iter()
+        .map(|s| s.subscription_id.as_str())
+        .collect();
+    Some(format!(
+        "a previous subscription ({}) is still being cancelled; retrying automatically",
+        ids.join(", ")
+    ))
+}
+
+/// What the plan resource says while a replaced subscription is still to cancel.
+fn stale_message(a: &Account, id: &str) -> Option<String> {
+    let left: Vec<&StaleSubscription> = a
+        .billing
+        .cancelling
+        .iter()
+        .filter(|s| s.resource_id == id)
+        .collect();
+    let s = left.first()?;
+    Some(format!(
+        "a previous subscription ({}) is still being cancelled: attempt {} failed ({}); retrying automatically, next try at {}",
+        left.iter().map(|s| s.subscription_id.as_str()).collect::<Vec<_>>().join(", "),
+        s.attempts,
+        s.last_error.as_deref().unwrap_or("unknown error"),
+        format_rfc3339(s.next_at)
+    ))
+}
+
+/// Stripe reports `subscription` canceled: if it was a replaced subscription still to cancel,
+/// it is done.
+pub fn stale_ended(d: &mut Draft, subscription: &str) {
+    let Some(k) = d
+        .account
+        .billing
+        .cancelling
+        .iter()
+        .position(|s| s.subscription_id == subscription)
+    else {
+        return;
+    };
+    let s = d.account.billing.cancelling.remove(k);
+    d.record(
+        "subscription.canceled",
+        None,
+        Value::Null,
+        json!({"subscription_id": s.subscription_id, "resource_id": s.resource_id, "replaced": true, "by": "stripe_event"}),
+    );
+    let message = stale_message(&d.account, &s.resource_id);
+    if let Ok(i) = index(d, &s.resource_id) {
+        d.account.resources[i].message = message;
+    }
+}
+
+/// The answer to cancelling a replaced subscription (a resource with no job): cancelled (or
+/// already gone) drops it; anything else schedules the next try. Never fails the resource.
+fn apply_stale_outcome(d: &mut Draft, i: usize, outcome: Outcome) -> Result<(), ResourceError> {
+    let now = d.now();
+    let id = d.account.resources[i].id.clone();
+    let Some(sub) = stale_due(&d.account, &id, i64::MAX).map(|s| s.subscription_id.clone()) else {
+        return Ok(());
+    };
+    let Some(k) = d
+        .account
+        .billing
+        .cancelling
+        .iter()
+        .position(|s| s.resource_id == id && s.subscription_id == sub)
+    else {
+        return Ok(());
+    };
+    let reason = match outcome {
+        Outcome::Canceled => {
+            let s = d.account.billing.cancelling.remove(k);
+            d.record(
+                "subscription.canceled",
+                None,
+                Value::Null,
+                json!({"subscription_id": s.subscription_id, "resource_id": id, "replaced": true, "attempts": s.attempts + 1}),
+            );
+            let message = stale_message(&d.account, &id);
+            let r = &mut d.account.resources[i];
+            r.message = message;
+            r.updated_at = now;
+            return Ok(());
+        }
+        Outcome::Unavailable { message } => message,
+        Outcome::Refused { error } => crate::errors::resource_error_info(&error).message,
+        other => format!("unexpected answer {other:?}"),
+    };
+    let reason = crate::errors::truncate(&reason, 200).to_string();
+    let s = &mut d.account.billing.cancelling[k];
+    s.attempts += 1;
+    s.next_at = now + stale_backoff(s.attempts);
+    s.last_error = Some(reason.clone());
+    let (attempt, retry_at) = (s.attempts, s.next_at);
+    d.record(
+        "subscription.cancel_retry_scheduled",
+        None,
+        Value::Null,
+        json!({"subscription_id": sub, "resource_id": id, "attempt": attempt,
+               "retry_at": format_rfc3339(retry_at), "reason": reason}),
+    );
+    let message = stale_message(&d.account, &id);
+    d.account.resources[i].message = message;
+    Ok(())
 }
 
 fn backoff(attempts: u32) -> i64 {
@@ -1568,7 +1761,7 @@ pub fn apply_outcome(
     let i = index(d, id)?;
     let now = d.now();
     let Some(mut js) = d.account.resources[i].job.clone() else {
-        return Ok(());
+        return apply_stale_outcome(d, i, outcome);
     };
     match outcome {
         Outcome::Unavailable { message } => {
@@ -1742,9 +1935,10 @@ fn advance(
         ) => {
             let (target, sub) = (target_service.clone(), subscription_id.clone());
             let before = summary(&d.account.resources[i]);
+            let message = stale_message(&d.account, &id);
             let r = &mut d.account.resources[i];
             r.job = None;
-            r.message = None;
+            r.message = message;
             r.updated_at = now;
             r.detail = Detail::Plan {
                 subscription_id: None,
@@ -2032,13 +2226,26 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
         ..
     } = &js.job
     {
+        // Kept on record and retried from the alarm: two subscriptions never both bill
+        // silently, and remove/close cancel it too.
+        let retry_at = now + stale_backoff(1);
+        d.account.billing.cancelling.push(StaleSubscription {
+            subscription_id: old.clone(),
+            resource_id: r.id.clone(),
+            since: now,
+            attempts: 1,
+            next_at: retry_at,
+            last_error: Some(crate::errors::truncate(&info.message, 200).to_string()),
+        });
         d.record(
             "subscription.cancel_failed",
             None,
             Value::Null,
-            json!({"resource_id": r.id, "subscription_id": old, "code": info.code}),
+            json!({"resource_id": r.id, "subscription_id": old, "code": info.code,
+                   "retry_at": format_rfc3339(retry_at)}),
         );
     }
+    let stale = stale_message(&d.account, &r.id);
     let follow_up = |job: Job| {
         Some(JobState {
             job,
@@ -2053,16 +2260,15 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
     res.updated_at = now;
     match js.job {
         // paid -> paid: the new plan is paid for and in place; only cancelling the old
-        // subscription failed. Nothing to refund; say what is left to do.
+        // subscription failed. Nothing to refund; it is retried (see above) and said so. The
+        // change itself succeeded, so the caller is not told it failed.
         Job::Subscribe {
-            replaces: Some(old),
+            replaces: Some(_),
             subscription: Some(_),
             ..
         } => {
-            res.message = Some(format!(
-                "moved to {}, but the previous subscription {old} could not be cancelled ({}); the operator must cancel it in Stripe",
-                res.service_id, info.message
-            ));
+            res.message = stale;
+            return Ok(());
         }
         // Charged, but the subscription could not be started: refund it. A plan change keeps
         // the current plan; a new plan stays `pending` until the refund, then ends `errored`

@@ -548,6 +548,42 @@ mod tests {
         );
     }
 
+    /// The route cells of the map in docs/PROTOCOL.md §9: the second column of its table rows.
+    fn map_routes(doc: &str) -> Vec<String> {
+        let map = doc
+            .split_once("\n## 9. ")
+            .map(|(_, rest)| rest)
+            .expect("docs/PROTOCOL.md has a section `## 9. Map`");
+        let map = map.split("\n## ").next().unwrap_or(map);
+        map.lines()
+            .filter(|l| l.starts_with('|') && !l.starts_with("|---") && !l.starts_with("| § "))
+            .filter_map(|l| l.split('|').nth(2))
+            .map(|cell| cell.trim().trim_matches('`').to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_route_is_in_the_protocol_map() {
+        let rows = map_routes(include_str!("../../docs/PROTOCOL.md"));
+        let wanted: Vec<String> = TABLE
+            .iter()
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect();
+        for route in &wanted {
+            assert!(
+                rows.contains(route),
+                "route `{route}` is missing from the map in docs/PROTOCOL.md §9: add a row for it"
+            );
+        }
+        for row in &rows {
+            assert!(
+                wanted.contains(row),
+                "the map in docs/PROTOCOL.md §9 has a row for `{row}`, which is no route of TABLE"
+            );
+        }
+        assert_eq!(rows.len(), wanted.len(), "one row per route");
+    }
+
     #[test]
     fn unknown_paths_are_404() {
         for path in [

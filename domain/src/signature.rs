@@ -1,4 +1,4 @@
-//! The `Stripe-Signature` scheme (PROTOCOL.md §1.1), used both for orchestrator calls and for
+//! The `Stripe-Signature` scheme (docs/PROTOCOL.md §1.1), used both for orchestrator calls and for
 //! Stripe webhooks.
 //!
 //! Header: `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`; other keys (`v0`, unknown) are ignored.

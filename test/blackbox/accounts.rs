@@ -1,4 +1,4 @@
-//! Account requests and tokens (PROTOCOL.md §4), over the wire, with the audit rows in D1.
+//! Account requests and tokens (docs/PROTOCOL.md §3), over the wire, with the audit rows in D1.
 
 use std::collections::HashSet;
 

@@ -1,4 +1,4 @@
-//! Signed discovery (PROTOCOL.md §2–§3), routing errors and the request envelope.
+//! Signed discovery (docs/PROTOCOL.md §2), routing errors and the request envelope.
 
 use app_client::{Call, Signing};
 use domain::catalog::{Catalog, DEFAULT_CATALOG};

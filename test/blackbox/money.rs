@@ -24,6 +24,14 @@ pub fn trials() -> Vec<Trial> {
             "money::paid_to_paid_leaves_one_subscription_at_the_new_price",
             paid_to_paid_leaves_one_subscription_at_the_new_price,
         ),
+        case(
+            "money::an_old_subscription_stripe_will_not_cancel_is_retried_by_the_alarm",
+            an_old_subscription_stripe_will_not_cancel_is_retried_by_the_alarm,
+        ),
+        case(
+            "money::closing_is_not_closed_while_an_old_subscription_still_bills",
+            closing_is_not_closed_while_an_old_subscription_still_bills,
+        ),
     ]
 }
 
@@ -247,4 +255,148 @@ fn paid_to_paid_leaves_one_subscription_at_the_new_price() {
             .all(|s| s["status"] == "canceled")
     });
     assert_eq!(subscriptions(&t.account).len(), 2);
+}
+
+/// Stripe refuses to cancel the replaced subscription (a 400, three times): the change still
+/// happens, the old subscription is kept on record and said so, and the account's alarm
+/// retries until Stripe has cancelled it; nothing but the new plan bills in the end.
+fn an_old_subscription_stripe_will_not_cancel_is_retried_by_the_alarm() {
+    let t = new_account(&email());
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&spt(5000))}),
+    ));
+    assert_eq!(r["status"], "complete", "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let subs = subscriptions(&t.account);
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    let old = subs[0]["id"].as_str().unwrap().to_string();
+    // The saga's cancel and the first two retries of this subscription are refused.
+    let cancel_key = format!("{}:{id}:{old}:cancel", t.account);
+    with_worker(|w| {
+        w.stand_in
+            .fail_next(Fault::new("/v1/subscriptions/", 3, 400).key_prefix(&cancel_key))
+    });
+    let r = ok(&post(
+        &t.access,
+        &id,
+        "update_service",
+        json!({"service_id": "team", "payment_credentials": pay(&spt(5000))}),
+    ));
+    assert_eq!(
+        (r["status"].as_str(), r["service_id"].as_str()),
+        (Some("complete"), Some("team")),
+        "the change happened: {r}"
+    );
+    let message = r["complete"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&old) && message.contains("still being cancelled"),
+        "{r}"
+    );
+    let account = ok(&op("GET", &format!("/v1/accounts/{}", t.account), None));
+    assert_eq!(
+        account["subscriptions_cancelling"][0]["subscription_id"],
+        old.as_str(),
+        "{account}"
+    );
+    let live = |t: &str| -> usize {
+        subscriptions(t)
+            .iter()
+            .filter(|s| s["status"] != "canceled")
+            .count()
+    };
+    assert_eq!(live(&t.account), 2, "the old one still bills for now");
+    // No request: the alarm retries (after 2 s, then 4 s) and the third retry goes through.
+    wait_for("the alarm to cancel the old subscription", || {
+        live(&t.account) == 1
+    });
+    let subs = subscriptions(&t.account);
+    let old_now = subs.iter().find(|s| s["id"] == old.as_str()).unwrap();
+    assert_eq!(old_now["status"], "canceled", "{subs:?}");
+    let account = ok(&op("GET", &format!("/v1/accounts/{}", t.account), None));
+    assert_eq!(account["subscriptions_cancelling"], json!([]), "{account}");
+    let r = ok(&get(&t.access, &id));
+    assert_eq!(r["complete"].get("message"), None, "{r}");
+    // The audit trail: the failure, each retry, then the cancellation.
+    let mut actions: Vec<String> = Vec::new();
+    wait_for("the audit trail to show the cancellation", || {
+        actions = audit_rows(&t.account, 1)
+            .iter()
+            .filter_map(|r| r["action"].as_str().map(str::to_string))
+            .collect();
+        actions.iter().any(|a| a == "subscription.canceled")
+    });
+    let at = |a: &str| actions.iter().position(|x| x == a);
+    let retries = actions
+        .iter()
+        .filter(|a| a.as_str() == "subscription.cancel_retry_scheduled")
+        .count();
+    assert_eq!(retries, 2, "{actions:?}");
+    assert!(at("subscription.cancel_failed").is_some(), "{actions:?}");
+    assert!(
+        at("subscription.cancel_failed") < at("subscription.cancel_retry_scheduled")
+            && at("subscription.cancel_retry_scheduled") < at("subscription.canceled"),
+        "{actions:?}"
+    );
+}
+
+/// The same refusal, then the account is closed at once: closing cancels the new plan's
+/// subscription and keeps trying the old one; the account is never `closed` while a
+/// subscription still bills, and ends `closed` with both canceled.
+fn closing_is_not_closed_while_an_old_subscription_still_bills() {
+    let t = new_account(&email());
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid", "project_id": "p", "payment_credentials": pay(&spt(5000))}),
+    ));
+    let id = r["id"].as_str().unwrap().to_string();
+    let old = subscriptions(&t.account)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cancel_key = format!("{}:{id}:{old}:cancel", t.account);
+    // The saga's cancel, the close's immediate try and the next retry are refused.
+    with_worker(|w| {
+        w.stand_in
+            .fail_next(Fault::new("/v1/subscriptions/", 3, 400).key_prefix(&cancel_key))
+    });
+    let r = ok(&post(
+        &t.access,
+        &id,
+        "update_service",
+        json!({"service_id": "team", "payment_credentials": pay(&spt(5000))}),
+    ));
+    assert_eq!(r["service_id"], "team", "{r}");
+    ok(&op(
+        "POST",
+        &format!("/v1/accounts/{}/close", t.account),
+        Some(json!({"reason": "test"})),
+    ));
+    let live = |a: &str| {
+        subscriptions(a)
+            .iter()
+            .filter(|s| s["status"] != "canceled")
+            .count()
+    };
+    let mut seen_closing_with_live = false;
+    wait_for("the account to close", || {
+        let status = ok(&op("GET", &format!("/v1/accounts/{}", t.account), None))["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let live = live(&t.account);
+        if status == "closed" {
+            assert_eq!(live, 0, "closed while a subscription still bills");
+            return true;
+        }
+        seen_closing_with_live |= status == "closing" && live > 0;
+        false
+    });
+    assert!(
+        seen_closing_with_live,
+        "the refused cancel kept the account closing for a while"
+    );
+    let subs = subscriptions(&t.account);
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert!(subs.iter().all(|s| s["status"] == "canceled"), "{subs:?}");
 }

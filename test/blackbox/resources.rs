@@ -1,4 +1,4 @@
-//! Resources (PROTOCOL.md §5–§6) over the wire: plans with Stripe payments through the local
+//! Resources (docs/PROTOCOL.md §4, §6) over the wire: plans with Stripe payments through the local
 //! stand-in, scoped API tokens, domains with quote and confirm, the spending cap, operator
 //! backends, and every refusal.
 

@@ -1,4 +1,4 @@
-//! The orchestrator signature over the wire (PROTOCOL.md §1.1), and compatibility with Stripe's
+//! The orchestrator signature over the wire (docs/PROTOCOL.md §1.1), and compatibility with Stripe's
 //! official library in both directions.
 
 use app_client::{unix_now, Call, Signing};

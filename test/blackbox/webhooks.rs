@@ -1,4 +1,4 @@
-//! Stripe webhooks (PROTOCOL.md §1.1, §6): verified before parsing, recorded once, applied
+//! Stripe webhooks (docs/PROTOCOL.md §1.1, §6.3): verified before parsing, recorded once, applied
 //! exactly once in any order, fast under a burst; and the stand-in delivering them like Stripe.
 
 use std::time::Duration;

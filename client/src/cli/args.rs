@@ -57,11 +57,12 @@ pub const GLOBAL_FLAGS: &[FlagSpec] = &[
     valued("stand-in", "<url>"),
 ];
 
-const PAYMENT_FLAGS: [FlagSpec; 4] = [
+const PAYMENT_FLAGS: [FlagSpec; 5] = [
     valued("payment-token", "spt_..."),
     switch("test-payment"),
     valued("max", "<cents>"),
     switch("confirm-paid"),
+    valued("currency", "<code>"),
 ];
 
 pub const COMMANDS: &[CommandSpec] = &[
@@ -124,14 +125,15 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "add",
-        synopsis: "add <service_id> [--project <p>] [--config k=v ...] [--payment-token spt_... | --test-payment]\n      [--max <cents>] [--confirm-paid] [--domain <name>] [--timeout <s>]",
+        synopsis: "add <service_id> [--project <p>] [--config k=v ...] [--payment-token spt_... | --test-payment]\n      [--max <cents>] [--currency <code>] [--confirm-paid] [--domain <name>] [--timeout <s>]",
         about: "Creates a resource in project <p> (default proj_local). --config values are JSON when\n\
                 they parse as JSON, else strings: --config scopes='[\"logs:read\"]' --config label=ci.\n\
                 A paid service is refused unless --confirm-paid agrees to its catalog price. A domain\n\
                 quote lists its candidates; with --confirm-paid, buys --domain <name> (else the first\n\
                 available one) at its exact quoted amount. Polls every second while pending, up to\n\
                 --timeout seconds (default 60). --test-payment makes a test payment token of --max\n\
-                cents (default 5000) at the stand-in; loopback providers only.",
+                minor units (default 5000) in --currency (default usd; the catalog's prices' currency)\n\
+                at the stand-in; loopback providers only.",
         min_args: 1,
         max_args: 1,
         flags: &[
@@ -141,6 +143,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             PAYMENT_FLAGS[1],
             PAYMENT_FLAGS[2],
             PAYMENT_FLAGS[3],
+            PAYMENT_FLAGS[4],
             valued("domain", "<name>"),
             valued("timeout", "<s>"),
         ],
@@ -155,7 +158,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "update",
-        synopsis: "update <id|service_id> <new_service_id> [--project <p>] [--payment-token spt_... | --test-payment]\n      [--max <cents>] [--confirm-paid] [--timeout <s>]",
+        synopsis: "update <id|service_id> <new_service_id> [--project <p>] [--payment-token spt_... | --test-payment]\n      [--max <cents>] [--currency <code>] [--confirm-paid] [--timeout <s>]",
         about: "Moves a resource to another service of its allowed_updates (a plan change); a paid\n\
                 target is refused unless --confirm-paid agrees to its price.",
         min_args: 2,
@@ -166,6 +169,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             PAYMENT_FLAGS[1],
             PAYMENT_FLAGS[2],
             PAYMENT_FLAGS[3],
+            PAYMENT_FLAGS[4],
             valued("timeout", "<s>"),
         ],
     },
@@ -212,12 +216,12 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "payment-token",
-        synopsis: "payment-token [--max <cents>]",
-        about: "Creates a test payment token (usd, --max cents, default 5000, valid one hour) at the\n\
-                local Stripe stand-in and prints its spt_ id.",
+        synopsis: "payment-token [--max <cents>] [--currency <code>]",
+        about: "Creates a test payment token (--currency, default usd; --max minor units, default 5000;\n\
+                valid one hour) at the local Stripe stand-in and prints its spt_ id.",
         min_args: 0,
         max_args: 0,
-        flags: &[valued("max", "<cents>")],
+        flags: &[valued("max", "<cents>"), valued("currency", "<code>")],
     },
     CommandSpec {
         name: "simulate",

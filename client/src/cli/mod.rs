@@ -304,6 +304,20 @@ impl Cli<'_> {
         self.number("timeout", default)
     }
 
+    /// `--currency` of a test payment token: an ISO 4217 code (any case), sent lowercase as
+    /// Stripe writes it; `usd` by default.
+    fn currency(&self) -> Result<String, Fail> {
+        match self.p.value("currency") {
+            None => Ok("usd".into()),
+            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                Ok(c.to_ascii_lowercase())
+            }
+            Some(c) => Err(Fail::Usage(format!(
+                "--currency must be a three-letter ISO 4217 code like usd or eur, got {c:?}"
+            ))),
+        }
+    }
+
     fn number(&self, flag: &str, default: u64) -> Result<u64, Fail> {
         match self.p.value(flag) {
             None => Ok(default),
@@ -534,10 +548,11 @@ impl Cli<'_> {
             )));
         }
         let max = self.number("max", DEFAULT_TEST_MAX)?;
-        let token = orchestrator::test_payment_token(&self.stand_in(), max)?;
+        let currency = self.currency()?;
+        let token = orchestrator::test_payment_token(&self.stand_in(), max, &currency)?;
         self.note(&format!(
             "test payment token {token} (up to {})",
-            domain::ledger::format_amount(max, "usd")
+            domain::ledger::format_amount(max, &currency)
         ));
         Ok(Some(token))
     }
@@ -850,13 +865,14 @@ impl Cli<'_> {
 
     fn payment_token_command(&mut self) -> Result<(), Fail> {
         let max = self.number("max", DEFAULT_TEST_MAX)?;
+        let currency = self.currency()?;
         let stand_in = self.stand_in();
-        let token = orchestrator::test_payment_token(&stand_in, max)?;
+        let token = orchestrator::test_payment_token(&stand_in, max, &currency)?;
         if self.json {
             let _ = writeln!(
                 self.out,
                 "{}",
-                json!({"id": token, "max_amount": max, "currency": "usd"})
+                json!({"id": token, "max_amount": max, "currency": currency})
             );
         }
         self.say(&token);

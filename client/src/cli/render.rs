@@ -367,6 +367,19 @@ mod tests {
             text.contains("acme-app.apps.dev     $15.00  available"),
             "{text}"
         );
+        // The currency given, not dollars.
+        let mut eur = r.clone();
+        eur["needs_information"]["quote"]["candidates"][1]["currency"] = json!("eur");
+        eur["needs_information"]["quote"]["candidates"][0]["currency"] = json!("chf");
+        let text = resource(&eur);
+        assert!(
+            text.contains("acme-app.apps.dev     €15.00  available"),
+            "{text}"
+        );
+        assert!(
+            text.contains("acme.apps.dev      12.00 CHF  taken"),
+            "{text}"
+        );
     }
 
     #[test]
