@@ -89,7 +89,7 @@ pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
     if records.is_empty() {
         return Ok(());
     }
-    if crate::faults::take_d1_failure(env, &records[0].account_id).await {
+    if crate::faults_do::take_d1_failure(env, &records[0].account_id).await {
         return Err("D1 write failed (injected by the development fault switch)".into());
     }
     let db = env

@@ -11,7 +11,8 @@ use worker::{event, Context, Env, Request, Response};
 
 use crate::http::{self, Incoming, LogLine, Problem};
 use crate::{
-    accounts, config, consent, dashboard, discovery, limits, operator, resources, webhooks,
+    account_requests, config, consent, dashboard, discovery, limits, oauth, operator, resources,
+    webhooks,
 };
 
 /// `docs/openapi.json` as served: the same document without indentation (`build.rs`).
@@ -102,11 +103,13 @@ async fn handle(
         Route::Services => {
             http::json_bytes(200, discovery::services(env)?.to_vec()).map_err(internal)
         }
-        Route::AccountRequests => accounts::account_requests(&incoming, env, request_id).await,
-        Route::OAuthToken => accounts::token(&incoming, env, request_id).await,
-        Route::OAuthIntrospect => accounts::introspect(&incoming, env, request_id).await,
-        Route::OAuthRevoke => accounts::revoke(&incoming, env, request_id).await,
-        Route::OAuthMetadata => accounts::metadata(&incoming, env),
+        Route::AccountRequests => {
+            account_requests::account_requests(&incoming, env, request_id).await
+        }
+        Route::OAuthToken => oauth::token(&incoming, env, request_id).await,
+        Route::OAuthIntrospect => oauth::introspect(&incoming, env, request_id).await,
+        Route::OAuthRevoke => oauth::revoke(&incoming, env, request_id).await,
+        Route::OAuthMetadata => oauth::metadata(&incoming, env),
         Route::OAuthAuthorizeView => consent::view(&incoming, env, request_id).await,
         Route::OAuthAuthorizeSubmit => consent::submit(&incoming, env, request_id).await,
         Route::DashboardView => dashboard::view(&incoming, env, request_id).await,
@@ -183,7 +186,7 @@ pub fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiErro
 
 /// Checks `Authorization: Bearer <OPERATOR_SECRET>` in constant time.
 pub fn verify_operator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
-    if accounts::bearer_matches(incoming, config::string(env, "OPERATOR_SECRET")) {
+    if http::bearer_matches(incoming, config::string(env, "OPERATOR_SECRET")) {
         Ok(())
     } else {
         Err(ApiError::Signature(signature::SignatureError::Mismatch))

@@ -198,3 +198,33 @@ pub fn log_internal(request_id: &str, context: &str, detail: &str) {
     });
     worker::console_error!("{line}");
 }
+
+/// Whether the request's `Content-Type` (without parameters) is `expected`.
+pub fn has_content_type(inc: &Incoming, expected: &str) -> bool {
+    inc.header("content-type")
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(expected)
+        })
+        .unwrap_or(false)
+}
+
+/// A response that could not be built: logged, answered as a plain internal error.
+pub fn internal(e: worker::Error) -> Problem {
+    worker::console_error!("response: {e}");
+    Problem::plain(ApiError::Internal)
+}
+
+/// Constant-time check of a bearer secret that leaks neither its contents nor its length
+/// (both sides are compared as MACs: `domain::crypto::secret_eq`).
+pub fn bearer_matches(inc: &Incoming, secret: Option<String>) -> bool {
+    let Some(secret) = secret else { return false };
+    let presented = inc
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
+        .unwrap_or_default();
+    domain::crypto::secret_eq(presented.as_bytes(), secret.as_bytes())
+}

@@ -11,7 +11,7 @@
 #[cfg(target_arch = "wasm32")]
 mod account_do;
 #[cfg(target_arch = "wasm32")]
-mod accounts;
+mod account_requests;
 #[cfg(target_arch = "wasm32")]
 mod audit_sink;
 #[cfg(target_arch = "wasm32")]
@@ -29,13 +29,15 @@ mod entry;
 #[cfg(target_arch = "wasm32")]
 mod external;
 #[cfg(target_arch = "wasm32")]
-mod faults;
+mod faults_do;
 #[cfg(target_arch = "wasm32")]
 mod gate;
 #[cfg(target_arch = "wasm32")]
 mod http;
 #[cfg(target_arch = "wasm32")]
 mod limits;
+#[cfg(target_arch = "wasm32")]
+mod oauth;
 #[cfg(target_arch = "wasm32")]
 mod operator;
 #[cfg(target_arch = "wasm32")]

@@ -16,7 +16,7 @@ use worker::{Env, Headers, Response};
 
 use crate::http::{self, Incoming, Problem};
 use crate::rpc::{self, AccountCall, AccountOp};
-use crate::{accounts, config, faults};
+use crate::{config, faults_do};
 
 fn plain(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
     Problem {
@@ -174,14 +174,14 @@ pub async fn handle(
     env: &Env,
     request_id: &str,
 ) -> Result<Response, Problem> {
-    if !accounts::bearer_matches(inc, config::string(env, "OPERATOR_SECRET")) {
+    if !http::bearer_matches(inc, config::string(env, "OPERATOR_SECRET")) {
         return Err(plain(
             401,
             "unauthorized",
             "send Authorization: Bearer <OPERATOR_SECRET>",
         ));
     }
-    if *route == Route::DevFaults && !faults::enabled(env) {
+    if *route == Route::DevFaults && !faults_do::enabled(env) {
         return Err(Problem::plain(ApiError::NotFound));
     }
     let q = Form::parse(inc.query.as_bytes()).map_err(|m| plain(400, "invalid_request", m))?;
@@ -344,7 +344,7 @@ pub async fn handle(
                     ))
                 }
             };
-            let state = faults::set(env, n as u32, &account)
+            let state = faults_do::set(env, n as u32, &account)
                 .await
                 .ok_or_else(|| Problem::plain(ApiError::Internal))?;
             json!({"d1_write_failures": state.d1_write_failures, "account_id": account})

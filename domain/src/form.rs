@@ -49,8 +49,45 @@ impl Form {
 }
 
 fn decode(s: &str) -> Result<String, String> {
+    percent_decode(s).map_err(|e| match e {
+        PercentError::BadEscape => "the form has an invalid %-escape".to_string(),
+        PercentError::NotUtf8 => "the form has a value that is not UTF-8".to_string(),
+    })
+}
+
+/// Why [`percent_decode`] refused a piece of form text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PercentError {
+    /// A `%` not followed by exactly two hex digits.
+    BadEscape,
+    /// The decoded bytes are not UTF-8.
+    NotUtf8,
+}
+
+/// Decodes one key or value of `application/x-www-form-urlencoded` text (`+` is a space),
+/// strictly: a bad `%`-escape is an error (before the UTF-8 check), and so is non-UTF-8. The one
+/// decoder of the workspace: this crate's forms, the Stripe stand-in and, through
+/// [`percent_decode_lossy`], the client.
+pub fn percent_decode(s: &str) -> Result<String, PercentError> {
+    let (bytes, bad_escape) = unescape(s);
+    if bad_escape {
+        return Err(PercentError::BadEscape);
+    }
+    String::from_utf8(bytes).map_err(|_| PercentError::NotUtf8)
+}
+
+/// [`percent_decode`] for text we only read (the client's callback query): a bad `%`-escape is
+/// kept as it is and non-UTF-8 is replaced with U+FFFD, never an error.
+pub fn percent_decode_lossy(s: &str) -> String {
+    String::from_utf8_lossy(&unescape(s).0).into_owned()
+}
+
+/// `s` with `+` as a space and `%XX` resolved; a `%` not followed by two hex digits stays a
+/// literal `%`, and the flag says whether one was seen.
+fn unescape(s: &str) -> (Vec<u8>, bool) {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
+    let mut bad_escape = false;
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -61,16 +98,23 @@ fn decode(s: &str) -> Result<String, String> {
                     .get(i + 1..i + 3)
                     .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| "the form has an invalid %-escape".to_string())?;
-                out.push(hex);
-                i += 2;
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    None => {
+                        bad_escape = true;
+                        out.push(b'%');
+                    }
+                }
             }
             c => out.push(c),
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| "the form has a value that is not UTF-8".to_string())
+    (out, bad_escape)
 }
 
 /// Encodes fields as a form body (used for redirects' query strings too).
@@ -129,6 +173,26 @@ mod tests {
         assert!(Form::parse(b"a=%-1").is_err());
         let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
         assert!(Form::parse(many.join("&").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn percent_decoders_strict_and_lossy() {
+        // `+` is a space in both; `%2B` is a plus.
+        assert_eq!(percent_decode("a+b%2Bc").as_deref(), Ok("a b+c"));
+        assert_eq!(percent_decode_lossy("a+b%2Bc"), "a b+c");
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Ok("é"));
+        assert_eq!(percent_decode_lossy("%c3%a9"), "é");
+        // Not two hex digits: refused, or kept as written.
+        for bad in ["%zz", "%4", "a%", "%+f", "%-1", "%4g"] {
+            assert_eq!(percent_decode(bad), Err(PercentError::BadEscape), "{bad}");
+            assert_eq!(percent_decode_lossy(bad), bad.replace('+', " "), "{bad}");
+        }
+        assert_eq!(percent_decode_lossy("%zz%41%4"), "%zzA%4");
+        // Non-UTF-8 once decoded: refused, or replaced; a bad escape is reported first.
+        assert_eq!(percent_decode("%ff"), Err(PercentError::NotUtf8));
+        assert_eq!(percent_decode("%C3"), Err(PercentError::NotUtf8));
+        assert_eq!(percent_decode("%ff%zz"), Err(PercentError::BadEscape));
+        assert_eq!(percent_decode_lossy("a%ffb"), "a\u{FFFD}b");
     }
 
     #[test]

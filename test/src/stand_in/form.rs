@@ -6,6 +6,7 @@
 //! string. Strict: bad percent-escapes, non-UTF-8, malformed brackets, a key given twice and a
 //! key used both as a value and as a hash are errors.
 
+use domain::form::PercentError;
 use serde_json::{Map, Value};
 
 /// Most fields accepted in one body.
@@ -116,29 +117,13 @@ fn normalize(value: Value) -> Value {
     }
 }
 
-/// Percent-decoding with `+` as a space, as forms and query strings use it.
+/// Percent-decoding with `+` as a space, as forms and query strings use it
+/// ([`domain::form::percent_decode`], with the stand-in's own messages).
 pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let byte = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("Invalid percent-encoding in {s:?}."))?;
-                out.push(byte);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| "A parameter is not valid UTF-8 once decoded.".to_string())
+    domain::form::percent_decode(s).map_err(|e| match e {
+        PercentError::BadEscape => format!("Invalid percent-encoding in {s:?}."),
+        PercentError::NotUtf8 => "A parameter is not valid UTF-8 once decoded.".to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,15 @@
-//! Account requests and the OAuth token endpoints (docs/PROTOCOL.md §3): thin handlers that parse,
-//! route to the directory or account object, and render.
+//! The OAuth endpoints (docs/PROTOCOL.md §3.3, §3.4): `POST /oauth/token` (code exchange and
+//! refresh), `POST /oauth/introspect` (operator only), `POST /oauth/revoke` and the RFC 8414
+//! metadata.
+//! Thin handlers that parse the form body, find the account from the token's shape and ask its
+//! object, then render.
+//!
+//! Invariants: bodies must be `application/x-www-form-urlencoded`; every failure is rendered in
+//! the OAuth error envelope (RFC 6749 §5.2); a call that is not validly signed is counted per
+//! client address before any account object is touched; a token this provider did not mint
+//! never reaches an object (introspection answers inactive, revocation 200).
 
 use domain::account::Issued;
-use domain::account_request::{self, AccountRequestError, Outcome};
 use domain::audit::{Actor, ActorKind};
 use domain::errors::{ApiError, Envelope, Failure, OAuthError};
 use domain::form::Form;
@@ -13,70 +20,8 @@ use serde_json::{json, Value};
 use worker::{Env, Response};
 
 use crate::http::{self, Incoming, Problem};
-use crate::rpc::{self, AccountCall, AccountOp, DirectoryOp};
+use crate::rpc::{self, AccountCall, AccountOp};
 use crate::{config, entry, gate};
-
-fn has_content_type(inc: &Incoming, expected: &str) -> bool {
-    inc.header("content-type")
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case(expected)
-        })
-        .unwrap_or(false)
-}
-
-fn internal(e: worker::Error) -> Problem {
-    worker::console_error!("response: {e}");
-    Problem::plain(ApiError::Internal)
-}
-
-/// `POST /provisioning/account_requests`.
-pub async fn account_requests(
-    inc: &Incoming,
-    env: &Env,
-    request_id: &str,
-) -> Result<Response, Problem> {
-    let id = account_request::peek_id(&inc.body);
-    let envelope = Envelope::AccountRequest { id: id.clone() };
-    let fail = |failure: Failure| Problem {
-        failure,
-        envelope: envelope.clone(),
-    };
-    if !has_content_type(inc, "application/json") {
-        return Err(fail(
-            ApiError::UnsupportedMediaType {
-                expected: "application/json",
-            }
-            .failure(),
-        ));
-    }
-    let request = account_request::parse(&inc.body, inc.now).map_err(|e| fail(e.failure()))?;
-    let id = request.id.clone();
-    // The id first (idempotent across emails), then the email's directory (find or create,
-    // and the replay of the same request).
-    let claim = DirectoryOp::ClaimRequest {
-        id: id.clone(),
-        fingerprint: request.fingerprint.clone(),
-        email: request.email.clone(),
-    };
-    rpc::request_claim::<()>(env, &id, &claim)
-        .await
-        .map_err(|e| fail(e.failure()))?
-        .map_err(|e: AccountRequestError| fail(e.failure()))?;
-    let op = DirectoryOp::AccountRequest {
-        public_base: config::public_base(env, &inc.origin),
-        request_id: request_id.to_string(),
-        request: request.clone(),
-    };
-    let outcome: Outcome = rpc::directory(env, &request.email, &op)
-        .await
-        .map_err(|e| fail(e.failure()))?
-        .map_err(|e: AccountRequestError| fail(e.failure()))?;
-    http::json(200, &outcome.render(&id)).map_err(internal)
-}
 
 fn oauth_problem(failure: Failure) -> Problem {
     Problem {
@@ -93,7 +38,7 @@ impl From<OAuthError> for Problem {
 
 /// Parses a form body of an OAuth endpoint.
 fn oauth_form(inc: &Incoming) -> Result<Form, Problem> {
-    if !has_content_type(inc, "application/x-www-form-urlencoded") {
+    if !http::has_content_type(inc, "application/x-www-form-urlencoded") {
         return Err(OAuthError::InvalidRequest(
             "send the body as application/x-www-form-urlencoded".into(),
         )
@@ -187,11 +132,11 @@ pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respon
         .map_err(|e| oauth_problem(e.failure()))?
         .map_err(|e| oauth_problem(e.oauth_failure()))?;
     let body = oauth::token_response(&issued.access_token, &issued.refresh_token, &issued.issued);
-    let mut response = http::json(200, &body).map_err(internal)?;
+    let mut response = http::json(200, &body).map_err(http::internal)?;
     response
         .headers_mut()
         .set("pragma", "no-cache")
-        .map_err(internal)?;
+        .map_err(http::internal)?;
     Ok(response)
 }
 
@@ -227,7 +172,7 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
         }
         _ => inactive,
     };
-    http::json(200, &body).map_err(internal)
+    http::json(200, &body).map_err(http::internal)
 }
 
 /// `POST /oauth/revoke` (RFC 7009): always 200, whether or not the token existed.
@@ -248,7 +193,7 @@ pub async fn revoke(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
             return Err(oauth_problem(e.failure()));
         }
     }
-    http::json(200, &json!({})).map_err(internal)
+    http::json(200, &json!({})).map_err(http::internal)
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
@@ -257,16 +202,5 @@ pub fn metadata(inc: &Incoming, env: &Env) -> Result<Response, Problem> {
         200,
         &oauth::metadata(&config::public_base(env, &inc.origin)),
     )
-    .map_err(internal)
-}
-
-/// Constant-time check of a bearer secret that leaks neither its contents nor its length
-/// (both sides are compared as MACs: `domain::crypto::secret_eq`).
-pub fn bearer_matches(inc: &Incoming, secret: Option<String>) -> bool {
-    let Some(secret) = secret else { return false };
-    let presented = inc
-        .header("authorization")
-        .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
-        .unwrap_or_default();
-    domain::crypto::secret_eq(presented.as_bytes(), secret.as_bytes())
+    .map_err(http::internal)
 }
