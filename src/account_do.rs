@@ -29,11 +29,13 @@ use std::task::{Context, Poll, Waker};
 
 use domain::account::{self, Account as AccountState, AccountError, Applied, Ctx, NewFamily};
 use domain::audit::{Actor, ActorKind, AuditRecord};
-use domain::billing;
 use domain::catalog::{Behaviour, Catalog};
 use domain::closing;
 use domain::dashboard::{self, DashboardError};
-use domain::resources::{self, Detail, NewIds, Preparation, ResourceError, Settings, Status};
+use domain::resources::{
+    self, Detail, NewIds, Preparation, ResourceError, ResourceStatus, Settings,
+};
+use domain::stripe_events;
 use domain::tokens::{self, TokenKind};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -49,7 +51,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
 ];
-/// Stripe event ids this account applied, for exactly-once delivery (`billing::DEDUPE_WINDOW`).
+/// Stripe event ids this account applied, for exactly-once delivery (`stripe_events::DEDUPE_WINDOW`).
 /// Their own table, not the state: the state is rewritten on every change.
 const EVENTS_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS stripe_events (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
@@ -90,7 +92,7 @@ pub struct Account {
     pruned_at: Cell<i64>,
 }
 
-type Outcome = std::result::Result<Value, AccountError>;
+type OpResult = std::result::Result<Value, AccountError>;
 
 /// Ready when no flush is running; the flush that ends wakes its waiters.
 struct FlushIdle<'a>(&'a Account);
@@ -178,7 +180,7 @@ impl Account {
             self.pruned_at.set(now);
             statements.push((
                 "DELETE FROM stripe_events WHERE applied_at <= ?",
-                vec![SqlStorageValue::from(now - billing::DEDUPE_WINDOW)],
+                vec![SqlStorageValue::from(now - stripe_events::DEDUPE_WINDOW)],
             ));
         }
         statements
@@ -374,7 +376,7 @@ impl Account {
             .peek(|a| {
                 [
                     resources::next_wake(a).map(|s| s * 1000),
-                    billing::next_grace_deadline(a, grace).map(|s| s * 1000),
+                    stripe_events::next_grace_deadline(a, grace).map(|s| s * 1000),
                     a.closing.as_ref().map(|_| now + 5_000),
                 ]
             })
@@ -538,7 +540,7 @@ impl Account {
         let a = self.load().ok_or(ResourceError::NotFound)?;
         let r = resources::find(&a, id)?;
         let mut secrets = BTreeMap::new();
-        if matches!(r.detail, Detail::ApiToken { .. }) && r.status == Status::Complete {
+        if matches!(r.detail, Detail::ApiToken { .. }) && r.status == ResourceStatus::Complete {
             let keys = config::sealing_keys(&self.env);
             let derivation_key = config::code_key(&self.env);
             let value = resources::api_token_value(
@@ -606,7 +608,7 @@ impl Account {
                     .and_then(|a| {
                         resources::find(&a, id)
                             .ok()
-                            .map(|r| r.status == Status::Errored)
+                            .map(|r| r.status == ResourceStatus::Errored)
                     })
                     .unwrap_or(false);
                 if errored {
@@ -736,7 +738,7 @@ impl Account {
                 self.acknowledge(&id, ctx).await?;
                 let a = self.load().ok_or(ResourceError::NotFound)?;
                 match resources::find(&a, &id)?.status {
-                    Status::Removed => Ok(json!({"status": "removed", "id": id})),
+                    ResourceStatus::Removed => Ok(json!({"status": "removed", "id": id})),
                     _ => self.render(&id),
                 }
             }
@@ -831,7 +833,7 @@ impl Account {
             ),
             _ => return Ok(()),
         };
-        let label = domain::domains::label(query).unwrap_or_default();
+        let label = domain::domain_names::label(query).unwrap_or_default();
         let candidates = external::search(&self.env, &label, *registrar, price).await?;
         let current = self.load().ok_or(ResourceError::NotFound)?;
         self.commit(account::apply(&current, ctx, |d| {
@@ -1021,7 +1023,7 @@ impl Account {
         }
     }
 
-    async fn account_op(&self, op: AccountOp, ctx: &Ctx) -> Outcome {
+    async fn account_op(&self, op: AccountOp, ctx: &Ctx) -> OpResult {
         let now = ctx.now;
         if let AccountOp::Create { new } = op {
             return match self.load() {
@@ -1237,12 +1239,14 @@ impl Account {
             AccountOp::StripeEvent { event } => {
                 if self.event_applied(&current, &event.id) {
                     // A duplicate changes nothing, not even the audit trail.
-                    return to_value(billing::EventOutcome::Duplicate);
+                    return to_value(stripe_events::EventOutcome::Duplicate);
                 }
                 let settings = self.settings();
                 let in_flight: Vec<String> = self.running.borrow().iter().cloned().collect();
                 let applied = account::apply(&current, ctx, |d| {
-                    Ok::<_, AccountError>(billing::apply_event(d, &event, &settings, &in_flight))
+                    Ok::<_, AccountError>(stripe_events::apply_event(
+                        d, &event, &settings, &in_flight,
+                    ))
                 });
                 let outcome = self
                     .commit_with(applied, self.applied_event(&event.id, now))
@@ -1353,7 +1357,7 @@ fn take(
         .map_err(|retry_after| AccountError::RateLimited { retry_after })
 }
 
-fn to_value<T: Serialize>(v: T) -> Outcome {
+fn to_value<T: Serialize>(v: T) -> OpResult {
     serde_json::to_value(v).map_err(|e| internal("encode", e))
 }
 
@@ -1398,10 +1402,10 @@ impl DurableObject for Account {
         if let Some(a) = self.load() {
             let ctx = self.system_ctx();
             let grace = config::payment_grace(&self.env);
-            if billing::next_grace_deadline(&a, grace).is_some_and(|t| t <= ctx.now) {
+            if stripe_events::next_grace_deadline(&a, grace).is_some_and(|t| t <= ctx.now) {
                 let _ = self
                     .commit(account::apply(&a, &ctx, |d| {
-                        Ok::<_, AccountError>(billing::enforce_grace(d, grace))
+                        Ok::<_, AccountError>(stripe_events::enforce_grace(d, grace))
                     }))
                     .await;
             }

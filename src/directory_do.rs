@@ -19,7 +19,7 @@
 //!   fails for sure they are removed, and if its outcome is unknown a replay completes it (the
 //!   account object's create is idempotent).
 
-use domain::account::{CodeStatus, NewAccount, NewCode, OpenConsent, Status};
+use domain::account::{AccountStatus, CodeStatus, NewAccount, NewCode, OpenConsent};
 use domain::account_request::{
     self, AccountRequest, AccountRequestError, Claim, OauthOutcome, Outcome, RequiresAuth,
 };
@@ -381,7 +381,7 @@ impl Step {
             Ok(Err(domain::account::AccountError::Inactive { status })) => {
                 return Err(AccountRequestError::AccountUnavailable {
                     status: match status {
-                        Status::Suspended => "suspended".into(),
+                        AccountStatus::Suspended => "suspended".into(),
                         _ => "closed".into(),
                     },
                 })

@@ -1,12 +1,12 @@
 //! Performs the external calls that resource jobs ask for (`domain::resources::Action`) and
-//! turns every answer into a `domain::resources::Outcome`. No decision is made here.
+//! turns every answer into a `domain::resources::ActionResult`. No decision is made here.
 
 use std::collections::BTreeMap;
 
 use domain::account::Account;
 use domain::catalog::Registrar;
-use domain::payments::{self, GrantedToken, PaymentError};
-use domain::resources::{Action, Candidate, ErrorInfo, Outcome, ResourceError};
+use domain::resources::{Action, ActionResult, Candidate, ErrorInfo, ResourceError};
+use domain::stripe_api::{self, GrantedToken, PaymentError};
 use serde_json::{json, Value};
 use worker::{Env, Method};
 
@@ -14,8 +14,8 @@ use crate::http::now_ms;
 use crate::stripe::Stripe;
 use crate::{config, outbound, rpc};
 
-fn refused(code: &str, message: impl Into<String>) -> Outcome {
-    Outcome::Refused {
+fn refused(code: &str, message: impl Into<String>) -> ActionResult {
+    ActionResult::Refused {
         error: ResourceError::Backend {
             code: code.into(),
             message: message.into(),
@@ -23,8 +23,8 @@ fn refused(code: &str, message: impl Into<String>) -> Outcome {
     }
 }
 
-fn payment_refused(code: &str, message: &str) -> Outcome {
-    Outcome::Refused {
+fn payment_refused(code: &str, message: &str) -> ActionResult {
+    ActionResult::Refused {
         error: ResourceError::Payment {
             error: PaymentError::Failed {
                 code: code.into(),
@@ -35,7 +35,12 @@ fn payment_refused(code: &str, message: &str) -> Outcome {
 }
 
 /// Performs `action` for resource `resource_id` of `account`.
-pub async fn execute(env: &Env, account: &Account, resource_id: &str, action: Action) -> Outcome {
+pub async fn execute(
+    env: &Env,
+    account: &Account,
+    resource_id: &str,
+    action: Action,
+) -> ActionResult {
     match action {
         Action::RetrieveToken { .. }
         | Action::CreateCustomer { .. }
@@ -58,13 +63,13 @@ pub async fn execute(env: &Env, account: &Account, resource_id: &str, action: Ac
             )
             .await
             {
-                Ok(rpc::RegistryAnswer { owned: true, .. }) => Outcome::Claimed {
+                Ok(rpc::RegistryAnswer { owned: true, .. }) => ActionResult::Claimed {
                     expires_at: (now_ms() / 1000) as i64 + 365 * 86_400,
                 },
-                Ok(_) => Outcome::Refused {
+                Ok(_) => ActionResult::Refused {
                     error: ResourceError::DomainUnavailable { domain },
                 },
-                Err(e) => Outcome::Unavailable {
+                Err(e) => ActionResult::Unavailable {
                     message: format!("{e:?}"),
                 },
             }
@@ -85,16 +90,16 @@ pub async fn execute(env: &Env, account: &Account, resource_id: &str, action: Ac
             )
             .await
             {
-                Ok((status, v)) if (200..300).contains(&status) => Outcome::Claimed {
+                Ok((status, v)) if (200..300).contains(&status) => ActionResult::Claimed {
                     expires_at: v
                         .get("expires_at")
                         .and_then(Value::as_i64)
                         .unwrap_or((now_ms() / 1000) as i64 + 365 * 86_400),
                 },
-                Ok((409, _)) => Outcome::Refused {
+                Ok((409, _)) => ActionResult::Refused {
                     error: ResourceError::DomainUnavailable { domain },
                 },
-                Ok((status, v)) if status >= 500 || status == 429 => Outcome::Unavailable {
+                Ok((status, v)) if status >= 500 || status == 429 => ActionResult::Unavailable {
                     message: format!("registrar answered {status}: {v}"),
                 },
                 Ok((status, v)) => refused(
@@ -104,7 +109,7 @@ pub async fn execute(env: &Env, account: &Account, resource_id: &str, action: Ac
                         v["error"]["message"].as_str().unwrap_or("")
                     ),
                 ),
-                Err(message) => Outcome::Unavailable { message },
+                Err(message) => ActionResult::Unavailable { message },
             }
         }
         Action::ReleaseDomain {
@@ -121,8 +126,8 @@ pub async fn execute(env: &Env, account: &Account, resource_id: &str, action: Ac
             )
             .await
             {
-                Ok(_) => Outcome::Released,
-                Err(e) => Outcome::Unavailable {
+                Ok(_) => ActionResult::Released,
+                Err(e) => ActionResult::Unavailable {
                     message: format!("{e:?}"),
                 },
             }
@@ -132,12 +137,12 @@ pub async fn execute(env: &Env, account: &Account, resource_id: &str, action: Ac
         Action::ReleaseDomain {
             registrar: Registrar::Upstream,
             ..
-        } => Outcome::Released,
+        } => ActionResult::Released,
         Action::CallOperator { key, url, body } => operator(env, &url, &key, &body).await,
     }
 }
 
-async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action) -> Outcome {
+async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action) -> ActionResult {
     let Some(stripe) = Stripe::from_env(env) else {
         worker::console_error!("STRIPE_SECRET_KEY is not set: payments cannot be made");
         return payment_refused(
@@ -161,7 +166,7 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
                 .call(
                     Method::Post,
                     "/v1/customers",
-                    &payments::customer_params(&account.id, email, name.as_deref()),
+                    &stripe_api::customer_params(&account.id, email, name.as_deref()),
                     Some(key),
                 )
                 .await
@@ -175,7 +180,7 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
             save,
             description,
         } => {
-            let params = payments::payment_intent_params(&payments::Charge {
+            let params = stripe_api::payment_intent_params(&stripe_api::Charge {
                 amount: *amount,
                 currency,
                 token,
@@ -196,7 +201,7 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
             payment_method,
             trial_end,
         } => {
-            let params = payments::subscription_params(
+            let params = stripe_api::subscription_params(
                 customer,
                 price,
                 payment_method,
@@ -239,12 +244,12 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
     let object = match result {
         Ok(v) => v,
         // Cancelling what is already gone is done.
-        Err(payments::StripeFailure::Refused(PaymentError::TokenInvalid { .. }))
+        Err(stripe_api::StripeFailure::Refused(PaymentError::TokenInvalid { .. }))
             if matches!(action, Action::CancelSubscription { .. }) =>
         {
-            return Outcome::Canceled
+            return ActionResult::Canceled
         }
-        Err(f) => return Outcome::from_stripe_failure(f),
+        Err(f) => return ActionResult::from_stripe_failure(f),
     };
     let id = || {
         object
@@ -255,22 +260,22 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
     };
     match action {
         Action::RetrieveToken { .. } => match GrantedToken::from_stripe(&object) {
-            Some(token) => Outcome::Token { token },
+            Some(token) => ActionResult::Token { token },
             None => payment_refused(
                 "unexpected_token",
                 "Stripe returned a token without usage limits",
             ),
         },
-        Action::CreateCustomer { .. } => Outcome::Customer { id: id() },
+        Action::CreateCustomer { .. } => ActionResult::Customer { id: id() },
         Action::CreatePaymentIntent { .. } => match object.get("status").and_then(Value::as_str) {
-            Some("succeeded") => Outcome::PaymentIntent {
+            Some("succeeded") => ActionResult::PaymentIntent {
                 id: id(),
                 payment_method: object
                     .get("payment_method")
                     .and_then(Value::as_str)
                     .map(str::to_string),
             },
-            Some("requires_payment_method") => Outcome::Refused {
+            Some("requires_payment_method") => ActionResult::Refused {
                 error: ResourceError::Payment {
                     error: PaymentError::Declined {
                         code: "card_declined".into(),
@@ -284,7 +289,7 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
                 &format!("the payment ended as {}", other.unwrap_or("unknown")),
             ),
         },
-        Action::CreateSubscription { .. } => Outcome::Subscription {
+        Action::CreateSubscription { .. } => ActionResult::Subscription {
             id: id(),
             status: object
                 .get("status")
@@ -292,8 +297,8 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
                 .unwrap_or("active")
                 .to_string(),
         },
-        Action::CancelSubscription { .. } => Outcome::Canceled,
-        Action::Refund { .. } => Outcome::Refunded { id: id() },
+        Action::CancelSubscription { .. } => ActionResult::Canceled,
+        Action::Refund { .. } => ActionResult::Refunded { id: id() },
         _ => refused("internal", "not a Stripe action"),
     }
 }
@@ -340,7 +345,7 @@ pub async fn search(
                 message: "the catalog has no price for this registrar".into(),
             })?;
             let mut out = Vec::new();
-            for name in domain::domains::builtin_candidates(label, &zone) {
+            for name in domain::domain_names::builtin_candidates(label, &zone) {
                 let status = rpc::registry(env, &name, &rpc::RegistryOp::Status)
                     .await
                     .map_err(|_| ResourceError::Unavailable)?;
@@ -376,7 +381,7 @@ pub async fn search(
                     a.iter()
                         .filter_map(|c| {
                             let domain = c["domain"].as_str()?.to_ascii_lowercase();
-                            domain::domains::valid_domain(&domain).then_some(())?;
+                            domain::domain_names::valid_domain(&domain).then_some(())?;
                             Some(Candidate {
                                 domain,
                                 amount: c["price"]["amount"].as_u64()?,
@@ -395,7 +400,7 @@ pub async fn search(
 
 /// Calls the operator's backend, signed like the orchestrator signs us (HMAC-SHA256 over
 /// `"<t>." + body`, header `Provider-Signature`), with an idempotency key.
-async fn operator(env: &Env, url: &str, key: &str, body: &Value) -> Outcome {
+async fn operator(env: &Env, url: &str, key: &str, body: &Value) -> ActionResult {
     let Some(secret) = config::string(env, "OPERATOR_BACKEND_SECRET") else {
         return refused(
             "backend_not_configured",
@@ -438,20 +443,20 @@ async fn operator(env: &Env, url: &str, key: &str, body: &Value) -> Outcome {
                         .unwrap_or("the platform reported an error")
                         .to_string(),
                 });
-            Outcome::Operator {
+            ActionResult::Operator {
                 status,
                 access_configuration,
                 retry_after: a.body["retry_after"].as_i64(),
                 error,
             }
         }
-        Ok(a) if a.status >= 500 || a.status == 429 => Outcome::Unavailable {
+        Ok(a) if a.status >= 500 || a.status == 429 => ActionResult::Unavailable {
             message: format!("backend answered {}", a.status),
         },
         Ok(a) => refused(
             "backend_refused",
             format!("the platform answered {}", a.status),
         ),
-        Err(message) => Outcome::Unavailable { message },
+        Err(message) => ActionResult::Unavailable { message },
     }
 }

@@ -101,7 +101,7 @@ pub enum AccountOp {
         email: String,
     },
     StripeEvent {
-        event: domain::billing::StripeEvent,
+        event: domain::stripe_events::StripeEvent,
     },
     OperatorView,
     /// Sends the account's outbox to D1 now (the operator reads the audit trail from D1).

@@ -2,7 +2,7 @@
 //! DELETE, the secret key from `STRIPE_SECRET_KEY`, the base URL from `STRIPE_API_BASE`
 //! (`https://api.stripe.com` in production; the local stand-in in tests and development).
 
-use domain::payments::{classify, form, StripeFailure};
+use domain::stripe_api::{classify, form, StripeFailure};
 use serde_json::Value;
 use worker::{Env, Method};
 

@@ -3,8 +3,8 @@
 //! Slow follow-up work (a job the event unblocked, a grace period) goes to the object's alarm.
 
 use domain::audit::{Actor, ActorKind};
-use domain::billing::{self, EventOutcome};
 use domain::errors::{ApiError, Failure};
+use domain::stripe_events::{self, EventOutcome};
 use serde_json::json;
 use worker::{Env, Response};
 
@@ -23,7 +23,8 @@ pub async fn handle(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
     // Stripe's rule: a bad signature is a 400, and nothing is stored.
     crate::entry::verify_signature(inc, env, &config::webhook_secrets(env))
         .map_err(|e| plain(400, "invalid_signature", e.reason()))?;
-    let event = billing::parse_event(&inc.body).map_err(|m| plain(400, "invalid_request", m))?;
+    let event =
+        stripe_events::parse_event(&inc.body).map_err(|m| plain(400, "invalid_request", m))?;
     let account = match event.account_hint() {
         Some(a) => Some(a),
         None => audit_sink::account_of(env, &event.references())

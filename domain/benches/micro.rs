@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use app_domain::account_request;
 use app_domain::audit::{self, Actor, ActorKind, ChainHead, Entry};
-use app_domain::billing;
 use app_domain::catalog::{Catalog, DEFAULT_CATALOG};
 use app_domain::schema;
 use app_domain::signature::{self, DEFAULT_TOLERANCE_SECS};
+use app_domain::stripe_events;
 use app_domain::tokens::{self, TokenKind};
 use serde_json::{json, Value};
 
@@ -275,9 +275,9 @@ fn main() {
             }),
         ),
         (
-            "billing::parse_event (5 KB invoice)",
+            "stripe_events::parse_event (5 KB invoice)",
             Box::new(|| {
-                let r = billing::parse_event(black_box(&event));
+                let r = stripe_events::parse_event(black_box(&event));
                 assert!(black_box(r).is_ok());
             }),
         ),

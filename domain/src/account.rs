@@ -24,18 +24,18 @@ use crate::tokens::same_hash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub enum AccountStatus {
     Active,
     Suspended,
     Closed,
 }
 
-impl Status {
+impl AccountStatus {
     pub fn as_str(self) -> &'static str {
         match self {
-            Status::Active => "active",
-            Status::Suspended => "suspended",
-            Status::Closed => "closed",
+            AccountStatus::Active => "active",
+            AccountStatus::Suspended => "suspended",
+            AccountStatus::Closed => "closed",
         }
     }
 }
@@ -119,7 +119,7 @@ pub struct Consent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     pub id: String,
-    pub status: Status,
+    pub status: AccountStatus,
     pub status_reason: Option<String>,
     pub owner: Owner,
     /// The orchestrator that created the account.
@@ -142,7 +142,7 @@ pub struct Account {
     #[serde(default)]
     pub sessions: Vec<crate::dashboard::Session>,
     #[serde(default)]
-    pub stripe: crate::billing::StripeState,
+    pub stripe: crate::stripe_events::StripeState,
     /// Set while the account is being closed: its tokens already stopped working.
     #[serde(default)]
     pub closing: Option<String>,
@@ -151,14 +151,14 @@ pub struct Account {
 impl Account {
     /// True when the account may act: active and not being closed.
     pub fn is_open(&self) -> bool {
-        self.status == Status::Active && self.closing.is_none()
+        self.status == AccountStatus::Active && self.closing.is_none()
     }
 
     /// The status to report when it may not act.
     pub fn refusal(&self) -> AccountError {
         match (self.status, &self.closing) {
-            (Status::Active, Some(_)) => AccountError::Inactive {
-                status: Status::Closed,
+            (AccountStatus::Active, Some(_)) => AccountError::Inactive {
+                status: AccountStatus::Closed,
             },
             (status, _) => AccountError::Inactive { status },
         }
@@ -223,7 +223,7 @@ pub enum AccountError {
     NotFound,
     /// The account is suspended or closed.
     Inactive {
-        status: Status,
+        status: AccountStatus,
     },
     /// RFC 6749 `invalid_grant`: the code or refresh token is unknown, used, expired or revoked.
     InvalidGrant {
@@ -237,8 +237,8 @@ pub enum AccountError {
     InvalidToken,
     /// A status change that the state machine forbids.
     InvalidTransition {
-        from: Status,
-        to: Status,
+        from: AccountStatus,
+        to: AccountStatus,
     },
     Consent(ConsentError),
     /// Storage failed; nothing was changed. Safe to retry.
@@ -440,7 +440,7 @@ fn default_cap() -> u64 {
 pub fn create(new: NewAccount, ctx: &Ctx) -> Applied<()> {
     let account = Account {
         id: new.id.clone(),
-        status: Status::Active,
+        status: AccountStatus::Active,
         status_reason: None,
         owner: Owner {
             email: new.email.clone(),
@@ -1134,13 +1134,13 @@ pub fn decide(
 pub fn suspend(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
     if d.account.closing.is_some() {
         return Err(AccountError::InvalidTransition {
-            from: Status::Closed,
-            to: Status::Suspended,
+            from: AccountStatus::Closed,
+            to: AccountStatus::Suspended,
         });
     }
     match d.account.status {
-        Status::Active => {
-            d.account.status = Status::Suspended;
+        AccountStatus::Active => {
+            d.account.status = AccountStatus::Suspended;
             d.account.status_reason = Some(reason.to_string());
             d.record(
                 "account.suspended",
@@ -1150,10 +1150,10 @@ pub fn suspend(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
             );
             Ok(())
         }
-        Status::Suspended => Ok(()),
-        Status::Closed => Err(AccountError::InvalidTransition {
-            from: Status::Closed,
-            to: Status::Suspended,
+        AccountStatus::Suspended => Ok(()),
+        AccountStatus::Closed => Err(AccountError::InvalidTransition {
+            from: AccountStatus::Closed,
+            to: AccountStatus::Suspended,
         }),
     }
 }
@@ -1162,13 +1162,13 @@ pub fn suspend(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
 pub fn resume(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
     if d.account.closing.is_some() {
         return Err(AccountError::InvalidTransition {
-            from: Status::Closed,
-            to: Status::Active,
+            from: AccountStatus::Closed,
+            to: AccountStatus::Active,
         });
     }
     match d.account.status {
-        Status::Suspended => {
-            d.account.status = Status::Active;
+        AccountStatus::Suspended => {
+            d.account.status = AccountStatus::Active;
             d.account.status_reason = None;
             d.record(
                 "account.resumed",
@@ -1180,7 +1180,7 @@ pub fn resume(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
         }
         from => Err(AccountError::InvalidTransition {
             from,
-            to: Status::Active,
+            to: AccountStatus::Active,
         }),
     }
 }
@@ -1217,7 +1217,7 @@ pub fn revoke_everything(d: &mut Draft, reason: &str) {
 /// Any status -> `closed`, revoking every grant and token. Closing a closed account changes
 /// nothing. Resources are released by the caller before this step (see the close flow).
 pub fn close(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
-    if d.account.status == Status::Closed {
+    if d.account.status == AccountStatus::Closed {
         return Ok(());
     }
     let live: Vec<usize> = (0..d.account.families.len())
@@ -1246,7 +1246,7 @@ pub fn close(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
         );
     }
     let before = d.account.status;
-    d.account.status = Status::Closed;
+    d.account.status = AccountStatus::Closed;
     d.account.status_reason = Some(reason.to_string());
     d.record(
         "account.closed",
@@ -1349,14 +1349,14 @@ mod wire_tests {
         let errors = [
             AccountError::NotFound,
             AccountError::Inactive {
-                status: Status::Suspended,
+                status: AccountStatus::Suspended,
             },
             AccountError::InvalidGrant { reason: "r".into() },
             AccountError::InvalidClient { reason: "r".into() },
             AccountError::InvalidToken,
             AccountError::InvalidTransition {
-                from: Status::Closed,
-                to: Status::Active,
+                from: AccountStatus::Closed,
+                to: AccountStatus::Active,
             },
             AccountError::Consent(ConsentError::AlreadyAnswered { approved: true }),
             AccountError::Consent(ConsentError::BadNonce),

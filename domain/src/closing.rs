@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::account::{self, Draft, Status};
+use crate::account::{self, AccountStatus, Draft};
 use crate::catalog::{Catalog, ServiceKind};
 use crate::resources::{self, ResourceError};
 
@@ -30,7 +30,7 @@ pub enum Progress {
 
 /// Starts closing (idempotent). Tokens and grants are revoked now.
 pub fn begin(d: &mut Draft, reason: &str) {
-    if d.account.status == Status::Closed || d.account.closing.is_some() {
+    if d.account.status == AccountStatus::Closed || d.account.closing.is_some() {
         return;
     }
     let before = d.account.status;
@@ -48,7 +48,7 @@ pub fn begin(d: &mut Draft, reason: &str) {
 
 /// Releases what can be released now; closes the account when nothing is left.
 pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError> {
-    if d.account.status == Status::Closed {
+    if d.account.status == AccountStatus::Closed {
         return Ok(Progress::Closed);
     }
     let Some(reason) = d.account.closing.clone() else {
@@ -76,7 +76,7 @@ pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError>
                 continue;
             }
             let errored = resources::find(&d.account, &id)
-                .is_ok_and(|r| r.status == resources::Status::Errored);
+                .is_ok_and(|r| r.status == resources::ResourceStatus::Errored);
             if errored {
                 resources::mark_removed(d, &id);
                 continue;
@@ -118,8 +118,8 @@ mod tests {
     use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
     use crate::catalog::DEFAULT_CATALOG;
     use crate::resources::{
-        apply_outcome, next_action, parse_create, Action, Candidate, ConfirmRequest, NewIds,
-        Outcome, Settings,
+        apply_outcome, next_action, parse_create, Action, ActionResult, Candidate, ConfirmRequest,
+        NewIds, Settings,
     };
     use crate::tokens::hash;
 
@@ -216,8 +216,8 @@ mod tests {
         })
         .unwrap();
         for outcome in [
-            Outcome::Token {
-                token: crate::payments::GrantedToken {
+            ActionResult::Token {
+                token: crate::stripe_api::GrantedToken {
                     id: "spt_1".into(),
                     currency: "usd".into(),
                     max_amount: 5000,
@@ -226,12 +226,12 @@ mod tests {
                     deactivated: false,
                 },
             },
-            Outcome::Claimed { expires_at: T0 },
-            Outcome::PaymentIntent {
+            ActionResult::Claimed { expires_at: T0 },
+            ActionResult::PaymentIntent {
                 id: "pi_1".into(),
                 payment_method: None,
             },
-            Outcome::Claimed { expires_at: T0 },
+            ActionResult::Claimed { expires_at: T0 },
         ] {
             run(&mut a, &mut log, |d| {
                 apply_outcome(d, &dom, outcome, &settings)
@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(
             authenticate(&a, &hash("at"), T0),
             Err(crate::account::AccountError::Inactive {
-                status: Status::Closed
+                status: AccountStatus::Closed
             }),
             "tokens stop at once"
         );
@@ -270,14 +270,14 @@ mod tests {
         );
         assert_eq!(
             resources::find(&a, "res_2").unwrap().status,
-            resources::Status::Removed
+            resources::ResourceStatus::Removed
         );
         assert!(matches!(
             next_action(&a, &dom, T0),
             Some(Action::ReleaseDomain { .. })
         ));
         run(&mut a, &mut log, |d| {
-            apply_outcome(d, &dom, Outcome::Released, &settings)
+            apply_outcome(d, &dom, ActionResult::Released, &settings)
         })
         .unwrap();
         // Second step: nothing but the plan left; it goes and the account closes.
@@ -285,11 +285,11 @@ mod tests {
             run(&mut a, &mut log, |d| step(d, &catalog)).unwrap(),
             Progress::Closed
         );
-        assert_eq!(a.status, Status::Closed);
+        assert_eq!(a.status, AccountStatus::Closed);
         assert!(a
             .resources
             .iter()
-            .all(|r| r.status == resources::Status::Removed));
+            .all(|r| r.status == resources::ResourceStatus::Removed));
         assert!(a.families.iter().all(|f| f.revoked_at.is_some()));
         assert_eq!(
             run(&mut a, &mut log, |d| step(d, &catalog)).unwrap(),

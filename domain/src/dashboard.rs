@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::account::{check_sign_in, Account, Draft, SignInRefusal};
 use crate::audit::Authentication;
 use crate::catalog::ServiceKind;
-use crate::resources::{self, Candidate, Detail, Status};
+use crate::resources::{self, Candidate, Detail, ResourceStatus};
 use crate::tokens::same_hash;
 
 pub const LINK_TTL: i64 = 600;
@@ -361,7 +361,7 @@ pub fn view(a: &Account, now: i64) -> View {
     let lines = a
         .resources
         .iter()
-        .filter(|r| r.status != Status::Removed)
+        .filter(|r| r.status != ResourceStatus::Removed)
         .map(|r| ResourceLine {
             id: r.id.clone(),
             service_id: r.service_id.clone(),
@@ -395,7 +395,7 @@ pub fn view(a: &Account, now: i64) -> View {
     let quotes = a
         .resources
         .iter()
-        .filter(|r| r.status == Status::NeedsInformation && r.job.is_none())
+        .filter(|r| r.status == ResourceStatus::NeedsInformation && r.job.is_none())
         .filter_map(|r| match &r.detail {
             Detail::Domain { quote: Some(q), .. } if q.expires_at > now => Some(PendingQuote {
                 resource_id: r.id.clone(),
@@ -426,7 +426,7 @@ pub fn operator_view(a: &Account, now: i64) -> Value {
     json!({
         "id": a.id,
         "object": "account",
-        "status": if a.closing.is_some() && a.status != crate::account::Status::Closed { "closing" } else { a.status.as_str() },
+        "status": if a.closing.is_some() && a.status != crate::account::AccountStatus::Closed { "closing" } else { a.status.as_str() },
         "status_reason": a.status_reason.clone().or_else(|| a.closing.clone()),
         "email": a.owner.email,
         "name": a.owner.name,

@@ -6,12 +6,12 @@
 
 use serde_json::{json, Value};
 
-use crate::account::{AccountError, ConsentError, Status};
+use crate::account::{AccountError, AccountStatus, ConsentError};
 use crate::account_request::AccountRequestError;
 use crate::ledger::format_amount;
-use crate::payments::PaymentError;
 use crate::resources::{ErrorInfo, ResourceError};
 use crate::signature::SignatureError;
+use crate::stripe_api::PaymentError;
 
 /// The shape an error takes on the wire, chosen by the endpoint family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,7 +276,7 @@ impl AccountError {
     pub fn bearer_failure(&self) -> Failure {
         match self {
             AccountError::Inactive {
-                status: Status::Suspended,
+                status: AccountStatus::Suspended,
             } => Failure::new(
                 403,
                 "account_suspended",

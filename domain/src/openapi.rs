@@ -11,13 +11,13 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::OPENAPI;
-    use crate::account::{AccountError, ConsentError, Status};
+    use crate::account::{AccountError, AccountStatus, ConsentError};
     use crate::account_request::AccountRequestError;
     use crate::errors::{ApiError, Failure, OAuthError};
-    use crate::payments::PaymentError;
     use crate::resources::ResourceError;
     use crate::routes::{Endpoint, Family, Param, Route, TABLE};
     use crate::signature::SignatureError;
+    use crate::stripe_api::PaymentError;
 
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -521,10 +521,10 @@ mod tests {
         let all = vec![
             AccountError::NotFound,
             AccountError::Inactive {
-                status: Status::Suspended,
+                status: AccountStatus::Suspended,
             },
             AccountError::Inactive {
-                status: Status::Closed,
+                status: AccountStatus::Closed,
             },
             AccountError::InvalidGrant {
                 reason: "used".into(),
@@ -534,8 +534,8 @@ mod tests {
             },
             AccountError::InvalidToken,
             AccountError::InvalidTransition {
-                from: Status::Closed,
-                to: Status::Suspended,
+                from: AccountStatus::Closed,
+                to: AccountStatus::Suspended,
             },
             AccountError::Consent(ConsentError::Unknown),
             AccountError::Unavailable,
@@ -729,8 +729,8 @@ mod tests {
                     .chain(
                         [
                             AccountError::InvalidTransition {
-                                from: Status::Active,
-                                to: Status::Active,
+                                from: AccountStatus::Active,
+                                to: AccountStatus::Active,
                             },
                             AccountError::Unavailable,
                         ]

@@ -32,15 +32,15 @@ use serde_json::{json, Map, Value};
 use crate::account::{Access, Account, AccountError, Draft};
 use crate::catalog::{Behaviour, Catalog, Price, Registrar, Service, ServiceKind};
 use crate::ledger::{format_amount, CapError};
-use crate::payments::{self, GrantedToken, PaymentError, StripeFailure};
 use crate::sealing::{KeyRing, OpenError, Sealed};
+use crate::stripe_api::{self, GrantedToken, PaymentError, StripeFailure};
 use crate::time::format_rfc3339;
 use crate::tokens::{self, Minted, TokenKind};
-use crate::{domains, schema};
+use crate::{domain_names, schema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub enum ResourceStatus {
     Pending,
     NeedsInformation,
     Complete,
@@ -48,14 +48,14 @@ pub enum Status {
     Removed,
 }
 
-impl Status {
+impl ResourceStatus {
     pub fn as_str(self) -> &'static str {
         match self {
-            Status::Pending => "pending",
-            Status::NeedsInformation => "needs_information",
-            Status::Complete => "complete",
-            Status::Errored => "errored",
-            Status::Removed => "removed",
+            ResourceStatus::Pending => "pending",
+            ResourceStatus::NeedsInformation => "needs_information",
+            ResourceStatus::Complete => "complete",
+            ResourceStatus::Errored => "errored",
+            ResourceStatus::Removed => "removed",
         }
     }
 }
@@ -212,7 +212,7 @@ pub struct Resource {
     pub service_id: String,
     pub project_id: String,
     pub kind: ServiceKind,
-    pub status: Status,
+    pub status: ResourceStatus,
     pub created_at: i64,
     pub updated_at: i64,
     pub configuration: Value,
@@ -538,14 +538,14 @@ pub fn require_scope(access: &Access, write: bool) -> Result<(), ResourceError> 
 
 /// Not removed: still held by the account (whatever its state).
 pub fn live(r: &Resource) -> bool {
-    r.status != Status::Removed
+    r.status != ResourceStatus::Removed
 }
 
 /// The account's plan, if it has one.
 pub fn current_plan(a: &Account) -> Option<&Resource> {
     a.resources
         .iter()
-        .find(|r| r.kind == ServiceKind::Plan && live(r) && r.status != Status::Errored)
+        .find(|r| r.kind == ServiceKind::Plan && live(r) && r.status != ResourceStatus::Errored)
 }
 
 pub fn find<'a>(a: &'a Account, id: &str) -> Result<&'a Resource, ResourceError> {
@@ -591,7 +591,7 @@ pub fn prepare_create(
         let unrefunded = || {
             a.resources.iter().find(|r| {
                 r.kind == ServiceKind::Plan
-                    && r.status == Status::Errored
+                    && r.status == ResourceStatus::Errored
                     && r.error.as_ref().is_some_and(|e| e.code == REFUND_FAILED)
             })
         };
@@ -605,7 +605,7 @@ pub fn prepare_create(
         }
     } else if let Some(r) = a.resources.iter().find(|r| {
         live(r)
-            && r.status != Status::Errored
+            && r.status != ResourceStatus::Errored
             && r.service_id == req.service_id
             && r.project_id == req.project_id
     }) {
@@ -614,7 +614,7 @@ pub fn prepare_create(
     if service.kind == ServiceKind::Deployable {
         // A new plan being refunded (its subscription failed) will not be there.
         let plan = current_plan(a).filter(|p| {
-            p.status == Status::Complete
+            p.status == ResourceStatus::Complete
                 || p.job
                     .as_ref()
                     .is_some_and(|j| !matches!(j.job, Job::Refund { .. }))
@@ -644,10 +644,11 @@ pub fn prepare_create(
                 .get("domain_query")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let label = domains::label(query).map_err(|m| ResourceError::InvalidConfiguration {
-                field: "configuration/domain_query".into(),
-                message: m.into(),
-            })?;
+            let label =
+                domain_names::label(query).map_err(|m| ResourceError::InvalidConfiguration {
+                    field: "configuration/domain_query".into(),
+                    message: m.into(),
+                })?;
             Ok(Preparation::Search {
                 label,
                 registrar: *registrar,
@@ -799,7 +800,7 @@ pub fn create(
         service_id: service.id.clone(),
         project_id: req.project_id.clone(),
         kind: service.kind,
-        status: Status::Complete,
+        status: ResourceStatus::Complete,
         created_at: now,
         updated_at: now,
         configuration: req.configuration.clone(),
@@ -821,7 +822,7 @@ pub fn create(
                     .clone()
                     .ok_or(ResourceError::RequiresPaymentCredentials)?;
                 let job = subscribe_job(d, service, &ids.resource_id, token, &ids.charge_id, None)?;
-                resource.status = Status::Pending;
+                resource.status = ResourceStatus::Pending;
                 resource.message = Some("starting the subscription".into());
                 resource.job = start_job(job, now);
             }
@@ -868,7 +869,7 @@ pub fn create(
             if !candidates.iter().any(|c| c.available) {
                 return Err(ResourceError::NoDomainAvailable);
             }
-            resource.status = Status::NeedsInformation;
+            resource.status = ResourceStatus::NeedsInformation;
             resource.detail = Detail::Domain {
                 query: req
                     .configuration
@@ -891,7 +892,7 @@ pub fn create(
             );
         }
         Behaviour::OperatorBackend { url, .. } => {
-            resource.status = Status::Pending;
+            resource.status = ResourceStatus::Pending;
             resource.detail = Detail::Operator {
                 access_configuration: None,
             };
@@ -950,7 +951,7 @@ impl Draft<'_> {
         self.require_active().map_err(ResourceError::from)
     }
 
-    fn set_status(&mut self, i: usize, status: Status, action: &'static str) {
+    fn set_status(&mut self, i: usize, status: ResourceStatus, action: &'static str) {
         let before = summary(&self.account.resources[i]);
         let now = self.now();
         let r = &mut self.account.resources[i];
@@ -972,7 +973,7 @@ pub fn update_service(
     d.require_active_account()?;
     let i = index(d, id)?;
     let r = d.account.resources[i].clone();
-    if r.status == Status::Removed {
+    if r.status == ResourceStatus::Removed {
         return Err(ResourceError::NotFound);
     }
     if r.job.is_some() {
@@ -1051,7 +1052,7 @@ pub fn rotate(
     let i = index(d, id)?;
     let now = d.now();
     let r = &mut d.account.resources[i];
-    if r.status == Status::Removed {
+    if r.status == ResourceStatus::Removed {
         return Err(ResourceError::NotFound);
     }
     if r.job.is_some() {
@@ -1078,7 +1079,7 @@ pub fn rotate(
             );
             Ok(())
         }
-        Detail::Operator { .. } if r.status == Status::Complete => {
+        Detail::Operator { .. } if r.status == ResourceStatus::Complete => {
             let url = operator_url(catalog, &r.service_id)?;
             r.job = start_job(
                 Job::Operator {
@@ -1087,7 +1088,7 @@ pub fn rotate(
                 },
                 now,
             );
-            r.status = Status::Pending;
+            r.status = ResourceStatus::Pending;
             d.record(
                 "resource.rotate_requested",
                 None,
@@ -1125,7 +1126,7 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
         .cancelling
         .iter()
         .any(|s| s.resource_id == id);
-    if r.status == Status::Removed {
+    if r.status == ResourceStatus::Removed {
         return Ok(!stale);
     }
     let now = d.now();
@@ -1148,7 +1149,7 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
     }
     // What must happen elsewhere before the resource is gone, if anything.
     let release = match &r.detail {
-        _ if r.status != Status::Complete => None,
+        _ if r.status != ResourceStatus::Complete => None,
         Detail::Plan {
             subscription_id: Some(sub),
             ..
@@ -1171,7 +1172,7 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
     match release {
         Some(job) => {
             d.account.resources[i].job = start_job(job, now);
-            d.account.resources[i].status = Status::Pending;
+            d.account.resources[i].status = ResourceStatus::Pending;
             d.record("resource.remove_requested", None, summary(&r), Value::Null);
             Ok(false)
         }
@@ -1181,7 +1182,7 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
             if let Detail::Domain { quote, .. } = &mut res.detail {
                 *quote = None;
             }
-            d.set_status(i, Status::Removed, "resource.removed");
+            d.set_status(i, ResourceStatus::Removed, "resource.removed");
             Ok(!stale)
         }
     }
@@ -1191,7 +1192,7 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
 pub fn mark_removed(d: &mut Draft, id: &str) {
     if let Ok(i) = index(d, id) {
         d.account.resources[i].job = None;
-        d.set_status(i, Status::Removed, "resource.removed");
+        d.set_status(i, ResourceStatus::Removed, "resource.removed");
     }
 }
 
@@ -1215,7 +1216,7 @@ pub fn confirm_domain(
     else {
         return Err(ResourceError::NotAwaitingConfirmation);
     };
-    if r.status != Status::NeedsInformation || r.job.is_some() {
+    if r.status != ResourceStatus::NeedsInformation || r.job.is_some() {
         return Err(ResourceError::NotAwaitingConfirmation);
     }
     let quote = quote
@@ -1261,7 +1262,7 @@ pub fn confirm_domain(
         &candidate.domain,
     )?;
     let res = &mut d.account.resources[i];
-    res.status = Status::Pending;
+    res.status = ResourceStatus::Pending;
     res.message = Some(format!("buying {}", candidate.domain));
     res.job = start_job(
         Job::BuyDomain {
@@ -1381,7 +1382,7 @@ pub enum Action {
 /// The answer to an [`Action`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
+pub enum ActionResult {
     Token {
         token: GrantedToken,
     },
@@ -1421,13 +1422,13 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
-    pub fn from_stripe_failure(f: StripeFailure) -> Outcome {
+impl ActionResult {
+    pub fn from_stripe_failure(f: StripeFailure) -> ActionResult {
         match f {
-            StripeFailure::Refused(error) => Outcome::Refused {
+            StripeFailure::Refused(error) => ActionResult::Refused {
                 error: ResourceError::Payment { error },
             },
-            StripeFailure::Unavailable { message } => Outcome::Unavailable { message },
+            StripeFailure::Unavailable { message } => ActionResult::Unavailable { message },
         }
     }
 }
@@ -1694,7 +1695,11 @@ pub fn stale_ended(d: &mut Draft, subscription: &str) {
 
 /// The answer to cancelling a replaced subscription (a resource with no job): cancelled (or
 /// already gone) drops it; anything else schedules the next try. Never fails the resource.
-fn apply_stale_outcome(d: &mut Draft, i: usize, outcome: Outcome) -> Result<(), ResourceError> {
+fn apply_stale_outcome(
+    d: &mut Draft,
+    i: usize,
+    outcome: ActionResult,
+) -> Result<(), ResourceError> {
     let now = d.now();
     let id = d.account.resources[i].id.clone();
     let Some(sub) = stale_due(&d.account, &id, i64::MAX).map(|s| s.subscription_id.clone()) else {
@@ -1710,7 +1715,7 @@ fn apply_stale_outcome(d: &mut Draft, i: usize, outcome: Outcome) -> Result<(), 
         return Ok(());
     };
     let reason = match outcome {
-        Outcome::Canceled => {
+        ActionResult::Canceled => {
             let s = d.account.billing.cancelling.remove(k);
             d.record(
                 "subscription.canceled",
@@ -1724,8 +1729,8 @@ fn apply_stale_outcome(d: &mut Draft, i: usize, outcome: Outcome) -> Result<(), 
             r.updated_at = now;
             return Ok(());
         }
-        Outcome::Unavailable { message } => message,
-        Outcome::Refused { error } => crate::errors::resource_error_info(&error).message,
+        ActionResult::Unavailable { message } => message,
+        ActionResult::Refused { error } => crate::errors::resource_error_info(&error).message,
         other => format!("unexpected answer {other:?}"),
     };
     let reason = crate::errors::truncate(&reason, 200).to_string();
@@ -1755,7 +1760,7 @@ fn backoff(attempts: u32) -> i64 {
 pub fn apply_outcome(
     d: &mut Draft,
     id: &str,
-    outcome: Outcome,
+    outcome: ActionResult,
     settings: &Settings,
 ) -> Result<(), ResourceError> {
     let i = index(d, id)?;
@@ -1764,7 +1769,7 @@ pub fn apply_outcome(
         return apply_stale_outcome(d, i, outcome);
     };
     match outcome {
-        Outcome::Unavailable { message } => {
+        ActionResult::Unavailable { message } => {
             js.attempts += 1;
             if js.attempts >= settings.max_attempts {
                 return fail_job(
@@ -1787,16 +1792,16 @@ pub fn apply_outcome(
         }
         // Stripe refuses to refund what is already refunded (by a webhook-reported refund, or
         // from the dashboard): the compensation is done.
-        Outcome::Refused {
+        ActionResult::Refused {
             error:
                 ResourceError::Payment {
                     error: PaymentError::Failed { code, .. },
                 },
         } if code == "charge_already_refunded" && matches!(js.job, Job::Refund { .. }) => {
             let refund = "already_refunded".to_string();
-            advance(d, i, js, Outcome::Refunded { id: refund }, settings)
+            advance(d, i, js, ActionResult::Refunded { id: refund }, settings)
         }
-        Outcome::Refused { error } => fail_job(d, i, error),
+        ActionResult::Refused { error } => fail_job(d, i, error),
         outcome => advance(d, i, js, outcome, settings),
     }
 }
@@ -1805,7 +1810,7 @@ fn advance(
     d: &mut Draft,
     i: usize,
     mut js: JobState,
-    outcome: Outcome,
+    outcome: ActionResult,
     settings: &Settings,
 ) -> Result<(), ResourceError> {
     let now = d.now();
@@ -1826,9 +1831,9 @@ fn advance(
                 currency,
                 ..
             },
-            Outcome::Token { token },
+            ActionResult::Token { token },
         ) => {
-            if let Err(error) = payments::check_token(&token, *amount, currency, now) {
+            if let Err(error) = stripe_api::check_token(&token, *amount, currency, now) {
                 return fail_job(d, i, ResourceError::Payment { error });
             }
             *token_checked = true;
@@ -1840,7 +1845,7 @@ fn advance(
                 json!({"resource_id": id, "currency": token.currency, "available": available, "expires_at": token.expires_at}),
             );
         }
-        (Job::Subscribe { .. }, Outcome::Customer { id: customer }) => {
+        (Job::Subscribe { .. }, ActionResult::Customer { id: customer }) => {
             d.account.billing.customer_id = Some(customer.clone());
             d.record(
                 "billing.customer_created",
@@ -1858,7 +1863,7 @@ fn advance(
                 currency,
                 ..
             },
-            Outcome::PaymentIntent {
+            ActionResult::PaymentIntent {
                 id: pi,
                 payment_method: pm,
             },
@@ -1874,7 +1879,7 @@ fn advance(
                 subscription,
                 ..
             },
-            Outcome::Subscription { id: sub, status },
+            ActionResult::Subscription { id: sub, status },
         ) => {
             let target = target_service.clone();
             // paid -> paid: the new plan is in place now; the old subscription is cancelled
@@ -1890,7 +1895,7 @@ fn advance(
                 past_due_since: None,
                 suspended: false,
             };
-            r.status = Status::Complete;
+            r.status = ResourceStatus::Complete;
             r.job = None;
             r.message = None;
             r.error = None;
@@ -1910,7 +1915,7 @@ fn advance(
                 subscription: Some(_),
                 ..
             },
-            Outcome::Canceled,
+            ActionResult::Canceled,
         ) => {
             let old = old.clone();
             let r = &mut d.account.resources[i];
@@ -1931,7 +1936,7 @@ fn advance(
                 target_service,
                 subscription_id,
             },
-            Outcome::Canceled,
+            ActionResult::Canceled,
         ) => {
             let (target, sub) = (target_service.clone(), subscription_id.clone());
             let before = summary(&d.account.resources[i]);
@@ -1949,11 +1954,11 @@ fn advance(
             let action = match target {
                 Some(t) => {
                     r.service_id = t;
-                    r.status = Status::Complete;
+                    r.status = ResourceStatus::Complete;
                     "resource.updated"
                 }
                 None => {
-                    r.status = Status::Removed;
+                    r.status = ResourceStatus::Removed;
                     "resource.removed"
                 }
             };
@@ -1974,7 +1979,7 @@ fn advance(
                 domain,
                 ..
             },
-            Outcome::Claimed { expires_at },
+            ActionResult::Claimed { expires_at },
         ) => {
             if payment_intent.is_some() {
                 // Charged and registered: done.
@@ -1992,7 +1997,7 @@ fn advance(
                     *e = Some(expires_at);
                     *quote = None;
                 }
-                r.status = Status::Complete;
+                r.status = ResourceStatus::Complete;
                 r.job = None;
                 r.message = None;
                 r.updated_at = now;
@@ -2016,7 +2021,7 @@ fn advance(
                 currency,
                 ..
             },
-            Outcome::PaymentIntent { id: pi, .. },
+            ActionResult::PaymentIntent { id: pi, .. },
         ) => {
             *payment_intent = Some(pi.clone());
             settled(d, &id, charge_id, &pi, *amount, currency);
@@ -2026,7 +2031,7 @@ fn advance(
                 domain,
                 then_remove,
             },
-            Outcome::Released,
+            ActionResult::Released,
         ) => {
             let (name, then_remove) = (domain.clone(), *then_remove);
             let r = &mut d.account.resources[i];
@@ -2039,7 +2044,7 @@ fn advance(
             );
             if then_remove {
                 d.account.resources[i].message = None;
-                d.set_status(i, Status::Removed, "resource.removed");
+                d.set_status(i, ResourceStatus::Removed, "resource.removed");
             }
             return Ok(());
         }
@@ -2051,7 +2056,7 @@ fn advance(
                 keep_current,
                 ..
             },
-            Outcome::Refunded { id: refund },
+            ActionResult::Refunded { id: refund },
         ) => {
             let (cid, amount, reason) = (charge_id.clone(), *amount, reason.clone());
             let keep_current = *keep_current;
@@ -2081,12 +2086,12 @@ fn advance(
                 code: reason.code,
                 message: format!("{} The charge was refunded.", reason.message),
             });
-            d.set_status(i, Status::Errored, "resource.failed");
+            d.set_status(i, ResourceStatus::Errored, "resource.failed");
             return Ok(());
         }
         (
             Job::Operator { action, .. },
-            Outcome::Operator {
+            ActionResult::Operator {
                 status,
                 access_configuration,
                 retry_after,
@@ -2130,14 +2135,14 @@ fn advance(
                         r.detail = Detail::Operator {
                             access_configuration: None,
                         };
-                        r.status = Status::Removed;
+                        r.status = ResourceStatus::Removed;
                         let after = summary(r);
                         d.record("resource.removed", None, before, after);
                     } else {
                         r.detail = Detail::Operator {
                             access_configuration,
                         };
-                        r.status = Status::Complete;
+                        r.status = ResourceStatus::Complete;
                         let after = summary(r);
                         d.record(
                             if action == "rotate" {
@@ -2279,9 +2284,9 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             amount,
             ..
         } => {
-            let keep_current = r.status == Status::Complete;
+            let keep_current = r.status == ResourceStatus::Complete;
             if !keep_current {
-                res.status = Status::Pending;
+                res.status = ResourceStatus::Pending;
             }
             res.message =
                 Some("the subscription could not be started; refunding the charge".into());
@@ -2294,14 +2299,14 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             });
         }
         // A failed plan change leaves the current plan in place.
-        Job::Subscribe { .. } if r.status == Status::Complete => {
+        Job::Subscribe { .. } if r.status == ResourceStatus::Complete => {
             res.message = Some(format!("the plan change failed: {}", info.message));
         }
         Job::Unsubscribe { .. }
         | Job::ReleaseDomain {
             then_remove: true, ..
         } => {
-            res.status = Status::Complete;
+            res.status = ResourceStatus::Complete;
             res.message = Some(format!("the change failed: {}", info.message));
         }
         // A new plan whose purchase failed before anyone was told it was pending, and before
@@ -2316,7 +2321,7 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             amount,
             ..
         } => {
-            res.status = Status::Pending;
+            res.status = ResourceStatus::Pending;
             res.message = Some("the registration failed; refunding the charge".into());
             res.job = follow_up(Job::Refund {
                 payment_intent: pi,
@@ -2330,7 +2335,7 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
         Job::BuyDomain {
             claimed, domain, ..
         } => {
-            res.status = Status::NeedsInformation;
+            res.status = ResourceStatus::NeedsInformation;
             res.message = Some(format!("the purchase failed: {}", info.message));
             if claimed {
                 res.job = follow_up(Job::ReleaseDomain {
@@ -2340,7 +2345,7 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             }
         }
         Job::Operator { action, .. } if action != "create" => {
-            res.status = Status::Complete;
+            res.status = ResourceStatus::Complete;
             res.message = Some(format!("the {action} failed: {}", info.message));
         }
         // The refund itself was refused: the money is still with us. A plan change keeps
@@ -2357,7 +2362,7 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             ));
         }
         Job::Refund { reason, .. } => {
-            res.status = Status::Errored;
+            res.status = ResourceStatus::Errored;
             res.error = Some(ErrorInfo {
                 code: REFUND_FAILED.into(),
                 message: format!(
@@ -2367,7 +2372,7 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             });
         }
         _ => {
-            res.status = Status::Errored;
+            res.status = ResourceStatus::Errored;
             res.error = Some(info);
         }
     }
@@ -2382,7 +2387,11 @@ pub fn introspect_api_key(a: &Account, token_hash: &str) -> Value {
     if !a.is_open() {
         return json!({"active": false});
     }
-    for r in a.resources.iter().filter(|r| r.status == Status::Complete) {
+    for r in a
+        .resources
+        .iter()
+        .filter(|r| r.status == ResourceStatus::Complete)
+    {
         if let Detail::ApiToken {
             scopes,
             token_hash: h,
@@ -2542,7 +2551,7 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
         return v;
     }
     match r.status {
-        Status::Complete => {
+        ResourceStatus::Complete => {
             let mut ac = BTreeMap::new();
             ac.insert("ACCOUNT_ID".to_string(), account_id.to_string());
             match &r.detail {
@@ -2589,11 +2598,11 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
                 v["complete"]["message"] = json!(m);
             }
         }
-        Status::Pending => {
+        ResourceStatus::Pending => {
             v["pending"] =
                 json!({"message": r.message.clone().unwrap_or_else(|| "in progress".into())});
         }
-        Status::NeedsInformation => {
+        ResourceStatus::NeedsInformation => {
             if let Detail::Domain { quote: Some(q), .. } = &r.detail {
                 let available: Vec<&Candidate> =
                     q.candidates.iter().filter(|c| c.available).collect();
@@ -2621,13 +2630,13 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
                 });
             }
         }
-        Status::Errored => {
+        ResourceStatus::Errored => {
             v["error"] = json!(r.error.clone().unwrap_or(ErrorInfo {
                 code: "errored".into(),
                 message: "the resource failed".into()
             }));
         }
-        Status::Removed => {}
+        ResourceStatus::Removed => {}
     }
     v
 }

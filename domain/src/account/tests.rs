@@ -111,7 +111,7 @@ impl World {
 #[test]
 fn creation_records_the_account_grant_and_code() {
     let w = World::new(None);
-    assert_eq!(w.account.status, Status::Active);
+    assert_eq!(w.account.status, AccountStatus::Active);
     assert_eq!(w.account.tos_version, "2026-11-01");
     assert_eq!(
         w.actions(),
@@ -318,7 +318,7 @@ fn inactive_accounts_refuse_tokens_at_once() {
     assert_eq!(
         authenticate(&w.account, &hash("at-1"), T0 + 2),
         Err(AccountError::Inactive {
-            status: Status::Suspended
+            status: AccountStatus::Suspended
         })
     );
     assert_eq!(
@@ -341,8 +341,8 @@ fn every_forbidden_transition_is_refused_and_changes_nothing() {
     assert_eq!(
         w.run(T0, ActorKind::Operator, |d| resume(d, "x")),
         Err(AccountError::InvalidTransition {
-            from: Status::Active,
-            to: Status::Active
+            from: AccountStatus::Active,
+            to: AccountStatus::Active
         })
     );
     assert_eq!(w.log.len(), before);
@@ -353,7 +353,7 @@ fn every_forbidden_transition_is_refused_and_changes_nothing() {
     assert_eq!(w.log.len(), n);
     w.run(T0, ActorKind::Operator, |d| close(d, "owner asked"))
         .unwrap();
-    assert_eq!(w.account.status, Status::Closed);
+    assert_eq!(w.account.status, AccountStatus::Closed);
     for (name, result) in [
         (
             "suspend",
@@ -365,7 +365,7 @@ fn every_forbidden_transition_is_refused_and_changes_nothing() {
             matches!(
                 result,
                 Err(AccountError::InvalidTransition {
-                    from: Status::Closed,
+                    from: AccountStatus::Closed,
                     ..
                 })
             ),
@@ -379,7 +379,7 @@ fn every_forbidden_transition_is_refused_and_changes_nothing() {
     assert!(matches!(
         w.exchange(T0, "code-1", None, true, 1),
         Err(AccountError::Inactive {
-            status: Status::Closed
+            status: AccountStatus::Closed
         })
     ));
     assert_eq!(verify_chain(&w.log), Ok(()));

@@ -110,7 +110,7 @@ impl W {
         }
     }
 
-    fn feed(&mut self, id: &str, outcome: Outcome) -> Result<(), ResourceError> {
+    fn feed(&mut self, id: &str, outcome: ActionResult) -> Result<(), ResourceError> {
         let s = Settings::default();
         self.run(|d| apply_outcome(d, id, outcome, &s))
     }
@@ -133,8 +133,8 @@ fn ctx(now: i64) -> Ctx {
     }
 }
 
-fn spt(token: &str, max: u64) -> Outcome {
-    Outcome::Token {
+fn spt(token: &str, max: u64) -> ActionResult {
+    ActionResult::Token {
         token: GrantedToken {
             id: token.into(),
             currency: "usd".into(),
@@ -156,7 +156,7 @@ fn subscribe(w: &mut W, id: &str) {
     assert!(matches!(w.next(id), Some(Action::RetrieveToken { .. })));
     w.feed(id, spt("spt_1", 5000)).unwrap();
     assert!(matches!(w.next(id), Some(Action::CreateCustomer { .. })));
-    w.feed(id, Outcome::Customer { id: "cus_1".into() })
+    w.feed(id, ActionResult::Customer { id: "cus_1".into() })
         .unwrap();
     let Some(Action::CreatePaymentIntent {
         amount,
@@ -173,7 +173,7 @@ fn subscribe(w: &mut W, id: &str) {
     );
     w.feed(
         id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_1".into(),
             payment_method: Some("pm_1".into()),
         },
@@ -198,7 +198,7 @@ fn subscribe(w: &mut W, id: &str) {
     );
     w.feed(
         id,
-        Outcome::Subscription {
+        ActionResult::Subscription {
             id: "sub_1".into(),
             status: "trialing".into(),
         },
@@ -216,7 +216,7 @@ fn free_plan_then_api_token() {
     let plan = w
         .create(json!({"service_id": "free", "project_id": "p"}), None)
         .unwrap();
-    assert_eq!(w.res(&plan).status, Status::Complete);
+    assert_eq!(w.res(&plan).status, ResourceStatus::Complete);
     // Idempotent: the same plan again is the same resource; another plan is refused.
     assert_eq!(
         w.create(json!({"service_id": "free", "project_id": "other"}), None)
@@ -232,7 +232,7 @@ fn free_plan_then_api_token() {
 
     let tok = w.create(json!({"service_id": "api_token", "project_id": "p", "configuration": {"scopes": ["logs:read"], "label": "ci"}}), None).unwrap();
     let r = w.res(&tok).clone();
-    assert_eq!(r.status, Status::Complete);
+    assert_eq!(r.status, ResourceStatus::Complete);
     assert!(
         matches!(&r.detail, Detail::ApiToken { scopes, generation: 1, .. } if scopes == &vec!["logs:read".to_string()])
     );
@@ -262,7 +262,7 @@ fn free_plan_then_api_token() {
     let cat = w.catalog.clone();
     assert_eq!(w.run(|d| remove(d, &tok, &cat)), Ok(true));
     assert_eq!(w.run(|d| remove(d, &tok, &cat)), Ok(true));
-    assert_eq!(w.res(&tok).status, Status::Removed);
+    assert_eq!(w.res(&tok).status, ResourceStatus::Removed);
     assert_eq!(
         w.run(|d| rotate(d, &tok, &cat, Some(next.clone()))),
         Err(ResourceError::NotFound)
@@ -524,7 +524,7 @@ fn malformed_bodies_name_the_problem() {
 fn paid_plan_reserves_charges_and_subscribes() {
     let mut w = W::new();
     let id = w.create(paid_plan("spt_1"), None).unwrap();
-    assert_eq!(w.res(&id).status, Status::Pending);
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
     assert_eq!(
         w.account.ledger.spent(w.now),
         2000,
@@ -532,7 +532,7 @@ fn paid_plan_reserves_charges_and_subscribes() {
     );
     subscribe(&mut w, &id);
     let r = w.res(&id);
-    assert_eq!(r.status, Status::Complete);
+    assert_eq!(r.status, ResourceStatus::Complete);
     assert!(matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == "sub_1"));
     assert_eq!(w.account.ledger.charges[0].status, ChargeStatus::Charged);
     assert_eq!(w.account.billing.customer_id.as_deref(), Some("cus_1"));
@@ -555,18 +555,18 @@ fn an_outage_retries_with_the_same_keys() {
     let mut w = W::new();
     let id = w.create(paid_plan("spt_1"), None).unwrap();
     w.feed(&id, spt("spt_1", 5000)).unwrap();
-    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+    w.feed(&id, ActionResult::Customer { id: "cus_1".into() })
         .unwrap();
     let first = w.next(&id).unwrap();
     w.feed(
         &id,
-        Outcome::Unavailable {
+        ActionResult::Unavailable {
             message: "503".into(),
         },
     )
     .unwrap();
     assert_eq!(w.next(&id), None, "backing off");
-    assert_eq!(w.res(&id).status, Status::Pending);
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
     assert!(next_wake(&w.account).unwrap() > w.now);
     w.now += 5;
     assert_eq!(
@@ -610,16 +610,16 @@ fn an_acknowledged_purchase_that_fails_later_is_errored() {
         Ok(())
     })
     .unwrap();
-    let declined = Outcome::from_stripe_failure(crate::payments::classify(
+    let declined = ActionResult::from_stripe_failure(crate::stripe_api::classify(
         402,
         &json!({"error": {"code": "card_declined", "decline_code": "insufficient_funds", "message": "Your card was declined."}}),
     ));
     w.feed(&id, spt("spt_1", 5000)).unwrap();
-    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+    w.feed(&id, ActionResult::Customer { id: "cus_1".into() })
         .unwrap();
     assert!(w.feed(&id, declined).is_err());
     let r = w.res(&id);
-    assert_eq!(r.status, Status::Errored);
+    assert_eq!(r.status, ResourceStatus::Errored);
     assert_eq!(r.error.as_ref().unwrap().code, "payment_declined");
     assert_eq!(w.account.ledger.spent(w.now), 0);
 }
@@ -665,7 +665,7 @@ fn the_cap_refuses_the_purchase_that_would_cross_it() {
     );
     assert_eq!(
         w.res(&c).status,
-        Status::NeedsInformation,
+        ResourceStatus::NeedsInformation,
         "nothing changed"
     );
     let alerts: Vec<&AuditRecord> = w.log.iter().filter(|r| r.action == "spend.alert").collect();
@@ -707,7 +707,7 @@ fn builtin_candidates() -> Vec<Candidate> {
 fn domain_quote_confirm_purchase() {
     let (mut w, id) = domain_world("domain", builtin_candidates());
     let r = w.res(&id).clone();
-    assert_eq!(r.status, Status::NeedsInformation);
+    assert_eq!(r.status, ResourceStatus::NeedsInformation);
     assert_eq!(w.account.ledger.spent(w.now), 0, "a quote costs nothing");
     let v = render(&r, "acct_x", &BTreeMap::new());
     assert_eq!(v["status"], "needs_information");
@@ -745,7 +745,7 @@ fn domain_quote_confirm_purchase() {
     ));
     w.run(|d| confirm_domain(d, &id, &confirm("acme-app.apps.example.dev", 1200), "ch"))
         .unwrap();
-    assert_eq!(w.res(&id).status, Status::Pending);
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
     assert_eq!(
         w.run(|d| confirm_domain(d, &id, &confirm("acme-app.apps.example.dev", 1200), "ch2")),
         Err(ResourceError::NotAwaitingConfirmation)
@@ -759,7 +759,7 @@ fn domain_quote_confirm_purchase() {
     );
     w.feed(
         &id,
-        Outcome::Claimed {
+        ActionResult::Claimed {
             expires_at: T0 + 365 * 86_400,
         },
     )
@@ -774,7 +774,7 @@ fn domain_quote_confirm_purchase() {
     ));
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_d".into(),
             payment_method: None,
         },
@@ -783,13 +783,13 @@ fn domain_quote_confirm_purchase() {
     assert!(matches!(w.next(&id), Some(Action::ClaimDomain { .. })));
     w.feed(
         &id,
-        Outcome::Claimed {
+        ActionResult::Claimed {
             expires_at: T0 + 365 * 86_400,
         },
     )
     .unwrap();
     let r = w.res(&id).clone();
-    assert_eq!(r.status, Status::Complete);
+    assert_eq!(r.status, ResourceStatus::Complete);
     let v = render(&r, "acct_x", &BTreeMap::new());
     assert_eq!(
         v["complete"]["access_configuration"]["DOMAIN"],
@@ -801,8 +801,8 @@ fn domain_quote_confirm_purchase() {
     let cat = w.catalog.clone();
     assert_eq!(w.run(|d| remove(d, &id, &cat)), Ok(false));
     assert!(matches!(w.next(&id), Some(Action::ReleaseDomain { .. })));
-    w.feed(&id, Outcome::Released).unwrap();
-    assert_eq!(w.res(&id).status, Status::Removed);
+    w.feed(&id, ActionResult::Released).unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Removed);
     assert_eq!(verify_chain(&w.log), Ok(()));
 }
 
@@ -857,8 +857,9 @@ fn a_declined_domain_charge_goes_back_to_the_quote_and_lets_the_name_go() {
     })
     .unwrap();
     w.feed(&id, spt("spt_d", 5000)).unwrap();
-    w.feed(&id, Outcome::Claimed { expires_at: 0 }).unwrap();
-    let declined = Outcome::Refused {
+    w.feed(&id, ActionResult::Claimed { expires_at: 0 })
+        .unwrap();
+    let declined = ActionResult::Refused {
         error: ResourceError::Payment {
             error: PaymentError::Declined {
                 code: "card_declined".into(),
@@ -868,13 +869,13 @@ fn a_declined_domain_charge_goes_back_to_the_quote_and_lets_the_name_go() {
         },
     };
     assert!(w.feed(&id, declined).is_err());
-    assert_eq!(w.res(&id).status, Status::NeedsInformation);
+    assert_eq!(w.res(&id).status, ResourceStatus::NeedsInformation);
     assert_eq!(w.account.ledger.spent(w.now), 0);
     assert!(matches!(w.next(&id), Some(Action::ReleaseDomain { .. })));
-    w.feed(&id, Outcome::Released).unwrap();
+    w.feed(&id, ActionResult::Released).unwrap();
     assert_eq!(
         w.res(&id).status,
-        Status::NeedsInformation,
+        ResourceStatus::NeedsInformation,
         "still quoted, ready for another try"
     );
 }
@@ -908,7 +909,7 @@ fn upstream_registration_failing_after_the_charge_is_refunded() {
     );
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_u".into(),
             payment_method: None,
         },
@@ -921,7 +922,7 @@ fn upstream_registration_failing_after_the_charge_is_refunded() {
             ..
         })
     ));
-    let taken = Outcome::Refused {
+    let taken = ActionResult::Refused {
         error: ResourceError::DomainUnavailable {
             domain: "acme.com".into(),
         },
@@ -930,10 +931,10 @@ fn upstream_registration_failing_after_the_charge_is_refunded() {
     assert!(
         matches!(w.next(&id), Some(Action::Refund { payment_intent, amount: 1299, .. }) if payment_intent == "pi_u")
     );
-    w.feed(&id, Outcome::Refunded { id: "re_1".into() })
+    w.feed(&id, ActionResult::Refunded { id: "re_1".into() })
         .unwrap();
     let r = w.res(&id);
-    assert_eq!(r.status, Status::Errored);
+    assert_eq!(r.status, ResourceStatus::Errored);
     assert!(r.error.as_ref().unwrap().message.contains("refunded"));
     assert_eq!(w.account.ledger.spent(w.now), 0);
 }
@@ -961,9 +962,9 @@ fn plan_changes_follow_allowed_updates() {
     assert!(
         matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_1")
     );
-    w.feed(&id, Outcome::Canceled).unwrap();
+    w.feed(&id, ActionResult::Canceled).unwrap();
     assert_eq!(w.res(&id).service_id, "free");
-    assert_eq!(w.res(&id).status, Status::Complete);
+    assert_eq!(w.res(&id).status, ResourceStatus::Complete);
     // free -> paid needs payment credentials.
     assert_eq!(
         w.run(|d| update_service(d, &id, &up("paid", None), &cat, "c2")),
@@ -975,7 +976,7 @@ fn plan_changes_follow_allowed_updates() {
     // A token too small leaves the free plan in place.
     assert!(w.feed(&id, spt("spt_2", 10)).is_err());
     assert_eq!(w.res(&id).service_id, "free");
-    assert_eq!(w.res(&id).status, Status::Complete);
+    assert_eq!(w.res(&id).status, ResourceStatus::Complete);
     assert_eq!(w.account.ledger.spent(w.now), 2000);
     // A deployable whose allowed_updates is empty cannot change.
     let tok = w
@@ -1003,14 +1004,14 @@ fn operator_backend_pending_then_complete() {
     let id = w
         .create(json!({"service_id": "database", "project_id": "p"}), None)
         .unwrap();
-    assert_eq!(w.res(&id).status, Status::Pending);
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
     let Some(Action::CallOperator { key, body, .. }) = w.next(&id) else {
         panic!()
     };
     assert_eq!(body["action"], "create");
     w.feed(
         &id,
-        Outcome::Operator {
+        ActionResult::Operator {
             status: "pending".into(),
             access_configuration: None,
             retry_after: Some(3),
@@ -1028,7 +1029,7 @@ fn operator_backend_pending_then_complete() {
     ac.insert("DATABASE_URL".to_string(), "postgres://x".to_string());
     w.feed(
         &id,
-        Outcome::Operator {
+        ActionResult::Operator {
             status: "complete".into(),
             access_configuration: Some(ac),
             retry_after: None,
@@ -1045,7 +1046,7 @@ fn operator_backend_pending_then_complete() {
     let id2 = w.create(json!({"service_id": "database", "project_id": "q", "configuration": {"fail": "quota"}}), None).unwrap();
     let e = w.feed(
         &id2,
-        Outcome::Operator {
+        ActionResult::Operator {
             status: "error".into(),
             access_configuration: None,
             retry_after: None,
@@ -1057,7 +1058,7 @@ fn operator_backend_pending_then_complete() {
     );
     assert!(e.is_err());
     let r = w.res(&id2);
-    assert_eq!(r.status, Status::Errored);
+    assert_eq!(r.status, ResourceStatus::Errored);
     assert_eq!(
         render(r, "a", &BTreeMap::new())["error"]["code"],
         "backend_error"
@@ -1084,14 +1085,14 @@ fn a_new_purchase_never_reuses_an_old_idempotency_key() {
     let mut w = W::new();
     let id = w.create(paid_plan("spt_1"), None).unwrap();
     w.feed(&id, spt("spt_1", 5000)).unwrap();
-    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+    w.feed(&id, ActionResult::Customer { id: "cus_1".into() })
         .unwrap();
     let Some(Action::CreatePaymentIntent { key: first, .. }) = w.next(&id) else {
         panic!()
     };
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_1".into(),
             payment_method: Some("pm_1".into()),
         },
@@ -1099,7 +1100,7 @@ fn a_new_purchase_never_reuses_an_old_idempotency_key() {
     .unwrap();
     w.feed(
         &id,
-        Outcome::Subscription {
+        ActionResult::Subscription {
             id: "sub_1".into(),
             status: "trialing".into(),
         },
@@ -1112,7 +1113,7 @@ fn a_new_purchase_never_reuses_an_old_idempotency_key() {
     };
     w.run(|d| update_service(d, &id, &up("free", None), &cat, "c2"))
         .unwrap();
-    w.feed(&id, Outcome::Canceled).unwrap();
+    w.feed(&id, ActionResult::Canceled).unwrap();
     // Back to paid within the same second: a different charge, so a different key.
     w.run(|d| update_service(d, &id, &up("paid", Some("spt_2")), &cat, "c3"))
         .unwrap();
@@ -1130,7 +1131,7 @@ fn a_new_purchase_never_reuses_an_old_idempotency_key() {
 fn charged_plan(w: &mut W) -> String {
     let id = w.create(paid_plan("spt_1"), None).unwrap();
     w.feed(&id, spt("spt_1", 5000)).unwrap();
-    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+    w.feed(&id, ActionResult::Customer { id: "cus_1".into() })
         .unwrap();
     let Some(Action::CreatePaymentIntent { key, .. }) = w.next(&id) else {
         panic!()
@@ -1138,7 +1139,7 @@ fn charged_plan(w: &mut W) -> String {
     assert_eq!(key, format!("{}:{id}:ch_1:subscribe-pi", w.account.id));
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_1".into(),
             payment_method: Some("pm_1".into()),
         },
@@ -1151,8 +1152,8 @@ fn charged_plan(w: &mut W) -> String {
     id
 }
 
-fn stripe_refuses(code: &str) -> Outcome {
-    Outcome::from_stripe_failure(crate::payments::classify(
+fn stripe_refuses(code: &str) -> ActionResult {
+    ActionResult::from_stripe_failure(crate::stripe_api::classify(
         400,
         &json!({"error": {"type": "invalid_request_error", "code": code, "message": "No such price: 'price_pro_monthly'"}}),
     ))
@@ -1169,7 +1170,7 @@ fn a_subscription_refused_after_the_charge_is_refunded_and_a_retry_charges_nothi
     assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
     // Not dropped: its charge is live until refunded.
     let r = w.res(&id);
-    assert_eq!(r.status, Status::Pending);
+    assert_eq!(r.status, ResourceStatus::Pending);
     assert!(
         matches!(w.next(&id), Some(Action::Refund { payment_intent, amount: 2000, .. }) if payment_intent == "pi_1")
     );
@@ -1182,10 +1183,10 @@ fn a_subscription_refused_after_the_charge_is_refunded_and_a_retry_charges_nothi
         Err(ResourceError::PlanRequired)
     );
     // The refund is recorded in the ledger and the audit trail.
-    w.feed(&id, Outcome::Refunded { id: "re_1".into() })
+    w.feed(&id, ActionResult::Refunded { id: "re_1".into() })
         .unwrap();
     let r = w.res(&id);
-    assert_eq!(r.status, Status::Errored);
+    assert_eq!(r.status, ResourceStatus::Errored);
     let e = r.error.as_ref().unwrap();
     assert_eq!(e.code, "payment_failed");
     assert!(e.message.contains("refunded"), "{}", e.message);
@@ -1225,7 +1226,7 @@ fn a_subscription_that_stays_unavailable_is_refunded_too() {
     for n in 1..=s.max_attempts {
         let r = w.feed(
             &id,
-            Outcome::Unavailable {
+            ActionResult::Unavailable {
                 message: "503".into(),
             },
         );
@@ -1233,9 +1234,9 @@ fn a_subscription_that_stays_unavailable_is_refunded_too() {
         w.now += 300;
     }
     assert!(matches!(w.next(&id), Some(Action::Refund { .. })));
-    w.feed(&id, Outcome::Refunded { id: "re_1".into() })
+    w.feed(&id, ActionResult::Refunded { id: "re_1".into() })
         .unwrap();
-    assert_eq!(w.res(&id).status, Status::Errored);
+    assert_eq!(w.res(&id).status, ResourceStatus::Errored);
     assert_eq!(w.account.ledger.spent(w.now), 0);
 }
 
@@ -1253,11 +1254,11 @@ fn a_free_to_paid_change_refused_after_the_charge_is_refunded_and_stays_free() {
     w.run(|d| update_service(d, &id, &up, &cat, "ch_up"))
         .unwrap();
     w.feed(&id, spt("spt_1", 5000)).unwrap();
-    w.feed(&id, Outcome::Customer { id: "cus_1".into() })
+    w.feed(&id, ActionResult::Customer { id: "cus_1".into() })
         .unwrap();
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_up".into(),
             payment_method: Some("pm_1".into()),
         },
@@ -1266,7 +1267,7 @@ fn a_free_to_paid_change_refused_after_the_charge_is_refunded_and_stays_free() {
     assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
     assert_eq!(
         (w.res(&id).status, w.res(&id).service_id.as_str()),
-        (Status::Complete, "free"),
+        (ResourceStatus::Complete, "free"),
         "the current plan stays usable while the refund runs"
     );
     assert!(matches!(w.next(&id), Some(Action::Refund { .. })));
@@ -1275,12 +1276,12 @@ fn a_free_to_paid_change_refused_after_the_charge_is_refunded_and_stays_free() {
         Err(ResourceError::Busy),
         "no second charge while the first is live"
     );
-    w.feed(&id, Outcome::Refunded { id: "re_1".into() })
+    w.feed(&id, ActionResult::Refunded { id: "re_1".into() })
         .unwrap();
     let r = w.res(&id);
     assert_eq!(
         (r.status, r.service_id.as_str()),
-        (Status::Complete, "free")
+        (ResourceStatus::Complete, "free")
     );
     assert!(r.message.as_deref().unwrap().contains("refunded"));
     assert_eq!(w.account.ledger.charges[0].status, ChargeStatus::Refunded);
@@ -1295,7 +1296,7 @@ fn a_refund_stripe_refuses_is_refund_failed_and_still_blocks_a_second_charge() {
     assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
     assert!(w.feed(&id, stripe_refuses("charge_disputed")).is_err());
     let r = w.res(&id);
-    assert_eq!(r.status, Status::Errored);
+    assert_eq!(r.status, ResourceStatus::Errored);
     assert_eq!(r.error.as_ref().unwrap().code, REFUND_FAILED);
     assert_eq!(w.account.ledger.charges[0].status, ChargeStatus::Charged);
     // The charge is still live: the same create answers this resource, charging nothing.
@@ -1310,7 +1311,7 @@ fn a_refund_already_made_counts_as_made() {
     assert!(w.feed(&id, stripe_refuses("resource_missing")).is_err());
     w.feed(&id, stripe_refuses("charge_already_refunded"))
         .unwrap();
-    assert_eq!(w.res(&id).status, Status::Errored);
+    assert_eq!(w.res(&id).status, ResourceStatus::Errored);
     assert_eq!(w.account.ledger.charges[0].status, ChargeStatus::Refunded);
 }
 
@@ -1334,7 +1335,7 @@ fn paid_to_paid_cancels_the_old_subscription_in_the_same_saga() {
     assert_eq!(amount, 5000);
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_2".into(),
             payment_method: Some("pm_2".into()),
         },
@@ -1346,7 +1347,7 @@ fn paid_to_paid_cancels_the_old_subscription_in_the_same_saga() {
     assert_eq!(price, "price_team_monthly");
     w.feed(
         &id,
-        Outcome::Subscription {
+        ActionResult::Subscription {
             id: "sub_2".into(),
             status: "trialing".into(),
         },
@@ -1356,14 +1357,14 @@ fn paid_to_paid_cancels_the_old_subscription_in_the_same_saga() {
     let r = w.res(&id);
     assert_eq!(
         (r.status, r.service_id.as_str()),
-        (Status::Complete, "team")
+        (ResourceStatus::Complete, "team")
     );
     assert!(matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == "sub_2"));
     assert!(
         matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_1")
     );
     assert_eq!(w.run(|d| remove(d, &id, &cat)), Err(ResourceError::Busy));
-    w.feed(&id, Outcome::Canceled).unwrap();
+    w.feed(&id, ActionResult::Canceled).unwrap();
     assert_eq!(w.next(&id), None);
     assert!(w.res(&id).job.is_none());
     assert!(actions(&w).contains(&"subscription.canceled"));
@@ -1372,8 +1373,8 @@ fn paid_to_paid_cancels_the_old_subscription_in_the_same_saga() {
     assert!(
         matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_2")
     );
-    w.feed(&id, Outcome::Canceled).unwrap();
-    assert_eq!(w.res(&id).status, Status::Removed);
+    w.feed(&id, ActionResult::Canceled).unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Removed);
 }
 
 #[test]
@@ -1391,7 +1392,7 @@ fn paid_to_paid_whose_new_subscription_is_refused_refunds_and_keeps_the_old_plan
     w.feed(&id, spt("spt_2", 5000)).unwrap();
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_2".into(),
             payment_method: Some("pm_2".into()),
         },
@@ -1403,12 +1404,12 @@ fn paid_to_paid_whose_new_subscription_is_refused_refunds_and_keeps_the_old_plan
         "the old subscription is not touched: {:?}",
         w.next(&id)
     );
-    w.feed(&id, Outcome::Refunded { id: "re_2".into() })
+    w.feed(&id, ActionResult::Refunded { id: "re_2".into() })
         .unwrap();
     let r = w.res(&id);
     assert_eq!(
         (r.status, r.service_id.as_str()),
-        (Status::Complete, "paid")
+        (ResourceStatus::Complete, "paid")
     );
     assert!(matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == "sub_1"));
     assert_eq!(w.account.ledger.spent(w.now), 2000);
@@ -1429,7 +1430,7 @@ fn paid_to_paid_whose_old_subscription_cannot_be_cancelled_says_so() {
     w.feed(&id, spt("spt_2", 5000)).unwrap();
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_2".into(),
             payment_method: Some("pm_2".into()),
         },
@@ -1437,7 +1438,7 @@ fn paid_to_paid_whose_old_subscription_cannot_be_cancelled_says_so() {
     .unwrap();
     w.feed(
         &id,
-        Outcome::Subscription {
+        ActionResult::Subscription {
             id: "sub_2".into(),
             status: "trialing".into(),
         },
@@ -1448,7 +1449,7 @@ fn paid_to_paid_whose_old_subscription_cannot_be_cancelled_says_so() {
     let r = w.res(&id);
     assert_eq!(
         (r.status, r.service_id.as_str()),
-        (Status::Complete, "team")
+        (ResourceStatus::Complete, "team")
     );
     assert!(r.message.as_deref().unwrap().contains("sub_1"));
     assert!(r.job.is_none());
@@ -1464,7 +1465,7 @@ fn an_operator_backend_pending_forever_is_given_up() {
     let id = w
         .create(json!({"service_id": "database", "project_id": "p"}), None)
         .unwrap();
-    let pending = || Outcome::Operator {
+    let pending = || ActionResult::Operator {
         status: "pending".into(),
         access_configuration: None,
         retry_after: Some(5),
@@ -1479,7 +1480,7 @@ fn an_operator_backend_pending_forever_is_given_up() {
     let e = w.feed(&id, pending()).unwrap_err();
     assert!(matches!(e, ResourceError::BackendTimeout { attempts, .. } if attempts == max));
     let r = w.res(&id);
-    assert_eq!(r.status, Status::Errored);
+    assert_eq!(r.status, ResourceStatus::Errored);
     assert!(r.job.is_none(), "no more polling");
     assert_eq!(w.next(&id), None);
     let v = render(r, "a", &BTreeMap::new());
@@ -1558,7 +1559,7 @@ fn stale_world() -> (W, String) {
     w.feed(&id, spt("spt_2", 5000)).unwrap();
     w.feed(
         &id,
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: "pi_2".into(),
             payment_method: Some("pm_2".into()),
         },
@@ -1566,7 +1567,7 @@ fn stale_world() -> (W, String) {
     .unwrap();
     w.feed(
         &id,
-        Outcome::Subscription {
+        ActionResult::Subscription {
             id: "sub_2".into(),
             status: "trialing".into(),
         },
@@ -1592,7 +1593,7 @@ fn a_replaced_subscription_that_cannot_be_cancelled_is_retried_until_it_is() {
     let r = w.res(&id);
     assert_eq!(
         (r.status, r.service_id.as_str()),
-        (Status::Complete, "team")
+        (ResourceStatus::Complete, "team")
     );
     let m = r.message.clone().unwrap();
     assert!(
@@ -1632,12 +1633,12 @@ fn a_replaced_subscription_that_cannot_be_cancelled_is_retried_until_it_is() {
     w.feed(&id, stripe_refuses("invalid_request")).unwrap();
     assert_eq!(w.account.billing.cancelling[0].attempts, 2);
     assert!(actions(&w).contains(&"subscription.cancel_retry_scheduled"));
-    assert_eq!(w.res(&id).status, Status::Complete);
+    assert_eq!(w.res(&id).status, ResourceStatus::Complete);
     assert_eq!(w.next(&id), None);
     let later = next_wake(&w.account).unwrap();
     assert!(later - w.now > wake - T0 - 1, "backoff grows");
     w.now = later;
-    w.feed(&id, Outcome::Canceled).unwrap();
+    w.feed(&id, ActionResult::Canceled).unwrap();
     assert!(cancelling(&w).is_empty());
     assert_eq!(w.res(&id).message, None);
     assert_eq!(next_wake(&w.account), None);
@@ -1669,7 +1670,7 @@ fn a_replaced_subscription_waits_for_the_plans_job() {
         matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_2")
     );
     assert_eq!(next_wake(&w.account), Some(T0));
-    w.feed(&id, Outcome::Canceled).unwrap();
+    w.feed(&id, ActionResult::Canceled).unwrap();
     assert_eq!(w.res(&id).service_id, "free");
     assert!(w.res(&id).message.as_deref().unwrap().contains("sub_1"));
     assert!(
@@ -1685,8 +1686,8 @@ fn removing_the_plan_cancels_a_replaced_subscription_too() {
     assert!(
         matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_2")
     );
-    w.feed(&id, Outcome::Canceled).unwrap();
-    assert_eq!(w.res(&id).status, Status::Removed);
+    w.feed(&id, ActionResult::Canceled).unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Removed);
     // At once, not after the backoff: removing made it due.
     assert!(
         matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_1"),
@@ -1696,7 +1697,7 @@ fn removing_the_plan_cancels_a_replaced_subscription_too() {
     assert_eq!(due(&w.account, w.now), vec![id.clone()]);
     // Removing again while it is left is not complete either.
     assert_eq!(w.run(|d| remove(d, &id, &cat)), Ok(false));
-    w.feed(&id, Outcome::Canceled).unwrap();
+    w.feed(&id, ActionResult::Canceled).unwrap();
     assert!(cancelling(&w).is_empty());
     assert_eq!(w.run(|d| remove(d, &id, &cat)), Ok(true));
     assert_eq!(next_wake(&w.account), None);
@@ -1719,8 +1720,8 @@ fn closing_cancels_a_replaced_subscription_before_closed() {
             resources: vec![id.clone()]
         }
     );
-    w.feed(&id, Outcome::Canceled).unwrap(); // sub_2, the live plan
-    assert_eq!(w.res(&id).status, Status::Removed);
+    w.feed(&id, ActionResult::Canceled).unwrap(); // sub_2, the live plan
+    assert_eq!(w.res(&id).status, ResourceStatus::Removed);
     // The plan is gone, but sub_1 still bills: not closed yet.
     let p = w.run(|d| step(d, &cat)).unwrap();
     assert_eq!(
@@ -1729,13 +1730,13 @@ fn closing_cancels_a_replaced_subscription_before_closed() {
             resources: vec![id.clone()]
         }
     );
-    assert_eq!(w.account.status, crate::account::Status::Active);
+    assert_eq!(w.account.status, crate::account::AccountStatus::Active);
     assert!(
         matches!(w.next(&id), Some(Action::CancelSubscription { subscription_id, .. }) if subscription_id == "sub_1")
     );
     w.feed(
         &id,
-        Outcome::Unavailable {
+        ActionResult::Unavailable {
             message: "503".into(),
         },
     )
@@ -1745,9 +1746,9 @@ fn closing_cancels_a_replaced_subscription_before_closed() {
         Progress::Releasing { .. }
     ));
     w.now = next_wake(&w.account).unwrap();
-    w.feed(&id, Outcome::Canceled).unwrap();
+    w.feed(&id, ActionResult::Canceled).unwrap();
     assert_eq!(w.run(|d| step(d, &cat)).unwrap(), Progress::Closed);
-    assert_eq!(w.account.status, crate::account::Status::Closed);
+    assert_eq!(w.account.status, crate::account::AccountStatus::Closed);
     assert!(cancelling(&w).is_empty());
 }
 

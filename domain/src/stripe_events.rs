@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use crate::account::Draft;
 use crate::ledger::ChargeStatus;
-use crate::payments::PaymentError;
-use crate::resources::{self, Detail, Job, Outcome, ResourceError, Settings, Status};
+use crate::resources::{self, ActionResult, Detail, Job, ResourceError, ResourceStatus, Settings};
+use crate::stripe_api::PaymentError;
 
 /// How long applied event ids are kept for deduplication.
 pub const DEDUPE_WINDOW: i64 = 30 * 86_400;
@@ -220,7 +220,7 @@ fn effects(
 fn plan_index(d: &Draft, subscription: &str) -> Option<usize> {
     d.account.resources.iter().position(|r| {
         matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == subscription)
-            && r.status != Status::Removed
+            && r.status != ResourceStatus::Removed
     })
 }
 
@@ -413,13 +413,13 @@ fn payment_intent(
         return EventOutcome::Ignored;
     }
     let outcome = if e.kind == "payment_intent.succeeded" {
-        Outcome::PaymentIntent {
+        ActionResult::PaymentIntent {
             id: e.object["id"].as_str().unwrap_or_default().to_string(),
             payment_method: e.object["payment_method"].as_str().map(str::to_string),
         }
     } else {
         let err = &e.object["last_payment_error"];
-        Outcome::Refused {
+        ActionResult::Refused {
             error: ResourceError::Payment {
                 error: PaymentError::Declined {
                     code: err["code"].as_str().unwrap_or("card_declined").to_string(),
@@ -473,7 +473,7 @@ fn token_deactivated(
                 message: "the payment token was deactivated".into(),
             },
         };
-        let _ = resources::apply_outcome(d, id, Outcome::Refused { error }, settings);
+        let _ = resources::apply_outcome(d, id, ActionResult::Refused { error }, settings);
     }
     EventOutcome::Applied
 }
