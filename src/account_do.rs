@@ -340,7 +340,7 @@ impl Account {
                     worker::console_warn!(
                         "{}",
                         json!({"level": "warn", "msg": "audit flush failed; retrying", "attempt": attempts,
-                               "retry_in_ms": delay_ms, "detail": domain::errors::truncate(&reason, 300)})
+                               "retry_in_ms": delay_ms, "detail": domain::text::truncate(&reason, 300)})
                     );
                     break;
                 }

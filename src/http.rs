@@ -177,7 +177,7 @@ impl LogLine<'_> {
             "request_id": self.request_id,
             "method": self.method,
             // Paths carry ids, never secrets; query strings are not logged.
-            "path": domain::errors::truncate(self.path, 200),
+            "path": domain::text::truncate(self.path, 200),
             "route": self.route,
             "status": self.status,
             "duration_ms": self.duration_ms,
@@ -194,7 +194,7 @@ pub fn log_internal(request_id: &str, context: &str, detail: &str) {
         "level": "error",
         "msg": context,
         "request_id": request_id,
-        "detail": domain::errors::truncate(detail, 500),
+        "detail": domain::text::truncate(detail, 500),
     });
     worker::console_error!("{line}");
 }

@@ -228,7 +228,7 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
     for scope in &scopes {
         if !SUPPORTED_SCOPES.contains(&scope.as_str()) {
             return Err(AccountRequestError::InvalidScope {
-                scope: crate::errors::truncate(scope, 64).to_string(),
+                scope: crate::text::truncate(scope, 64).to_string(),
             });
         }
     }

@@ -12,6 +12,7 @@ use crate::ledger::format_amount;
 use crate::resources::{ErrorInfo, ResourceError};
 use crate::signature::SignatureError;
 use crate::stripe_api::PaymentError;
+use crate::text::truncate;
 
 /// The shape an error takes on the wire, chosen by the endpoint family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -489,14 +490,6 @@ pub fn resource_error_info(e: &ResourceError) -> ErrorInfo {
     }
 }
 
-/// At most `max` characters of `s`, for echoing caller input safely in messages.
-pub fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +567,5 @@ mod tests {
         let long = "9".repeat(1000);
         let f = ApiError::ApiVersion { got: Some(long) }.failure();
         assert!(f.message.len() < 120, "{}", f.message);
-        assert_eq!(truncate("héllo", 2), "hé");
     }
 }

@@ -32,5 +32,6 @@ pub mod sealing;
 pub mod signature;
 pub mod stripe_api;
 pub mod stripe_events;
+pub mod text;
 pub mod time;
 pub mod tokens;

@@ -1733,7 +1733,7 @@ fn apply_stale_outcome(
         ActionResult::Refused { error } => crate::errors::resource_error_info(&error).message,
         other => format!("unexpected answer {other:?}"),
     };
-    let reason = crate::errors::truncate(&reason, 200).to_string();
+    let reason = crate::text::truncate(&reason, 200).to_string();
     let s = &mut d.account.billing.cancelling[k];
     s.attempts += 1;
     s.next_at = now + stale_backoff(s.attempts);
@@ -1787,7 +1787,7 @@ pub fn apply_outcome(
             d.account.resources[i].message = Some(format!(
                 "waiting for a dependency (attempt {attempts}); retrying"
             ));
-            d.record("job.retry_scheduled", None, Value::Null, json!({"resource_id": id, "attempt": attempts, "reason": crate::errors::truncate(&message, 200)}));
+            d.record("job.retry_scheduled", None, Value::Null, json!({"resource_id": id, "attempt": attempts, "reason": crate::text::truncate(&message, 200)}));
             Ok(())
         }
         // Stripe refuses to refund what is already refunded (by a webhook-reported refund, or
@@ -2240,7 +2240,7 @@ fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<(), Resourc
             since: now,
             attempts: 1,
             next_at: retry_at,
-            last_error: Some(crate::errors::truncate(&info.message, 200).to_string()),
+            last_error: Some(crate::text::truncate(&info.message, 200).to_string()),
         });
         d.record(
             "subscription.cancel_failed",
