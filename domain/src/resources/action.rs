@@ -1,0 +1,117 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::Registrar;
+use crate::resources::error::ResourceError;
+use crate::resources::model::ErrorInfo;
+use crate::stripe_api::{GrantedToken, StripeFailure};
+
+/// One external call. Idempotency keys are stable for the logical step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    RetrieveToken {
+        token: String,
+    },
+    CreateCustomer {
+        key: String,
+        email: String,
+        name: Option<String>,
+    },
+    CreatePaymentIntent {
+        key: String,
+        amount: u64,
+        currency: String,
+        token: String,
+        customer: Option<String>,
+        save: bool,
+        description: String,
+    },
+    CreateSubscription {
+        key: String,
+        customer: String,
+        price: String,
+        payment_method: String,
+        trial_end: i64,
+    },
+    CancelSubscription {
+        key: String,
+        subscription_id: String,
+    },
+    ClaimDomain {
+        domain: String,
+        registrar: Registrar,
+        key: String,
+        contact_email: String,
+    },
+    ReleaseDomain {
+        domain: String,
+        registrar: Registrar,
+    },
+    Refund {
+        key: String,
+        payment_intent: String,
+        amount: u64,
+    },
+    CallOperator {
+        key: String,
+        url: String,
+        body: Value,
+    },
+}
+
+/// The answer to an [`Action`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ActionResult {
+    Token {
+        token: GrantedToken,
+    },
+    Customer {
+        id: String,
+    },
+    PaymentIntent {
+        id: String,
+        payment_method: Option<String>,
+    },
+    Subscription {
+        id: String,
+        status: String,
+    },
+    Canceled,
+    Claimed {
+        expires_at: i64,
+    },
+    Released,
+    Refunded {
+        id: String,
+    },
+    /// The operator's backend: `pending` (try again after `retry_after`), `complete` or `error`.
+    Operator {
+        status: String,
+        access_configuration: Option<BTreeMap<String, String>>,
+        retry_after: Option<i64>,
+        error: Option<ErrorInfo>,
+    },
+    /// Definite refusal: the job fails with this error.
+    Refused {
+        error: ResourceError,
+    },
+    /// Transient: retry later with the same key.
+    Unavailable {
+        message: String,
+    },
+}
+
+impl ActionResult {
+    pub fn from_stripe_failure(f: StripeFailure) -> ActionResult {
+        match f {
+            StripeFailure::Refused(error) => ActionResult::Refused {
+                error: ResourceError::Payment { error },
+            },
+            StripeFailure::Unavailable { message } => ActionResult::Unavailable { message },
+        }
+    }
+}

@@ -1,0 +1,164 @@
+use serde_json::{json, Value};
+
+use crate::account::{Account, Draft};
+use crate::resources::action::ActionResult;
+use crate::resources::error::ResourceError;
+use crate::resources::lookup::index;
+use crate::resources::model::StaleSubscription;
+use crate::time::format_rfc3339;
+
+/// The replaced subscription of resource `id` to cancel next, if one is due at `now`: the
+/// earliest due (the first of equals), so the same one is chosen until it is answered.
+pub(crate) fn stale_due<'a>(a: &'a Account, id: &str, now: i64) -> Option<&'a StaleSubscription> {
+    a.billing
+        .cancelling
+        .iter()
+        .filter(|s| s.resource_id == id && s.next_at <= now)
+        .min_by_key(|s| s.next_at)
+}
+
+/// Resources with a replaced subscription still to cancel (closing waits for them).
+pub fn stale_resources(a: &Account) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for s in &a.billing.cancelling {
+        if !ids.contains(&s.resource_id) {
+            ids.push(s.resource_id.clone());
+        }
+    }
+    ids
+}
+
+/// Makes the replaced subscriptions of resource `id` (all, with `None`) due now: removing the
+/// plan or closing the account tries them at once instead of after their backoff.
+pub fn hasten_stale(d: &mut Draft, id: Option<&str>) {
+    let now = d.now();
+    for s in &mut d.account.billing.cancelling {
+        if id.is_none_or(|id| s.resource_id == id) {
+            s.next_at = s.next_at.min(now);
+        }
+    }
+}
+
+/// Backoff of a replaced subscription's cancellation: doubling, at most an hour (it is retried
+/// until it succeeds; the audit trail and the owner's views show it meanwhile).
+pub(crate) fn stale_backoff(attempts: u32) -> i64 {
+    (1i64 << attempts.min(12)).min(3600)
+}
+
+/// For the owner's dashboard: the replaced subscriptions still being cancelled, if any.
+pub fn stale_note(a: &Account) -> Option<String> {
+    if a.billing.cancelling.is_empty() {
+        return None;
+    }
+    let ids: Vec<&str> = a
+        .billing
+        .cancelling
+        .iter()
+        .map(|s| s.subscription_id.as_str())
+        .collect();
+    Some(format!(
+        "a previous subscription ({}) is still being cancelled; retrying automatically",
+        ids.join(", ")
+    ))
+}
+
+/// What the plan resource says while a replaced subscription is still to cancel.
+pub(crate) fn stale_message(a: &Account, id: &str) -> Option<String> {
+    let left: Vec<&StaleSubscription> = a
+        .billing
+        .cancelling
+        .iter()
+        .filter(|s| s.resource_id == id)
+        .collect();
+    let s = left.first()?;
+    Some(format!(
+        "a previous subscription ({}) is still being cancelled: attempt {} failed ({}); retrying automatically, next try at {}",
+        left.iter().map(|s| s.subscription_id.as_str()).collect::<Vec<_>>().join(", "),
+        s.attempts,
+        s.last_error.as_deref().unwrap_or("unknown error"),
+        format_rfc3339(s.next_at)
+    ))
+}
+
+/// Stripe reports `subscription` canceled: if it was a replaced subscription still to cancel,
+/// it is done.
+pub fn stale_ended(d: &mut Draft, subscription: &str) {
+    let Some(k) = d
+        .account
+        .billing
+        .cancelling
+        .iter()
+        .position(|s| s.subscription_id == subscription)
+    else {
+        return;
+    };
+    let s = d.account.billing.cancelling.remove(k);
+    d.record(
+        "subscription.canceled",
+        None,
+        Value::Null,
+        json!({"subscription_id": s.subscription_id, "resource_id": s.resource_id, "replaced": true, "by": "stripe_event"}),
+    );
+    let message = stale_message(&d.account, &s.resource_id);
+    if let Ok(i) = index(d, &s.resource_id) {
+        d.account.resources[i].message = message;
+    }
+}
+
+/// The answer to cancelling a replaced subscription (a resource with no job): cancelled (or
+/// already gone) drops it; anything else schedules the next try. Never fails the resource.
+pub(crate) fn apply_stale_outcome(
+    d: &mut Draft,
+    i: usize,
+    outcome: ActionResult,
+) -> Result<(), ResourceError> {
+    let now = d.now();
+    let id = d.account.resources[i].id.clone();
+    let Some(sub) = stale_due(&d.account, &id, i64::MAX).map(|s| s.subscription_id.clone()) else {
+        return Ok(());
+    };
+    let Some(k) = d
+        .account
+        .billing
+        .cancelling
+        .iter()
+        .position(|s| s.resource_id == id && s.subscription_id == sub)
+    else {
+        return Ok(());
+    };
+    let reason = match outcome {
+        ActionResult::Canceled => {
+            let s = d.account.billing.cancelling.remove(k);
+            d.record(
+                "subscription.canceled",
+                None,
+                Value::Null,
+                json!({"subscription_id": s.subscription_id, "resource_id": id, "replaced": true, "attempts": s.attempts + 1}),
+            );
+            let message = stale_message(&d.account, &id);
+            let r = &mut d.account.resources[i];
+            r.message = message;
+            r.updated_at = now;
+            return Ok(());
+        }
+        ActionResult::Unavailable { message } => message,
+        ActionResult::Refused { error } => crate::errors::resource_error_info(&error).message,
+        other => format!("unexpected answer {other:?}"),
+    };
+    let reason = crate::text::truncate(&reason, 200).to_string();
+    let s = &mut d.account.billing.cancelling[k];
+    s.attempts += 1;
+    s.next_at = now + stale_backoff(s.attempts);
+    s.last_error = Some(reason.clone());
+    let (attempt, retry_at) = (s.attempts, s.next_at);
+    d.record(
+        "subscription.cancel_retry_scheduled",
+        None,
+        Value::Null,
+        json!({"subscription_id": sub, "resource_id": id, "attempt": attempt,
+               "retry_at": format_rfc3339(retry_at), "reason": reason}),
+    );
+    let message = stale_message(&d.account, &id);
+    d.account.resources[i].message = message;
+    Ok(())
+}

@@ -1,0 +1,380 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::account::{Account, Draft};
+use crate::catalog::{Behaviour, Catalog, Price, Registrar, Service, ServiceKind};
+use crate::domain_names;
+use crate::ledger::CapError;
+use crate::resources::error::{invalid, ResourceError, REFUND_FAILED};
+use crate::resources::lookup::{current_plan, live, service};
+use crate::resources::model::{Candidate, Detail, Job, JobState, Quote, Resource, ResourceStatus};
+use crate::resources::render::summary;
+use crate::resources::request::CreateRequest;
+use crate::sealing::Sealed;
+
+/// What creating needs before it can be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preparation {
+    /// The same (project, service) already exists: return it, start nothing.
+    Existing(String),
+    /// A domain: search these candidates first, then call [`create`] with the results.
+    Search { label: String, registrar: Registrar },
+    /// Ready for [`create`].
+    Ready,
+}
+
+/// Read-only checks before a create (idempotency, plan rules, payment credentials).
+pub fn prepare_create(
+    a: &Account,
+    req: &CreateRequest,
+    catalog: &Catalog,
+) -> Result<Preparation, ResourceError> {
+    let service = service(catalog, &req.service_id)?;
+    if service.kind == ServiceKind::Plan {
+        // A plan whose charge is live (being refunded: still `pending`) or could not be
+        // refunded (`refund_failed`) answers a retried create, so the retry carries that
+        // purchase's charge id and idempotency keys: never a second charge for it. Once the
+        // refund is made the plan is `errored` and a create is a new purchase with a new
+        // charge id: reusing the old key would make Stripe replay the refunded PaymentIntent,
+        // and the new plan would look paid with the money already returned.
+        let unrefunded = || {
+            a.resources.iter().find(|r| {
+                r.kind == ServiceKind::Plan
+                    && r.status == ResourceStatus::Errored
+                    && r.error.as_ref().is_some_and(|e| e.code == REFUND_FAILED)
+            })
+        };
+        if let Some(plan) = current_plan(a).or_else(unrefunded) {
+            if plan.service_id == req.service_id || plan.job.as_ref().is_some_and(|j| matches!(&j.job, Job::Subscribe { target_service, .. } if *target_service == req.service_id)) {
+                return Ok(Preparation::Existing(plan.id.clone()));
+            }
+            return Err(ResourceError::PlanAlreadyActive {
+                service_id: plan.service_id.clone(),
+            });
+        }
+    } else if let Some(r) = a.resources.iter().find(|r| {
+        live(r)
+            && r.status != ResourceStatus::Errored
+            && r.service_id == req.service_id
+            && r.project_id == req.project_id
+    }) {
+        return Ok(Preparation::Existing(r.id.clone()));
+    }
+    if service.kind == ServiceKind::Deployable {
+        // A new plan being refunded (its subscription failed) will not be there.
+        let plan = current_plan(a).filter(|p| {
+            p.status == ResourceStatus::Complete
+                || p.job
+                    .as_ref()
+                    .is_some_and(|j| !matches!(j.job, Job::Refund { .. }))
+        });
+        let Some(plan) = plan else {
+            return Err(ResourceError::PlanRequired);
+        };
+        if let crate::catalog::Pricing::Component { component } = &service.pricing {
+            let allowed = component
+                .options
+                .iter()
+                .any(|o| o.parent_service_ids().contains(&plan.service_id));
+            if !allowed {
+                return Err(ResourceError::PlanRequired);
+            }
+        }
+    }
+    let needs_payment_now =
+        catalog.is_paid(service) && !matches!(service.provider, Behaviour::Domain { .. });
+    if needs_payment_now && req.payment_token.is_none() {
+        return Err(ResourceError::RequiresPaymentCredentials);
+    }
+    match &service.provider {
+        Behaviour::Domain { registrar, .. } => {
+            let query = req
+                .configuration
+                .get("domain_query")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let label =
+                domain_names::label(query).map_err(|m| ResourceError::InvalidConfiguration {
+                    field: "configuration/domain_query".into(),
+                    message: m.into(),
+                })?;
+            Ok(Preparation::Search {
+                label,
+                registrar: *registrar,
+            })
+        }
+        _ => Ok(Preparation::Ready),
+    }
+}
+
+/// Fresh identifiers the glue draws for a create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewIds {
+    pub resource_id: String,
+    pub charge_id: String,
+    /// SHA-256 of the API token for generation 1 (minted by the glue, [`new_api_token`]).
+    pub token_hash: Option<String>,
+    /// The same token sealed for storage.
+    #[serde(default)]
+    pub token_sealed: Option<Sealed>,
+}
+
+pub(crate) fn reserve(
+    d: &mut Draft,
+    charge_id: &str,
+    resource_id: &str,
+    amount: u64,
+    currency: &str,
+    description: &str,
+) -> Result<(), ResourceError> {
+    let now = d.now();
+    // Prices are in the catalog's one currency, which the cap counts in (README).
+    if let Some(previous) = d.account.ledger.adopt_currency(currency, now) {
+        d.record(
+            "spend.currency_set",
+            None,
+            json!({"currency": previous}),
+            json!({"currency": currency, "cap": d.account.ledger.cap}),
+        );
+    }
+    d.account
+        .ledger
+        .reserve(charge_id, resource_id, amount, currency, description, now)
+        .map_err(|e| match e {
+            CapError::Exceeded { spent, cap, amount } => ResourceError::SpendingCapExceeded {
+                spent,
+                cap,
+                amount,
+                currency: currency.to_string(),
+            },
+            CapError::Currency { expected } => ResourceError::CurrencyNotSupported { expected },
+        })?;
+    let spent = d.account.ledger.spent(now);
+    let cap = d.account.ledger.cap;
+    d.record(
+        "spend.reserved",
+        None,
+        Value::Null,
+        json!({"charge_id": charge_id, "resource_id": resource_id, "amount": amount,
+               "currency": currency, "spent_this_month": spent, "cap": cap}),
+    );
+    for threshold in d.account.ledger.new_alerts(now) {
+        d.record(
+            "spend.alert",
+            None,
+            Value::Null,
+            json!({"threshold_percent": threshold, "spent_this_month": spent, "cap": cap}),
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn plan_price(service: &Service) -> Option<&Price> {
+    match &service.provider {
+        Behaviour::Plan { price } => price.as_ref(),
+        _ => None,
+    }
+}
+
+pub(crate) fn period_days(price: &Price) -> i64 {
+    match price.interval.as_deref() {
+        Some("year") => 365,
+        _ => 30,
+    }
+}
+
+pub(crate) fn subscribe_job(
+    d: &mut Draft,
+    service: &Service,
+    resource_id: &str,
+    token: String,
+    charge_id: &str,
+    replaces: Option<String>,
+) -> Result<Job, ResourceError> {
+    let price = plan_price(service).ok_or_else(|| invalid("this plan has no price configured"))?;
+    // The catalog refuses a paid plan without one; checked again before any money moves.
+    let stripe_price = price
+        .stripe_price
+        .clone()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| invalid("this plan has no Stripe price configured"))?;
+    let description = format!("{} plan", service.id);
+    reserve(
+        d,
+        charge_id,
+        resource_id,
+        price.amount,
+        &price.currency,
+        &description,
+    )?;
+    Ok(Job::Subscribe {
+        target_service: service.id.clone(),
+        token,
+        amount: price.amount,
+        currency: price.currency.clone(),
+        stripe_price,
+        period_days: period_days(price),
+        charge_id: charge_id.to_string(),
+        token_checked: false,
+        payment_intent: None,
+        payment_method: None,
+        replaces,
+        subscription: None,
+    })
+}
+
+pub(crate) fn start_job(job: Job, now: i64) -> Option<JobState> {
+    Some(JobState {
+        job,
+        started_at: now,
+        attempts: 0,
+        next_at: now,
+        acknowledged: false,
+    })
+}
+
+/// Creates a resource after [`prepare_create`] said `Ready` (or `Search`, with `candidates`).
+pub fn create(
+    d: &mut Draft,
+    req: &CreateRequest,
+    catalog: &Catalog,
+    ids: NewIds,
+    candidates: Option<Vec<Candidate>>,
+) -> Result<String, ResourceError> {
+    d.require_active_account()?;
+    let service = service(catalog, &req.service_id)?;
+    let now = d.now();
+    let mut resource = Resource {
+        id: ids.resource_id.clone(),
+        service_id: service.id.clone(),
+        project_id: req.project_id.clone(),
+        kind: service.kind,
+        status: ResourceStatus::Complete,
+        created_at: now,
+        updated_at: now,
+        configuration: req.configuration.clone(),
+        detail: Detail::Plan {
+            subscription_id: None,
+            subscription_status: None,
+            past_due_since: None,
+            suspended: false,
+        },
+        job: None,
+        error: None,
+        message: None,
+    };
+    match &service.provider {
+        Behaviour::Plan { .. } => {
+            if catalog.is_paid(service) {
+                let token = req
+                    .payment_token
+                    .clone()
+                    .ok_or(ResourceError::RequiresPaymentCredentials)?;
+                let job = subscribe_job(d, service, &ids.resource_id, token, &ids.charge_id, None)?;
+                resource.status = ResourceStatus::Pending;
+                resource.message = Some("starting the subscription".into());
+                resource.job = start_job(job, now);
+            }
+        }
+        Behaviour::ApiToken { scopes, .. } => {
+            let requested: Vec<String> = req
+                .configuration
+                .get("scopes")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_else(|| scopes.clone());
+            let mut granted: Vec<String> = requested
+                .into_iter()
+                .filter(|s| scopes.contains(s))
+                .collect();
+            granted.sort();
+            granted.dedup();
+            resource.detail = Detail::ApiToken {
+                scopes: granted,
+                label: req
+                    .configuration
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                generation: 1,
+                token_hash: ids
+                    .token_hash
+                    .clone()
+                    .ok_or_else(|| invalid("internal: no token"))?,
+                sealed: ids.token_sealed.clone(),
+            };
+        }
+        Behaviour::Domain {
+            registrar,
+            quote_ttl_seconds,
+            ..
+        } => {
+            let candidates = candidates.unwrap_or_default();
+            if !candidates.iter().any(|c| c.available) {
+                return Err(ResourceError::NoDomainAvailable);
+            }
+            resource.status = ResourceStatus::NeedsInformation;
+            resource.detail = Detail::Domain {
+                query: req
+                    .configuration
+                    .get("domain_query")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                registrar: *registrar,
+                quote: Some(Quote {
+                    candidates,
+                    expires_at: now + *quote_ttl_seconds as i64,
+                }),
+                payment_token: req.payment_token.clone(),
+                domain: None,
+                expires_at: None,
+            };
+            resource.message = Some(
+                "choose one candidate and confirm its exact price; nothing is bought until you do"
+                    .into(),
+            );
+        }
+        Behaviour::OperatorBackend { url, .. } => {
+            resource.status = ResourceStatus::Pending;
+            resource.detail = Detail::Operator {
+                access_configuration: None,
+            };
+            resource.message = Some("the platform is provisioning it".into());
+            resource.job = start_job(
+                Job::Operator {
+                    action: "create".into(),
+                    url: url.clone(),
+                },
+                now,
+            );
+        }
+    }
+    let after = summary(&resource);
+    d.account.resources.push(resource);
+    d.record("resource.created", None, Value::Null, after);
+    Ok(ids.resource_id)
+}
+
+/// A one-time or first-period charge went through: the ledger entry is settled and recorded.
+pub(crate) fn settled(
+    d: &mut Draft,
+    id: &str,
+    charge_id: &str,
+    pi: &str,
+    amount: u64,
+    currency: &str,
+) {
+    d.account.ledger.settle(charge_id, pi);
+    d.record(
+        "charge.succeeded",
+        None,
+        Value::Null,
+        json!({"resource_id": id, "charge_id": charge_id, "payment_intent": pi, "amount": amount, "currency": currency}),
+    );
+}

@@ -1,0 +1,221 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::{Registrar, ServiceKind};
+use crate::sealing::Sealed;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceStatus {
+    Pending,
+    NeedsInformation,
+    Complete,
+    Errored,
+    Removed,
+}
+
+impl ResourceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceStatus::Pending => "pending",
+            ResourceStatus::NeedsInformation => "needs_information",
+            ResourceStatus::Complete => "complete",
+            ResourceStatus::Errored => "errored",
+            ResourceStatus::Removed => "removed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub domain: String,
+    pub amount: u64,
+    pub currency: String,
+    pub available: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub candidates: Vec<Candidate>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Detail {
+    Plan {
+        subscription_id: Option<String>,
+        /// Stripe's view of the subscription (`active`, `trialing`, `past_due`...).
+        #[serde(default)]
+        subscription_status: Option<String>,
+        /// When the latest invoice payment failed (cleared when one is paid).
+        #[serde(default)]
+        past_due_since: Option<i64>,
+        /// Suspended after the grace period of an unpaid invoice.
+        #[serde(default)]
+        suspended: bool,
+    },
+    ApiToken {
+        scopes: Vec<String>,
+        label: Option<String>,
+        generation: u32,
+        token_hash: String,
+        /// The value of the current generation, sealed under `TOKEN_ENCRYPTION_KEYS`. Absent
+        /// in states written before tokens were random: those are derived until rotated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sealed: Option<Sealed>,
+    },
+    Domain {
+        query: String,
+        registrar: Registrar,
+        quote: Option<Quote>,
+        /// The payment token given at create, used when the purchase is confirmed.
+        payment_token: Option<String>,
+        domain: Option<String>,
+        expires_at: Option<i64>,
+    },
+    Operator {
+        access_configuration: Option<BTreeMap<String, String>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+/// External work in progress on a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    /// Start a paid plan: check the token, customer, first period, subscription; when it
+    /// replaces a paid plan, then cancel that plan's subscription.
+    Subscribe {
+        target_service: String,
+        token: String,
+        amount: u64,
+        currency: String,
+        stripe_price: String,
+        period_days: i64,
+        charge_id: String,
+        token_checked: bool,
+        payment_intent: Option<String>,
+        payment_method: Option<String>,
+        /// The subscription of the paid plan this one replaces (paid -> paid): cancelled once
+        /// the new one exists, in the same saga, so exactly one bills.
+        #[serde(default)]
+        replaces: Option<String>,
+        /// The new subscription, once Stripe created it (only kept while `replaces` is
+        /// cancelled).
+        #[serde(default)]
+        subscription: Option<String>,
+    },
+    /// Leave a paid plan: cancel the subscription, then move to `target_service` or remove.
+    Unsubscribe {
+        target_service: Option<String>,
+        subscription_id: String,
+    },
+    /// Buy a confirmed domain: check the token, claim the name, charge, register.
+    BuyDomain {
+        domain: String,
+        amount: u64,
+        currency: String,
+        token: String,
+        charge_id: String,
+        token_checked: bool,
+        claimed: bool,
+        payment_intent: Option<String>,
+    },
+    /// Let a domain go: on removal (`then_remove`), or after a failed purchase that had claimed
+    /// the name (the resource goes back to its quote).
+    ReleaseDomain { domain: String, then_remove: bool },
+    /// Refund a charge whose purchase could not be completed.
+    Refund {
+        payment_intent: String,
+        charge_id: String,
+        amount: u64,
+        reason: ErrorInfo,
+        /// The resource keeps what it had (a plan change whose new plan could not start stays
+        /// on the current plan) instead of ending `errored`.
+        #[serde(default)]
+        keep_current: bool,
+    },
+    /// Call the operator's backend (`create`, `rotate` or `remove`) until it is done.
+    Operator { action: String, url: String },
+}
+
+/// A subscription a paid -> paid change replaced whose cancellation failed for good in that
+/// saga (kept on the account's billing state). Retried from the alarm with backoff, outside
+/// the resource's job, until Stripe cancels it or says it is gone; remove and close cancel it
+/// too, and a closing account is not `closed` while one is left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleSubscription {
+    pub subscription_id: String,
+    /// The plan resource whose change replaced it (its alarm work drives the retries).
+    pub resource_id: String,
+    pub since: i64,
+    /// Failed cancellations so far (the saga's counts as the first).
+    pub attempts: u32,
+    pub next_at: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    pub job: Job,
+    pub started_at: i64,
+    pub attempts: u32,
+    pub next_at: i64,
+    /// The request that started it was answered while it was pending (so a later definite
+    /// failure leaves the resource `errored` instead of removing it).
+    pub acknowledged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    pub id: String,
+    pub service_id: String,
+    pub project_id: String,
+    pub kind: ServiceKind,
+    pub status: ResourceStatus,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub configuration: Value,
+    pub detail: Detail,
+    pub job: Option<JobState>,
+    pub error: Option<ErrorInfo>,
+    /// Progress or advice for `pending` and `needs_information`.
+    pub message: Option<String>,
+}
+
+impl Resource {
+    /// The registrar of a domain resource (`builtin` for anything else).
+    pub(crate) fn registrar(&self) -> Registrar {
+        match &self.detail {
+            Detail::Domain { registrar, .. } => *registrar,
+            _ => Registrar::Builtin,
+        }
+    }
+}
+
+/// Server settings the rules need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Zone of the builtin registrar: names are `<label>.<root_zone>`.
+    pub root_zone: String,
+    /// Attempts of a job step before it is given up: outages (retried with backoff), and an
+    /// operator backend answering `pending`.
+    pub max_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            root_zone: "apps.example.dev".into(),
+            max_attempts: 40,
+        }
+    }
+}

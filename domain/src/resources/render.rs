@@ -1,0 +1,136 @@
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::ledger::format_amount;
+use crate::resources::model::{Candidate, Detail, ErrorInfo, Resource, ResourceStatus};
+use crate::time::format_rfc3339;
+
+/// A small, secret-free summary of a resource for audit records.
+pub fn summary(r: &Resource) -> Value {
+    let mut v = json!({"resource_id": r.id, "service_id": r.service_id, "project_id": r.project_id,
+                       "status": r.status.as_str()});
+    match &r.detail {
+        Detail::Domain {
+            domain: Some(name), ..
+        } => v["domain"] = json!(name),
+        Detail::ApiToken {
+            scopes, generation, ..
+        } => {
+            v["scopes"] = json!(scopes);
+            v["generation"] = json!(generation);
+        }
+        Detail::Plan {
+            subscription_id: Some(s),
+            ..
+        } => v["subscription_id"] = json!(s),
+        _ => {}
+    }
+    v
+}
+
+/// The protocol's resource object. `secrets` holds values the glue opened or derived (the API
+/// token of the current generation, [`api_token_value`]).
+pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>) -> Value {
+    let mut v = json!({"id": r.id, "object": "resource", "service_id": r.service_id,
+                       "project_id": r.project_id, "status": r.status.as_str(),
+                       "created_at": format_rfc3339(r.created_at)});
+    if let Detail::Plan {
+        suspended: true, ..
+    } = &r.detail
+    {
+        v["status"] = json!("errored");
+        v["error"] = json!({"code": "plan_suspended",
+            "message": "the plan's invoice is unpaid past the grace period; the owner must update the payment method (see the dashboard)"});
+        return v;
+    }
+    match r.status {
+        ResourceStatus::Complete => {
+            let mut ac = BTreeMap::new();
+            ac.insert("ACCOUNT_ID".to_string(), account_id.to_string());
+            match &r.detail {
+                Detail::Plan { .. } => {
+                    ac.insert("PLAN".into(), r.service_id.clone());
+                }
+                Detail::ApiToken { scopes, .. } => {
+                    if let Some(t) = secrets.get("API_TOKEN") {
+                        ac.insert("API_TOKEN".into(), t.clone());
+                    }
+                    ac.insert("API_TOKEN_SCOPES".into(), scopes.join(" "));
+                }
+                Detail::Domain {
+                    domain: Some(d),
+                    expires_at,
+                    ..
+                } => {
+                    ac.insert("DOMAIN".into(), d.clone());
+                    if let Some(e) = expires_at {
+                        ac.insert("DOMAIN_EXPIRES_AT".into(), format_rfc3339(*e));
+                    }
+                }
+                Detail::Domain { .. } => {}
+                Detail::Operator {
+                    access_configuration,
+                } => {
+                    for (k, val) in access_configuration.iter().flatten() {
+                        ac.insert(k.clone(), val.clone());
+                    }
+                }
+            }
+            v["complete"] = json!({ "access_configuration": ac });
+            if let Detail::Plan {
+                past_due_since: Some(since),
+                ..
+            } = &r.detail
+            {
+                v["complete"]["message"] = json!(format!(
+                    "the latest invoice is unpaid since {}; the plan is suspended if it stays unpaid past the grace period",
+                    format_rfc3339(*since)
+                ));
+            }
+            if let Some(m) = &r.message {
+                v["complete"]["message"] = json!(m);
+            }
+        }
+        ResourceStatus::Pending => {
+            v["pending"] =
+                json!({"message": r.message.clone().unwrap_or_else(|| "in progress".into())});
+        }
+        ResourceStatus::NeedsInformation => {
+            if let Detail::Domain { quote: Some(q), .. } = &r.detail {
+                let available: Vec<&Candidate> =
+                    q.candidates.iter().filter(|c| c.available).collect();
+                let names: Vec<&str> = available.iter().map(|c| c.domain.as_str()).collect();
+                let prices: Vec<String> = available
+                    .iter()
+                    .map(|c| format!("{} {}", c.domain, format_amount(c.amount, &c.currency)))
+                    .collect();
+                v["needs_information"] = json!({
+                    "message": format!(
+                        "{}. Candidates: {}. Confirm one with its exact amount before {}; each is a one-time, non-refundable charge.",
+                        r.message.clone().unwrap_or_default().trim_end_matches('.'), prices.join(", "), format_rfc3339(q.expires_at)
+                    ),
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "domain": {"type": "string", "enum": names, "description": "the candidate to buy"},
+                            "amount": {"type": "integer", "minimum": 0, "description": "its quoted price in cents, to acknowledge it"}
+                        },
+                        "required": ["domain", "amount"],
+                        "additionalProperties": false
+                    },
+                    "quote": {"expires_at": format_rfc3339(q.expires_at), "candidates": q.candidates},
+                    "confirm": {"method": "POST", "path": format!("/provisioning/resources/{}/confirm", r.id)}
+                });
+            }
+        }
+        ResourceStatus::Errored => {
+            v["error"] = json!(r.error.clone().unwrap_or(ErrorInfo {
+                code: "errored".into(),
+                message: "the resource failed".into()
+            }));
+        }
+        ResourceStatus::Removed => {}
+    }
+    v
+}

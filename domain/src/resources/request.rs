@@ -1,0 +1,194 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::account::Access;
+use crate::catalog::Catalog;
+use crate::resources::error::{invalid, ResourceError};
+use crate::resources::lookup::service;
+use crate::schema;
+
+// Request bodies
+
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ResourceError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(invalid("the body must be a JSON object")),
+    }
+}
+
+pub(crate) fn text_field(
+    m: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, ResourceError> {
+    match m.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => {
+            Err(invalid(format!("{field} must not be empty")))
+        }
+        Some(Value::String(s)) if s.chars().count() > max => {
+            Err(invalid(format!("{field} is longer than {max} characters")))
+        }
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("{field} must be a string"))),
+    }
+}
+
+/// `payment_credentials`: a Stripe shared payment token, or nothing. Unknown types are ignored.
+pub(crate) fn payment_token(m: &Map<String, Value>) -> Result<Option<String>, ResourceError> {
+    let Some(pc) = m.get("payment_credentials") else {
+        return Ok(None);
+    };
+    if pc.is_null() {
+        return Ok(None);
+    }
+    let pc = pc
+        .as_object()
+        .ok_or_else(|| invalid("payment_credentials must be an object"))?;
+    match pc.get("type").and_then(Value::as_str) {
+        Some("stripe_payment_token") => match pc.get("stripe_payment_token") {
+            Some(Value::String(t))
+                if t.starts_with("spt_")
+                    && t.len() <= 255
+                    && t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') =>
+            {
+                Ok(Some(t.clone()))
+            }
+            _ => Err(invalid(
+                "payment_credentials.stripe_payment_token must be a token like spt_...",
+            )),
+        },
+        Some(_) => Ok(None),
+        None => Err(invalid("payment_credentials.type is required")),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    pub service_id: String,
+    pub project_id: String,
+    pub configuration: Value,
+    pub payment_token: Option<String>,
+}
+
+/// Parses and validates `POST /provisioning/resources`.
+pub fn parse_create(body: &[u8], catalog: &Catalog) -> Result<CreateRequest, ResourceError> {
+    let m = object(body)?;
+    let service_id =
+        text_field(&m, "service_id", 64)?.ok_or_else(|| invalid("service_id is required"))?;
+    let service = service(catalog, &service_id)?;
+    let project_id =
+        text_field(&m, "project_id", 128)?.ok_or_else(|| invalid("project_id is required"))?;
+    if !project_id
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':'))
+    {
+        return Err(invalid(
+            "project_id may contain only A-Z, a-z, 0-9, '_', '-', '.' and ':'",
+        ));
+    }
+    let configuration = match m.get("configuration") {
+        None | Some(Value::Null) => json!({}),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => return Err(invalid("configuration must be an object")),
+    };
+    schema::validate(&service.configuration_schema, &configuration).map_err(|e| {
+        ResourceError::InvalidConfiguration {
+            field: if e.path.is_empty() {
+                "configuration".into()
+            } else {
+                format!("configuration{}", e.path)
+            },
+            message: e.message,
+        }
+    })?;
+    Ok(CreateRequest {
+        service_id,
+        project_id,
+        configuration,
+        payment_token: payment_token(&m)?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    pub service_id: String,
+    pub payment_token: Option<String>,
+}
+
+pub fn parse_update(body: &[u8]) -> Result<UpdateRequest, ResourceError> {
+    let m = object(body)?;
+    let service_id =
+        text_field(&m, "service_id", 64)?.ok_or_else(|| invalid("service_id is required"))?;
+    Ok(UpdateRequest {
+        service_id,
+        payment_token: payment_token(&m)?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmRequest {
+    pub domain: String,
+    pub amount: u64,
+    pub payment_token: Option<String>,
+}
+
+/// `POST /provisioning/resources/{id}/confirm` (extension): which candidate, at which price.
+pub fn parse_confirm(body: &[u8]) -> Result<ConfirmRequest, ResourceError> {
+    let m = object(body)?;
+    let domain = text_field(&m, "domain", 253)?
+        .ok_or_else(|| invalid("domain is required: one of the quoted candidates"))?;
+    let amount = match m.get("amount") {
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| invalid("amount must be the quoted price in cents, an integer"))?,
+        None => {
+            return Err(invalid(
+                "amount is required: the quoted price in cents, to acknowledge it",
+            ))
+        }
+    };
+    Ok(ConfirmRequest {
+        domain,
+        amount,
+        payment_token: payment_token(&m)?,
+    })
+}
+
+/// Parses an empty or `{}` body (rotate, remove).
+pub fn parse_empty(body: &[u8]) -> Result<(), ResourceError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    object(body).map(|_| ())
+}
+
+/// `POST /provisioning/deep_links`: `{"purpose":"dashboard"}`.
+pub fn parse_deep_link(body: &[u8]) -> Result<String, ResourceError> {
+    let m = object(body)?;
+    let purpose = text_field(&m, "purpose", 64)?.ok_or_else(|| invalid("purpose is required"))?;
+    if purpose != "dashboard" {
+        return Err(ResourceError::UnsupportedPurpose { purpose });
+    }
+    Ok(purpose)
+}
+
+/// The scope a call needs.
+pub fn require_scope(access: &Access, write: bool) -> Result<(), ResourceError> {
+    let ok = access.scopes.iter().any(|s| s == "resources:write")
+        || (!write && access.scopes.iter().any(|s| s == "resources:read"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ResourceError::InsufficientScope {
+            needed: if write {
+                "resources:write"
+            } else {
+                "resources:read"
+            }
+            .into(),
+        })
+    }
+}
