@@ -132,7 +132,7 @@ pub struct Account {
     pub consents: Vec<Consent>,
     pub chain: ChainHead,
     #[serde(default)]
-    pub resources: Vec<crate::resources::Resource>,
+    pub resources: Vec<crate::resources::model::Resource>,
     #[serde(default)]
     pub ledger: crate::ledger::Ledger,
     #[serde(default)]
@@ -142,7 +142,7 @@ pub struct Account {
     #[serde(default)]
     pub sessions: Vec<crate::dashboard::Session>,
     #[serde(default)]
-    pub stripe: crate::stripe_events::StripeState,
+    pub stripe: crate::stripe_events::state::StripeState,
     /// Set while the account is being closed: its tokens already stopped working.
     #[serde(default)]
     pub closing: Option<String>,
@@ -172,7 +172,7 @@ pub struct Billing {
     /// Replaced subscriptions (paid -> paid) whose cancellation failed in the plan change:
     /// retried from the alarm until Stripe has cancelled them, so only one plan bills.
     #[serde(default)]
-    pub cancelling: Vec<crate::resources::StaleSubscription>,
+    pub cancelling: Vec<crate::resources::model::StaleSubscription>,
 }
 
 /// Lifetimes, in seconds.

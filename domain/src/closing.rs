@@ -16,7 +16,11 @@ use serde_json::{json, Value};
 
 use crate::account::{self, AccountStatus, Draft};
 use crate::catalog::{Catalog, ServiceKind};
-use crate::resources::{self, ResourceError};
+use crate::resources::cancel::{hasten_stale, stale_resources};
+use crate::resources::error::ResourceError;
+use crate::resources::lookup::{find, live};
+use crate::resources::model::ResourceStatus;
+use crate::resources::remove::{mark_removed, remove};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -43,7 +47,7 @@ pub fn begin(d: &mut Draft, reason: &str) {
     );
     account::revoke_everything(d, "account_closing");
     // Replaced subscriptions still to cancel are tried at once, not after their backoff.
-    resources::hasten_stale(d, None);
+    hasten_stale(d, None);
 }
 
 /// Releases what can be released now; closes the account when nothing is left.
@@ -60,7 +64,7 @@ pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError>
         d.account
             .resources
             .iter()
-            .filter(|r| r.kind == kind && resources::live(r))
+            .filter(|r| r.kind == kind && live(r))
             .map(|r| (r.id.clone(), r.job.is_some()))
             .collect()
     };
@@ -75,20 +79,19 @@ pub fn step(d: &mut Draft, catalog: &Catalog) -> Result<Progress, ResourceError>
                 releasing.push(id);
                 continue;
             }
-            let errored = resources::find(&d.account, &id)
-                .is_ok_and(|r| r.status == resources::ResourceStatus::Errored);
+            let errored = find(&d.account, &id).is_ok_and(|r| r.status == ResourceStatus::Errored);
             if errored {
-                resources::mark_removed(d, &id);
+                mark_removed(d, &id);
                 continue;
             }
-            if !resources::remove(d, &id, catalog)? {
+            if !remove(d, &id, catalog)? {
                 releasing.push(id);
             }
         }
     }
     // A replaced subscription still billing keeps the account open until it is cancelled
     // (driven like a job, through its plan resource).
-    for id in resources::stale_resources(&d.account) {
+    for id in stale_resources(&d.account) {
         if !releasing.contains(&id) {
             releasing.push(id);
         }
@@ -117,6 +120,7 @@ mod tests {
     use crate::account::{apply, authenticate, create, exchange_code, Ctx, NewFamily, Policy};
     use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
     use crate::catalog::DEFAULT_CATALOG;
+    use crate::resources;
     use crate::resources::{
         apply_outcome, next_action, parse_create, Action, ActionResult, Candidate, ConfirmRequest,
         NewIds, Settings,

@@ -1,7 +1,7 @@
 use super::*;
 use crate::account::{self, apply, Account, Ctx, Policy};
 use crate::audit::{Actor, ActorKind};
-use crate::resources::{Resource, Settings};
+use crate::resources::{self, Resource, Settings};
 
 const T0: i64 = 1_800_000_000;
 

@@ -13,15 +13,24 @@
 //! - Every applied event leaves a `stripe.event` audit record (actor `stripe`, the event id)
 //!   next to its effects; unknown types are recorded and otherwise ignored.
 
-use std::collections::BTreeMap;
+pub mod state;
+
+pub use state::StripeState;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::account::Draft;
 use crate::ledger::ChargeStatus;
-use crate::resources::{self, ActionResult, Detail, Job, ResourceError, ResourceStatus, Settings};
+use crate::resources::action::{Action, ActionResult};
+use crate::resources::cancel::stale_ended;
+use crate::resources::error::ResourceError;
+use crate::resources::lookup::find;
+use crate::resources::model::{Detail, Job, ResourceStatus, Settings};
+use crate::resources::render::summary;
+use crate::resources::saga::{apply_outcome, next_action};
 use crate::stripe_api::PaymentError;
+use crate::stripe_events::state::EventKey;
 
 /// How long applied event ids are kept for deduplication.
 pub const DEDUPE_WINDOW: i64 = 30 * 86_400;
@@ -114,16 +123,6 @@ impl StripeEvent {
     }
 }
 
-/// The order of events: later `created` wins; within one second, the rank of the event (a
-/// deletion outranks an update outranks a creation; a paid invoice outranks a failed one); then
-/// the id, so the order is total and the same whatever the arrival order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct EventKey {
-    pub created: i64,
-    pub rank: u8,
-    pub id: String,
-}
-
 fn key(e: &StripeEvent) -> EventKey {
     let rank = match e.kind.as_str() {
         "customer.subscription.created" => 1,
@@ -138,20 +137,6 @@ fn key(e: &StripeEvent) -> EventKey {
         rank,
         id: e.id.clone(),
     }
-}
-
-/// What an account remembers of Stripe.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StripeState {
-    /// Applied event ids and when they were applied, as states written before the ids moved
-    /// to the account object's `stripe_events` table kept them. Read only to move them there;
-    /// never written again.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub processed: BTreeMap<String, i64>,
-    /// Latest subscription status per subscription, with the key of the event that set it.
-    pub subscriptions: BTreeMap<String, (EventKey, String)>,
-    /// Whether the latest invoice of each subscription failed, with its event key.
-    pub invoices: BTreeMap<String, (EventKey, bool)>,
 }
 
 /// What happened to an event.
@@ -244,10 +229,10 @@ fn subscription(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
     if status == "canceled" {
         // A replaced subscription still to cancel that ended otherwise (from Stripe's
         // dashboard): nothing is left to retry.
-        resources::stale_ended(d, &sub);
+        stale_ended(d, &sub);
     }
     if let Some(i) = plan_index(d, &sub) {
-        let before = resources::summary(&d.account.resources[i]);
+        let before = summary(&d.account.resources[i]);
         if let Detail::Plan {
             subscription_status,
             ..
@@ -306,7 +291,7 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
     let Some(i) = plan else {
         return EventOutcome::Applied;
     };
-    let before = resources::summary(&d.account.resources[i]);
+    let before = summary(&d.account.resources[i]);
     let Detail::Plan {
         past_due_since,
         suspended,
@@ -347,7 +332,7 @@ pub fn enforce_grace(d: &mut Draft, grace: i64) -> usize {
         })
         .collect();
     for &i in &due {
-        let before = resources::summary(&d.account.resources[i]);
+        let before = summary(&d.account.resources[i]);
         if let Detail::Plan { suspended, .. } = &mut d.account.resources[i].detail {
             *suspended = true;
         }
@@ -396,12 +381,12 @@ fn payment_intent(
     if in_flight.contains(&resource_id) {
         return EventOutcome::Ignored;
     }
-    let Ok(r) = resources::find(&d.account, &resource_id) else {
+    let Ok(r) = find(&d.account, &resource_id) else {
         return EventOutcome::Ignored;
     };
     let waiting_for_charge = matches!(
-        resources::next_action(&d.account, &resource_id, i64::MAX),
-        Some(resources::Action::CreatePaymentIntent { .. })
+        next_action(&d.account, &resource_id, i64::MAX),
+        Some(Action::CreatePaymentIntent { .. })
     );
     let amount_matches = match r.job.as_ref().map(|j| &j.job) {
         Some(Job::Subscribe { amount, .. } | Job::BuyDomain { amount, .. }) => {
@@ -432,7 +417,7 @@ fn payment_intent(
             },
         }
     };
-    let _ = resources::apply_outcome(d, &resource_id, outcome, settings);
+    let _ = apply_outcome(d, &resource_id, outcome, settings);
     EventOutcome::Applied
 }
 
@@ -473,7 +458,7 @@ fn token_deactivated(
                 message: "the payment token was deactivated".into(),
             },
         };
-        let _ = resources::apply_outcome(d, id, ActionResult::Refused { error }, settings);
+        let _ = apply_outcome(d, id, ActionResult::Refused { error }, settings);
     }
     EventOutcome::Applied
 }
