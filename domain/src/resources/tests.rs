@@ -3,16 +3,13 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::account::{self, apply, Ctx, Policy};
-use crate::account::{Access, Account, AccountError, Draft};
+use crate::account::{self, apply, Access, Account, AccountError, Ctx, Draft, Policy};
 use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
-use crate::catalog::Registrar;
-use crate::catalog::{Catalog, DEFAULT_CATALOG};
+use crate::catalog::{Catalog, Registrar, DEFAULT_CATALOG};
 use crate::ledger::ChargeStatus;
 use crate::sealing::KeyRing;
 use crate::stripe_api::{GrantedToken, PaymentError};
-use crate::tokens::hash;
-use crate::tokens::{self, TokenKind};
+use crate::tokens::{self, hash, TokenKind};
 
 const T0: i64 = 1_800_000_000;
 /// The key tagging tokens in these tests (`TOKEN_MAC_KEY`).
