@@ -59,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
             })
         );
         let keys = tokens::MacKeys::new("fuzz-key", false);
-        assert_eq!(tokens::verify_kind(&minted.token, kind, &keys), Some(account.as_str()));
+        assert_eq!(
+            tokens::verify_kind(&minted.token, kind, &keys),
+            Some(account.as_str())
+        );
         assert!(tokens::same_hash(
             &minted.hash,
             &tokens::hash(&minted.token)

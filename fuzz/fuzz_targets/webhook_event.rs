@@ -1,11 +1,11 @@
 //! Stripe webhook event bodies: parse, then find the account they belong to.
 #![no_main]
 
-use domain::{billing, tokens};
+use domain::{stripe_events, tokens};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(event) = billing::parse_event(data) else {
+    let Ok(event) = stripe_events::parse_event(data) else {
         return;
     };
     assert!(event.id.starts_with("evt_") && event.id.len() <= 255);
