@@ -46,8 +46,18 @@ fn digits(s: &[u8]) -> Option<i64> {
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` into unix seconds (fractions truncated).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    parse(s, true)
+}
+
+/// Like [`parse_rfc3339`], but a time without an offset (`2026-11-28T12:00:00`, ISO 8601's
+/// local form) is read as UTC: what the orchestrator may send in account requests.
+pub fn parse_iso8601_utc(s: &str) -> Option<i64> {
+    parse(s, false)
+}
+
+fn parse(s: &str, offset_required: bool) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b.len() > 40 {
+    if b.len() < if offset_required { 20 } else { 19 } || b.len() > 40 {
         return None;
     }
     let sep = |i: usize, c: u8| b.get(i) == Some(&c);
@@ -70,7 +80,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         return None;
     }
     let mut i = 19;
-    if b[i] == b'.' {
+    if b.get(i) == Some(&b'.') {
         i += 1;
         let start = i;
         while i < b.len() && b[i].is_ascii_digit() {
@@ -81,6 +91,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         }
     }
     let offset = match &b[i..] {
+        [] if !offset_required => 0,
         [b'Z'] | [b'z'] => 0,
         [sign @ (b'+' | b'-'), oh1, oh2, b':', om1, om2] => {
             let oh = digits(&[*oh1, *oh2])?;
@@ -165,6 +176,33 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(s), None, "{s}");
         }
+    }
+
+    #[test]
+    fn iso8601_without_an_offset_is_utc() {
+        assert_eq!(
+            parse_iso8601_utc("2026-11-28T12:00:00"),
+            Some(1_795_867_200)
+        );
+        assert_eq!(
+            parse_iso8601_utc("2026-11-28T12:00:00.5"),
+            Some(1_795_867_200)
+        );
+        // With an offset it is RFC 3339 exactly.
+        assert_eq!(
+            parse_iso8601_utc("2026-11-28T13:30:00+01:30"),
+            Some(1_795_867_200)
+        );
+        for s in [
+            "2026-11-28",
+            "2026-11-28T12:00",
+            "2026-11-28T12:00:00.",
+            "2026-11-28 12:00:00",
+            "2026-11-28T12:00:00+0100",
+        ] {
+            assert_eq!(parse_iso8601_utc(s), None, "{s}");
+        }
+        assert_eq!(parse_rfc3339("2026-11-28T12:00:00"), None);
     }
 
     #[test]
