@@ -8,6 +8,7 @@
 pub mod account;
 pub mod account_request;
 pub mod audit;
+pub mod audit_action;
 pub mod catalog;
 pub mod closing;
 pub mod crypto;
