@@ -102,7 +102,7 @@ fn find_cycles(root: &Path, dirs: &[PathBuf]) -> Vec<String> {
                 mods[m]
                     .path
                     .strip_prefix(dir)
-                    .map(|p| is_test_file(p))
+                    .map(is_test_file)
                     .unwrap_or(false)
             };
             let edges: BTreeMap<(usize, usize), String> = edges(&mods)

@@ -219,9 +219,12 @@ pub(crate) fn counted_lines(src: &str) -> usize {
     total - lines.len().min(total)
 }
 
+/// A path of a `use` tree, as written, and the name it binds (`None` for a glob).
+pub(crate) type Binding = (Vec<String>, Option<String>);
+
 /// The paths of a `use` tree, each with the name it binds (`None` for a glob). Starts at
 /// `t[i]` (after `use`); returns the index past the closing `;`.
-pub(crate) fn use_paths(t: &[Token], i: usize) -> (Vec<(Vec<String>, Option<String>)>, usize) {
+pub(crate) fn use_paths(t: &[Token], i: usize) -> (Vec<Binding>, usize) {
     let end = (i..t.len()).find(|&k| t[k].is(";")).unwrap_or(t.len());
     let mut out = Vec::new();
     let mut k = i;
@@ -232,12 +235,7 @@ pub(crate) fn use_paths(t: &[Token], i: usize) -> (Vec<(Vec<String>, Option<Stri
     (out, end + 1)
 }
 
-pub(crate) fn tree(
-    t: &[Token],
-    k: &mut usize,
-    prefix: Vec<String>,
-    out: &mut Vec<(Vec<String>, Option<String>)>,
-) {
+pub(crate) fn tree(t: &[Token], k: &mut usize, prefix: Vec<String>, out: &mut Vec<Binding>) {
     let mut path = prefix;
     loop {
         let Some(tok) = t.get(*k) else {
@@ -284,11 +282,7 @@ pub(crate) fn tree(
 }
 
 /// `a::b::self` binds `b` to `a::b`; `x as _` binds nothing.
-pub(crate) fn bind(
-    mut path: Vec<String>,
-    alias: Option<String>,
-    out: &mut Vec<(Vec<String>, Option<String>)>,
-) {
+pub(crate) fn bind(mut path: Vec<String>, alias: Option<String>, out: &mut Vec<Binding>) {
     if path.last().is_some_and(|s| s == "self") {
         path.pop();
     }
