@@ -25,7 +25,7 @@ pub(crate) struct Module {
     pub(crate) globs: Vec<Vec<String>>,
 }
 
-pub(crate) const ITEM_KEYWORDS: &[&str] = &[
+const ITEM_KEYWORDS: &[&str] = &[
     "fn", "struct", "enum", "const", "static", "type", "trait", "union", "mod",
 ];
 
@@ -36,12 +36,7 @@ pub(crate) fn load_crate(root_file: &Path) -> Vec<Module> {
     mods
 }
 
-pub(crate) fn load(
-    file: &Path,
-    mod_path: Vec<String>,
-    mod_rs: bool,
-    mods: &mut Vec<Module>,
-) -> usize {
+fn load(file: &Path, mod_path: Vec<String>, mod_rs: bool, mods: &mut Vec<Module>) -> usize {
     let src = fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let (tokens, _) = without_tests(tokenize(&src));
     let id = mods.len();
@@ -123,7 +118,7 @@ pub(crate) fn load(
 
 /// A path as written in module `m`, made absolute from the crate root; `None` when it leaves
 /// the crate (`std::`, `serde::`, another crate of the workspace).
-pub(crate) fn absolute(mods: &[Module], m: usize, written: &[String]) -> Option<Vec<String>> {
+fn absolute(mods: &[Module], m: usize, written: &[String]) -> Option<Vec<String>> {
     let here = &mods[m].mod_path;
     let first = written.first()?;
     match first.as_str() {
@@ -150,12 +145,7 @@ pub(crate) fn absolute(mods: &[Module], m: usize, written: &[String]) -> Option<
 
 /// The file that defines what the absolute `path` names, following imports and globs.
 /// `strict`: `None` for a name the module does not have (used to try globs).
-pub(crate) fn resolve(
-    mods: &[Module],
-    path: &[String],
-    strict: bool,
-    hops: usize,
-) -> Option<usize> {
+fn resolve(mods: &[Module], path: &[String], strict: bool, hops: usize) -> Option<usize> {
     if hops > 32 {
         return None;
     }

@@ -137,7 +137,7 @@ pub(crate) fn tokenize(src: &str) -> Vec<Token> {
 }
 
 /// At `b"`, `r"`, `r#"`, `br"`, `br#"`: (index after the opening quote, number of `#`, raw).
-pub(crate) fn raw_or_byte_string(c: &[char], i: usize) -> Option<(usize, usize, bool)> {
+fn raw_or_byte_string(c: &[char], i: usize) -> Option<(usize, usize, bool)> {
     let mut j = i;
     let mut raw = false;
     if c.get(j) == Some(&'b') {
@@ -161,7 +161,7 @@ pub(crate) fn raw_or_byte_string(c: &[char], i: usize) -> Option<(usize, usize, 
 
 /// Index just past the item that starts at `i` (after its attributes): a `;` or a `{...}` at
 /// the item's own depth.
-pub(crate) fn item_end(t: &[Token], mut i: usize) -> usize {
+fn item_end(t: &[Token], mut i: usize) -> usize {
     let mut depth = 0i32;
     while i < t.len() {
         match t[i].text.as_str() {
@@ -181,7 +181,7 @@ pub(crate) fn item_end(t: &[Token], mut i: usize) -> usize {
 }
 
 /// True at `#[cfg(test)]`.
-pub(crate) fn is_cfg_test(t: &[Token], i: usize) -> bool {
+fn is_cfg_test(t: &[Token], i: usize) -> bool {
     let want = ["#", "[", "cfg", "(", "test", ")", "]"];
     t.len() >= i + want.len() && want.iter().enumerate().all(|(k, w)| t[i + k].is(w))
 }
@@ -235,7 +235,7 @@ pub(crate) fn use_paths(t: &[Token], i: usize) -> (Vec<Binding>, usize) {
     (out, end + 1)
 }
 
-pub(crate) fn tree(t: &[Token], k: &mut usize, prefix: Vec<String>, out: &mut Vec<Binding>) {
+fn tree(t: &[Token], k: &mut usize, prefix: Vec<String>, out: &mut Vec<Binding>) {
     let mut path = prefix;
     loop {
         let Some(tok) = t.get(*k) else {
@@ -282,7 +282,7 @@ pub(crate) fn tree(t: &[Token], k: &mut usize, prefix: Vec<String>, out: &mut Ve
 }
 
 /// `a::b::self` binds `b` to `a::b`; `x as _` binds nothing.
-pub(crate) fn bind(mut path: Vec<String>, alias: Option<String>, out: &mut Vec<Binding>) {
+fn bind(mut path: Vec<String>, alias: Option<String>, out: &mut Vec<Binding>) {
     if path.last().is_some_and(|s| s == "self") {
         path.pop();
     }
