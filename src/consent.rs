@@ -101,16 +101,9 @@ fn account_error_page(e: &AccountError, nonce: &str) -> Page {
 /// The page for a client over its limit ([`gate::client`]), if it is; pages come from browsers,
 /// which prove nothing until the link is checked.
 async fn too_many(env: &Env, inc: &Incoming, style: &str) -> Option<Page> {
-    match gate::client(env, inc).await {
-        Ok(()) => None,
-        Err(ApiError::RateLimited { .. }) => Some(message(
-            429,
-            "Too many attempts",
-            "Wait a minute, then open the link again. Nothing was changed.",
-            style,
-        )),
-        Err(_) => Some(account_error_page(&AccountError::Unavailable, style)),
-    }
+    let refusal = gate::client(env, inc).await.err()?;
+    let (status, title, text) = pages::client_limit_page(&refusal);
+    Some(message(status, title, text, style))
 }
 
 fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {

@@ -62,21 +62,9 @@ fn explain(e: DashboardError, nonce: &str) -> Result<Response, Problem> {
 
 /// The page for a client over its limit ([`gate::client`]), if it is.
 async fn too_many(env: &Env, inc: &Incoming, nonce: &str) -> Option<Result<Response, Problem>> {
-    match gate::client(env, inc).await {
-        Ok(()) => None,
-        Err(ApiError::RateLimited { .. }) => Some(message(
-            429,
-            "Too many attempts",
-            "Wait a minute, then open the link again. Nothing was changed.",
-            nonce,
-        )),
-        Err(_) => Some(message(
-            503,
-            "Please try again",
-            "We could not reach the account just now. Nothing was changed.",
-            nonce,
-        )),
-    }
+    let refusal = gate::client(env, inc).await.err()?;
+    let (status, title, text) = pages::client_limit_page(&refusal);
+    Some(message(status, title, text, nonce))
 }
 
 fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {

@@ -5,6 +5,7 @@
 //! [`content_security_policy`] allows; forms post only to our own origin.
 
 use crate::account::ConsentView;
+use crate::errors::ApiError;
 use crate::time::format_rfc3339;
 
 /// HTML-escapes text for element content and double-quoted attributes.
@@ -310,6 +311,23 @@ pub fn message_page(title: &str, text: &str, style_nonce: &str) -> String {
     layout(title, style_nonce, &body)
 }
 
+/// What a page says when the client limit refuses a browser: `(status, title, text)`. Over the
+/// limit is a 429 (the glue adds `retry-after`); a limit that could not be checked is a 503.
+pub fn client_limit_page(refusal: &ApiError) -> (u16, &'static str, &'static str) {
+    match refusal {
+        ApiError::RateLimited { .. } => (
+            429,
+            "Too many attempts",
+            "Wait a minute, then open the link again. Nothing was changed.",
+        ),
+        _ => (
+            503,
+            "Please try again",
+            "We could not reach the account just now. Nothing was changed.",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +443,14 @@ mod tests {
             csp,
             "default-src 'none'; style-src 'nonce-abc'; img-src 'none'; form-action 'self' https://projects.stripe.com; frame-ancestors 'none'; base-uri 'none'"
         );
+    }
+
+    #[test]
+    fn the_client_limit_page_is_a_429_or_a_503() {
+        let (status, title, _) = client_limit_page(&ApiError::RateLimited { retry_after: 60 });
+        assert_eq!((status, title), (429, "Too many attempts"));
+        let (status, title, text) = client_limit_page(&ApiError::Unavailable("limiter".into()));
+        assert_eq!((status, title), (503, "Please try again"));
+        assert!(text.contains("Nothing was changed"));
     }
 }

@@ -1,0 +1,235 @@
+use super::*;
+use serde_json::json;
+
+fn with_services(services: Value) -> String {
+    json!({ "services": services }).to_string()
+}
+
+fn plan(id: &str, updates: &[&str]) -> Value {
+    json!({"id": id, "description": "a plan", "categories": ["hosting"], "kind": "plan",
+           "pricing": {"type": "free"}, "allowed_updates": updates,
+           "configuration_schema": {"type": "object", "properties": {},
+                                    "additionalProperties": false},
+           "provider": {"type": "plan"}})
+}
+
+fn err_of(services: Value) -> CatalogError {
+    Catalog::parse(&with_services(services)).expect_err("should be refused")
+}
+
+#[test]
+fn the_default_catalog_is_valid_and_realistic() {
+    let c = Catalog::parse(DEFAULT_CATALOG).expect("default catalog");
+    let ids: Vec<&str> = c.services().iter().map(|s| s.id.as_str()).collect();
+    for id in ["free", "paid", "api_token", "domain"] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let paid = c.get("paid").unwrap();
+    assert_eq!(paid.kind, ServiceKind::Plan);
+    assert!(matches!(
+        &paid.pricing,
+        Pricing::Paid { paid: PaidPricing::Freeform { freeform } } if !freeform.is_empty()
+    ));
+    let domain = c.get("domain").unwrap();
+    assert_eq!(domain.kind, ServiceKind::Deployable);
+    assert!(c.is_paid(domain));
+    assert!(domain.configuration_schema["properties"]["domain_query"].is_object());
+    let token = c.get("api_token").unwrap();
+    assert!(!c.is_paid(token));
+    match &token.pricing {
+        Pricing::Component { component } => {
+            let parents: Vec<&String> = component
+                .options
+                .iter()
+                .flat_map(|o| o.parent_service_ids())
+                .collect();
+            assert!(parents.contains(&&"free".to_string()));
+            assert!(parents.contains(&&"paid".to_string()));
+        }
+        other => panic!("api_token pricing: {other:?}"),
+    }
+}
+
+#[test]
+fn discovery_hides_the_provider_block() {
+    let c = Catalog::parse(DEFAULT_CATALOG).unwrap();
+    let body = c.discovery();
+    let services = body["data"].as_array().unwrap();
+    assert_eq!(services.len(), c.services().len());
+    for s in services {
+        assert!(s.get("provider").is_none(), "{s}");
+        for key in [
+            "id",
+            "description",
+            "categories",
+            "kind",
+            "pricing",
+            "allowed_updates",
+            "configuration_schema",
+        ] {
+            assert!(s.get(key).is_some(), "{key} missing in {s}");
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_bad_entry() {
+    let e = err_of(json!([plan("free", &[]), plan("free", &[])]));
+    assert_eq!(e.entry, "services[1] (\"free\")");
+    assert!(e.message.contains("earlier entry"), "{e}");
+
+    let e = err_of(json!([plan("free", &["gold"])]));
+    assert!(e.to_string().contains("services[0] (\"free\")"), "{e}");
+    assert!(e.message.contains("unknown service \"gold\""), "{e}");
+
+    let mut bad = plan("x", &[]);
+    bad["configuration_schema"] =
+        json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}});
+    let e = err_of(json!([bad]));
+    assert!(e.message.contains("/properties/a/pattern"), "{e}");
+
+    let mut bad = plan("x", &[]);
+    bad["kind"] = json!("addon");
+    let e = err_of(json!([bad]));
+    assert_eq!(e.entry, "services[0] (\"x\")");
+
+    let mut bad = plan("x", &[]);
+    bad["colour"] = json!("red");
+    let e = err_of(json!([bad]));
+    assert!(e.message.contains("colour"), "{e}");
+}
+
+#[test]
+fn file_level_errors() {
+    assert_eq!(Catalog::parse("{").unwrap_err().entry, "catalog");
+    assert_eq!(
+        Catalog::parse(r#"{"services":[]}"#).unwrap_err().entry,
+        "catalog"
+    );
+    assert_eq!(
+        Catalog::parse(r#"{"services":[],"x":1}"#)
+            .unwrap_err()
+            .entry,
+        "catalog"
+    );
+}
+
+#[test]
+fn behaviour_must_fit_kind_and_pricing() {
+    let mut paid_without_price = plan("gold", &[]);
+    paid_without_price["pricing"] =
+        json!({"type":"paid","paid":{"type":"freeform","freeform":"$5"}});
+    assert!(err_of(json!([paid_without_price]))
+        .message
+        .contains("provider.price"));
+
+    let mut free_with_price = plan("free", &[]);
+    free_with_price["provider"] =
+        json!({"type":"plan","price":{"amount":5,"currency":"usd","interval":"month"}});
+    assert!(err_of(json!([free_with_price]))
+        .message
+        .contains("free plan"));
+
+    let mut token = plan("tok", &[]);
+    token["kind"] = json!("deployable");
+    token["provider"] = json!({"type":"api_token","scopes":[]});
+    assert!(err_of(json!([token])).message.contains("scopes"));
+
+    let mut plan_as_token = plan("p", &[]);
+    plan_as_token["provider"] = json!({"type":"api_token","scopes":["read"]});
+    assert!(err_of(json!([plan_as_token])).message.contains("plan"));
+
+    let mut free_domain = plan("d", &[]);
+    free_domain["kind"] = json!("deployable");
+    free_domain["provider"] =
+        json!({"type":"domain","registrar":"builtin","price":{"amount":1200,"currency":"usd"}});
+    assert!(err_of(json!([free_domain])).message.contains("paid"));
+
+    let mut bad_currency = plan("gold", &[]);
+    bad_currency["pricing"] = json!({"type":"paid","paid":{"type":"freeform","freeform":"$5"}});
+    bad_currency["provider"] =
+        json!({"type":"plan","price":{"amount":500,"currency":"USD","interval":"month"}});
+    assert!(err_of(json!([bad_currency])).message.contains("currency"));
+}
+
+fn paid_plan(id: &str, price: Value) -> Value {
+    let mut p = plan(id, &[]);
+    p["pricing"] = json!({"type":"paid","paid":{"type":"freeform","freeform":"20/month"}});
+    p["provider"] = json!({"type": "plan", "price": price});
+    p
+}
+
+#[test]
+fn a_paid_plan_needs_its_stripe_price() {
+    // Without it the worker charged the first period, then sent `items[0][price]=`.
+    let e = err_of(json!([paid_plan(
+        "gold",
+        json!({"amount": 2000, "currency": "usd", "interval": "month"})
+    )]));
+    assert_eq!(e.entry, "services[0] (\"gold\")");
+    assert!(e.message.contains("stripe_price"), "{e}");
+    for bad in ["", "price 1", "price_\u{e9}"] {
+        let e = err_of(json!([paid_plan(
+            "gold",
+            json!({"amount": 2000, "currency": "usd", "interval": "month", "stripe_price": bad})
+        )]));
+        assert!(e.message.contains("stripe_price"), "{bad:?}: {e}");
+    }
+    Catalog::parse(&with_services(json!([paid_plan(
+        "gold",
+        json!({"amount": 2000, "currency": "usd", "interval": "month", "stripe_price": "price_1Gold"})
+    )])))
+    .unwrap();
+}
+
+#[test]
+fn the_cap_currency_is_the_catalogs() {
+    let eur = |id: &str| {
+        paid_plan(
+            id,
+            json!({"amount": 1900, "currency": "eur", "interval": "month", "stripe_price": "price_eur"}),
+        )
+    };
+    let c = Catalog::parse(&with_services(json!([plan("free", &[]), eur("pro")]))).unwrap();
+    assert_eq!(c.currency(), "eur");
+    assert_eq!(
+        Catalog::parse(&with_services(json!([plan("free", &[])])))
+            .unwrap()
+            .currency(),
+        DEFAULT_CURRENCY
+    );
+    assert_eq!(Catalog::parse(DEFAULT_CATALOG).unwrap().currency(), "usd");
+    // Mixed currencies are refused, wherever the odd one is.
+    let usd = paid_plan(
+        "usd_plan",
+        json!({"amount": 2000, "currency": "usd", "interval": "month", "stripe_price": "price_usd"}),
+    );
+    for services in [
+        json!([eur("a"), usd.clone()]),
+        json!([usd.clone(), eur("a"), eur("b")]),
+        json!([eur("a"), eur("b"), usd]),
+    ] {
+        let e = err_of(services);
+        assert!(e.message.contains("one currency"), "{e}");
+    }
+}
+
+#[test]
+fn updates_must_stay_within_a_kind_and_components_need_plan_parents() {
+    let mut token = plan("tok", &["free"]);
+    token["kind"] = json!("deployable");
+    token["provider"] = json!({"type":"api_token","scopes":["read"]});
+    assert!(err_of(json!([plan("free", &[]), token.clone()]))
+        .message
+        .contains("same kind"));
+
+    token["allowed_updates"] = json!([]);
+    token["pricing"] = json!({"type":"component","component":{"options":[{"type":"free","parent_service_ids":["tok"]}]}});
+    assert!(err_of(json!([token.clone()]))
+        .message
+        .contains("not a plan"));
+    token["pricing"] = json!({"type":"component","component":{"options":[{"type":"free","parent_service_ids":["nope"]}]}});
+    assert!(err_of(json!([token]))
+        .message
+        .contains("not in the catalog"));
+}

@@ -1,0 +1,297 @@
+//! Validation of a catalog file: [`Catalog::parse`] is the only way to a [`Catalog`], so every
+//! check the module invariant lists is made here, once, naming the bad entry.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    Behaviour, Catalog, CatalogError, PaidPricing, Price, Pricing, Registrar, Service, ServiceKind,
+    DEFAULT_CURRENCY,
+};
+use crate::schema;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(rename = "$comment", default)]
+    _comment: Option<String>,
+    services: Vec<Value>,
+}
+
+const MAX_SERVICES: usize = 200;
+
+fn valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b':' | b'.')
+        })
+}
+
+/// A Stripe object id as the catalog may name one (Prices may have custom ids, so only the
+/// characters are checked).
+fn valid_stripe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 255
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn valid_currency(c: &str) -> bool {
+    c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase())
+}
+
+impl Catalog {
+    /// Parses and validates catalog JSON text.
+    pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
+        let file: CatalogFile = serde_json::from_str(text).map_err(|e| CatalogError {
+            entry: "catalog".into(),
+            message: format!("not a valid catalog file: {e}"),
+        })?;
+        if file.services.is_empty() {
+            return Err(CatalogError {
+                entry: "catalog".into(),
+                message: "\"services\" is empty; list at least one service".into(),
+            });
+        }
+        if file.services.len() > MAX_SERVICES {
+            return Err(CatalogError {
+                entry: "catalog".into(),
+                message: format!("more than {MAX_SERVICES} services"),
+            });
+        }
+        let mut services = Vec::with_capacity(file.services.len());
+        for (i, raw) in file.services.into_iter().enumerate() {
+            let label = match raw.get("id").and_then(Value::as_str) {
+                Some(id) => format!("services[{i}] ({id:?})"),
+                None => format!("services[{i}]"),
+            };
+            let service: Service = serde_json::from_value(raw).map_err(|e| CatalogError {
+                entry: label.clone(),
+                message: e.to_string(),
+            })?;
+            services.push(service);
+        }
+        let mut catalog = Catalog {
+            services,
+            currency: DEFAULT_CURRENCY.into(),
+        };
+        for (i, service) in catalog.services.iter().enumerate() {
+            catalog
+                .check_service(i, service)
+                .map_err(|message| CatalogError {
+                    entry: format!("services[{i}] ({:?})", service.id),
+                    message,
+                })?;
+        }
+        let mut currencies: Vec<(&str, &str)> = catalog
+            .services
+            .iter()
+            .filter_map(|s| match &s.provider {
+                Behaviour::Plan { price: Some(p) } | Behaviour::Domain { price: Some(p), .. } => {
+                    Some((s.id.as_str(), p.currency.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        currencies.dedup_by(|a, b| a.1 == b.1);
+        if currencies.len() > 1 {
+            return Err(CatalogError {
+                entry: format!("services ({:?})", currencies[1].0),
+                message: format!(
+                    "every price must be in one currency (the spending cap's); found {} and {}",
+                    currencies[0].1, currencies[1].1
+                ),
+            });
+        }
+        if let Some((_, c)) = currencies.first() {
+            catalog.currency = c.to_string();
+        }
+        Ok(catalog)
+    }
+
+    fn check_service(&self, index: usize, s: &Service) -> Result<(), String> {
+        if !valid_id(&s.id) {
+            return Err(
+                "id must be 1-64 characters of a-z, 0-9, '_', '-', ':' or '.', starting with a letter or digit"
+                    .into(),
+            );
+        }
+        if self.services[..index].iter().any(|other| other.id == s.id) {
+            return Err(format!("id {:?} is used by an earlier entry", s.id));
+        }
+        if s.description.trim().is_empty() {
+            return Err("description is empty".into());
+        }
+        if s.categories.iter().any(|c| c.trim().is_empty()) {
+            return Err("categories contains an empty string".into());
+        }
+        for target in &s.allowed_updates {
+            let other = self
+                .get(target)
+                .ok_or_else(|| format!("allowed_updates names unknown service {target:?}"))?;
+            if other.id == s.id {
+                return Err("allowed_updates names the service itself".into());
+            }
+            if other.kind != s.kind {
+                return Err(format!(
+                    "allowed_updates names {target:?}, which is not of the same kind"
+                ));
+            }
+        }
+        match &s.pricing {
+            Pricing::Free => {}
+            Pricing::Paid {
+                paid: PaidPricing::Freeform { freeform },
+            } => {
+                if freeform.trim().is_empty() {
+                    return Err("pricing.paid.freeform is empty".into());
+                }
+            }
+            Pricing::Component { component } => {
+                if s.kind == ServiceKind::Plan {
+                    return Err("a plan cannot have component pricing".into());
+                }
+                if component.options.is_empty() {
+                    return Err("pricing.component.options is empty".into());
+                }
+                for option in &component.options {
+                    if option.parent_service_ids().is_empty() {
+                        return Err("a component option has no parent_service_ids".into());
+                    }
+                    for parent in option.parent_service_ids() {
+                        match self.get(parent) {
+                            Some(p) if p.kind == ServiceKind::Plan => {}
+                            Some(_) => {
+                                return Err(format!("component parent {parent:?} is not a plan"))
+                            }
+                            None => {
+                                return Err(format!(
+                                    "component parent {parent:?} is not in the catalog"
+                                ))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        schema::check_schema(&s.configuration_schema)
+            .map_err(|e| format!("configuration_schema{e}"))
+            .and_then(
+                |_| match s.configuration_schema.get("type").and_then(Value::as_str) {
+                    Some("object") => Ok(()),
+                    _ => Err("configuration_schema must have \"type\": \"object\"".into()),
+                },
+            )?;
+        self.check_behaviour(s)
+    }
+
+    fn check_behaviour(&self, s: &Service) -> Result<(), String> {
+        let paid = self.is_paid(s);
+        let check_price = |price: &Price| -> Result<(), String> {
+            if !valid_currency(&price.currency) {
+                return Err(format!(
+                    "provider.price.currency {:?} must be a lowercase ISO 4217 code like \"usd\"",
+                    price.currency
+                ));
+            }
+            if price.amount == 0 {
+                return Err("provider.price.amount must be greater than 0".into());
+            }
+            Ok(())
+        };
+        match (&s.provider, s.kind) {
+            (Behaviour::Plan { price }, ServiceKind::Plan) => {
+                match (price, paid) {
+                    (Some(price), true) => {
+                        check_price(price)?;
+                        match price.interval.as_deref() {
+                        Some("month" | "year") => {}
+                        _ => return Err("a paid plan's provider.price.interval must be \"month\" or \"year\"".into()),
+                    }
+                        // The subscription is created with this Price: without it Stripe would
+                        // be sent `items[0][price]=` and refuse, after the first period was
+                        // charged.
+                        match price.stripe_price.as_deref() {
+                            Some(id) if valid_stripe_id(id) => Ok(()),
+                            Some(id) => Err(format!("provider.price.stripe_price {id:?} must be a Stripe Price id like \"price_...\" (1-255 characters of A-Z, a-z, 0-9, '_' or '-')")),
+                            None => Err("a paid plan needs provider.price.stripe_price, the Stripe Price (price_...) its subscription bills".into()),
+                        }
+                    }
+                    (None, true) => {
+                        Err("a paid plan needs provider.price (amount, currency, interval)".into())
+                    }
+                    (Some(_), false) => Err("a free plan cannot have provider.price".into()),
+                    (None, false) => Ok(()),
+                }
+            }
+            (Behaviour::Plan { .. }, ServiceKind::Deployable) => {
+                Err("provider.type \"plan\" needs kind \"plan\"".into())
+            }
+            (_, ServiceKind::Plan) => Err("a plan needs provider.type \"plan\"".into()),
+            (
+                Behaviour::ApiToken {
+                    scopes,
+                    ttl_seconds,
+                },
+                _,
+            ) => {
+                if paid {
+                    return Err("api_token services must be free".into());
+                }
+                if scopes.is_empty() || scopes.iter().any(|x| !valid_id(x)) {
+                    return Err(
+                        "provider.scopes must list scope names (a-z, 0-9, '_', '-', ':', '.')"
+                            .into(),
+                    );
+                }
+                if *ttl_seconds == Some(0) {
+                    return Err("provider.ttl_seconds must be greater than 0".into());
+                }
+                Ok(())
+            }
+            (
+                Behaviour::Domain {
+                    registrar,
+                    price,
+                    quote_ttl_seconds,
+                },
+                _,
+            ) => {
+                if !paid {
+                    return Err("domain services are paid purchases; use paid pricing".into());
+                }
+                if !(5..=3600).contains(quote_ttl_seconds) {
+                    return Err("provider.quote_ttl_seconds must be between 5 and 3600".into());
+                }
+                match (registrar, price) {
+                    (Registrar::Builtin, Some(price)) => check_price(price),
+                    (Registrar::Builtin, None) => {
+                        Err("the builtin registrar needs provider.price (per year)".into())
+                    }
+                    (Registrar::Upstream, Some(_)) => Err(
+                        "the upstream registrar quotes its own prices; remove provider.price"
+                            .into(),
+                    ),
+                    (Registrar::Upstream, None) => Ok(()),
+                }
+            }
+            (Behaviour::OperatorBackend { url, price }, _) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err("provider.url must be an http(s) URL".into());
+                }
+                match (price, paid) {
+                    (_, true) => Err(
+                        "operator backends must be free services (paid ones are not supported yet)"
+                            .into(),
+                    ),
+                    (Some(_), false) => Err("a free service cannot have provider.price".into()),
+                    (None, false) => Ok(()),
+                }
+            }
+        }
+    }
+}
