@@ -6,7 +6,7 @@
 //! - A refresh rotates: the presented token is retired, and presenting a retired one revokes
 //!   its family. Both reactions persist although the request fails (`keep_on_error`).
 //! - Only a live family under a live grant of an open account authenticates.
-//! - Every revocation goes through `revoke_family` (one `token.revoked` record per family).
+//! - Every family revocation goes through `revoke_family`: one `token.revoked` record each.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
