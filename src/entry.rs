@@ -92,7 +92,8 @@ async fn handle(
     if matches!(route.family(), Family::Provisioning | Family::Resource) {
         verify_orchestrator(&incoming, env)?;
         limits::orchestrator(env, started_ms)?;
-        domain::protocol::check_api_version(incoming.header("api-version").as_deref())?;
+        domain::protocol::check_api_version(incoming.header("api-version").as_deref())
+            .map_err(ApiError::from)?;
     }
     let internal = |e: worker::Error| {
         http::log_internal(request_id, "response", &e.to_string());

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::account::{AccountError, AccountStatus, ConsentError};
 use crate::account_request::AccountRequestError;
 use crate::ledger::format_amount;
+use crate::protocol::UnsupportedVersion;
 use crate::resources::{ErrorInfo, ResourceError};
 use crate::signature::SignatureError;
 use crate::stripe_api::PaymentError;
@@ -95,6 +96,12 @@ pub enum ApiError {
 impl From<SignatureError> for ApiError {
     fn from(e: SignatureError) -> Self {
         ApiError::Signature(e)
+    }
+}
+
+impl From<UnsupportedVersion> for ApiError {
+    fn from(e: UnsupportedVersion) -> Self {
+        ApiError::ApiVersion { got: e.got }
     }
 }
 
@@ -567,5 +574,18 @@ mod tests {
         let long = "9".repeat(1000);
         let f = ApiError::ApiVersion { got: Some(long) }.failure();
         assert!(f.message.len() < 120, "{}", f.message);
+    }
+
+    #[test]
+    fn a_refused_api_version_keeps_what_was_sent() {
+        let refused = crate::protocol::check_api_version(Some("0.1c")).unwrap_err();
+        assert_eq!(
+            ApiError::from(refused),
+            ApiError::ApiVersion {
+                got: Some("0.1c".into())
+            }
+        );
+        let missing = crate::protocol::check_api_version(None).unwrap_err();
+        assert_eq!(ApiError::from(missing), ApiError::ApiVersion { got: None });
     }
 }

@@ -2,21 +2,27 @@
 
 use serde_json::{json, Value};
 
-use crate::errors::ApiError;
-
 /// The version this provider speaks, sent by the orchestrator as `API-Version`.
 pub const API_VERSION: &str = "0.1d";
 /// Every version accepted in `API-Version`.
 pub const SUPPORTED_VERSIONS: &[&str] = &[API_VERSION];
 
+/// The `API-Version` header was missing or empty (`got: None`) or names a version this
+/// provider does not speak. `errors` maps it to the `invalid_api_version` envelope; this
+/// module stays below `errors` and does not name envelopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedVersion {
+    pub got: Option<String>,
+}
+
 /// Checks the `API-Version` header of a `/provisioning/*` call (docs/PROTOCOL.md §1.2).
-pub fn check_api_version(header: Option<&str>) -> Result<(), ApiError> {
+pub fn check_api_version(header: Option<&str>) -> Result<(), UnsupportedVersion> {
     match header.map(str::trim) {
         Some(v) if SUPPORTED_VERSIONS.contains(&v) => Ok(()),
-        Some(v) if !v.is_empty() => Err(ApiError::ApiVersion {
+        Some(v) if !v.is_empty() => Err(UnsupportedVersion {
             got: Some(v.to_string()),
         }),
-        _ => Err(ApiError::ApiVersion { got: None }),
+        _ => Err(UnsupportedVersion { got: None }),
     }
 }
 
@@ -35,15 +41,15 @@ mod tests {
         assert_eq!(check_api_version(Some(" 0.1d ")), Ok(()));
         assert_eq!(
             check_api_version(None),
-            Err(ApiError::ApiVersion { got: None })
+            Err(UnsupportedVersion { got: None })
         );
         assert_eq!(
             check_api_version(Some("")),
-            Err(ApiError::ApiVersion { got: None })
+            Err(UnsupportedVersion { got: None })
         );
         assert_eq!(
             check_api_version(Some("0.1c")),
-            Err(ApiError::ApiVersion {
+            Err(UnsupportedVersion {
                 got: Some("0.1c".into())
             })
         );

@@ -1,5 +1,9 @@
+use serde_json::json;
+
+use super::kernel::RETENTION;
 use super::*;
-use crate::audit::verify_chain;
+use crate::account_request::Orchestrator;
+use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
 use crate::pkce;
 use crate::tokens::hash;
 
@@ -723,4 +727,55 @@ fn old_entries_are_pruned_after_retention() {
     assert!(w.account.codes.is_empty());
     assert!(w.account.families.is_empty());
     assert!(w.account.consents.is_empty());
+}
+
+// Moved from account.rs's wire_tests.
+
+#[test]
+fn a_new_account_without_a_currency_counts_in_usd() {
+    // The shape directory objects sent before the cap took the catalog's currency.
+    let mut v = serde_json::to_value(test_new_account()).unwrap();
+    v.as_object_mut().unwrap().remove("currency");
+    let old: NewAccount = serde_json::from_value(v).unwrap();
+    assert_eq!(old.currency, None);
+    let ctx = Ctx {
+        now: 1_800_000_000,
+        actor: Actor::new(ActorKind::Orchestrator, Some("acct_s")),
+        request_id: None,
+        policy: Policy::default(),
+    };
+    assert_eq!(create(old, &ctx).account.ledger.currency, "usd");
+    let eur = NewAccount {
+        currency: Some("eur".into()),
+        ..test_new_account()
+    };
+    assert_eq!(create(eur, &ctx).account.ledger.currency, "eur");
+}
+
+#[test]
+fn every_error_survives_the_trip_between_objects() {
+    let errors = [
+        AccountError::NotFound,
+        AccountError::Inactive {
+            status: AccountStatus::Suspended,
+        },
+        AccountError::InvalidGrant { reason: "r".into() },
+        AccountError::InvalidClient { reason: "r".into() },
+        AccountError::InvalidToken,
+        AccountError::InvalidTransition {
+            from: AccountStatus::Closed,
+            to: AccountStatus::Active,
+        },
+        AccountError::Consent(ConsentError::AlreadyAnswered { approved: true }),
+        AccountError::Consent(ConsentError::BadNonce),
+        AccountError::Unavailable,
+    ];
+    for e in errors {
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            serde_json::from_str::<AccountError>(&text).unwrap(),
+            e,
+            "{text}"
+        );
+    }
 }

@@ -18,40 +18,12 @@ use crate::catalog::ServiceKind;
 use crate::resources::{self, Candidate, Detail, ResourceStatus};
 use crate::tokens::same_hash;
 
+pub mod state;
+pub use state::{DeepLink, Session};
+
 pub const LINK_TTL: i64 = 600;
 pub const SESSION_TTL: i64 = 1800;
 const MAX_LINKS: usize = 20;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeepLink {
-    pub hash: String,
-    pub purpose: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    pub hash: String,
-    pub expires_at: i64,
-    /// Binds a sign-in to this session; replaced after each attempt. Empty in sessions stored
-    /// before sign-in existed: those cannot sign in (open a new link).
-    #[serde(default)]
-    pub nonce: String,
-    /// When the owner signed in on this session; `None`: only the deep link.
-    #[serde(default)]
-    pub signed_in_at: Option<i64>,
-}
-
-impl Session {
-    pub fn authentication(&self) -> Authentication {
-        match self.signed_in_at {
-            Some(_) => Authentication::OwnerSignIn,
-            None => Authentication::DeepLink,
-        }
-    }
-}
 
 /// What a dashboard action asks for, which decides the authentication it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
