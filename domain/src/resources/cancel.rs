@@ -2,7 +2,7 @@ use serde_json::{json, Value};
 
 use crate::account::{Account, Draft};
 use crate::resources::action::ActionResult;
-use crate::resources::error::ResourceError;
+use crate::resources::error::{resource_error_info, ResourceError};
 use crate::resources::lookup::index;
 use crate::resources::model::StaleSubscription;
 use crate::time::format_rfc3339;
@@ -142,7 +142,7 @@ pub(crate) fn apply_stale_outcome(
             return Ok(());
         }
         ActionResult::Unavailable { message } => message,
-        ActionResult::Refused { error } => crate::errors::resource_error_info(&error).message,
+        ActionResult::Refused { error } => resource_error_info(&error).message,
         other => format!("unexpected answer {other:?}"),
     };
     let reason = crate::text::truncate(&reason, 200).to_string();

@@ -5,7 +5,7 @@ use crate::catalog::Registrar;
 use crate::resources::action::{Action, ActionResult};
 use crate::resources::cancel::{apply_stale_outcome, stale_backoff, stale_due, stale_message};
 use crate::resources::create::settled;
-use crate::resources::error::{ResourceError, REFUND_FAILED};
+use crate::resources::error::{resource_error_info, ResourceError, REFUND_FAILED};
 use crate::resources::lookup::{find, index};
 use crate::resources::model::{
     Detail, ErrorInfo, Job, JobState, ResourceStatus, Settings, StaleSubscription,
@@ -623,7 +623,7 @@ pub(crate) fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<
     let Some(js) = r.job.clone() else {
         return Err(error);
     };
-    let info = crate::errors::resource_error_info(&error);
+    let info = resource_error_info(&error);
     if let Job::Subscribe {
         charge_id,
         payment_intent: None,
