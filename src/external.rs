@@ -425,7 +425,7 @@ async fn operator(env: &Env, url: &str, key: &str, body: &Value) -> ActionResult
     .await
     {
         Ok(a) if (200..300).contains(&a.status) => {
-            let status = a.body["status"].as_str().unwrap_or("error").to_string();
+            let status = a.body["status"].as_str().unwrap_or("error").into();
             let access_configuration: Option<BTreeMap<String, String>> =
                 a.body["access_configuration"].as_object().map(|m| {
                     m.iter()

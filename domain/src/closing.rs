@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use crate::account::{self, AccountStatus, Draft};
 use crate::catalog::{Catalog, ServiceKind};
-use crate::resources::cancel::{hasten_stale, stale_resources};
 use crate::resources::error::ResourceError;
+use crate::resources::jobs::cancel::{hasten_stale, stale_resources};
 use crate::resources::lookup::{find, live};
 use crate::resources::model::ResourceStatus;
 use crate::resources::remove::{mark_removed, remove};

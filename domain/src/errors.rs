@@ -8,9 +8,8 @@ use serde_json::{json, Value};
 
 use crate::account::{AccountError, AccountStatus, ConsentError};
 use crate::account_request::AccountRequestError;
-use crate::ledger::format_amount;
 use crate::protocol::UnsupportedVersion;
-use crate::resources::{ErrorInfo, ResourceError};
+use crate::resources::error::ResourceError;
 use crate::signature::SignatureError;
 use crate::stripe_api::PaymentError;
 use crate::text::truncate;
@@ -334,45 +333,12 @@ impl ConsentError {
 
 impl PaymentError {
     pub fn failure(&self) -> Failure {
-        match self {
-            PaymentError::TokenInvalid { message } => Failure::new(
-                402,
-                "payment_token_invalid",
-                format!("the payment token cannot be used ({message}); ask the human for a new one"),
-            ),
-            PaymentError::TokenExpired => Failure::new(
-                402,
-                "payment_token_expired",
-                "the payment token has expired; ask the human for a new one",
-            ),
-            PaymentError::TokenInsufficient { available, amount, currency } => Failure::new(
-                402,
-                "payment_token_insufficient",
-                format!(
-                    "the payment token allows {} more but this costs {}; ask for a token with a higher max_amount",
-                    format_amount(*available, currency),
-                    format_amount(*amount, currency)
-                ),
-            ),
-            PaymentError::TokenCurrency { expected, got } => Failure::new(
-                400,
-                "payment_token_currency_mismatch",
-                format!("the payment token is in {got} but the price is in {expected}"),
-            ),
-            PaymentError::Declined { decline_code, message, .. } => Failure::new(
-                402,
-                "payment_declined",
-                match decline_code {
-                    Some(c) => format!("{message} (decline code {c}); try another payment method"),
-                    None => format!("{message}; try another payment method"),
-                },
-            ),
-            PaymentError::Failed { code, message } => Failure::new(
-                402,
-                "payment_failed",
-                format!("the payment failed ({code}): {message}"),
-            ),
-        }
+        let status = match self {
+            PaymentError::TokenCurrency { .. } => 400,
+            _ => 402,
+        };
+        let (code, message) = self.describe();
+        Failure::new(status, code, message)
     }
 }
 
@@ -380,120 +346,46 @@ impl ResourceError {
     /// Rendered with [`Envelope::Resource`].
     pub fn failure(&self) -> Failure {
         match self {
-            ResourceError::InvalidRequest { message } => Failure::new(400, "invalid_request", message.clone()),
-            ResourceError::UnknownService { service_id } => Failure::new(
-                400,
-                "unknown_service",
-                format!("service {:?} is not in the catalog; see GET /provisioning/services", truncate(service_id, 64)),
-            ),
-            ResourceError::InvalidConfiguration { field, message } => {
-                Failure::new(400, "invalid_configuration", format!("{field}: {message}"))
-            }
-            ResourceError::RequiresPaymentCredentials => Failure::new(
-                400,
-                "requires_payment_credentials",
-                "this service is paid: send payment_credentials with a stripe_payment_token",
-            ),
-            ResourceError::PlanRequired => Failure::new(
-                409,
-                "plan_required",
-                "the account needs a plan this service is offered under; create the plan first",
-            ),
-            ResourceError::PlanAlreadyActive { service_id } => Failure::new(
-                409,
-                "plan_already_active",
-                format!("the account already has the {service_id} plan; change it with update_service"),
-            ),
-            ResourceError::UpdateNotAllowed { from, to } => Failure::new(
-                400,
-                "update_not_allowed",
-                format!("{from} cannot change to {to}; see allowed_updates in the catalog"),
-            ),
-            ResourceError::NotFound => Failure::new(404, "resource_not_found", "no such resource on this account"),
-            ResourceError::Busy => Failure::new(
-                409,
-                "resource_busy",
-                "the resource has work in progress; poll GET until it is no longer pending",
-            ),
-            ResourceError::RotationNotSupported => Failure::new(
-                400,
-                "rotation_not_supported",
-                "this resource has no credentials to rotate",
-            ),
-            ResourceError::InsufficientScope { needed } => Failure::new(
-                403,
-                "insufficient_scope",
-                format!("the access token lacks the {needed} scope"),
-            ),
-            ResourceError::SpendingCapExceeded { spent, cap, amount, currency } => Failure::new(
-                402,
-                "spending_cap_exceeded",
-                format!(
-                    "this costs {} but only {} of this month's {} cap is left; the owner can raise the cap on the dashboard (POST /provisioning/deep_links)",
-                    format_amount(*amount, currency),
-                    format_amount(cap.saturating_sub(*spent), currency),
-                    format_amount(*cap, currency)
-                ),
-            ),
-            ResourceError::CurrencyNotSupported { expected } => Failure::new(
-                400,
-                "currency_not_supported",
-                format!("this provider charges in {expected} only"),
-            ),
             ResourceError::Payment { error } => error.failure(),
-            ResourceError::QuoteExpired => Failure::new(
-                409,
-                "quote_expired",
-                "the quote expired; a fresh quote is on the resource: GET it and confirm again",
-            ),
-            ResourceError::NotAwaitingConfirmation => Failure::new(
-                409,
-                "not_awaiting_confirmation",
-                "this resource has no quote waiting for confirmation",
-            ),
-            ResourceError::PriceChanged { domain, amount, currency } => Failure::new(
-                409,
-                "price_changed",
-                format!("{domain} is quoted at {} ({amount} cents); confirm with that amount", format_amount(*amount, currency)),
-            ),
-            ResourceError::DomainUnavailable { domain } => Failure::new(
-                409,
-                "domain_unavailable",
-                format!("{domain} is no longer available; choose another candidate"),
-            ),
-            ResourceError::NoDomainAvailable => Failure::new(
-                409,
-                "no_domain_available",
-                "no candidate name is available for this query; try another domain_query",
-            ),
-            ResourceError::Backend { code, message } => Failure::new(
-                502,
-                "backend_error",
-                format!("the platform could not do it ({code}): {message}"),
-            ),
-            ResourceError::BackendTimeout { attempts, waited } => Failure::new(
-                502,
-                "backend_timeout",
-                format!("the platform was still provisioning it after {attempts} checks over {waited} s; gave up (remove it and create it again)"),
-            ),
-            ResourceError::UnsupportedPurpose { purpose } => Failure::new(
-                400,
-                "unsupported_purpose",
-                format!("purpose {:?} is not supported; use \"dashboard\"", truncate(purpose, 64)),
-            ),
             ResourceError::Unavailable => ApiError::Unavailable("account storage".into()).failure(),
-            ResourceError::SecretsUnavailable => ApiError::Unavailable("API token encryption".into()).failure(),
+            ResourceError::SecretsUnavailable => {
+                ApiError::Unavailable("API token encryption".into()).failure()
+            }
             ResourceError::Account { error } => error.bearer_failure(),
+            e => match e.describe() {
+                Some((code, message)) => Failure::new(resource_status(e), code, message),
+                None => ApiError::Internal.failure(),
+            },
         }
     }
 }
 
-/// The `{code, message}` a failed job leaves on its resource.
-pub fn resource_error_info(e: &ResourceError) -> ErrorInfo {
-    let f = e.failure();
-    ErrorInfo {
-        code: f.code.to_string(),
-        message: f.message,
+/// The HTTP status of a resource failure (its code and message are [`ResourceError::describe`]).
+fn resource_status(e: &ResourceError) -> u16 {
+    match e {
+        ResourceError::InvalidRequest { .. }
+        | ResourceError::UnknownService { .. }
+        | ResourceError::InvalidConfiguration { .. }
+        | ResourceError::RequiresPaymentCredentials
+        | ResourceError::UpdateNotAllowed { .. }
+        | ResourceError::RotationNotSupported
+        | ResourceError::CurrencyNotSupported { .. }
+        | ResourceError::UnsupportedPurpose { .. } => 400,
+        ResourceError::SpendingCapExceeded { .. } => 402,
+        ResourceError::InsufficientScope { .. } => 403,
+        ResourceError::NotFound => 404,
+        ResourceError::PlanRequired
+        | ResourceError::PlanAlreadyActive { .. }
+        | ResourceError::Busy
+        | ResourceError::QuoteExpired
+        | ResourceError::NotAwaitingConfirmation
+        | ResourceError::PriceChanged { .. }
+        | ResourceError::DomainUnavailable { .. }
+        | ResourceError::NoDomainAvailable => 409,
+        ResourceError::Backend { .. } | ResourceError::BackendTimeout { .. } => 502,
+        ResourceError::Payment { error } => error.failure().status,
+        ResourceError::Unavailable | ResourceError::SecretsUnavailable => 503,
+        ResourceError::Account { error } => error.bearer_failure().status,
     }
 }
 

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ledger::format_amount;
+
 /// The shared payment granted token, as `GET /v1/shared_payment/granted_tokens/{id}` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantedToken {
@@ -72,6 +74,44 @@ pub enum PaymentError {
         code: String,
         message: String,
     },
+}
+
+impl PaymentError {
+    /// The stable code and the message a caller (and a failed resource) sees; errors.rs adds
+    /// the HTTP status.
+    pub fn describe(&self) -> (&'static str, String) {
+        match self {
+            PaymentError::TokenInvalid { message } => said("payment_token_invalid",
+                format!("the payment token cannot be used ({message}); ask the human for a new one"),
+            ),
+            PaymentError::TokenExpired => said("payment_token_expired",
+                "the payment token has expired; ask the human for a new one",
+            ),
+            PaymentError::TokenInsufficient { available, amount, currency } => said("payment_token_insufficient",
+                format!(
+                    "the payment token allows {} more but this costs {}; ask for a token with a higher max_amount",
+                    format_amount(*available, currency),
+                    format_amount(*amount, currency)
+                ),
+            ),
+            PaymentError::TokenCurrency { expected, got } => said("payment_token_currency_mismatch",
+                format!("the payment token is in {got} but the price is in {expected}"),
+            ),
+            PaymentError::Declined { decline_code, message, .. } => said("payment_declined",
+                match decline_code {
+                    Some(c) => format!("{message} (decline code {c}); try another payment method"),
+                    None => format!("{message}; try another payment method"),
+                },
+            ),
+            PaymentError::Failed { code, message } => said("payment_failed",
+                format!("the payment failed ({code}): {message}"),
+            ),
+        }
+    }
+}
+
+fn said(code: &'static str, message: impl Into<String>) -> (&'static str, String) {
+    (code, message.into())
 }
 
 /// Checks a granted token against a charge before making it.

@@ -90,7 +90,7 @@ pub enum ActionResult {
     },
     /// The operator's backend: `pending` (try again after `retry_after`), `complete` or `error`.
     Operator {
-        status: String,
+        status: OperatorStatus,
         access_configuration: Option<BTreeMap<String, String>>,
         retry_after: Option<i64>,
         error: Option<ErrorInfo>,
@@ -103,6 +103,29 @@ pub enum ActionResult {
     Unavailable {
         message: String,
     },
+}
+
+/// The `status` an operator backend answers. Anything it says besides `pending`, `complete` and
+/// `removed` is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorStatus {
+    Pending,
+    Complete,
+    Removed,
+    #[serde(other)]
+    Error,
+}
+
+impl From<&str> for OperatorStatus {
+    fn from(status: &str) -> Self {
+        match status {
+            "pending" => OperatorStatus::Pending,
+            "complete" => OperatorStatus::Complete,
+            "removed" => OperatorStatus::Removed,
+            _ => OperatorStatus::Error,
+        }
+    }
 }
 
 impl ActionResult {

@@ -7,7 +7,9 @@ use crate::domain_names;
 use crate::ledger::CapError;
 use crate::resources::error::{invalid, ResourceError, REFUND_FAILED};
 use crate::resources::lookup::{current_plan, live, service};
-use crate::resources::model::{Candidate, Detail, Job, JobState, Quote, Resource, ResourceStatus};
+use crate::resources::model::{
+    Candidate, Detail, Job, JobState, OperatorAction, Quote, Resource, ResourceStatus,
+};
 use crate::resources::render::summary;
 use crate::resources::request::CreateRequest;
 use crate::sealing::Sealed;
@@ -348,7 +350,7 @@ pub fn create(
             resource.message = Some("the platform is provisioning it".into());
             resource.job = start_job(
                 Job::Operator {
-                    action: "create".into(),
+                    action: OperatorAction::Create,
                     url: url.clone(),
                 },
                 now,
@@ -359,22 +361,4 @@ pub fn create(
     d.account.resources.push(resource);
     d.record("resource.created", None, Value::Null, after);
     Ok(ids.resource_id)
-}
-
-/// A one-time or first-period charge went through: the ledger entry is settled and recorded.
-pub(crate) fn settled(
-    d: &mut Draft,
-    id: &str,
-    charge_id: &str,
-    pi: &str,
-    amount: u64,
-    currency: &str,
-) {
-    d.account.ledger.settle(charge_id, pi);
-    d.record(
-        "charge.succeeded",
-        None,
-        Value::Null,
-        json!({"resource_id": id, "charge_id": charge_id, "payment_intent": pi, "amount": amount, "currency": currency}),
-    );
 }

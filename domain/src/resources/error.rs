@@ -1,9 +1,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountError;
+use crate::ledger::format_amount;
+use crate::resources::model::ErrorInfo;
 use crate::stripe_api::PaymentError;
+use crate::text::truncate;
 
-/// What can go wrong on a resource endpoint; errors.rs maps each to a status and a code.
+/// What can go wrong on a resource endpoint. [`ResourceError::describe`] says what it means
+/// (code and message); errors.rs adds the HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ResourceError {
@@ -90,3 +94,100 @@ pub(crate) fn invalid(message: impl Into<String>) -> ResourceError {
 
 /// The error code of a resource whose purchase failed and whose charge could not be refunded.
 pub const REFUND_FAILED: &str = "refund_failed";
+
+impl ResourceError {
+    /// The stable code and the message of a failure of the resource itself (its rules, its
+    /// payment, its external work): what the caller sees and what a failed job leaves on the
+    /// resource. `None` for failures of the request around it (account, storage, secrets),
+    /// which errors.rs maps like any request's.
+    pub fn describe(&self) -> Option<(&'static str, String)> {
+        Some(match self {
+            ResourceError::InvalidRequest { message } => said("invalid_request", message.clone()),
+            ResourceError::UnknownService { service_id } => said("unknown_service",
+                format!("service {:?} is not in the catalog; see GET /provisioning/services", truncate(service_id, 64)),
+            ),
+            ResourceError::InvalidConfiguration { field, message } => {
+                said("invalid_configuration", format!("{field}: {message}"))
+            }
+            ResourceError::RequiresPaymentCredentials => said("requires_payment_credentials",
+                "this service is paid: send payment_credentials with a stripe_payment_token",
+            ),
+            ResourceError::PlanRequired => said("plan_required",
+                "the account needs a plan this service is offered under; create the plan first",
+            ),
+            ResourceError::PlanAlreadyActive { service_id } => said("plan_already_active",
+                format!("the account already has the {service_id} plan; change it with update_service"),
+            ),
+            ResourceError::UpdateNotAllowed { from, to } => said("update_not_allowed",
+                format!("{from} cannot change to {to}; see allowed_updates in the catalog"),
+            ),
+            ResourceError::NotFound => said("resource_not_found", "no such resource on this account"),
+            ResourceError::Busy => said("resource_busy",
+                "the resource has work in progress; poll GET until it is no longer pending",
+            ),
+            ResourceError::RotationNotSupported => said("rotation_not_supported",
+                "this resource has no credentials to rotate",
+            ),
+            ResourceError::InsufficientScope { needed } => said("insufficient_scope",
+                format!("the access token lacks the {needed} scope"),
+            ),
+            ResourceError::SpendingCapExceeded { spent, cap, amount, currency } => said("spending_cap_exceeded",
+                format!(
+                    "this costs {} but only {} of this month's {} cap is left; the owner can raise the cap on the dashboard (POST /provisioning/deep_links)",
+                    format_amount(*amount, currency),
+                    format_amount(cap.saturating_sub(*spent), currency),
+                    format_amount(*cap, currency)
+                ),
+            ),
+            ResourceError::CurrencyNotSupported { expected } => said("currency_not_supported",
+                format!("this provider charges in {expected} only"),
+            ),
+            ResourceError::QuoteExpired => said("quote_expired",
+                "the quote expired; a fresh quote is on the resource: GET it and confirm again",
+            ),
+            ResourceError::NotAwaitingConfirmation => said("not_awaiting_confirmation",
+                "this resource has no quote waiting for confirmation",
+            ),
+            ResourceError::PriceChanged { domain, amount, currency } => said("price_changed",
+                format!("{domain} is quoted at {} ({amount} cents); confirm with that amount", format_amount(*amount, currency)),
+            ),
+            ResourceError::DomainUnavailable { domain } => said("domain_unavailable",
+                format!("{domain} is no longer available; choose another candidate"),
+            ),
+            ResourceError::NoDomainAvailable => said("no_domain_available",
+                "no candidate name is available for this query; try another domain_query",
+            ),
+            ResourceError::Backend { code, message } => said("backend_error",
+                format!("the platform could not do it ({code}): {message}"),
+            ),
+            ResourceError::BackendTimeout { attempts, waited } => said("backend_timeout",
+                format!("the platform was still provisioning it after {attempts} checks over {waited} s; gave up (remove it and create it again)"),
+            ),
+            ResourceError::UnsupportedPurpose { purpose } => said("unsupported_purpose",
+                format!("purpose {:?} is not supported; use \"dashboard\"", truncate(purpose, 64)),
+            ),
+            ResourceError::Payment { error } => return Some(error.describe()),
+            // Failures of the request around the resource: errors.rs maps them like any request's.
+            ResourceError::Unavailable
+            | ResourceError::SecretsUnavailable
+            | ResourceError::Account { .. } => return None,
+        })
+    }
+}
+
+fn said(code: &'static str, message: impl Into<String>) -> (&'static str, String) {
+    (code, message.into())
+}
+
+/// The `{code, message}` a failed job leaves on its resource. A job only fails on its own work
+/// (an answer, a payment, the backend), never on the request around it; if one did, it says so
+/// generically.
+pub fn resource_error_info(e: &ResourceError) -> ErrorInfo {
+    let (code, message) = e
+        .describe()
+        .unwrap_or(("internal_error", "an internal error occurred".to_string()));
+    ErrorInfo {
+        code: code.to_string(),
+        message,
+    }
+}

@@ -26,14 +26,15 @@
 //!
 //! Files: `model` (the stored resource), `error`, `request` (wire bodies), `lookup`, the
 //! commands (`create`, `update`, `remove`, `confirm`), `action` (the external calls and their
-//! answers), the saga engine (`saga`) and its kinds of work, `api_token`, `render`.
+//! answers), the saga engine (`saga`) and its kinds of work (`jobs/`, one file per kind),
+//! `api_token`, `render`.
 
 pub mod action;
 pub mod api_token;
-pub mod cancel;
 pub mod confirm;
 pub mod create;
 pub mod error;
+pub mod jobs;
 pub mod lookup;
 pub mod model;
 pub mod remove;
@@ -42,19 +43,19 @@ pub mod request;
 pub mod saga;
 pub mod update;
 
-pub use action::{Action, ActionResult};
+pub use action::{Action, ActionResult, OperatorStatus};
 pub use api_token::{
     api_token_context, api_token_value, introspect_api_key, new_api_token, NewApiToken,
     TokenValueError,
 };
-pub use cancel::{hasten_stale, stale_ended, stale_note, stale_resources};
 pub use confirm::{acknowledge, confirm_domain, refresh_quote};
 pub use create::{create, prepare_create, NewIds, Preparation};
 pub use error::{ResourceError, REFUND_FAILED};
+pub use jobs::cancel::{hasten_stale, stale_ended, stale_note, stale_resources};
 pub use lookup::{current_plan, find, live};
 pub use model::{
-    Candidate, Detail, ErrorInfo, Job, JobState, Quote, Resource, ResourceStatus, Settings,
-    StaleSubscription,
+    Candidate, Detail, ErrorInfo, Job, JobState, OperatorAction, Quote, Resource, ResourceStatus,
+    Settings, StaleSubscription,
 };
 pub use remove::{mark_removed, remove};
 pub use render::{render, summary};

@@ -144,7 +144,27 @@ pub enum Job {
         keep_current: bool,
     },
     /// Call the operator's backend (`create`, `rotate` or `remove`) until it is done.
-    Operator { action: String, url: String },
+    Operator { action: OperatorAction, url: String },
+}
+
+/// What an operator backend is asked to do (the `action` of its request body, and of the
+/// stored `Operator` job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorAction {
+    Create,
+    Rotate,
+    Remove,
+}
+
+impl OperatorAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorAction::Create => "create",
+            OperatorAction::Rotate => "rotate",
+            OperatorAction::Remove => "remove",
+        }
+    }
 }
 
 /// A subscription a paid -> paid change replaced whose cancellation failed for good in that

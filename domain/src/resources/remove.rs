@@ -2,11 +2,11 @@ use serde_json::Value;
 
 use crate::account::Draft;
 use crate::catalog::{Catalog, ServiceKind};
-use crate::resources::cancel::hasten_stale;
 use crate::resources::create::start_job;
 use crate::resources::error::{invalid, ResourceError};
+use crate::resources::jobs::cancel::hasten_stale;
 use crate::resources::lookup::{index, live};
-use crate::resources::model::{Detail, Job, ResourceStatus};
+use crate::resources::model::{Detail, Job, OperatorAction, ResourceStatus};
 use crate::resources::render::summary;
 use crate::resources::update::operator_url;
 
@@ -61,7 +61,7 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
             then_remove: true,
         }),
         Detail::Operator { .. } => Some(Job::Operator {
-            action: "remove".into(),
+            action: OperatorAction::Remove,
             url: operator_url(catalog, &r.service_id)?,
         }),
         _ => None,

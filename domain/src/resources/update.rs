@@ -6,7 +6,7 @@ use crate::resources::api_token::NewApiToken;
 use crate::resources::create::{start_job, subscribe_job};
 use crate::resources::error::{invalid, ResourceError};
 use crate::resources::lookup::{index, service};
-use crate::resources::model::{Detail, Job, ResourceStatus};
+use crate::resources::model::{Detail, Job, OperatorAction, ResourceStatus};
 use crate::resources::render::summary;
 use crate::resources::request::UpdateRequest;
 
@@ -131,7 +131,7 @@ pub fn rotate(
             let url = operator_url(catalog, &r.service_id)?;
             r.job = start_job(
                 Job::Operator {
-                    action: "rotate".into(),
+                    action: OperatorAction::Rotate,
                     url,
                 },
                 now,

@@ -1,11 +1,117 @@
+//! Cancel: ending a subscription. The `Unsubscribe` job leaves a paid plan (cancel, then move
+//! to the target plan or remove); a *replaced* subscription (a paid -> paid change whose
+//! cancellation failed in its saga) is kept on the account's billing state and retried from
+//! the alarm, outside any job, until Stripe cancels it or says it is gone.
+//!
+//! Invariants: both cancel the same subscription with the same key (`<sub>:cancel`), so a retry
+//! is the same DELETE; a replaced subscription's retries never fail the plan resource; while
+//! the resource has a job, its retries wait; remove and close make them due at once.
+
 use serde_json::{json, Value};
 
 use crate::account::{Account, Draft};
-use crate::resources::action::ActionResult;
-use crate::resources::error::ResourceError;
+use crate::resources::action::{Action, ActionResult};
+use crate::resources::error::{resource_error_info, ResourceError};
+use crate::resources::jobs::work::{
+    errored, idempotency_key, unexpected, Failed, Next, Progress, Told, Work,
+};
 use crate::resources::lookup::index;
-use crate::resources::model::StaleSubscription;
+use crate::resources::model::{
+    Detail, Job, JobState, Resource, ResourceStatus, Settings, StaleSubscription,
+};
+use crate::resources::render::summary;
 use crate::time::format_rfc3339;
+
+pub(crate) struct Unsubscribe;
+
+impl Work for Unsubscribe {
+    fn next_action(&self, next: &Next) -> Option<Action> {
+        let Job::Unsubscribe {
+            subscription_id, ..
+        } = &next.job.job
+        else {
+            return None;
+        };
+        Some(Action::CancelSubscription {
+            key: next.key(subscription_id, "cancel"),
+            subscription_id: subscription_id.clone(),
+        })
+    }
+
+    fn apply(
+        &self,
+        d: &mut Draft,
+        i: usize,
+        js: &mut JobState,
+        outcome: ActionResult,
+        _settings: &Settings,
+    ) -> Result<Progress, ResourceError> {
+        let (
+            Job::Unsubscribe {
+                target_service,
+                subscription_id,
+            },
+            ActionResult::Canceled,
+        ) = (&js.job, &outcome)
+        else {
+            return Err(unexpected(outcome));
+        };
+        let now = d.now();
+        let id = d.account.resources[i].id.clone();
+        let (target, sub) = (target_service.clone(), subscription_id.clone());
+        let before = summary(&d.account.resources[i]);
+        let message = stale_message(&d.account, &id);
+        let r = &mut d.account.resources[i];
+        r.job = None;
+        r.message = message;
+        r.updated_at = now;
+        r.detail = Detail::Plan {
+            subscription_id: None,
+            subscription_status: Some("canceled".into()),
+            past_due_since: None,
+            suspended: false,
+        };
+        let action = match target {
+            Some(t) => {
+                r.service_id = t;
+                r.status = ResourceStatus::Complete;
+                "resource.updated"
+            }
+            None => {
+                r.status = ResourceStatus::Removed;
+                "resource.removed"
+            }
+        };
+        let after = summary(r);
+        d.record(
+            "subscription.canceled",
+            None,
+            Value::Null,
+            json!({"subscription_id": sub}),
+        );
+        d.record(action, None, before, after);
+        Ok(Progress::Ended)
+    }
+
+    fn fail(&self, d: &mut Draft, i: usize, failed: Failed) -> Told {
+        if !matches!(failed.job, Job::Unsubscribe { .. }) {
+            return errored(d, i, failed.info);
+        }
+        let res = &mut d.account.resources[i];
+        res.status = ResourceStatus::Complete;
+        res.message = Some(format!("the change failed: {}", failed.info.message));
+        true
+    }
+}
+
+/// With no job: cancelling resource `r`'s replaced subscription, if one is due at `now` (the
+/// same key as the saga's cancel: the same DELETE).
+pub(crate) fn stale_action(a: &Account, r: &Resource, now: i64) -> Option<Action> {
+    stale_due(a, &r.id, now).map(|s| Action::CancelSubscription {
+        key: idempotency_key(a, r, &s.subscription_id, "cancel"),
+        subscription_id: s.subscription_id.clone(),
+    })
+}
 
 /// The replaced subscription of resource `id` to cancel next, if one is due at `now`: the
 /// earliest due (the first of equals), so the same one is chosen until it is answered.
@@ -142,7 +248,7 @@ pub(crate) fn apply_stale_outcome(
             return Ok(());
         }
         ActionResult::Unavailable { message } => message,
-        ActionResult::Refused { error } => crate::errors::resource_error_info(&error).message,
+        ActionResult::Refused { error } => resource_error_info(&error).message,
         other => format!("unexpected answer {other:?}"),
     };
     let reason = crate::text::truncate(&reason, 200).to_string();

@@ -1,0 +1,214 @@
+//! Operator backend: ask the operator's backend to `create`, `rotate` or `remove` the resource,
+//! and poll (the same request, the same key) while it answers `pending`.
+//!
+//! Invariants: a backend that stays `pending` is given up on after `max_attempts`, like an
+//! outage; a failed `rotate` or `remove` keeps the resource `complete` (what it had still
+//! works). Operator backends serve free services only (the catalog refuses paid ones), so there
+//! is never a charge to refund.
+
+use serde_json::json;
+
+use crate::account::Draft;
+use crate::resources::action::{Action, ActionResult, OperatorStatus};
+use crate::resources::error::ResourceError;
+use crate::resources::jobs::work::{errored, unexpected, Failed, Next, Progress, Told, Work};
+use crate::resources::model::{
+    Detail, ErrorInfo, Job, JobState, OperatorAction, ResourceStatus, Settings,
+};
+use crate::resources::render::summary;
+
+pub(crate) struct Operator;
+
+impl Work for Operator {
+    fn next_action(&self, next: &Next) -> Option<Action> {
+        let Job::Operator { action, url } = &next.job.job else {
+            return None;
+        };
+        let (a, r) = (next.account, next.resource);
+        Some(Action::CallOperator {
+            key: next.key(
+                &next.job.started_at.to_string(),
+                &format!("operator-{}", action.as_str()),
+            ),
+            url: url.clone(),
+            body: json!({"action": action, "account_id": a.id, "resource_id": r.id,
+                         "service_id": r.service_id, "project_id": r.project_id,
+                         "configuration": r.configuration}),
+        })
+    }
+
+    fn apply(
+        &self,
+        d: &mut Draft,
+        i: usize,
+        js: &mut JobState,
+        outcome: ActionResult,
+        settings: &Settings,
+    ) -> Result<Progress, ResourceError> {
+        let Job::Operator { action, .. } = &js.job else {
+            return Err(unexpected(outcome));
+        };
+        let action = *action;
+        let (status, access_configuration, retry_after, error) = match outcome {
+            ActionResult::Operator {
+                status,
+                access_configuration,
+                retry_after,
+                error,
+            } => (status, access_configuration, retry_after, error),
+            other => return Err(unexpected(other)),
+        };
+        let now = d.now();
+        match status {
+            OperatorStatus::Pending => {
+                js.attempts = d.account.resources[i]
+                    .job
+                    .as_ref()
+                    .map(|j| j.attempts + 1)
+                    .unwrap_or(1);
+                // Bounded like an outage: a backend that stays `pending` is given up on.
+                if js.attempts >= settings.max_attempts {
+                    return Err(ResourceError::BackendTimeout {
+                        attempts: js.attempts,
+                        waited: now - js.started_at,
+                    });
+                }
+                js.next_at = now + retry_after.unwrap_or(2).clamp(1, 300);
+                d.account.resources[i].message =
+                    Some("the platform is still provisioning it".into());
+                Ok(Progress::Continue)
+            }
+            OperatorStatus::Complete | OperatorStatus::Removed => {
+                let before = summary(&d.account.resources[i]);
+                let r = &mut d.account.resources[i];
+                r.job = None;
+                r.message = None;
+                r.updated_at = now;
+                if action == OperatorAction::Remove {
+                    r.detail = Detail::Operator {
+                        access_configuration: None,
+                    };
+                    r.status = ResourceStatus::Removed;
+                    let after = summary(r);
+                    d.record("resource.removed", None, before, after);
+                } else {
+                    r.detail = Detail::Operator {
+                        access_configuration,
+                    };
+                    r.status = ResourceStatus::Complete;
+                    let after = summary(r);
+                    let recorded = match action {
+                        OperatorAction::Rotate => "resource.rotated",
+                        _ => "resource.completed",
+                    };
+                    d.record(recorded, None, before, after);
+                }
+                Ok(Progress::Ended)
+            }
+            OperatorStatus::Error => {
+                let e = error.unwrap_or(ErrorInfo {
+                    code: "backend_error".into(),
+                    message: "the platform reported an error".into(),
+                });
+                Err(ResourceError::Backend {
+                    code: e.code,
+                    message: e.message,
+                })
+            }
+        }
+    }
+
+    fn fail(&self, d: &mut Draft, i: usize, failed: Failed) -> Told {
+        match failed.job {
+            Job::Operator { action, .. } if action != OperatorAction::Create => {
+                let res = &mut d.account.resources[i];
+                res.status = ResourceStatus::Complete;
+                res.message = Some(format!(
+                    "the {} failed: {}",
+                    action.as_str(),
+                    failed.info.message
+                ));
+                true
+            }
+            _ => errored(d, i, failed.info),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::resources::action::{ActionResult, OperatorStatus};
+    use crate::resources::model::{Job, JobState, OperatorAction};
+
+    /// Stored jobs written while the action was a string read back the same (literals as serde
+    /// wrote them before `OperatorAction`).
+    #[test]
+    fn stored_operator_jobs_from_before_the_enum_read_back() {
+        let old = r#"{"job":{"job":"operator","action":"rotate","url":"https://ops.example/backend"},"started_at":1700000000,"attempts":2,"next_at":1700000004,"acknowledged":true}"#;
+        let js: JobState = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            js,
+            JobState {
+                job: Job::Operator {
+                    action: OperatorAction::Rotate,
+                    url: "https://ops.example/backend".into(),
+                },
+                started_at: 1700000000,
+                attempts: 2,
+                next_at: 1700000004,
+                acknowledged: true,
+            }
+        );
+        assert_eq!(serde_json::to_string(&js).unwrap(), old);
+        for (text, action) in [
+            (
+                r#"{"job":"operator","action":"create","url":"u"}"#,
+                OperatorAction::Create,
+            ),
+            (
+                r#"{"job":"operator","action":"remove","url":"u"}"#,
+                OperatorAction::Remove,
+            ),
+        ] {
+            let job: Job = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                job,
+                Job::Operator {
+                    action,
+                    url: "u".into()
+                }
+            );
+            assert_eq!(serde_json::to_string(&job).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn backend_statuses_keep_their_strings_and_anything_else_is_an_error() {
+        for (text, status) in [
+            ("pending", OperatorStatus::Pending),
+            ("complete", OperatorStatus::Complete),
+            ("removed", OperatorStatus::Removed),
+            ("error", OperatorStatus::Error),
+        ] {
+            assert_eq!(OperatorStatus::from(text), status);
+            assert_eq!(serde_json::to_value(status).unwrap(), text);
+            assert_eq!(
+                serde_json::from_value::<OperatorStatus>(text.into()).unwrap(),
+                status
+            );
+        }
+        assert_eq!(OperatorStatus::from("failed"), OperatorStatus::Error);
+        assert_eq!(
+            serde_json::from_value::<OperatorStatus>("failed".into()).unwrap(),
+            OperatorStatus::Error
+        );
+        let answer = ActionResult::Operator {
+            status: "pending".into(),
+            access_configuration: None,
+            retry_after: Some(3),
+            error: None,
+        };
+        let v = serde_json::to_value(&answer).unwrap();
+        assert_eq!(v["status"], "pending");
+    }
+}

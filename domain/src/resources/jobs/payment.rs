@@ -1,0 +1,48 @@
+//! Steps every purchase shares (a plan's first period, a domain): checking the payment token
+//! against the price before charging, and recording a charge that went through.
+
+use serde_json::{json, Value};
+
+use crate::account::Draft;
+use crate::resources::error::ResourceError;
+use crate::stripe_api::{self, GrantedToken};
+
+/// The granted token was retrieved: it must cover `amount` in `currency` now, or the purchase
+/// fails before any money moves.
+pub(crate) fn verify_token(
+    d: &mut Draft,
+    id: &str,
+    token: &GrantedToken,
+    amount: u64,
+    currency: &str,
+) -> Result<(), ResourceError> {
+    let now = d.now();
+    stripe_api::check_token(token, amount, currency, now)
+        .map_err(|error| ResourceError::Payment { error })?;
+    let available = token.available();
+    d.record(
+        "payment.token_verified",
+        None,
+        Value::Null,
+        json!({"resource_id": id, "currency": token.currency, "available": available, "expires_at": token.expires_at}),
+    );
+    Ok(())
+}
+
+/// A one-time or first-period charge went through: the ledger entry is settled and recorded.
+pub(crate) fn settled(
+    d: &mut Draft,
+    id: &str,
+    charge_id: &str,
+    pi: &str,
+    amount: u64,
+    currency: &str,
+) {
+    d.account.ledger.settle(charge_id, pi);
+    d.record(
+        "charge.succeeded",
+        None,
+        Value::Null,
+        json!({"resource_id": id, "charge_id": charge_id, "payment_intent": pi, "amount": amount, "currency": currency}),
+    );
+}

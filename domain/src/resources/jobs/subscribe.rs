@@ -1,0 +1,287 @@
+//! Subscribe: start a paid plan. Check the payment token, make sure the account is a Stripe
+//! customer, charge the first period (saving the payment method), create the subscription
+//! with its trial ending when that period does; on a paid -> paid change, then cancel the
+//! subscription it replaces.
+//!
+//! Invariants: exactly one subscription bills once the job ends (a replaced one whose
+//! cancellation fails is kept on the account's billing state and retried, `cancel`); a charge
+//! made for a plan that could not start is refunded (a `Refund` job); a new plan whose
+//! purchase fails before anyone was told it is pending, and before the charge, leaves nothing.
+
+use serde_json::{json, Value};
+
+use crate::account::Draft;
+use crate::resources::action::{Action, ActionResult};
+use crate::resources::error::ResourceError;
+use crate::resources::jobs::cancel::{stale_backoff, stale_message};
+use crate::resources::jobs::payment::{settled, verify_token};
+use crate::resources::jobs::work::{
+    errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
+};
+use crate::resources::model::{Detail, Job, JobState, ResourceStatus, Settings, StaleSubscription};
+use crate::resources::render::summary;
+use crate::time::format_rfc3339;
+
+pub(crate) struct Subscribe;
+
+impl Work for Subscribe {
+    fn next_action(&self, next: &Next) -> Option<Action> {
+        let Job::Subscribe {
+            token,
+            token_checked,
+            payment_intent,
+            payment_method,
+            amount,
+            currency,
+            stripe_price,
+            period_days,
+            target_service,
+            charge_id,
+            replaces,
+            subscription,
+        } = &next.job.job
+        else {
+            return None;
+        };
+        let a = next.account;
+        Some(if !token_checked {
+            Action::RetrieveToken {
+                token: token.clone(),
+            }
+        } else if a.billing.customer_id.is_none() {
+            Action::CreateCustomer {
+                key: format!("{}:customer", a.id),
+                email: a.owner.email.clone(),
+                name: a.owner.name.clone(),
+            }
+        } else if payment_intent.is_none() {
+            Action::CreatePaymentIntent {
+                key: next.key(charge_id, "subscribe-pi"),
+                amount: *amount,
+                currency: currency.clone(),
+                token: token.clone(),
+                customer: a.billing.customer_id.clone(),
+                save: true,
+                description: format!("{target_service} plan, first period"),
+            }
+        } else if let (Some(_), Some(old)) = (subscription, replaces) {
+            // Same key as an Unsubscribe of that subscription: the same DELETE.
+            Action::CancelSubscription {
+                key: next.key(old, "cancel"),
+                subscription_id: old.clone(),
+            }
+        } else {
+            Action::CreateSubscription {
+                key: next.key(charge_id, "subscribe-sub"),
+                customer: a.billing.customer_id.clone().unwrap_or_default(),
+                price: stripe_price.clone(),
+                payment_method: payment_method.clone().unwrap_or_default(),
+                trial_end: next.job.started_at + period_days * 86_400,
+            }
+        })
+    }
+
+    fn apply(
+        &self,
+        d: &mut Draft,
+        i: usize,
+        js: &mut JobState,
+        outcome: ActionResult,
+        _settings: &Settings,
+    ) -> Result<Progress, ResourceError> {
+        let now = d.now();
+        let id = d.account.resources[i].id.clone();
+        match (&mut js.job, outcome) {
+            (
+                Job::Subscribe {
+                    token_checked,
+                    amount,
+                    currency,
+                    ..
+                },
+                ActionResult::Token { token },
+            ) => {
+                verify_token(d, &id, &token, *amount, currency)?;
+                *token_checked = true;
+            }
+            (Job::Subscribe { .. }, ActionResult::Customer { id: customer }) => {
+                d.account.billing.customer_id = Some(customer.clone());
+                d.record(
+                    "billing.customer_created",
+                    None,
+                    Value::Null,
+                    json!({"customer": customer}),
+                );
+            }
+            (
+                Job::Subscribe {
+                    payment_intent,
+                    payment_method,
+                    charge_id,
+                    amount,
+                    currency,
+                    ..
+                },
+                ActionResult::PaymentIntent {
+                    id: pi,
+                    payment_method: pm,
+                },
+            ) => {
+                *payment_intent = Some(pi.clone());
+                *payment_method = pm;
+                settled(d, &id, charge_id, &pi, *amount, currency);
+            }
+            (
+                Job::Subscribe {
+                    target_service,
+                    replaces,
+                    subscription,
+                    ..
+                },
+                ActionResult::Subscription { id: sub, status },
+            ) => {
+                let target = target_service.clone();
+                // paid -> paid: the new plan is in place now; the old subscription is cancelled
+                // next, in this job (the resource stays busy until it is).
+                let old = replaces.clone();
+                *subscription = Some(sub.clone());
+                let before = summary(&d.account.resources[i]);
+                let r = &mut d.account.resources[i];
+                r.service_id = target;
+                r.detail = Detail::Plan {
+                    subscription_id: Some(sub),
+                    subscription_status: Some(status),
+                    past_due_since: None,
+                    suspended: false,
+                };
+                r.status = ResourceStatus::Complete;
+                r.job = None;
+                r.message = None;
+                r.error = None;
+                r.updated_at = now;
+                let after = summary(r);
+                d.record("resource.completed", None, before, after);
+                let Some(old) = old else {
+                    return Ok(Progress::Ended);
+                };
+                d.account.resources[i].message =
+                    Some(format!("cancelling the previous subscription {old}"));
+            }
+            (
+                Job::Subscribe {
+                    replaces: Some(old),
+                    subscription: Some(_),
+                    ..
+                },
+                ActionResult::Canceled,
+            ) => {
+                let old = old.clone();
+                let r = &mut d.account.resources[i];
+                r.job = None;
+                r.message = None;
+                r.updated_at = now;
+                let new = summary(r)["subscription_id"].clone();
+                d.record(
+                    "subscription.canceled",
+                    None,
+                    Value::Null,
+                    json!({"subscription_id": old, "replaced_by": new}),
+                );
+                return Ok(Progress::Ended);
+            }
+            (_, other) => return Err(unexpected(other)),
+        }
+        Ok(Progress::Continue)
+    }
+
+    fn reserved<'a>(&self, job: &'a Job) -> Option<&'a str> {
+        match job {
+            Job::Subscribe {
+                charge_id,
+                payment_intent: None,
+                ..
+            } => Some(charge_id),
+            _ => None,
+        }
+    }
+
+    fn fail(&self, d: &mut Draft, i: usize, failed: Failed) -> Told {
+        let Failed {
+            job,
+            status,
+            acknowledged,
+            info,
+            now,
+        } = failed;
+        let Job::Subscribe {
+            payment_intent,
+            charge_id,
+            amount,
+            replaces,
+            subscription,
+            ..
+        } = job
+        else {
+            return errored(d, i, info);
+        };
+        // paid -> paid: the new plan is paid for and in place; only cancelling the old
+        // subscription failed. Nothing to refund: it is kept on record and retried from the
+        // alarm (two subscriptions never both bill silently; remove and close cancel it too),
+        // and said so. The change itself succeeded, so the caller is not told it failed.
+        if let (Some(old), Some(_)) = (replaces, subscription) {
+            let id = d.account.resources[i].id.clone();
+            let retry_at = now + stale_backoff(1);
+            d.account.billing.cancelling.push(StaleSubscription {
+                subscription_id: old.clone(),
+                resource_id: id.clone(),
+                since: now,
+                attempts: 1,
+                next_at: retry_at,
+                last_error: Some(crate::text::truncate(&info.message, 200).to_string()),
+            });
+            d.record(
+                "subscription.cancel_failed",
+                None,
+                Value::Null,
+                json!({"resource_id": id, "subscription_id": old, "code": info.code,
+                       "retry_at": format_rfc3339(retry_at)}),
+            );
+            let stale = stale_message(&d.account, &id);
+            d.account.resources[i].message = stale;
+            return false;
+        }
+        let res = &mut d.account.resources[i];
+        if let Some(pi) = payment_intent {
+            // Charged, but the subscription could not be started: refund it. A plan change
+            // keeps the current plan; a new plan stays `pending` until the refund, then ends
+            // `errored` (it is never dropped while its charge is live: a retried create finds
+            // it).
+            let keep_current = status == ResourceStatus::Complete;
+            if !keep_current {
+                res.status = ResourceStatus::Pending;
+            }
+            res.message =
+                Some("the subscription could not be started; refunding the charge".into());
+            res.job = follow_up(
+                Job::Refund {
+                    payment_intent: pi,
+                    charge_id,
+                    amount,
+                    reason: info,
+                    keep_current,
+                },
+                now,
+            );
+        } else if status == ResourceStatus::Complete {
+            // A failed plan change leaves the current plan in place.
+            res.message = Some(format!("the plan change failed: {}", info.message));
+        } else if !acknowledged {
+            // A new plan whose purchase failed before anyone was told it was pending, and
+            // before any money moved: nothing stays.
+            d.account.resources.remove(i);
+        } else {
+            return errored(d, i, info);
+        }
+        true
+    }
+}
