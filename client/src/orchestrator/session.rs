@@ -15,6 +15,7 @@ use crate::orchestrator::error::Error;
 use crate::orchestrator::random::random_hex;
 use crate::orchestrator::state::State;
 use crate::{unix_now, Provider, Reply, TransportError};
+use domain::wire::{AccountRequestOutcome, RemovedAck, TokenResponse};
 
 /// The orchestrator's session with one provider: owns the [`State`] and saves it after every
 /// change when it was opened from a file.
@@ -96,28 +97,26 @@ impl Orchestrator {
         let challenge = verifier.as_deref().map(domain::pkce::challenge_for);
         let body = request.body(&id, unix_now(), challenge.as_deref());
         let answer = Answer::from_reply(self.provider.account_request(&body)?)?;
-        let outcome = match answer.json["type"].as_str() {
-            Some("oauth") => match answer.json["oauth"]["code"].as_str() {
-                Some(code) if !code.is_empty() => Outcome::Code(code.to_string()),
-                _ => {
-                    return Err(Error::Local(
-                        "the provider answered type oauth without oauth.code".into(),
-                    ))
-                }
-            },
-            Some("requires_auth") => match answer.json["requires_auth"]["url"].as_str() {
-                Some(url) if !url.is_empty() => Outcome::Consent(url.to_string()),
-                _ => {
-                    return Err(Error::Local(
-                        "the provider answered type requires_auth without requires_auth.url".into(),
-                    ))
-                }
-            },
-            other => {
-                return Err(Error::Local(format!(
-                    "the provider answered an account request of unknown type {}",
-                    other.unwrap_or("(none)")
-                )))
+        let outcome = match serde_json::from_value::<AccountRequestOutcome>(answer.json.clone()) {
+            Ok(AccountRequestOutcome::Oauth { oauth, .. }) if !oauth.code.is_empty() => {
+                Outcome::Code(oauth.code)
+            }
+            Ok(AccountRequestOutcome::RequiresAuth { requires_auth, .. })
+                if !requires_auth.url.is_empty() =>
+            {
+                Outcome::Consent(requires_auth.url)
+            }
+            _ => {
+                return Err(Error::Local(match answer.json["type"].as_str() {
+                    Some("oauth") => "the provider answered type oauth without oauth.code".into(),
+                    Some("requires_auth") => {
+                        "the provider answered type requires_auth without requires_auth.url".into()
+                    }
+                    other => format!(
+                        "the provider answered an account request of unknown type {}",
+                        other.unwrap_or("(none)")
+                    ),
+                }))
             }
         };
         if self.state.provider_url.as_deref() != Some(self.provider.base()) {
@@ -187,15 +186,9 @@ impl Orchestrator {
     }
 
     fn keep_tokens(&mut self, token: &Value) -> Result<(), Error> {
-        let (Some(access), Some(refresh)) = (
-            token["access_token"].as_str(),
-            token["refresh_token"].as_str(),
-        ) else {
-            return Err(Error::Local(
-                "the token answer has no access_token or refresh_token".into(),
-            ));
-        };
-        let account = token["account"]["id"].as_str().map(str::to_string);
+        let token = serde_json::from_value::<TokenResponse>(token.clone())
+            .map_err(|e| Error::Local(format!("the token answer is not a token response: {e}")))?;
+        let account = Some(token.account.id);
         if account.is_some() && account != self.state.account_id {
             // Another account: what we knew of the previous one's resources is not its.
             self.state.resources.clear();
@@ -204,10 +197,10 @@ impl Orchestrator {
         if account.is_some() {
             self.state.account_id = account;
         }
-        self.state.access_token = Some(access.to_string());
-        self.state.refresh_token = Some(refresh.to_string());
-        self.state.token_expires_at = token["expires_in"].as_i64().map(|s| unix_now() + s);
-        self.state.scope = token["scope"].as_str().map(str::to_string);
+        self.state.access_token = Some(token.access_token);
+        self.state.refresh_token = Some(token.refresh_token);
+        self.state.token_expires_at = Some(unix_now() + token.expires_in);
+        self.state.scope = Some(token.scope);
         Ok(())
     }
 
@@ -250,10 +243,10 @@ impl Orchestrator {
         call: impl Fn(&Provider, &str) -> Result<Reply, TransportError>,
     ) -> Result<Answer, Error> {
         let answer = self.authed(call)?;
-        if answer.json["status"] == "removed" && answer.json["service_id"].is_null() {
-            if let Some(id) = answer.json["id"].as_str() {
-                self.state.forget_resource(id);
-            }
+        // `remove` answers a bare acknowledgement (no `service_id`), not the resource object.
+        let ack = serde_json::from_value::<RemovedAck>(answer.json.clone()).ok();
+        if let Some(ack) = ack.filter(|_| answer.json["service_id"].is_null()) {
+            self.state.forget_resource(&ack.id);
         } else {
             self.state.record_resource(&answer.json);
         }
