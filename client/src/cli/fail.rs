@@ -74,13 +74,15 @@ pub(super) fn report(
         ),
         Fail::Errored(answer) => {
             let r = &answer.json;
+            let error = answer.resource().and_then(|r| r.error);
+            let (code, message) = match error {
+                Some(e) => (e.code, e.message),
+                None => ("errored".into(), "the resource failed".into()),
+            };
             let e = ProtocolError {
                 status: answer.status,
-                code: r["error"]["code"].as_str().unwrap_or("errored").to_string(),
-                message: r["error"]["message"]
-                    .as_str()
-                    .unwrap_or("the resource failed")
-                    .to_string(),
+                code,
+                message,
                 request_id: answer.request_id.clone(),
                 body: Value::Null,
             };

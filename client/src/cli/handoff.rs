@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use domain::wire::ResourceStatus;
 use serde_json::json;
 
 use crate::cli::fail::Fail;
@@ -48,10 +49,11 @@ impl Cli<'_> {
                 Err(e) => return Err(e.into()),
             };
             let status = answer.resource_status().to_string();
-            let Some(ac) = answer.json["complete"]["access_configuration"]
-                .as_object()
-                .filter(|_| status == "complete")
-            else {
+            let complete = answer
+                .resource()
+                .filter(|r| r.status == ResourceStatus::Complete)
+                .and_then(|r| r.complete);
+            let Some(complete) = complete else {
                 self.note(&format!(
                     "skipping {} ({}): {status}",
                     record.id, record.service_id
@@ -59,25 +61,22 @@ impl Cli<'_> {
                 continue;
             };
             sources.push(record.id.clone());
-            for (key, value) in ac {
-                let value = value
-                    .as_str()
-                    .map_or_else(|| value.to_string(), str::to_string);
-                if !crate::dotenv::valid_key(key) {
+            for (key, value) in complete.access_configuration {
+                if !crate::dotenv::valid_key(&key) {
                     self.note(&format!(
                         "warning: skipping {key:?} of {}: not a variable name",
                         record.id
                     ));
                     continue;
                 }
-                match vars.iter().position(|(k, _)| k == key) {
+                match vars.iter().position(|(k, _)| *k == key) {
                     Some(i) if vars[i].1 != value => self.note(&format!(
                         "warning: {key} of {} differs from {}'s; kept the first",
                         record.id, origin[i]
                     )),
                     Some(_) => {}
                     None => {
-                        vars.push((key.clone(), value));
+                        vars.push((key, value));
                         origin.push(record.id.clone());
                     }
                 }

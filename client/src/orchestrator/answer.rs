@@ -1,6 +1,7 @@
 //! A provider answer that is not an error: status, `Request-Id`, the body as JSON and as sent
 //! (`--json` prints the text exactly as the provider wrote it).
 
+use domain::wire::ResourceAnswer;
 use serde_json::Value;
 
 use crate::{ProtocolError, Reply};
@@ -33,5 +34,10 @@ impl Answer {
     /// `status` of a resource answer (`pending`, `complete`...), or "".
     pub fn resource_status(&self) -> &str {
         self.json["status"].as_str().unwrap_or("")
+    }
+
+    /// The answer as the protocol's resource object, when it is one.
+    pub fn resource(&self) -> Option<ResourceAnswer> {
+        serde_json::from_value(self.json.clone()).ok()
     }
 }
