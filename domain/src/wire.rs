@@ -1,5 +1,6 @@
 //! The protocol's answer shapes as serde types, exactly as the worker emits them: the resource
-//! object, the account request outcome, the token response and the four error envelopes
+//! object (and `remove`'s ack), the account request outcome, the token response, health, the
+//! dashboard deep link and the four error envelopes
 //! (docs/PROTOCOL.md §3 and §5, `docs/openapi.json` `components.schemas`).
 //!
 //! Invariants, held by the tests below: each type's fields are the properties of its OpenAPI
@@ -168,6 +169,24 @@ pub struct RemovedAck {
     /// Always `removed`.
     pub status: ResourceStatus,
     pub id: String,
+}
+
+/// The body of `GET /provisioning/health` (schema `Health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    pub supported_versions: Vec<String>,
+}
+
+/// A single-use link to the owner's dashboard, the answer of `POST /provisioning/deep_links`
+/// (schema `DeepLink`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeepLink {
+    /// Always `dashboard`.
+    pub purpose: String,
+    pub url: String,
+    pub expires_at: String,
 }
 
 /// A wire value as JSON (for test providers that answer `(status, Value)`).
@@ -355,6 +374,17 @@ mod tests {
         };
         check("RemovedAck", &[], &removed, &removed);
         check("DomainCandidate", &[], &candidate(), &candidate());
+        let health = Health {
+            status: "ok".into(),
+            supported_versions: vec!["0.1d".into()],
+        };
+        check("Health", &[], &health, &health);
+        let link = DeepLink {
+            purpose: "dashboard".into(),
+            url: "https://p.example/dashboard?link=pvdl_x".into(),
+            expires_at: "2026-01-01T00:10:00Z".into(),
+        };
+        check("DeepLink", &[], &link, &link);
     }
 
     #[test]
@@ -477,6 +507,7 @@ mod tests {
             expires_in: 3600,
         };
         round_trip::<TokenResponse>(crate::oauth::token_response("a", "r", &issued));
+        round_trip::<Health>(crate::protocol::health());
     }
 
     fn resource(status: ResourceStatus, detail: Detail) -> Resource {
