@@ -36,3 +36,4 @@ pub mod stripe_events;
 pub mod text;
 pub mod time;
 pub mod tokens;
+pub mod wire;

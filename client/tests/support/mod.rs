@@ -2,7 +2,8 @@
 //! `domain::signature::verify` and `API-Version`, answers canned protocol responses from a small
 //! state (accounts, codes, tokens, resources, quotes), records what it saw, and can be told to
 //! answer the next matching call with a given error. It also plays the Stripe stand-in's
-//! `/_stand_in/granted_tokens`.
+//! `/_stand_in/granted_tokens`. Its protocol answers are built from `domain::wire` types, so they
+//! have the shapes the worker emits; tests can still inject any raw JSON with an override.
 //!
 //! And a sandbox: a temporary folder to run the real `appctl` binary in, pointed at the fake.
 
@@ -17,6 +18,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use domain::wire::{
+    self, AccountRequestErrorEnvelope, AccountRequestOutcome, Candidate, Complete, ConfirmCall,
+    ConsentUrl, DeepLink, ErrorInfo, ErrorMark, Health, NeedsInformation, OAuthErrorEnvelope,
+    OauthCode, Pending, PlainErrorEnvelope, QuoteAnswer, RemovedAck, ResourceAnswer,
+    ResourceErrorEnvelope, ResourceStatus, TokenAccount, TokenResponse,
+};
 use serde_json::{json, Value};
 
 pub const SECRET: &str = "whsec_dev_orchestrator_0000000000000000";
@@ -62,7 +69,7 @@ struct Code {
 
 struct FakeResource {
     account: String,
-    value: Value,
+    value: ResourceAnswer,
     polls_left: u32,
 }
 
@@ -167,7 +174,11 @@ impl World {
         let path = seen.path.as_str();
         match (method, path) {
             ("GET", "/provisioning/health") => {
-                (200, json!({"status": "ok", "supported_versions": ["0.1d"]}))
+                let health = Health {
+                    status: "ok".into(),
+                    supported_versions: vec!["0.1d".into()],
+                };
+                (200, wire::to_value(&health))
             }
             ("GET", "/provisioning/services") => (200, catalog()),
             ("POST", "/provisioning/account_requests") => self.account_request(&seen.json(), now),
@@ -205,10 +216,12 @@ impl World {
     fn account_request(&mut self, body: &Value, now: i64) -> (u16, Value) {
         let id = body["id"].as_str().unwrap_or("").to_string();
         let fail = |code: &str, message: &str| {
-            (
-                400,
-                json!({"id": id, "type": "error", "error": {"code": code, "message": message}}),
-            )
+            let envelope = AccountRequestErrorEnvelope {
+                id: Some(id.clone()),
+                kind: ErrorMark::Error,
+                error: error_info(code, message),
+            };
+            (400, wire::to_value(&envelope))
         };
         if !id.starts_with("acctreq_") {
             return fail("invalid_request", "id must start with acctreq_");
@@ -231,28 +244,25 @@ impl World {
             self.consents.insert(id.clone(), (account, challenge));
             let n = self.next();
             let url = format!("{}/oauth/authorize?consent=consent_{n}", self.base);
-            return (
-                200,
-                json!({"id": id, "type": "requires_auth", "requires_auth": {"url": url}}),
-            );
+            let outcome = AccountRequestOutcome::RequiresAuth {
+                id,
+                requires_auth: ConsentUrl { url },
+            };
+            return (200, wire::to_value(&outcome));
         }
         let account = format!("acct_fake_{}", self.next());
         self.existing.insert(email, account.clone());
         let code = format!("code_{}", self.next());
         self.codes.insert(code.clone(), Code { account, challenge });
-        (
-            200,
-            json!({"id": id, "type": "oauth", "oauth": {"code": code}}),
-        )
+        let outcome = AccountRequestOutcome::Oauth {
+            id,
+            oauth: OauthCode { code },
+        };
+        (200, wire::to_value(&outcome))
     }
 
     fn token(&mut self, form: &BTreeMap<String, String>) -> (u16, Value) {
-        let grant = |d: &str| {
-            (
-                400,
-                json!({"error": "invalid_grant", "error_description": d}),
-            )
-        };
+        let grant = |d: &str| oauth_error("invalid_grant", d);
         let account = match form.get("grant_type").map(String::as_str) {
             Some("authorization_code") => {
                 let Some(code) = form.get("code").and_then(|c| self.codes.remove(c)) else {
@@ -280,24 +290,35 @@ impl World {
                     None => return grant("the refresh token is not valid"),
                 }
             }
-            _ => return (400, json!({"error": "unsupported_grant_type"})),
+            _ => {
+                return oauth_error(
+                    "unsupported_grant_type",
+                    "grant_type must be authorization_code or refresh_token",
+                )
+            }
         };
         let n = self.next();
         let (access, refresh) = (format!("at_{n}"), format!("rt_{n}"));
         self.access.insert(access.clone(), account.clone());
         self.refresh.insert(refresh.clone(), account.clone());
-        (
-            200,
-            json!({"token_type": "bearer", "access_token": access, "refresh_token": refresh,
-                   "expires_in": self.expires_in, "scope": "resources:read resources:write",
-                   "account": {"id": account, "payment_credentials": "orchestrator"}}),
-        )
+        let token = TokenResponse {
+            token_type: "bearer".into(),
+            access_token: access,
+            refresh_token: refresh,
+            expires_in: self.expires_in,
+            scope: "resources:read resources:write".into(),
+            account: TokenAccount {
+                id: account,
+                payment_credentials: "orchestrator".into(),
+            },
+        };
+        (200, wire::to_value(&token))
     }
 
     fn find(&mut self, account: &str, id: &str) -> Option<&mut FakeResource> {
         self.resources
             .iter_mut()
-            .find(|r| r.account == account && r.value["id"] == id)
+            .find(|r| r.account == account && r.value.id == id)
     }
 
     fn resources_route(
@@ -310,11 +331,12 @@ impl World {
     ) -> (u16, Value) {
         if path == "/provisioning/deep_links" {
             let n = self.next();
-            return (
-                200,
-                json!({"purpose": "dashboard", "url": format!("{}/dashboard?link=dl_{n}", self.base),
-                       "expires_at": domain::time::format_rfc3339(now + 600)}),
-            );
+            let link = DeepLink {
+                purpose: "dashboard".into(),
+                url: format!("{}/dashboard?link=dl_{n}", self.base),
+                expires_at: domain::time::format_rfc3339(now + 600),
+            };
+            return (200, wire::to_value(&link));
         }
         if method == "POST" && path == "/provisioning/resources" {
             return self.create(body, account, now);
@@ -335,44 +357,49 @@ impl World {
         let v = &mut r.value;
         match (method, action.as_deref()) {
             ("GET", None) => {
-                if v["status"] == "pending" {
+                if v.status == ResourceStatus::Pending {
                     r.polls_left = r.polls_left.saturating_sub(1);
                     if r.polls_left == 0 {
                         complete(
                             v,
-                            json!({"SLOW_URL": "https://slow.example/db?x=1", "GREETING": "it's \"quoted\""}),
+                            &[
+                                ("SLOW_URL", "https://slow.example/db?x=1"),
+                                ("GREETING", "it's \"quoted\""),
+                            ],
                         );
                     }
                 }
-                (200, r.value.clone())
+                (200, wire::to_value(&r.value))
             }
             ("POST", Some("confirm")) => {
-                if v["status"] != "needs_information" {
+                let needs = v
+                    .needs_information
+                    .clone()
+                    .filter(|_| v.status == ResourceStatus::NeedsInformation);
+                let Some(needs) = needs else {
                     return resource_error(409, "not_awaiting_confirmation", "nothing to confirm");
-                }
-                let candidates = v["needs_information"]["quote"]["candidates"].clone();
-                let Some(c) = candidates
-                    .as_array()
-                    .and_then(|cs| cs.iter().find(|c| c["domain"] == body["domain"]))
+                };
+                let Some(c) = needs
+                    .quote
+                    .candidates
+                    .iter()
+                    .find(|c| body["domain"] == c.domain.as_str())
                 else {
                     return resource_error(400, "invalid_request", "not a quoted candidate");
                 };
-                if c["amount"] != body["amount"] {
+                if body["amount"] != c.amount {
                     return resource_error(409, "price_changed", "the quoted amount differs");
                 }
-                let name = c["domain"].clone();
-                v.as_object_mut().map(|o| o.remove("needs_information"));
-                complete(
-                    v,
-                    json!({"DOMAIN": name, "DOMAIN_EXPIRES_AT": domain::time::format_rfc3339(now + 365 * 86400)}),
-                );
-                (200, v.clone())
+                v.needs_information = None;
+                let expires = domain::time::format_rfc3339(now + 365 * 86400);
+                complete(v, &[("DOMAIN", &c.domain), ("DOMAIN_EXPIRES_AT", &expires)]);
+                (200, wire::to_value(v))
             }
             ("POST", Some("update_service")) => {
                 let target = body["service_id"].as_str().unwrap_or("");
                 let allowed = matches!(
-                    (v["service_id"].as_str(), target),
-                    (Some("free"), "paid") | (Some("paid"), "free")
+                    (v.service_id.as_str(), target),
+                    ("free", "paid") | ("paid", "free")
                 );
                 if !allowed {
                     return resource_error(400, "update_not_allowed", "not in allowed_updates");
@@ -385,22 +412,30 @@ impl World {
                         "paid needs payment_credentials",
                     );
                 }
-                v["service_id"] = json!(target);
-                v["complete"]["access_configuration"]["PLAN"] = json!(target);
-                (200, v.clone())
+                v.service_id = target.to_string();
+                if let Some(c) = v.complete.as_mut() {
+                    c.access_configuration.insert("PLAN".into(), target.into());
+                }
+                (200, wire::to_value(v))
             }
             ("POST", Some("rotate_credentials")) => {
-                if v["service_id"] != "api_token" {
+                if v.service_id != "api_token" {
                     return resource_error(400, "rotation_not_supported", "nothing to rotate");
                 }
-                v["complete"]["access_configuration"]["API_TOKEN"] =
-                    json!(format!("pvak_rotated_{n}"));
-                (200, v.clone())
+                if let Some(c) = v.complete.as_mut() {
+                    c.access_configuration
+                        .insert("API_TOKEN".into(), format!("pvak_rotated_{n}"));
+                }
+                (200, wire::to_value(v))
             }
             ("POST", Some("remove")) => {
-                v["status"] = json!("removed");
-                v.as_object_mut().map(|o| o.remove("complete"));
-                (200, json!({"status": "removed", "id": id}))
+                v.status = ResourceStatus::Removed;
+                v.complete = None;
+                let ack = RemovedAck {
+                    status: ResourceStatus::Removed,
+                    id,
+                };
+                (200, wire::to_value(&ack))
             }
             _ => plain(405, "method_not_allowed", "wrong method"),
         }
@@ -411,11 +446,11 @@ impl World {
         let project = body["project_id"].as_str().unwrap_or("").to_string();
         if let Some(existing) = self.resources.iter().find(|r| {
             r.account == account
-                && r.value["service_id"] == service.as_str()
-                && r.value["project_id"] == project.as_str()
-                && r.value["status"] != "removed"
+                && r.value.service_id == service
+                && r.value.project_id == project
+                && r.value.status != ResourceStatus::Removed
         }) {
-            return (200, existing.value.clone());
+            return (200, wire::to_value(&existing.value));
         }
         let known = ["free", "paid", "api_token", "slow", "domain", "failing"];
         if !known.contains(&service.as_str()) {
@@ -430,12 +465,21 @@ impl World {
             );
         }
         let n = self.next();
-        let mut v = json!({"id": format!("res_{n}"), "object": "resource", "service_id": service,
-                           "project_id": project, "status": "pending",
-                           "created_at": domain::time::format_rfc3339(now)});
+        let mut v = ResourceAnswer {
+            id: format!("res_{n}"),
+            object: "resource".into(),
+            service_id: service.clone(),
+            project_id: project,
+            status: ResourceStatus::Pending,
+            created_at: domain::time::format_rfc3339(now),
+            pending: None,
+            needs_information: None,
+            complete: None,
+            error: None,
+        };
         let mut polls_left = 0;
         match service.as_str() {
-            "free" | "paid" => complete(&mut v, json!({"ACCOUNT_ID": account, "PLAN": service})),
+            "free" | "paid" => complete(&mut v, &[("ACCOUNT_ID", account), ("PLAN", &service)]),
             "api_token" => {
                 let scopes = body["configuration"]["scopes"]
                     .as_array()
@@ -446,60 +490,106 @@ impl World {
                             .join(" ")
                     })
                     .unwrap_or_else(|| "deploy:write logs:read projects:read".into());
+                let token = format!("pvak_{n}");
                 complete(
                     &mut v,
-                    json!({"API_TOKEN": format!("pvak_{n}"), "ACCOUNT_ID": account, "API_TOKEN_SCOPES": scopes}),
+                    &[
+                        ("API_TOKEN", &token),
+                        ("ACCOUNT_ID", account),
+                        ("API_TOKEN_SCOPES", &scopes),
+                    ],
                 )
             }
             "slow" => {
-                v["pending"] = json!({"message": "provisioning the database"});
+                v.pending = Some(Pending {
+                    message: "provisioning the database".into(),
+                });
                 polls_left = 2;
             }
             "domain" => {
                 let q = body["configuration"]["domain_query"]
                     .as_str()
                     .unwrap_or("x");
-                v["status"] = json!("needs_information");
-                v["needs_information"] = json!({
-                    "message": "Pick a name.",
-                    "schema": {"type": "object", "required": ["domain", "amount"]},
-                    "quote": {"expires_at": domain::time::format_rfc3339(now + 900), "candidates": [
-                        {"domain": format!("{q}.apps.test"), "amount": 1200, "currency": "usd", "available": false},
-                        {"domain": format!("{q}-app.apps.test"), "amount": 1500, "currency": "usd", "available": true},
-                        {"domain": format!("get{q}.apps.test"), "amount": 1200, "currency": "usd", "available": true}
-                    ]},
-                    "confirm": {"method": "POST", "path": format!("/provisioning/resources/res_{n}/confirm")}
+                let candidate = |domain: String, amount, available| Candidate {
+                    domain,
+                    amount,
+                    currency: "usd".into(),
+                    available,
+                };
+                v.status = ResourceStatus::NeedsInformation;
+                v.needs_information = Some(NeedsInformation {
+                    message: "Pick a name.".into(),
+                    schema: json!({"type": "object", "required": ["domain", "amount"]}),
+                    quote: QuoteAnswer {
+                        expires_at: domain::time::format_rfc3339(now + 900),
+                        candidates: vec![
+                            candidate(format!("{q}.apps.test"), 1200, false),
+                            candidate(format!("{q}-app.apps.test"), 1500, true),
+                            candidate(format!("get{q}.apps.test"), 1200, true),
+                        ],
+                    },
+                    confirm: ConfirmCall {
+                        method: "POST".into(),
+                        path: format!("/provisioning/resources/res_{n}/confirm"),
+                    },
                 });
             }
             _ => {
-                v["status"] = json!("errored");
-                v["error"] = json!({"code": "backend_error", "message": "the backend said no"});
+                v.status = ResourceStatus::Errored;
+                v.error = Some(error_info("backend_error", "the backend said no"));
             }
         }
+        let answer = wire::to_value(&v);
         self.resources.push(FakeResource {
             account: account.to_string(),
-            value: v.clone(),
+            value: v,
             polls_left,
         });
-        (200, v)
+        (200, answer)
     }
 }
 
-fn complete(v: &mut Value, access_configuration: Value) {
-    v["status"] = json!("complete");
-    v.as_object_mut().map(|o| o.remove("pending"));
-    v["complete"] = json!({ "access_configuration": access_configuration });
+fn complete(v: &mut ResourceAnswer, access_configuration: &[(&str, &str)]) {
+    v.status = ResourceStatus::Complete;
+    v.pending = None;
+    v.complete = Some(Complete {
+        access_configuration: access_configuration
+            .iter()
+            .map(|(k, val)| (k.to_string(), val.to_string()))
+            .collect(),
+        message: None,
+    });
+}
+
+fn error_info(code: &str, message: &str) -> ErrorInfo {
+    ErrorInfo {
+        code: code.into(),
+        message: message.into(),
+    }
 }
 
 fn plain(status: u16, code: &str, message: &str) -> (u16, Value) {
-    (status, json!({"error": {"code": code, "message": message}}))
+    let envelope = PlainErrorEnvelope {
+        error: error_info(code, message),
+    };
+    (status, wire::to_value(&envelope))
 }
 
 fn resource_error(status: u16, code: &str, message: &str) -> (u16, Value) {
-    (
-        status,
-        json!({"status": "error", "id": null, "error": {"code": code, "message": message}}),
-    )
+    let envelope = ResourceErrorEnvelope {
+        status: ErrorMark::Error,
+        id: None,
+        error: error_info(code, message),
+    };
+    (status, wire::to_value(&envelope))
+}
+
+fn oauth_error(code: &str, description: &str) -> (u16, Value) {
+    let envelope = OAuthErrorEnvelope {
+        error: code.into(),
+        error_description: description.into(),
+    };
+    (400, wire::to_value(&envelope))
 }
 
 /// The catalog the fake serves.
