@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{now, Config, Fault, StandIn};
+use super::clock::now;
+use super::{Config, Fault, StandIn};
 
 pub(super) const KEY: &str = "sk_test_unit_stand_in_key";
 const TOKEN_PARAM: &str = "payment_method_data[shared_payment_granted_token]";
