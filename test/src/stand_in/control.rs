@@ -34,6 +34,7 @@ fn optional<T>(
     }
 }
 
+/// A control body: a JSON object (an empty body counts as `{}`).
 fn json_object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
     let text = if body.is_empty() {
         b"{}".as_slice()
@@ -47,6 +48,7 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
     }
 }
 
+/// Answers a request under `/_stand_in/` (a trailing slash is ignored); 404 for unknown routes.
 pub(crate) fn control(st: &mut State, incoming: &Incoming) -> Reply {
     let path = incoming.path.trim_end_matches('/');
     if let Some(reply) = webhook_control(st, incoming, path) {

@@ -69,9 +69,7 @@ impl Fault {
             ..self
         }
     }
-}
 
-impl Fault {
     /// Whether a request to `path` with these decoded parameters and idempotency key is one
     /// this fault applies to.
     pub(crate) fn matches(&self, path: &str, params: &Value, key: Option<&str>) -> bool {

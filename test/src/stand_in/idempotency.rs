@@ -26,7 +26,7 @@ pub(crate) enum Api {
 
 impl Api {
     /// An error body: Stripe's `{type, code?, message}` or the other APIs' `{code, message}`.
-    pub(crate) fn error(self, status: u16, kind: &str, code: Option<&str>, message: &str) -> Reply {
+    fn error(self, status: u16, kind: &str, code: Option<&str>, message: &str) -> Reply {
         match self {
             Api::Stripe => {
                 let mut error = Map::new();

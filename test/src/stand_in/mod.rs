@@ -7,7 +7,7 @@
 //!
 //! # What it checks
 //!
-//! Stripe (`/v1/*`, endpoints listed in `stripe.rs`):
+//! Stripe (`/v1/*`, endpoints listed in `stripe/mod.rs`):
 //! - `Authorization: Bearer <api key>` on every call (401 otherwise);
 //! - POST bodies are `application/x-www-form-urlencoded` with Stripe's nested keys
 //!   (`a[b]=1`, `items[0][price]=…`), decoded strictly: bad percent-escapes, non-UTF-8,
@@ -100,6 +100,15 @@
 //! - Stripe-Version handling: the header is neither required nor checked.
 //! - Slow-client protection: 8 worker threads; a client that never sends the body it announced
 //!   (over 1 KiB) holds one of them until it disconnects.
+//!
+//! # Layout
+//!
+//! `server.rs` ([`StandIn`], the accept loop, dispatch) → `control.rs` (`/_stand_in/*`),
+//! `stripe/` (one file per object family), `registrar.rs`, `operator.rs` → `idempotency.rs`
+//! (keys and injected faults around every operation) → `state.rs` (everything remembered,
+//! one lock) → leaves: `config.rs`, `fault.rs`, `http.rs`, `clock.rs`, `form.rs`,
+//! `webhooks.rs` (delivery; never takes the state lock) and `stripe/token.rs`. Imports only go
+//! down that list; this file only declares modules and re-exports the public API.
 
 mod clock;
 mod config;

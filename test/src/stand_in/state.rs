@@ -15,6 +15,7 @@ use super::http::Reply;
 use super::stripe::token::Token;
 use super::webhooks::Hub;
 
+/// Locks the state; a handler that panicked (answered 500) does not make it unusable.
 pub(crate) fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
     shared
         .lock()
@@ -29,13 +30,14 @@ pub(crate) struct Stored {
     pub(crate) reply: Option<Reply>,
 }
 
+/// What one stand-in remembers (see the module doc); objects are kept as the API shows them.
 pub(crate) struct State {
     pub(crate) config: Config,
     pub(crate) hub: Arc<Hub>,
     /// The `Idempotency-Key` of the API request being handled, for the events it causes.
     pub(crate) request_key: Option<String>,
-    pub(crate) salt: u64,
-    pub(crate) seq: u64,
+    salt: u64,
+    seq: u64,
     pub(crate) tokens: Vec<Token>,
     pub(crate) customers: Vec<Value>,
     pub(crate) payment_methods: Vec<Value>,

@@ -37,9 +37,6 @@ pub(crate) const DELIVERY_THREADS: usize = 8;
 const USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
-// ---------------------------------------------------------------------------------------------
-// The hub
-
 /// What is delivered for one event.
 #[derive(Clone)]
 struct Pending {

@@ -7,8 +7,9 @@ use crate::stand_in::clock::now;
 use crate::stand_in::http::Reply;
 use crate::stand_in::state::State;
 
+use super::errors::reject;
 use super::events::create_event;
-use super::params::{allow, currency, get_hash, metadata, opt_str, reject, req_int, Params, Res};
+use super::params::{allow, currency, get_hash, metadata, opt_str, req_int, Params, Res};
 use super::token::Token;
 
 /// A granted token as Stripe shows it (`null` when unknown).

@@ -10,11 +10,16 @@
 //! | `POST /v1/subscriptions`, `GET`/`DELETE /v1/subscriptions/{id}` | subscriptions |
 //! | `POST /v1/refunds`, `GET /v1/refunds/{id}` | refunds of succeeded PaymentIntents |
 //!
-//! Operations that change something emit their event (`webhooks.rs`): a payment
-//! `payment_intent.succeeded` or `payment_intent.payment_failed` (every 402 decline), a
-//! subscription `customer.subscription.created` / `customer.subscription.deleted`, a refund
-//! `charge.refunded`, a revocation `shared_payment.granted_token.deactivated`. Idempotent
-//! replays perform nothing, so they emit nothing.
+//! Operations that change something emit their event (`events.rs`; the webhook hub delivers
+//! it): a payment `payment_intent.succeeded` or `payment_intent.payment_failed` (every 402
+//! decline), a subscription `customer.subscription.created` / `customer.subscription.deleted`,
+//! a refund `charge.refunded`, a revocation `shared_payment.granted_token.deactivated`.
+//! Idempotent replays perform nothing, so they emit nothing.
+//!
+//! `routes.rs` decodes and checks a request, then calls one file per object family; they read
+//! parameters through `params.rs` and answer errors through `errors.rs`. `token.rs` is the
+//! granted token's data alone, so that the shared state can hold it without importing the
+//! operations on it.
 
 pub(crate) mod customers;
 pub(crate) mod errors;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::stand_in::idempotency::Outcome;
 
-pub(crate) use super::errors::reject;
+use super::errors::reject;
 
 pub(crate) type Res<T> = Result<T, Outcome>;
 pub(crate) type Params = Map<String, Value>;

@@ -9,11 +9,9 @@ use crate::stand_in::http::Reply;
 use crate::stand_in::idempotency::Outcome;
 use crate::stand_in::state::State;
 
-use super::errors::{fail, stripe_error};
+use super::errors::{fail, reject, stripe_error};
 use super::events::create_event;
-use super::params::{
-    allow, currency, get_hash, metadata, opt_str, reject, req_int, req_str, Params, Res,
-};
+use super::params::{allow, currency, get_hash, metadata, opt_str, req_int, req_str, Params, Res};
 
 /// What a PaymentIntent request asked for, validated.
 struct Intent {

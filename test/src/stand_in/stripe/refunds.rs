@@ -7,9 +7,9 @@ use crate::stand_in::clock::now;
 use crate::stand_in::http::Reply;
 use crate::stand_in::state::State;
 
-use super::errors::fail;
+use super::errors::{fail, reject};
 use super::events::create_event;
-use super::params::{allow, integer, metadata, opt_str, reject, req_str, Params, Res};
+use super::params::{allow, integer, metadata, opt_str, req_str, Params, Res};
 
 pub(crate) fn create_refund(st: &mut State, p: &Params) -> Res<Reply> {
     allow(

@@ -7,9 +7,9 @@ use crate::stand_in::clock::now;
 use crate::stand_in::http::Reply;
 use crate::stand_in::state::State;
 
-use super::errors::{fail, missing_object};
+use super::errors::{fail, missing_object, reject};
 use super::events::create_event;
-use super::params::{allow, integer, metadata, opt_str, reject, req_str, Params, Res};
+use super::params::{allow, integer, metadata, opt_str, req_str, Params, Res};
 
 /// Length of one billing period when there is no trial.
 const PERIOD_SECS: i64 = 30 * 86_400;
