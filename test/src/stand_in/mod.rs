@@ -118,10 +118,16 @@ mod form;
 mod http;
 mod idempotency;
 mod operator;
+#[cfg(test)]
+mod operator_tests;
 mod registrar;
+#[cfg(test)]
+mod registrar_tests;
 mod server;
 mod state;
 mod stripe;
+#[cfg(test)]
+mod stripe_tests;
 #[cfg(test)]
 mod tests;
 mod webhooks;
