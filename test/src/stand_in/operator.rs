@@ -18,17 +18,13 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{error_reply as error, now, run, Api, Call, Handled, Incoming, Outcome, Reply, State};
+use super::clock::now;
+use super::http::{error_reply as error, Handled, Incoming, Reply};
+use super::idempotency::{run, Api, Call, Outcome};
+use super::state::{OperatorResource, State};
 
 /// Signature timestamps may be this many seconds off.
 const TOLERANCE_SECS: i64 = 300;
-
-/// What the backend knows about one resource.
-#[derive(Debug, Default)]
-pub(crate) struct Resource {
-    creates: u32,
-    secret: Option<String>,
-}
 
 /// A validated request.
 struct Request {
@@ -205,7 +201,7 @@ fn perform(st: &mut State, request: &Request) -> Outcome {
         "rotate" => {
             let fresh = st.random_chars(32);
             match st.operator_resources.get_mut(id) {
-                Some(Resource {
+                Some(OperatorResource {
                     secret: Some(secret),
                     ..
                 }) => {

@@ -12,9 +12,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{
-    error_reply as error, form, now, run, Api, Call, Handled, Incoming, Outcome, Reply, State,
-};
+use super::clock::now;
+use super::form;
+use super::http::{error_reply as error, Handled, Incoming, Reply};
+use super::idempotency::{run, Api, Call, Outcome};
+use super::state::State;
 
 /// Top-level domains offered, with the yearly price in cents (USD).
 const TLDS: [(&str, u64); 3] = [("com", 1299), ("dev", 1599), ("io", 3999)];

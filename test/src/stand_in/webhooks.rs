@@ -1,6 +1,7 @@
-//! Stripe events and their delivery as signed webhooks.
+//! Delivery of Stripe events as signed webhooks.
 //!
-//! Events are created under the state lock, recorded in order and handed to a [`Hub`]; the hub
+//! Events are created under the state lock (`stripe/events.rs`), recorded in order and handed
+//! to a [`Hub`]; the hub
 //! delivers them from its own threads, so an API request never waits for a webhook. Each
 //! attempt is a fresh HTTP/1.1 POST signed at the time of the attempt. Failed attempts (not
 //! 2xx, a transport error or no answer within [`TIMEOUT`]) are retried after 200 ms, 400 ms,
@@ -19,12 +20,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::{control_error, json_object, nanos, now, optional, Incoming, Reply, State};
+use super::clock::{nanos, now};
 
-/// The `api_version` every event carries.
-pub(crate) const API_VERSION: &str = "2026-04-22.preview";
 /// Attempts per delivery, the first one included.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
 /// Delay before the first retry; it doubles after each failure.
@@ -35,147 +34,8 @@ pub(crate) const MAX_RETRY: Duration = Duration::from_secs(5);
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 /// Threads delivering webhooks (the most attempts in flight at once).
 pub(crate) const DELIVERY_THREADS: usize = 8;
-/// Most copies per event a release over HTTP may ask for.
-const MAX_HTTP_DUPLICATES: u64 = 100;
 const USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
-
-// ---------------------------------------------------------------------------------------------
-// Events
-
-/// Creates an event around `object`, records it and queues its delivery. The event's
-/// `request.idempotency_key` is that of the API request being handled, if any.
-pub(crate) fn create_event(
-    st: &mut State,
-    event_type: &str,
-    object: Value,
-    created: Option<i64>,
-) -> Value {
-    let event = json!({
-        "id": st.id("evt"),
-        "object": "event",
-        "api_version": API_VERSION,
-        "created": created.unwrap_or_else(now),
-        "livemode": false,
-        "pending_webhooks": 1,
-        "request": {"id": null, "idempotency_key": st.request_key},
-        "type": event_type,
-        "data": {"object": object},
-    });
-    st.hub.publish(&event);
-    event
-}
-
-/// A Stripe invoice for a renewal of `subscription_id`: paid, or open after a failed attempt.
-/// Customer, metadata and periods come from the stored subscription (null, empty and now when
-/// there is none).
-pub(crate) fn invoice_object(
-    st: &mut State,
-    subscription_id: &str,
-    paid: bool,
-    amount: u64,
-) -> Value {
-    let now = now();
-    let sub = st
-        .subscriptions
-        .iter()
-        .find(|s| s["id"] == subscription_id)
-        .cloned()
-        .unwrap_or(Value::Null);
-    let customer = sub["customer"].clone();
-    let metadata = match &sub["metadata"] {
-        Value::Object(map) => map.clone(),
-        _ => Map::new(),
-    };
-    // Stripe's renewal invoice covers the period that just ended; its line, the next one.
-    let period_start = sub["current_period_start"].as_i64().unwrap_or(now);
-    let period_end = sub["current_period_end"].as_i64().unwrap_or(now);
-    let line_end = period_end + (period_end - period_start).max(0);
-    let price = sub["items"]["data"][0]["price"].clone();
-    let id = st.id("in");
-    let line_id = st.id("il");
-    let number = st.random_chars(8).to_ascii_uppercase();
-    json!({
-        "id": id,
-        "object": "invoice",
-        "account_country": "US",
-        "amount_due": amount,
-        "amount_paid": if paid { amount } else { 0 },
-        "amount_remaining": if paid { 0 } else { amount },
-        "attempt_count": 1,
-        "attempted": true,
-        "auto_advance": !paid,
-        "billing_reason": "subscription_cycle",
-        "collection_method": "charge_automatically",
-        "created": now,
-        "currency": "usd",
-        "customer": customer,
-        "description": null,
-        "hosted_invoice_url": null,
-        "lines": {
-            "object": "list",
-            "data": [{
-                "id": line_id,
-                "object": "line_item",
-                "amount": amount,
-                "currency": "usd",
-                "description": null,
-                "invoice": id,
-                "livemode": false,
-                "metadata": metadata,
-                "period": {"start": period_end, "end": line_end},
-                "pricing": {"type": "price_details", "price_details": {"price": price["id"]}},
-                "quantity": 1,
-                "subscription": subscription_id,
-            }],
-            "has_more": false,
-            "total_count": 1,
-            "url": format!("/v1/invoices/{id}/lines"),
-        },
-        "livemode": false,
-        "metadata": {},
-        "next_payment_attempt": if paid { Value::Null } else { json!(now + 86_400) },
-        "number": number,
-        "paid": paid,
-        "parent": {
-            "type": "subscription_details",
-            "quote_details": null,
-            "subscription_details": {"subscription": subscription_id, "metadata": metadata},
-        },
-        "period_start": period_start,
-        "period_end": period_end,
-        "status": if paid { "paid" } else { "open" },
-        "status_transitions": {
-            "finalized_at": now,
-            "paid_at": if paid { json!(now) } else { Value::Null },
-            "voided_at": null,
-            "marked_uncollectible_at": null,
-        },
-        "subscription": subscription_id,
-        "subscription_details": {"metadata": metadata},
-        "subtotal": amount,
-        "total": amount,
-    })
-}
-
-/// Sets a stored subscription's status (a `canceled` one also gets `canceled_at` and
-/// `ended_at` if it had none) and returns it; emits nothing.
-pub(crate) fn set_subscription_status(st: &mut State, id: &str, status: &str) -> Option<Value> {
-    let now = now();
-    let sub = st.subscriptions.iter_mut().find(|s| s["id"] == id)?;
-    sub["status"] = json!(status);
-    if status == "canceled" {
-        for field in ["canceled_at", "ended_at"] {
-            if sub[field].is_null() {
-                sub[field] = json!(now);
-            }
-        }
-    }
-    Some(sub.clone())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The hub
 
 /// What is delivered for one event.
 #[derive(Clone)]
@@ -262,7 +122,7 @@ impl Hub {
     }
 
     /// Records an event and queues (or holds) its delivery.
-    fn publish(&self, event: &Value) {
+    pub(crate) fn publish(&self, event: &Value) {
         let pending = Pending {
             event_id: event["id"].as_str().unwrap_or_default().to_string(),
             kind: event["type"].as_str().unwrap_or_default().to_string(),
@@ -559,138 +419,4 @@ impl XorShift {
         self.0 = x;
         x
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Control routes
-
-/// `/_stand_in/events`, `/_stand_in/webhooks*`, `/_stand_in/invoices` and
-/// `/_stand_in/subscriptions/{id}/status`; `None` for other paths.
-pub(crate) fn control(st: &mut State, incoming: &Incoming, path: &str) -> Option<Reply> {
-    let method = incoming.method.as_str();
-    let result = match (method, path) {
-        ("POST", "/_stand_in/events") => {
-            json_object(&incoming.body).and_then(|body| control_emit(st, &body))
-        }
-        ("GET", "/_stand_in/webhooks") => Ok(Reply::json(
-            200,
-            &json!({
-                "url": st.hub.url(),
-                "hold": st.hub.is_held(),
-                "events": st.hub.events(),
-                "deliveries": st.hub.deliveries(),
-            }),
-        )),
-        ("POST", "/_stand_in/webhooks/config") => {
-            json_object(&incoming.body).and_then(|body| control_config(st, &body))
-        }
-        ("POST", "/_stand_in/webhooks/release") => {
-            json_object(&incoming.body).and_then(|body| control_release(st, &body))
-        }
-        ("POST", "/_stand_in/invoices") => {
-            json_object(&incoming.body).and_then(|body| control_invoice(st, &body))
-        }
-        ("POST", p) => {
-            let id = p
-                .strip_prefix("/_stand_in/subscriptions/")
-                .and_then(|rest| rest.strip_suffix("/status"))
-                .filter(|id| !id.is_empty() && !id.contains('/'))?;
-            json_object(&incoming.body).and_then(|body| {
-                let status = body
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| control_error(400, "status must be a non-empty string"))?;
-                set_subscription_status(st, id, status)
-                    .map(|sub| Reply::json(200, &sub))
-                    .ok_or_else(|| control_error(404, &format!("no subscription {id}")))
-            })
-        }
-        _ => return None,
-    };
-    Some(result.unwrap_or_else(|reply| reply))
-}
-
-fn control_emit(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Reply> {
-    let event_type = body
-        .get("type")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| control_error(400, "type must be a non-empty string"))?
-        .to_string();
-    let object = match body.get("object") {
-        Some(Value::Object(object)) => Value::Object(object.clone()),
-        _ => return Err(control_error(400, "object must be a JSON object")),
-    };
-    let created = optional(body, "created", "a unix time", Value::as_i64)?;
-    let event = create_event(st, &event_type, object, created);
-    Ok(Reply::json(200, &event))
-}
-
-fn control_config(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Reply> {
-    let url = match body.get("url") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::String(url)) if url.starts_with("http://") || url.starts_with("https://") => {
-            Some(Some(url.clone()))
-        }
-        Some(_) => {
-            return Err(control_error(
-                400,
-                "url must be null or an http:// or https:// URL",
-            ))
-        }
-    };
-    let hold = optional(body, "hold", "a boolean", Value::as_bool)?;
-    if let Some(url) = url {
-        st.hub.set_url(url);
-    }
-    if let Some(hold) = hold {
-        st.hub.hold(hold);
-    }
-    Ok(Reply::json(
-        200,
-        &json!({"url": st.hub.url(), "hold": st.hub.is_held()}),
-    ))
-}
-
-fn control_release(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Reply> {
-    let shuffle = optional(body, "shuffle", "a boolean", Value::as_bool)?.unwrap_or(false);
-    let expected = format!("an integer from 0 to {MAX_HTTP_DUPLICATES}");
-    let duplicates = optional(body, "duplicates", &expected, |v| {
-        v.as_u64()
-            .filter(|n| *n <= MAX_HTTP_DUPLICATES)
-            .map(|n| n as u32)
-    })?
-    .unwrap_or(0);
-    let queued = st.hub.release(shuffle, duplicates);
-    Ok(Reply::json(200, &json!({ "queued": queued })))
-}
-
-fn control_invoice(st: &mut State, body: &Map<String, Value>) -> Result<Reply, Reply> {
-    let subscription = body
-        .get("subscription")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| control_error(400, "subscription must be a subscription id"))?
-        .to_string();
-    let paid = optional(body, "paid", "a boolean", Value::as_bool)?.unwrap_or(true);
-    let amount = body
-        .get("amount")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| control_error(400, "amount must be a non-negative integer"))?;
-    if !st
-        .subscriptions
-        .iter()
-        .any(|s| s["id"] == subscription.as_str())
-    {
-        return Err(control_error(
-            404,
-            &format!("no subscription {subscription}"),
-        ));
-    }
-    Ok(Reply::json(
-        200,
-        &invoice_object(st, &subscription, paid, amount),
-    ))
 }

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::clock::now;
 use super::tests::{customer_with_pm, delete, pay, post, send, start, KEY};
 use super::webhooks::{retry_delay, FIRST_RETRY, MAX_RETRY};
-use super::{now, Config, Fault, StandIn};
+use super::{Config, Fault, StandIn};
 
 const SECRET: &str = "whsec_unit_test_secret";
 const RECEIVER_THREADS: usize = 4;
