@@ -97,7 +97,6 @@ impl Account {
         self.engine.reschedule().await
     }
 
-
     fn ctx(&self, call: &AccountCall) -> Ctx {
         Ctx {
             now: now_s(),
@@ -124,7 +123,6 @@ impl Account {
     async fn drive(&self, id: &str, ctx: &Ctx) -> std::result::Result<(), ResourceError> {
         self.engine.drive(id, ctx).await
     }
-
 
     /// A new random API token for the given resource generation, sealed for storage. Without
     /// a usable `TOKEN_ENCRYPTION_KEYS` nothing is minted.
@@ -196,7 +194,6 @@ impl Account {
     async fn acknowledge(&self, id: &str, ctx: &Ctx) -> std::result::Result<(), ResourceError> {
         self.engine.acknowledge(id, ctx).await
     }
-
 
     fn catalog(&self) -> std::result::Result<&'static Catalog, ResourceError> {
         discovery::catalog(&self.env).map_err(|_| ResourceError::Unavailable)

@@ -18,7 +18,10 @@ impl<S: Store, E: Effects> Engine<S, E> {
     pub async fn reschedule(&self) {
         let flush = match self.flush_failing.get() {
             Some(false) => None,
-            _ => self.store.kv(FLUSH_WAKE).and_then(|v| v.parse::<i64>().ok()),
+            _ => self
+                .store
+                .kv(FLUSH_WAKE)
+                .and_then(|v| v.parse::<i64>().ok()),
         };
         let grace = self.effects.payment_grace();
         let now = self.effects.now_ms();

@@ -15,6 +15,8 @@ use crate::engine::ports::{Effects, Level, Store};
 
 /// How long after a change the alarm sends its audit records if the flush never confirmed.
 pub const FLUSH_SAFETY_MS: i64 = 10_000;
+/// Most external calls one drive ([`Engine::drive`]) makes for one resource.
+pub const MAX_STEPS: usize = 12;
 
 /// One account object's engine over its storage `S` and the world `E`.
 pub struct Engine<S, E> {
@@ -53,7 +55,7 @@ impl<S: Store, E: Effects> Engine<S, E> {
             flush_failing: Cell::new(None),
             running: RefCell::new(HashSet::new()),
             alarm_at: Cell::new(None),
-            max_steps: crate::engine::jobs::MAX_STEPS,
+            max_steps: MAX_STEPS,
         }
     }
 

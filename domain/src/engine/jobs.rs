@@ -1,6 +1,6 @@
 //! Driving resource jobs: one external call at a time, each answer committed before the next
-//! call, an answer to a step that is no longer current dropped, at most [`MAX_STEPS`] calls per
-//! drive. A job is driven by one caller at a time; the rest is left to the alarm.
+//! call, an answer to a step that is no longer current dropped, at most
+//! [`crate::engine::core::MAX_STEPS`] calls per drive. A job is driven by one caller at a time; the rest is left to the alarm.
 
 use serde_json::{json, Value};
 
@@ -11,8 +11,6 @@ use crate::engine::core::Engine;
 use crate::engine::ports::{Effects, Store};
 use crate::resources::{self, ResourceError, ResourceStatus};
 
-/// Most external calls one drive makes for one resource.
-pub const MAX_STEPS: usize = 12;
 /// Most rounds of [`Engine::continue_closing`] in one call.
 const CLOSING_ROUNDS: usize = 8;
 
@@ -140,11 +138,7 @@ impl<S: Store, E: Effects> Engine<S, E> {
     /// Releases what a closing account still holds, step by step; finishes the close when
     /// nothing is left. Whatever waits on a backend is finished by the alarm. `catalog` is
     /// asked for each round; without one the close waits for the next call.
-    pub async fn continue_closing<'c>(
-        &self,
-        ctx: &Ctx,
-        catalog: impl Fn() -> Option<&'c Catalog>,
-    ) {
+    pub async fn continue_closing<'c>(&self, ctx: &Ctx, catalog: impl Fn() -> Option<&'c Catalog>) {
         for _ in 0..CLOSING_ROUNDS {
             let Some(current) = self.load() else { return };
             if current.closing.is_none() {

@@ -21,7 +21,7 @@
 //!   batch, not once per change.
 //! - External work of resources runs one step at a time: each answer is committed before the
 //!   next call, an answer to a step that is no longer current is dropped, and one drive makes
-//!   at most [`jobs::MAX_STEPS`] calls. A resource's job is driven by one caller at a time;
+//!   at most [`core::MAX_STEPS`] calls. A resource's job is driven by one caller at a time;
 //!   what is not finished in the request is finished by the alarm.
 //! - The in-memory copy is the stored state: only this object writes it.
 
