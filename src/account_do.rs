@@ -37,6 +37,10 @@ use crate::http::{new_id, now_ms, random};
 use crate::rpc::{answer, AccountCall, AccountOp};
 use crate::{config, discovery, storage};
 
+/// The Durable Object. It keeps the name `Account` (the domain's is imported here as
+/// `AccountState`): `#[durable_object]` exports the struct's name as the JS class, which
+/// wrangler.toml binds (`class_name = "Account"`), and the `impl` the macro generates has no
+/// `js_class`, so a `js_name` on a renamed struct would split the class from its methods.
 #[durable_object]
 pub struct Account {
     env: Env,

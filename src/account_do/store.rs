@@ -26,7 +26,6 @@ const EVENTS_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS stripe_events (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS stripe_events_by_time ON stripe_events (applied_at)",
 ];
-const OUTBOX_BATCH: &str = "SELECT record FROM outbox ORDER BY seq LIMIT ?";
 
 pub struct SqlStore {
     state: State,
@@ -163,7 +162,8 @@ impl Store for SqlStore {
     }
 
     fn read_outbox(&self, limit: usize) -> Vec<String> {
-        self.rows(OUTBOX_BATCH, vec![SqlStorageValue::from(limit as i64)])
+        let query = format!("SELECT record FROM outbox ORDER BY seq LIMIT {limit}");
+        self.rows(&query, Vec::new())
             .iter()
             .filter_map(|r| Some(r.get("record")?.as_str()?.to_string()))
             .collect()
