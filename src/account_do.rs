@@ -1,121 +1,58 @@
 //! The per-account Durable Object: it owns one account's state and serialises every change.
 //!
-//! Storage (SQLite, see docs/STORAGE.md):
-//! - `kv(key, value)`: `account` -> the account as JSON (domain `account::Account`);
-//!   `flush_attempts` -> consecutive failed D1 flushes; `flush_wake` -> when to retry (ms).
-//! - `outbox(seq, record)`: audit records not yet confirmed by D1.
+//! A thin shell: the state cache, commits (state and audit outbox in one transaction), the
+//! outbox flush to D1, the alarm and resource job driving are `domain::engine` (its module
+//! docs state the invariants), here over the object's SQLite storage ([`store`], tables in
+//! docs/STORAGE.md) and the worker's D1, clock and fetch ([`effects`]). This file keeps the
+//! Durable Object, the dispatch of calls (`run`, `account_op`), rate limits and Stripe event
+//! dedupe.
 //!
-//! Invariants:
-//! - A change is computed by the pure domain (`domain::account::apply`) and written, new state
-//!   and audit records together, in one transaction before anything is awaited; only then is
-//!   the caller answered. So an acknowledged change always has its audit records.
-//! - Records go to D1 by the alarm `AUDIT_BATCH_MS` after the change (several changes in one
-//!   write), or right after the change when other requests read their rows
-//!   (`domain::audit::needed_at_once`), or when the operator API asks (`FlushAudit`).
-//! - Outbox rows are deleted only after D1 confirmed them; a failed flush is retried by the
-//!   alarm with exponential backoff (1 s doubling to 5 min). The alarm is armed before records
-//!   are written, so records survive a crash between the write and the flush and are sent; it is
-//!   deleted once nothing is due. A busy account sets it once per batch, not once per change.
-//! - External work of resources (Stripe, registrar, operator backends) runs one step at a time:
-//!   each answer is committed before the next call. A resource's job is driven by one caller at
-//!   a time (`running`); what is not finished in the request is finished by the alarm.
-//! - The in-memory copy is the stored state: only this object writes it.
+//! Invariants: every change goes through [`Account::commit`] (the engine's), so an
+//! acknowledged change always has its audit records; the in-memory copy is the stored state
+//! (only this object writes it).
 
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+mod dashboard_ops;
+mod effects;
+mod resource_ops;
+mod store;
+
+use std::cell::RefCell;
 
 use domain::account::{self, Account as AccountState, AccountError, Applied, Ctx, NewFamily};
-use domain::audit::{Actor, ActorKind, AuditRecord};
-use domain::catalog::{Behaviour, Catalog};
+use domain::audit::{Actor, ActorKind};
+use domain::catalog::Catalog;
 use domain::closing;
 use domain::dashboard::{self, DashboardError};
-use domain::resources::{
-    self, Detail, NewIds, Preparation, ResourceError, ResourceStatus, Settings,
-};
+use domain::engine::{Effects, Engine};
+use domain::resources::{self, ResourceError, Settings};
 use domain::stripe_events;
 use domain::tokens::{self, TokenKind};
 use serde::Serialize;
 use serde_json::{json, Value};
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
+use crate::account_do::effects::{internal, WorkerEffects};
+use crate::account_do::store::SqlStore;
 use crate::http::{new_id, now_ms, random};
-use crate::rpc::{answer, AccountCall, AccountOp, DashboardAction, ResourceOp};
-use crate::{audit_sink, config, discovery, external, storage};
+use crate::rpc::{answer, AccountCall, AccountOp};
+use crate::{config, discovery, storage};
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
-];
-/// Stripe event ids this account applied, for exactly-once delivery (`stripe_events::DEDUPE_WINDOW`).
-/// Their own table, not the state: the state is rewritten on every change.
-const EVENTS_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS stripe_events (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS stripe_events_by_time ON stripe_events (applied_at)",
-];
-const FLUSH_BATCH: usize = 50;
-/// How long after a change the alarm sends its audit records if the flush never confirmed.
-const FLUSH_SAFETY_MS: i64 = 10_000;
-/// Most external calls one drive makes for one resource.
-const MAX_STEPS: usize = 12;
-
+/// The Durable Object. It keeps the name `Account` (the domain's is imported here as
+/// `AccountState`): `#[durable_object]` exports the struct's name as the JS class, which
+/// wrangler.toml binds (`class_name = "Account"`), and the `impl` the macro generates has no
+/// `js_class`, so a `js_name` on a renamed struct would split the class from its methods.
 #[durable_object]
 pub struct Account {
-    state: State,
     env: Env,
-    cache: RefCell<Option<AccountState>>,
-    flushing: Cell<bool>,
-    /// Tasks waiting for the running flush to end ([`FlushIdle`]).
-    flush_waiters: RefCell<Vec<Waker>>,
-    /// Counts commits that wrote outbox rows; with `sent_through`, tells the flush and the
-    /// rescheduler whether the outbox is known to be empty without reading it.
-    written: Cell<u64>,
-    /// `Some(n)`: every record of the first `n` commits reached D1 and the outbox was empty then.
-    sent_through: Cell<Option<u64>>,
-    /// `Some(false)`: no failed flush is recorded in `kv` (known from memory; `None`: unknown).
-    flush_failing: Cell<Option<bool>>,
-    running: RefCell<HashSet<String>>,
+    /// The state cache, commits, outbox, alarm and job driving ([`domain::engine`]).
+    engine: Engine<SqlStore, WorkerEffects>,
     /// The account's own budget ([`Account::charge_owner`]).
     bucket: RefCell<Option<domain::ratelimit::Bucket>>,
     /// Failed unsigned attempts ([`Account::charge_failure`]).
     failures: RefCell<Option<domain::ratelimit::Bucket>>,
-    /// The alarm as last read or set by this object (`None`: not known yet). Only this object
-    /// sets its alarm, so the copy stays true; it saves a storage read on every change.
-    alarm_at: Cell<Option<Option<i64>>>,
-    /// The `stripe_events` table is known to exist.
-    events_ready: Cell<bool>,
-    /// When this object last deleted expired `stripe_events` ids (unix s; 0: not yet).
-    pruned_at: Cell<i64>,
 }
 
 type OpResult = std::result::Result<Value, AccountError>;
-
-/// Ready when no flush is running; the flush that ends wakes its waiters.
-struct FlushIdle<'a>(&'a Account);
-
-impl Future for FlushIdle<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.0.flushing.get() {
-            return Poll::Ready(());
-        }
-        self.0.flush_waiters.borrow_mut().push(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-fn internal(context: &str, e: impl std::fmt::Display) -> AccountError {
-    worker::console_error!(
-        "{}",
-        json!({"level": "error", "msg": context, "detail": e.to_string()})
-    );
-    AccountError::Unavailable
-}
 
 fn now_s() -> i64 {
     (now_ms() / 1000) as i64
@@ -123,127 +60,25 @@ fn now_s() -> i64 {
 
 impl Account {
     fn load(&self) -> Option<AccountState> {
-        if let Some(a) = self.cache.borrow().as_ref() {
-            return Some(a.clone());
-        }
-        let text = self.kv("account")?;
-        let mut account: AccountState = serde_json::from_str(&text).ok()?;
-        if !account.stripe.processed.is_empty() {
-            self.move_legacy_event_ids(&mut account);
-        }
-        *self.cache.borrow_mut() = Some(account.clone());
-        Some(account)
-    }
-
-    /// Reads the account's state in place (no copy), loading it first if needed.
-    fn peek<R>(&self, f: impl FnOnce(&AccountState) -> R) -> Option<R> {
-        if self.cache.borrow().is_none() {
-            self.load()?;
-        }
-        self.cache.borrow().as_ref().map(f)
-    }
-
-    /// Makes sure the `stripe_events` table exists: created on an account's first event, so
-    /// accounts that never get one (and account creation) do not pay for it.
-    fn events_table(&self) -> bool {
-        if self.events_ready.get() {
-            return true;
-        }
-        let sql = self.state.storage().sql();
-        let ready = EVENTS_SCHEMA.iter().all(|statement| {
-            sql.exec(statement, None)
-                .map_err(|e| internal("events schema", e))
-                .is_ok()
-        });
-        self.events_ready.set(ready);
-        ready
+        self.engine.load()
     }
 
     /// Whether this account already applied Stripe event `id`.
     fn event_applied(&self, current: &AccountState, id: &str) -> bool {
-        if current.stripe.processed.contains_key(id) {
-            return true; // a state written before the table, not moved yet
-        }
-        if !self.events_table() {
-            return false; // the commit below fails the same way: nothing is applied
-        }
-        !self
-            .rows("SELECT 1 AS applied FROM stripe_events WHERE id = ?", id)
-            .is_empty()
+        self.engine.store().event_applied(current, id)
     }
 
-    /// The statements recording event `id` as applied, with the deletion of ids past the window
-    /// at most once an hour (an id kept a little longer only dedupes a very late replay).
+    /// The statements recording event `id` as applied ([`SqlStore::applied_event`]).
     fn applied_event(&self, id: &str, now: i64) -> Vec<storage::Statement> {
-        let mut statements = vec![event_row(id, now)];
-        if now - self.pruned_at.get() >= 3600 {
-            self.pruned_at.set(now);
-            statements.push((
-                "DELETE FROM stripe_events WHERE applied_at <= ?",
-                vec![SqlStorageValue::from(now - stripe_events::DEDUPE_WINDOW)],
-            ));
-        }
-        statements
+        self.engine.store().applied_event(id, now)
     }
 
-    /// The rows `query` selects with `key` as its one binding (none when it fails).
-    fn rows(&self, query: &str, key: &str) -> Vec<Value> {
-        self.state
-            .storage()
-            .sql()
-            .exec(query, vec![SqlStorageValue::from(key)])
-            .and_then(|c| c.to_array())
-            .unwrap_or_default()
-    }
-
-    /// States written before the `stripe_events` table kept applied event ids inside the
-    /// state; moves them to the table (one transaction). If that fails they stay where they
-    /// were, and [`Self::event_applied`] still finds them.
-    fn move_legacy_event_ids(&self, account: &mut AccountState) {
-        if !self.events_table() {
-            return;
-        }
-        let ids = std::mem::take(&mut account.stripe.processed);
-        let Ok(state_json) = serde_json::to_string(&*account) else {
-            account.stripe.processed = ids;
-            return;
-        };
-        let mut statements: Vec<storage::Statement> =
-            ids.iter().map(|(id, at)| event_row(id, *at)).collect();
-        statements.push(state_row(state_json));
-        if let Err(e) = storage::atomically(&self.state.storage(), statements) {
-            let _ = internal("move event ids", e);
-            account.stripe.processed = ids;
-        }
-    }
-
-    fn kv(&self, key: &str) -> Option<String> {
-        let rows = self.rows("SELECT value FROM kv WHERE key = ?", key);
-        Some(rows.first()?.get("value")?.as_str()?.to_string())
-    }
-
-    fn set_kv(&self, key: &str, value: Option<String>) {
-        let sql = self.state.storage().sql();
-        let _ = match value {
-            Some(v) => sql.exec(
-                "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
-                vec![SqlStorageValue::from(key), SqlStorageValue::from(v)],
-            ),
-            None => sql.exec(
-                "DELETE FROM kv WHERE key = ?",
-                vec![SqlStorageValue::from(key)],
-            ),
-        };
-    }
-
-    /// Writes the new state and its records in one transaction; then sends them to D1 at once
-    /// when other requests read their rows (or `AUDIT_BATCH_MS` is 0), else leaves them to the
-    /// alarm, which sends every record waiting by then in one write.
+    /// Writes the new state and its records in one transaction ([`Engine::commit`]).
     async fn commit<T, E: From<AccountError>>(
         &self,
         applied: Applied<T, E>,
     ) -> std::result::Result<T, E> {
-        self.commit_with(applied, Vec::new()).await
+        self.engine.commit(applied).await
     }
 
     /// [`Self::commit`], with more statements in the same transaction when the state changed.
@@ -252,174 +87,17 @@ impl Account {
         applied: Applied<T, E>,
         extra: Vec<storage::Statement>,
     ) -> std::result::Result<T, E> {
-        if applied.changed() {
-            let state_json =
-                serde_json::to_string(&applied.account).map_err(|e| internal("encode state", e))?;
-            let mut statements: Vec<storage::Statement> = vec![state_row(state_json)];
-            statements.extend(extra);
-            for r in &applied.records {
-                let text = serde_json::to_string(r).map_err(|e| internal("encode record", e))?;
-                statements.push((
-                    "INSERT INTO outbox (seq, record) VALUES (?, ?)",
-                    vec![
-                        SqlStorageValue::from(r.seq as i64),
-                        SqlStorageValue::from(text),
-                    ],
-                ));
-            }
-            let batch_ms = config::audit_batch_ms(&self.env);
-            let at_once =
-                batch_ms == 0 || applied.records.iter().any(domain::audit::needed_at_once);
-            if !applied.records.is_empty() {
-                // Armed before the write: if this object dies before the records are sent, the
-                // alarm still sends them.
-                let wait = if at_once { FLUSH_SAFETY_MS } else { batch_ms };
-                self.arm(now_ms() as i64 + wait).await;
-            }
-            storage::atomically(&self.state.storage(), statements)
-                .map_err(|e| internal("write state", e))?;
-            if !applied.records.is_empty() {
-                self.written.set(self.written.get() + 1);
-            }
-            *self.cache.borrow_mut() = Some(applied.account);
-            if at_once {
-                self.flush().await;
-            }
-        }
-        applied.result
+        self.engine.commit_with(applied, extra).await
     }
 
-    /// Sends the outbox to D1, oldest first, deleting what D1 confirmed. On failure, arms the
-    /// alarm to retry.
+    /// Sends the outbox to D1 ([`Engine::flush`]).
     async fn flush(&self) {
-        if self.flushing.replace(true) {
-            return; // the running flush loops until the outbox is empty
-        }
-        let sql = self.state.storage().sql();
-        loop {
-            // Commits can only interleave while the write below is awaited.
-            let mark = self.written.get();
-            let rows: Vec<Value> = sql
-                .exec(
-                    &format!("SELECT record FROM outbox ORDER BY seq LIMIT {FLUSH_BATCH}"),
-                    None,
-                )
-                .and_then(|c| c.to_array())
-                .unwrap_or_default();
-            let records: Vec<AuditRecord> = rows
-                .iter()
-                .filter_map(|r| r.get("record")?.as_str())
-                .filter_map(|t| serde_json::from_str(t).ok())
-                .collect();
-            let Some(last) = records.last().map(|r| r.seq) else {
-                self.flushed(mark);
-                break;
-            };
-            match audit_sink::write(&self.env, &records).await {
-                Ok(()) => {
-                    let _ = sql.exec(
-                        "DELETE FROM outbox WHERE seq <= ?",
-                        vec![SqlStorageValue::from(last as i64)],
-                    );
-                    // A short batch and no commit meanwhile: the outbox is empty now.
-                    if records.len() < FLUSH_BATCH && self.written.get() == mark {
-                        self.flushed(mark);
-                        break;
-                    }
-                }
-                Err(reason) => {
-                    let attempts: i64 = self
-                        .kv("flush_attempts")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0)
-                        + 1;
-                    let delay_ms = (1000i64 << (attempts - 1).min(9)).min(300_000);
-                    self.set_kv("flush_attempts", Some(attempts.to_string()));
-                    self.set_kv("flush_wake", Some((now_ms() as i64 + delay_ms).to_string()));
-                    self.flush_failing.set(Some(true));
-                    worker::console_warn!(
-                        "{}",
-                        json!({"level": "warn", "msg": "audit flush failed; retrying", "attempt": attempts,
-                               "retry_in_ms": delay_ms, "detail": domain::text::truncate(&reason, 300)})
-                    );
-                    break;
-                }
-            }
-        }
-        self.flushing.set(false);
-        for waiter in self.flush_waiters.take() {
-            waiter.wake();
-        }
-        self.reschedule().await;
+        self.engine.flush().await
     }
 
-    /// Notes that the outbox was emptied with every record of the first `mark` commits.
-    fn flushed(&self, mark: u64) {
-        if self.flush_failing.get() != Some(false) {
-            self.set_kv("flush_attempts", None);
-            self.set_kv("flush_wake", None);
-            self.flush_failing.set(Some(false));
-        }
-        self.sent_through.set(Some(mark));
-    }
-
-    /// Sets the alarm to the earliest pending work: a failed flush, a resource job, a grace
-    /// deadline, a closing account, or records still in the outbox.
+    /// Sets the alarm to the earliest pending work ([`Engine::reschedule`]).
     async fn reschedule(&self) {
-        let flush = match self.flush_failing.get() {
-            Some(false) => None,
-            _ => self.kv("flush_wake").and_then(|v| v.parse::<i64>().ok()),
-        };
-        let grace = config::payment_grace(&self.env);
-        let now = now_ms() as i64;
-        let wants = self
-            .peek(|a| {
-                [
-                    resources::next_wake(a).map(|s| s * 1000),
-                    stripe_events::next_grace_deadline(a, grace).map(|s| s * 1000),
-                    a.closing.as_ref().map(|_| now + 5_000),
-                ]
-            })
-            .unwrap_or_default();
-        // Records possibly still in the outbox keep the net. Not knowing costs at worst an alarm
-        // that finds the outbox empty; looking would cost a read after every change.
-        let unsent =
-            (self.sent_through.get() != Some(self.written.get())).then_some(now + FLUSH_SAFETY_MS);
-        match wants.into_iter().chain([flush, unsent]).flatten().min() {
-            Some(at) => self.arm(at).await,
-            None => {
-                if self.current_alarm().await.is_some() {
-                    let storage = self.state.storage();
-                    // Unknown after a failed delete: read again next time.
-                    let known = storage.delete_alarm().await.is_ok().then_some(None);
-                    self.alarm_at.set(known);
-                }
-            }
-        }
-    }
-
-    /// When the alarm is set to fire (unix ms), from memory when known.
-    async fn current_alarm(&self) -> Option<i64> {
-        if let Some(known) = self.alarm_at.get() {
-            return known;
-        }
-        match self.state.storage().get_alarm().await {
-            Ok(at) => {
-                self.alarm_at.set(Some(at));
-                at
-            }
-            Err(_) => None,
-        }
-    }
-
-    /// Makes sure the alarm fires at `at` (unix ms) or earlier.
-    async fn arm(&self, at: i64) {
-        if self.current_alarm().await.is_none_or(|c| c > at) {
-            let delay = (at - now_ms() as i64).max(10);
-            let set = self.state.storage().set_alarm(delay).await.is_ok();
-            self.alarm_at
-                .set(set.then_some(Some(now_ms() as i64 + delay)));
-        }
+        self.engine.reschedule().await
     }
 
     fn ctx(&self, call: &AccountCall) -> Ctx {
@@ -441,516 +119,37 @@ impl Account {
     }
 
     fn settings(&self) -> Settings {
-        Settings {
-            root_zone: config::string(&self.env, "ROOT_ZONE")
-                .unwrap_or_else(|| "apps.example.dev".into()),
-            ..Settings::default()
-        }
+        self.engine.effects().settings()
     }
 
-    /// Runs the job of resource `id` until it is done, waiting, or failed for good.
+    /// Runs the job of resource `id` ([`Engine::drive`]).
     async fn drive(&self, id: &str, ctx: &Ctx) -> std::result::Result<(), ResourceError> {
-        if !self.running.borrow_mut().insert(id.to_string()) {
-            return Ok(()); // another caller is driving it
-        }
-        let settings = self.settings();
-        // Bounded: a job has a handful of steps; waiting (a retry, or a backend still working)
-        // ends the loop and is left to the alarm.
-        let mut steps = 0;
-        // A definite failure may leave a follow-up job (a refund, a name to let go): it is
-        // driven on in the same loop, and the failure is what the caller is told.
-        let mut failed: Option<ResourceError> = None;
-        let result = loop {
-            steps += 1;
-            let Some(current) = self.load() else {
-                break Ok(());
-            };
-            let waiting = resources::find(&current, id)
-                .ok()
-                .and_then(|r| r.job.as_ref())
-                .is_some_and(|j| j.attempts > 0);
-            if steps > MAX_STEPS || (waiting && steps > 1) {
-                break Ok(());
-            }
-            let Some(action) = resources::next_action(&current, id, now_s()) else {
-                break Ok(());
-            };
-            let outcome = external::execute(&self.env, &current, id, action.clone()).await;
-            let Some(current) = self.load() else {
-                break Ok(());
-            };
-            // While we awaited, another event (a webhook) may have moved the job on: an answer
-            // to a step that is no longer the current one is dropped.
-            if resources::next_action(&current, id, i64::MAX).as_ref() != Some(&action) {
-                continue;
-            }
-            let step_ctx = Ctx {
-                now: now_s(),
-                ..ctx.clone()
-            };
-            let applied = account::apply(&current, &step_ctx, |d| {
-                resources::apply_outcome(d, id, outcome, &settings)
-            });
-            if let Err(e) = self.commit(applied).await {
-                let follow_up = self.load().is_some_and(|a| {
-                    resources::find(&a, id)
-                        .ok()
-                        .and_then(|r| r.job.as_ref())
-                        .is_some_and(|j| j.attempts == 0)
-                });
-                if !follow_up || matches!(e, ResourceError::Unavailable) {
-                    break Err(e);
-                }
-                failed.get_or_insert(e);
-            }
-        };
-        let result = match failed {
-            Some(e) => Err(e),
-            None => result,
-        };
-        self.running.borrow_mut().remove(id);
-        self.reschedule().await;
-        result
+        self.engine.drive(id, ctx).await
     }
 
-    /// A new random API token for the given resource generation, sealed for storage. Without
-    /// a usable `TOKEN_ENCRYPTION_KEYS` nothing is minted.
-    fn new_api_token(
-        &self,
-        account_id: &str,
-        resource_id: &str,
-        generation: u32,
-    ) -> std::result::Result<resources::NewApiToken, ResourceError> {
-        let keys = config::sealing_keys(&self.env).ok_or(ResourceError::SecretsUnavailable)?;
-        let mac_key = config::token_mac_key(&self.env).ok_or(ResourceError::SecretsUnavailable)?;
-        let bytes = random::<20>().map_err(|_| ResourceError::SecretsUnavailable)?;
-        let nonce = random::<12>().map_err(|_| ResourceError::SecretsUnavailable)?;
-        Ok(resources::new_api_token(
-            &keys,
-            &mac_key,
-            account_id,
-            resource_id,
-            generation,
-            &bytes,
-            &nonce,
-        ))
-    }
-
-    fn render(&self, id: &str) -> std::result::Result<Value, ResourceError> {
-        let a = self.load().ok_or(ResourceError::NotFound)?;
-        let r = resources::find(&a, id)?;
-        let mut secrets = BTreeMap::new();
-        if matches!(r.detail, Detail::ApiToken { .. }) && r.status == ResourceStatus::Complete {
-            let keys = config::sealing_keys(&self.env);
-            let derivation_key = config::code_key(&self.env);
-            let value = resources::api_token_value(
-                r,
-                &a.id,
-                keys.as_ref(),
-                derivation_key.as_deref().map(str::as_bytes),
-            )
-            .map_err(|e| {
-                worker::console_error!(
-                    "{}",
-                    json!({"level": "error", "msg": "api_token", "resource_id": id, "detail": e.to_string()})
-                );
-                ResourceError::SecretsUnavailable
-            })?;
-            if let Some(value) = value {
-                secrets.insert("API_TOKEN".to_string(), value);
-            }
-        }
-        Ok(resources::render(r, &a.id, &secrets))
-    }
-
-    /// Releases what a closing account still holds, step by step; finishes the close when
-    /// nothing is left. Whatever waits on a backend is finished by the alarm.
+    /// Releases what a closing account still holds ([`Engine::continue_closing`]).
     async fn continue_closing(&self, ctx: &Ctx) {
-        for _ in 0..8 {
-            let Some(current) = self.load() else { return };
-            if current.closing.is_none() {
-                return;
-            }
-            let Ok(catalog) = self.catalog() else { return };
-            let progress = self
-                .commit(account::apply(&current, ctx, |d| closing::step(d, catalog)))
-                .await;
-            match progress {
-                Ok(closing::Progress::Releasing { resources }) => {
-                    if resources.is_empty() {
-                        continue;
-                    }
-                    for id in resources {
-                        let _ = self.drive(&id, ctx).await;
-                    }
-                }
-                Ok(closing::Progress::Closed) | Err(_) => {
-                    self.reschedule().await;
-                    return;
-                }
-            }
-        }
-        self.reschedule().await;
+        self.engine
+            .continue_closing(ctx, || self.catalog().ok())
+            .await
     }
 
-    /// Drives the job of `id` for a request: a definite failure that left the resource
-    /// `errored` is answered with the resource (it exists and says why); any other failure is
-    /// answered as an error.
+    /// Drives the job of `id` for a request ([`Engine::drive_for_request`]).
     async fn drive_for_request(
         &self,
         id: &str,
         ctx: &Ctx,
     ) -> std::result::Result<(), ResourceError> {
-        match self.drive(id, ctx).await {
-            Err(e) => {
-                let errored = self
-                    .load()
-                    .and_then(|a| {
-                        resources::find(&a, id)
-                            .ok()
-                            .map(|r| r.status == ResourceStatus::Errored)
-                    })
-                    .unwrap_or(false);
-                if errored {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-            ok => ok,
-        }
+        self.engine.drive_for_request(id, ctx).await
     }
 
-    /// After a request drove a job as far as it could: if it is still pending, note that the
-    /// caller was told so (a later failure then leaves the resource `errored`).
+    /// Notes that the caller was told a job is pending ([`Engine::acknowledge`]).
     async fn acknowledge(&self, id: &str, ctx: &Ctx) -> std::result::Result<(), ResourceError> {
-        let Some(current) = self.load() else {
-            return Ok(());
-        };
-        let pending = resources::find(&current, id)
-            .is_ok_and(|r| r.job.as_ref().is_some_and(|j| !j.acknowledged));
-        if pending {
-            self.commit(account::apply(&current, ctx, |d| {
-                resources::acknowledge(d, id);
-                d.record(
-                    "resource.pending",
-                    None,
-                    Value::Null,
-                    json!({"resource_id": id}),
-                );
-                Ok::<(), ResourceError>(())
-            }))
-            .await?;
-        }
-        Ok(())
+        self.engine.acknowledge(id, ctx).await
     }
 
     fn catalog(&self) -> std::result::Result<&'static Catalog, ResourceError> {
         discovery::catalog(&self.env).map_err(|_| ResourceError::Unavailable)
-    }
-
-    async fn resource(
-        &self,
-        access_hash: &str,
-        public_base: &str,
-        op: ResourceOp,
-        ctx: &Ctx,
-    ) -> std::result::Result<Value, ResourceError> {
-        let current = self.load().ok_or(ResourceError::Account {
-            error: AccountError::InvalidToken,
-        })?;
-        let access = account::authenticate(&current, access_hash, ctx.now)?;
-        // Signed by the orchestrator (checked by the worker) with a valid access token: only
-        // now does the call take from the account's budget.
-        self.charge_owner()?;
-        // Audit records name the orchestrator account the token was granted to.
-        let ctx = &Ctx {
-            actor: Actor::new(ActorKind::Orchestrator, Some(&access.orchestrator_account)),
-            ..ctx.clone()
-        };
-        let catalog = self.catalog()?;
-        let write = !matches!(op, ResourceOp::Get { .. });
-        resources::require_scope(&access, write)?;
-        match op {
-            ResourceOp::Get { id } => self.render(&id),
-            ResourceOp::Create { req } => {
-                let id = match resources::prepare_create(&current, &req, catalog)? {
-                    Preparation::Existing(id) => return self.render(&id),
-                    Preparation::Search { label, registrar } => {
-                        let price = catalog
-                            .get(&req.service_id)
-                            .and_then(|s| match &s.provider {
-                                Behaviour::Domain { price: Some(p), .. } => {
-                                    Some((p.amount, p.currency.clone()))
-                                }
-                                _ => None,
-                            });
-                        let candidates =
-                            external::search(&self.env, &label, registrar, price).await?;
-                        // The search awaited: check again before creating.
-                        let fresh = self.load().ok_or(ResourceError::NotFound)?;
-                        match resources::prepare_create(&fresh, &req, catalog)? {
-                            Preparation::Existing(id) => return self.render(&id),
-                            _ => {
-                                self.create(&fresh, &req, catalog, Some(candidates), ctx)
-                                    .await?
-                            }
-                        }
-                    }
-                    Preparation::Ready => self.create(&current, &req, catalog, None, ctx).await?,
-                };
-                self.drive_for_request(&id, ctx).await?;
-                self.acknowledge(&id, ctx).await?;
-                self.render(&id)
-            }
-            ResourceOp::Update { id, req } => {
-                let charge_id = new_id("chg");
-                self.commit(account::apply(&current, ctx, |d| {
-                    resources::update_service(d, &id, &req, catalog, &charge_id)
-                }))
-                .await?;
-                self.drive_for_request(&id, ctx).await?;
-                self.acknowledge(&id, ctx).await?;
-                self.render(&id)
-            }
-            ResourceOp::Rotate { id } => {
-                let r = resources::find(&current, &id)?;
-                let next = match &r.detail {
-                    Detail::ApiToken { generation, .. } => {
-                        Some(self.new_api_token(&current.id, &id, generation + 1)?)
-                    }
-                    _ => None,
-                };
-                self.commit(account::apply(&current, ctx, |d| {
-                    resources::rotate(d, &id, catalog, next)
-                }))
-                .await?;
-                self.drive_for_request(&id, ctx).await?;
-                self.acknowledge(&id, ctx).await?;
-                self.render(&id)
-            }
-            ResourceOp::Remove { id } => {
-                self.commit(account::apply(&current, ctx, |d| {
-                    resources::remove(d, &id, catalog)
-                }))
-                .await?;
-                self.drive_for_request(&id, ctx).await?;
-                self.acknowledge(&id, ctx).await?;
-                let a = self.load().ok_or(ResourceError::NotFound)?;
-                match resources::find(&a, &id)?.status {
-                    ResourceStatus::Removed => Ok(json!({"status": "removed", "id": id})),
-                    _ => self.render(&id),
-                }
-            }
-            ResourceOp::Confirm { id, req } => {
-                let charge_id = new_id("chg");
-                let confirmed = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        resources::confirm_domain(d, &id, &req, &charge_id)
-                    }))
-                    .await;
-                if let Err(ResourceError::QuoteExpired) = confirmed {
-                    self.requote(&id, catalog, ctx).await?;
-                    return Err(ResourceError::QuoteExpired);
-                }
-                confirmed?;
-                self.drive_for_request(&id, ctx).await?;
-                self.acknowledge(&id, ctx).await?;
-                self.render(&id)
-            }
-            ResourceOp::DeepLink { purpose } => {
-                let link = mint(&self.env, TokenKind::DeepLink, &current.id)
-                    .map_err(ResourceError::from)?;
-                let expires_at = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        Ok::<i64, ResourceError>(dashboard::create_link(d, link.hash, &purpose))
-                    }))
-                    .await?;
-                Ok(
-                    json!({"purpose": purpose, "url": format!("{public_base}/dashboard?{}", domain::form::encode(&[("link", &link.token)])),
-                          "expires_at": domain::time::format_rfc3339(expires_at)}),
-                )
-            }
-        }
-    }
-
-    async fn create(
-        &self,
-        current: &AccountState,
-        req: &resources::CreateRequest,
-        catalog: &Catalog,
-        candidates: Option<Vec<resources::Candidate>>,
-        ctx: &Ctx,
-    ) -> std::result::Result<String, ResourceError> {
-        let resource_id = new_id("res");
-        // Only API tokens mint a secret: a missing key refuses those and nothing else.
-        let is_api_token = catalog
-            .get(&req.service_id)
-            .is_some_and(|s| matches!(s.provider, Behaviour::ApiToken { .. }));
-        let token = if is_api_token {
-            Some(self.new_api_token(&current.id, &resource_id, 1)?)
-        } else {
-            None
-        };
-        let ids = NewIds {
-            resource_id,
-            charge_id: new_id("chg"),
-            token_hash: token.as_ref().map(|t| t.minted.hash.clone()),
-            token_sealed: token.map(|t| t.sealed),
-        };
-        self.commit(account::apply(current, ctx, |d| {
-            resources::create(d, req, catalog, ids, candidates)
-        }))
-        .await
-    }
-
-    /// Replaces an expired quote with a fresh search.
-    async fn requote(
-        &self,
-        id: &str,
-        catalog: &Catalog,
-        ctx: &Ctx,
-    ) -> std::result::Result<(), ResourceError> {
-        let current = self.load().ok_or(ResourceError::NotFound)?;
-        let r = resources::find(&current, id)?;
-        let (
-            Detail::Domain {
-                query, registrar, ..
-            },
-            Some(service),
-        ) = (&r.detail, catalog.get(&r.service_id))
-        else {
-            return Ok(());
-        };
-        let (price, ttl) = match &service.provider {
-            Behaviour::Domain {
-                price,
-                quote_ttl_seconds,
-                ..
-            } => (
-                price.as_ref().map(|p| (p.amount, p.currency.clone())),
-                *quote_ttl_seconds as i64,
-            ),
-            _ => return Ok(()),
-        };
-        let label = domain::domain_names::label(query).unwrap_or_default();
-        let candidates = external::search(&self.env, &label, *registrar, price).await?;
-        let current = self.load().ok_or(ResourceError::NotFound)?;
-        self.commit(account::apply(&current, ctx, |d| {
-            resources::refresh_quote(d, id, candidates, ttl)
-        }))
-        .await
-    }
-
-    async fn dashboard(
-        &self,
-        session_hash: &str,
-        action: DashboardAction,
-        ctx: &Ctx,
-    ) -> std::result::Result<Value, DashboardFailure> {
-        let current = self
-            .load()
-            .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
-        // Viewing and lowering the cap take the link's session; raising it and buying, the
-        // owner's sign-in; nothing changes on an account that is not open.
-        let change = match &action {
-            DashboardAction::View => dashboard::Change::None,
-            DashboardAction::SetCap { cap } if *cap <= current.ledger.cap => {
-                dashboard::Change::Narrow
-            }
-            DashboardAction::SetCap { .. } | DashboardAction::Confirm { .. } => {
-                dashboard::Change::Widen
-            }
-        };
-        let how = match dashboard::authorize(&current, session_hash, ctx.now, change) {
-            Ok(how) => how,
-            Err(DashboardError::SignInRequired) => {
-                let what = match action {
-                    DashboardAction::Confirm { .. } => "Buying",
-                    _ => "Raising the cap",
-                };
-                let notice = format!(
-                    "{what} needs the owner's sign-in: sign in below, then try again. Nothing was changed."
-                );
-                return self.shown(session_hash, Some(notice), Some(403));
-            }
-            Err(e) => return Err(DashboardFailure::Page(e)),
-        };
-        let ctx = &Ctx {
-            actor: domain::audit::Actor::owner(how),
-            ..ctx.clone()
-        };
-        let mut notice = None;
-        match action {
-            DashboardAction::View => {}
-            DashboardAction::SetCap { cap } => {
-                let result = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        dashboard::set_cap(d, session_hash, cap).map_err(DashboardFailure::Page)
-                    }))
-                    .await;
-                match result {
-                    Ok(()) => {
-                        notice = Some(format!(
-                            "The monthly cap is now {}.",
-                            domain::ledger::format_amount(cap, &current.ledger.currency)
-                        ))
-                    }
-                    Err(DashboardFailure::Page(DashboardError::InvalidCap)) => {
-                        notice = Some("That cap is not valid: enter 0 to 10000 dollars.".into())
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            DashboardAction::Confirm {
-                resource_id,
-                domain: name,
-                amount,
-            } => {
-                let req = resources::ConfirmRequest {
-                    domain: name.clone(),
-                    amount,
-                    payment_token: None,
-                };
-                let charge_id = new_id("chg");
-                let result = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        resources::confirm_domain(d, &resource_id, &req, &charge_id)
-                    }))
-                    .await;
-                let result = match result {
-                    Ok(()) => {
-                        let driven = self.drive(&resource_id, ctx).await;
-                        let _ = self.acknowledge(&resource_id, ctx).await;
-                        driven
-                    }
-                    Err(e) => Err(e),
-                };
-                notice = Some(match result {
-                    Ok(()) => format!("Purchase of {name} confirmed."),
-                    Err(e) => format!("The purchase did not go through: {}", e.failure().message),
-                });
-            }
-        }
-        self.shown(session_hash, notice, None)
-    }
-
-    /// The dashboard as a session sees it now, with a notice (and the page's status if not 200).
-    fn shown(
-        &self,
-        session_hash: &str,
-        notice: Option<String>,
-        status: Option<u16>,
-    ) -> std::result::Result<Value, DashboardFailure> {
-        let a = self
-            .load()
-            .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
-        let now = now_s();
-        let s = dashboard::session(&a, session_hash, now).map_err(DashboardFailure::Page)?;
-        Ok(
-            json!({"view": dashboard::view(&a, now), "notice": notice, "status": status,
-                  "signed_in": s.signed_in_at.is_some(), "nonce": s.nonce}),
-        )
     }
 
     /// Takes a token of the account's own budget (`ACCOUNT_RATE_LIMIT`). Only calls that proved
@@ -1038,13 +237,8 @@ impl Account {
                     "account object already holds another account",
                 )),
                 None => {
-                    // Nothing was ever written here, so no failed flush is on record either,
-                    // and no alarm is set (at worst one armed by a create whose write then
-                    // failed: `arm` replaces it). Saves a storage read on every new account.
-                    self.flush_failing.set(Some(false));
-                    if self.alarm_at.get().is_none() {
-                        self.alarm_at.set(Some(None));
-                    }
+                    // Nothing was ever written here: no failed flush, no alarm.
+                    self.engine.assume_empty();
                     self.commit(account::create(new, ctx))
                         .await
                         .map(|_| Value::Null)
@@ -1242,7 +436,7 @@ impl Account {
                     return to_value(stripe_events::EventOutcome::Duplicate);
                 }
                 let settings = self.settings();
-                let in_flight: Vec<String> = self.running.borrow().iter().cloned().collect();
+                let in_flight = self.engine.in_flight();
                 let applied = account::apply(&current, ctx, |d| {
                     Ok::<_, AccountError>(stripe_events::apply_event(
                         d, &event, &settings, &in_flight,
@@ -1282,7 +476,7 @@ impl Account {
                 // once: wait for it to end (at most 2 s: a hanging D1 write must not hang the
                 // operator's read), then send what is left.
                 let limit = worker::Delay::from(std::time::Duration::from_secs(2));
-                futures_util::future::select(FlushIdle(self), limit).await;
+                futures_util::future::select(self.engine.flush_idle(), limit).await;
                 self.flush().await;
                 Ok(Value::Null)
             }
@@ -1329,22 +523,6 @@ fn requester_ctx(
     ctx
 }
 
-/// Writes the account state (JSON).
-fn state_row(state_json: String) -> storage::Statement {
-    (
-        "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
-        vec![SqlStorageValue::from(state_json)],
-    )
-}
-
-/// Records that event `id` was applied at `at` (unix seconds).
-fn event_row(id: &str, at: i64) -> storage::Statement {
-    (
-        "INSERT OR IGNORE INTO stripe_events (id, applied_at) VALUES (?, ?)",
-        vec![SqlStorageValue::from(id), SqlStorageValue::from(at)],
-    )
-}
-
 /// Takes one token of `bucket` (filled on first use).
 fn take(
     bucket: &RefCell<Option<domain::ratelimit::Bucket>>,
@@ -1363,27 +541,12 @@ fn to_value<T: Serialize>(v: T) -> OpResult {
 
 impl DurableObject for Account {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        for statement in SCHEMA {
-            if let Err(e) = sql.exec(statement, None) {
-                worker::console_error!("account schema: {e}");
-            }
-        }
+        let effects = WorkerEffects { env: env.clone() };
         Account {
-            state,
             env,
-            cache: RefCell::new(None),
-            flushing: Cell::new(false),
-            flush_waiters: RefCell::new(Vec::new()),
-            written: Cell::new(0),
-            sent_through: Cell::new(None),
-            flush_failing: Cell::new(None),
-            running: RefCell::new(HashSet::new()),
+            engine: Engine::new(SqlStore::open(state), effects),
             bucket: RefCell::new(None),
             failures: RefCell::new(None),
-            alarm_at: Cell::new(None),
-            events_ready: Cell::new(false),
-            pruned_at: Cell::new(0),
         }
     }
 
@@ -1397,7 +560,7 @@ impl DurableObject for Account {
 
     async fn alarm(&self) -> Result<Response> {
         // The runtime clears a fired alarm; read it again rather than trust the copy.
-        self.alarm_at.set(None);
+        self.engine.alarm_fired();
         self.flush().await;
         if let Some(a) = self.load() {
             let ctx = self.system_ctx();

@@ -2,7 +2,9 @@
 //!
 //! Rule of this crate: no `worker::` imports, no I/O, no clock and no randomness of its own.
 //! Time comes in as unix seconds and randomness as byte slices, so every rule here is tested
-//! natively with `cargo test -p app-domain`. The worker glue (`src/` at the top level) only
+//! natively with `cargo test -p app-domain`. Where the domain must wait on the world (the
+//! account object's storage, alarm and outbound calls), it does so over traits the glue
+//! implements (`engine::ports`). The worker glue (`src/` at the top level) only
 //! translates HTTP to calls into this crate and results back to HTTP.
 
 pub mod account;
@@ -16,6 +18,7 @@ pub mod dashboard;
 pub mod deployment;
 pub mod domain_names;
 pub mod email;
+pub mod engine;
 pub mod errors;
 pub mod form;
 pub mod jwt;

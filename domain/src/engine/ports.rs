@@ -1,0 +1,66 @@
+//! What the engine needs from its host: the object's storage and the world outside it.
+//!
+//! Both are single-threaded (a Durable Object runs one event at a time, interleaving only at
+//! an `.await`), so the futures need not be `Send`.
+
+use serde_json::Value;
+
+use crate::account::Account;
+use crate::audit::AuditRecord;
+use crate::resources::{Action, ActionResult, Settings};
+
+/// The object's own storage. Only this object writes it.
+#[allow(async_fn_in_trait)] // single-threaded host: no `Send` bound wanted
+pub trait Store {
+    /// More statements the host writes in the same transaction as a change (e.g. applied
+    /// Stripe event ids).
+    type Extra: Default;
+
+    /// The stored account, if any.
+    fn read_state(&self) -> Option<Account>;
+    /// Writes the state (JSON), `extra` and the outbox rows `(seq, record JSON)` in one
+    /// transaction: all or nothing.
+    fn write(
+        &self,
+        state_json: String,
+        outbox: Vec<(u64, String)>,
+        extra: Self::Extra,
+    ) -> Result<(), String>;
+    /// The oldest `limit` outbox rows (record JSON), by `seq`.
+    fn read_outbox(&self, limit: usize) -> Vec<String>;
+    /// Deletes outbox rows up to and including `seq`.
+    fn delete_outbox_through(&self, seq: u64);
+    fn kv(&self, key: &str) -> Option<String>;
+    /// Sets (`Some`) or deletes (`None`) a kv entry.
+    fn set_kv(&self, key: &str, value: Option<String>);
+    /// When the alarm fires (unix ms), if set.
+    async fn alarm(&self) -> Result<Option<i64>, String>;
+    /// Sets the alarm `delay_ms` from now.
+    async fn set_alarm(&self, delay_ms: i64) -> Result<(), String>;
+    async fn delete_alarm(&self) -> Result<(), String>;
+}
+
+/// Log levels of [`Effects::log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Warn,
+    Error,
+}
+
+/// The clock, configuration and outbound calls.
+#[allow(async_fn_in_trait)] // single-threaded host: no `Send` bound wanted
+pub trait Effects {
+    /// Now, unix ms.
+    fn now_ms(&self) -> i64;
+    /// How long records wait in the outbox to be sent together (`AUDIT_BATCH_MS`; 0: at once).
+    fn audit_batch_ms(&self) -> i64;
+    /// The payment grace period (s).
+    fn payment_grace(&self) -> i64;
+    fn settings(&self) -> Settings;
+    /// Performs one external call of resource `resource_id`'s job.
+    async fn perform(&self, account: &Account, resource_id: &str, action: Action) -> ActionResult;
+    /// Writes audit records to D1; `Err` with the reason when it did not confirm them.
+    async fn write_audit(&self, records: &[AuditRecord]) -> Result<(), String>;
+    /// One structured log line.
+    fn log(&self, level: Level, line: Value);
+}

@@ -1,0 +1,240 @@
+//! The account object's storage: the engine's [`Store`] over the object's SQLite.
+//!
+//! Tables (see docs/STORAGE.md): `kv(key, value)` (`account` -> the account as JSON;
+//! `flush_attempts`, `flush_wake` of a failing flush), `outbox(seq, record)` (audit records not
+//! yet confirmed by D1) and, created on an account's first Stripe event, `stripe_events(id,
+//! applied_at)` (applied event ids, for exactly-once delivery within
+//! `stripe_events::DEDUPE_WINDOW`; their own table because the state is rewritten on every
+//! change).
+
+use std::cell::Cell;
+
+use domain::account::Account;
+use domain::engine::Store;
+use domain::stripe_events;
+use serde_json::Value;
+use worker::{SqlStorageValue, State};
+
+use crate::account_do::effects::internal;
+use crate::storage::{self, Statement};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
+];
+const EVENTS_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS stripe_events (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS stripe_events_by_time ON stripe_events (applied_at)",
+];
+
+pub struct SqlStore {
+    state: State,
+    /// The `stripe_events` table is known to exist.
+    events_ready: Cell<bool>,
+    /// When this object last deleted expired `stripe_events` ids (unix s; 0: not yet).
+    pruned_at: Cell<i64>,
+}
+
+impl SqlStore {
+    /// Opens the object's storage, creating its tables if needed.
+    pub fn open(state: State) -> SqlStore {
+        let sql = state.storage().sql();
+        for statement in SCHEMA {
+            if let Err(e) = sql.exec(statement, None) {
+                worker::console_error!("account schema: {e}");
+            }
+        }
+        SqlStore {
+            state,
+            events_ready: Cell::new(false),
+            pruned_at: Cell::new(0),
+        }
+    }
+
+    /// Makes sure the `stripe_events` table exists: created on an account's first event, so
+    /// accounts that never get one (and account creation) do not pay for it.
+    fn events_table(&self) -> bool {
+        if self.events_ready.get() {
+            return true;
+        }
+        let sql = self.state.storage().sql();
+        let ready = EVENTS_SCHEMA.iter().all(|statement| {
+            sql.exec(statement, None)
+                .map_err(|e| internal("events schema", e))
+                .is_ok()
+        });
+        self.events_ready.set(ready);
+        ready
+    }
+
+    /// Whether this account already applied Stripe event `id`.
+    pub fn event_applied(&self, current: &Account, id: &str) -> bool {
+        if current.stripe.processed.contains_key(id) {
+            return true; // a state written before the table, not moved yet
+        }
+        if !self.events_table() {
+            return false; // the commit below fails the same way: nothing is applied
+        }
+        !self
+            .rows(
+                "SELECT 1 AS applied FROM stripe_events WHERE id = ?",
+                vec![SqlStorageValue::from(id)],
+            )
+            .is_empty()
+    }
+
+    /// The statements recording event `id` as applied, with the deletion of ids past the window
+    /// at most once an hour (an id kept a little longer only dedupes a very late replay).
+    pub fn applied_event(&self, id: &str, now: i64) -> Vec<Statement> {
+        let mut statements = vec![event_row(id, now)];
+        if now - self.pruned_at.get() >= 3600 {
+            self.pruned_at.set(now);
+            statements.push((
+                "DELETE FROM stripe_events WHERE applied_at <= ?",
+                vec![SqlStorageValue::from(now - stripe_events::DEDUPE_WINDOW)],
+            ));
+        }
+        statements
+    }
+
+    /// The rows `query` selects with `bindings` (none when it fails).
+    fn rows(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Vec<Value> {
+        self.state
+            .storage()
+            .sql()
+            .exec(query, bindings)
+            .and_then(|c| c.to_array())
+            .unwrap_or_default()
+    }
+
+    /// States written before the `stripe_events` table kept applied event ids inside the
+    /// state; moves them to the table (one transaction). If that fails they stay where they
+    /// were, and [`Self::event_applied`] still finds them.
+    fn move_legacy_event_ids(&self, account: &mut Account) {
+        if !self.events_table() {
+            return;
+        }
+        let ids = std::mem::take(&mut account.stripe.processed);
+        let Ok(state_json) = serde_json::to_string(&*account) else {
+            account.stripe.processed = ids;
+            return;
+        };
+        let mut statements: Vec<Statement> =
+            ids.iter().map(|(id, at)| event_row(id, *at)).collect();
+        statements.push(state_row(state_json));
+        if let Err(e) = storage::atomically(&self.state.storage(), statements) {
+            let _ = internal("move event ids", e);
+            account.stripe.processed = ids;
+        }
+    }
+}
+
+impl Store for SqlStore {
+    type Extra = Vec<Statement>;
+
+    fn read_state(&self) -> Option<Account> {
+        let text = self.kv("account")?;
+        let mut account: Account = serde_json::from_str(&text).ok()?;
+        if !account.stripe.processed.is_empty() {
+            self.move_legacy_event_ids(&mut account);
+        }
+        Some(account)
+    }
+
+    fn write(
+        &self,
+        state_json: String,
+        outbox: Vec<(u64, String)>,
+        extra: Vec<Statement>,
+    ) -> Result<(), String> {
+        let mut statements: Vec<Statement> = vec![state_row(state_json)];
+        statements.extend(extra);
+        for (seq, text) in outbox {
+            statements.push((
+                "INSERT INTO outbox (seq, record) VALUES (?, ?)",
+                vec![
+                    SqlStorageValue::from(seq as i64),
+                    SqlStorageValue::from(text),
+                ],
+            ));
+        }
+        storage::atomically(&self.state.storage(), statements).map_err(|e| e.to_string())
+    }
+
+    fn read_outbox(&self, limit: usize) -> Vec<String> {
+        let query = format!("SELECT record FROM outbox ORDER BY seq LIMIT {limit}");
+        self.rows(&query, Vec::new())
+            .iter()
+            .filter_map(|r| Some(r.get("record")?.as_str()?.to_string()))
+            .collect()
+    }
+
+    fn delete_outbox_through(&self, seq: u64) {
+        let _ = self.state.storage().sql().exec(
+            "DELETE FROM outbox WHERE seq <= ?",
+            vec![SqlStorageValue::from(seq as i64)],
+        );
+    }
+
+    fn kv(&self, key: &str) -> Option<String> {
+        let rows = self.rows(
+            "SELECT value FROM kv WHERE key = ?",
+            vec![SqlStorageValue::from(key)],
+        );
+        Some(rows.first()?.get("value")?.as_str()?.to_string())
+    }
+
+    fn set_kv(&self, key: &str, value: Option<String>) {
+        let sql = self.state.storage().sql();
+        let _ = match value {
+            Some(v) => sql.exec(
+                "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+                vec![SqlStorageValue::from(key), SqlStorageValue::from(v)],
+            ),
+            None => sql.exec(
+                "DELETE FROM kv WHERE key = ?",
+                vec![SqlStorageValue::from(key)],
+            ),
+        };
+    }
+
+    async fn alarm(&self) -> Result<Option<i64>, String> {
+        self.state
+            .storage()
+            .get_alarm()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn set_alarm(&self, delay_ms: i64) -> Result<(), String> {
+        self.state
+            .storage()
+            .set_alarm(delay_ms)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn delete_alarm(&self) -> Result<(), String> {
+        self.state
+            .storage()
+            .delete_alarm()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Writes the account state (JSON).
+fn state_row(state_json: String) -> Statement {
+    (
+        "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
+        vec![SqlStorageValue::from(state_json)],
+    )
+}
+
+/// Records that event `id` was applied at `at` (unix seconds).
+fn event_row(id: &str, at: i64) -> Statement {
+    (
+        "INSERT OR IGNORE INTO stripe_events (id, applied_at) VALUES (?, ?)",
+        vec![SqlStorageValue::from(id), SqlStorageValue::from(at)],
+    )
+}
