@@ -1162,11 +1162,10 @@ impl Account {
             AccountOp::Introspect(Introspect { token_hash }) => {
                 encode::<Introspect>(Rendered(account::introspect(&current, &token_hash, now)))
             }
-            AccountOp::IntrospectApiKey(IntrospectApiKey { token_hash }) => encode::<
-                IntrospectApiKey,
-            >(Rendered(
-                resources::introspect_api_key(&current, &token_hash),
-            )),
+            AccountOp::IntrospectApiKey(IntrospectApiKey { token_hash }) => {
+                let rendered = resources::introspect_api_key(&current, &token_hash);
+                encode::<IntrospectApiKey>(Rendered(rendered))
+            }
             AccountOp::Revoke(Revoke { token_hash }) => {
                 let revoked = self
                     .commit(account::apply(&current, ctx, |d| {
