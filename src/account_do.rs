@@ -18,23 +18,30 @@ mod store;
 
 use std::cell::RefCell;
 
-use domain::account::{self, Account as AccountState, AccountError, Applied, Ctx, NewFamily};
+use domain::account::{
+    self, Account as AccountState, AccountError, Applied, Ctx, NewAccount, NewFamily, OpenConsent,
+};
 use domain::audit::{Actor, ActorKind};
 use domain::catalog::Catalog;
 use domain::closing;
-use domain::dashboard::{self, DashboardError};
+use domain::dashboard;
 use domain::engine::{Effects, Engine};
 use domain::resources::{self, ResourceError, Settings};
 use domain::stripe_events;
 use domain::tokens::{self, TokenKind};
-use serde::Serialize;
-use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::account_do::effects::{internal, WorkerEffects};
 use crate::account_do::store::SqlStore;
 use crate::http::{new_id, now_ms, random};
-use crate::rpc::{answer, AccountCall, AccountOp};
+use crate::rpc::account::{
+    AccountCall, AccountOp, CheckCode, Close, DashboardCall, DashboardSignIn, Decide, Decided,
+    ExchangeCode, FlushAudit, Introspect, IntrospectApiKey, IssuedTokens, OpenDashboard, Opened,
+    OperatorView, OwnerSession, Refresh, Rendered, ResourceCall, Resume, Revoke, SignIn, SignedIn,
+    Suspend, ViewConsent,
+};
+use crate::rpc::op::{Encoded, Op};
+use crate::rpc::transport::respond;
 use crate::{config, discovery, storage};
 
 /// The Durable Object. It keeps the name `Account` (the domain's is imported here as
@@ -52,7 +59,9 @@ pub struct Account {
     failures: RefCell<Option<domain::ratelimit::Bucket>>,
 }
 
-type OpResult = std::result::Result<Value, AccountError>;
+/// The encoded answer of an operation whose error is `AccountError` (the error is not encoded
+/// yet: `run` does it).
+type OpResult = std::result::Result<Encoded, AccountError>;
 
 fn now_s() -> i64 {
     (now_ms() / 1000) as i64
@@ -195,42 +204,45 @@ impl Account {
         result
     }
 
-    async fn run(&self, call: AccountCall) -> std::result::Result<Value, Value> {
+    /// Runs one call; its answer (or refusal) encoded as the operation's own types.
+    async fn run(&self, call: AccountCall) -> serde_json::Result<Encoded> {
         let ctx = self.ctx(&call);
-        let err = |e: AccountError| serde_json::to_value(e).unwrap_or(Value::Null);
         match call.op {
-            AccountOp::Resource {
+            AccountOp::Resource(ResourceCall {
                 access_hash,
                 public_base,
                 resource,
-            } => {
-                return self
+            }) => {
+                let rendered = self
                     .resource(&access_hash, &public_base, resource, &ctx)
                     .await
-                    .map_err(|e| serde_json::to_value(e).unwrap_or(Value::Null));
+                    .map(Rendered);
+                Encoded::answer::<ResourceCall>(rendered)
             }
-            AccountOp::Dashboard {
+            AccountOp::Dashboard(DashboardCall {
                 session_hash,
                 action,
-            } => {
-                return self
-                    .dashboard(&session_hash, action, &ctx)
-                    .await
-                    .map_err(|e| serde_json::to_value(e).unwrap_or(Value::Null));
+            }) => {
+                let shown = self.dashboard(&session_hash, action, &ctx).await;
+                Encoded::answer::<DashboardCall>(shown)
             }
-            op => self.account_op(op, &ctx).await.map_err(err),
+            // Every other operation's error is `AccountError` (`encode`).
+            op => match self.account_op(op, &ctx).await {
+                Ok(encoded) => Ok(encoded),
+                Err(e) => Encoded::refusal(e),
+            },
         }
     }
 
     async fn account_op(&self, op: AccountOp, ctx: &Ctx) -> OpResult {
         let now = ctx.now;
-        if let AccountOp::Create { new } = op {
+        if let AccountOp::Create(new) = op {
             return match self.load() {
                 // Idempotent: the same account request creating the same account again.
                 Some(a)
                     if a.id == new.id && a.codes.iter().any(|c| c.request_id == new.request_id) =>
                 {
-                    Ok(Value::Null)
+                    encode::<NewAccount>(())
                 }
                 Some(_) => Err(internal(
                     "create",
@@ -239,9 +251,8 @@ impl Account {
                 None => {
                     // Nothing was ever written here: no failed flush, no alarm.
                     self.engine.assume_empty();
-                    self.commit(account::create(new, ctx))
-                        .await
-                        .map(|_| Value::Null)
+                    self.commit(account::create(new, ctx)).await?;
+                    encode::<NewAccount>(())
                 }
             };
         }
@@ -250,14 +261,14 @@ impl Account {
         };
         let id = current.id.clone();
         match op {
-            AccountOp::Create { .. } | AccountOp::Resource { .. } | AccountOp::Dashboard { .. } => {
+            AccountOp::Create(_) | AccountOp::Resource(_) | AccountOp::Dashboard(_) => {
                 Err(AccountError::NotFound)
             }
-            AccountOp::DashboardSignIn {
+            AccountOp::DashboardSignIn(DashboardSignIn {
                 session_hash,
                 nonce,
                 email,
-            } => {
+            }) => {
                 let session = mint(&self.env, TokenKind::Session, &id)?;
                 let next_nonce = domain::crypto::base32(
                     &random::<16>().map_err(|_| internal("random", "nonce"))?,
@@ -281,22 +292,24 @@ impl Account {
                         let nonce = dashboard::session(&a, &session.hash, now)
                             .map(|s| s.nonce.clone())
                             .unwrap_or_default();
-                        Ok(
-                            json!({"session": session.token, "view": dashboard::view(&a, now),
-                                  "signed_in": true, "nonce": nonce}),
-                        )
+                        encode::<DashboardSignIn>(Opened::Session(OwnerSession {
+                            session: session.token,
+                            view: dashboard::view(&a, now),
+                            signed_in: true,
+                            nonce,
+                        }))
                     }
-                    Err(e) => Ok(json!({"error": e})),
+                    Err(e) => encode::<DashboardSignIn>(Opened::Refused(e)),
                 }
             }
-            AccountOp::CodeStatus { code_hash } => {
-                to_value(account::code_status(&current, &code_hash, now))
+            AccountOp::CodeStatus(CheckCode { code_hash }) => {
+                encode::<CheckCode>(account::code_status(&current, &code_hash, now))
             }
-            AccountOp::ExchangeCode {
+            AccountOp::ExchangeCode(ExchangeCode {
                 code_hash,
                 verifier,
                 signed,
-            } => {
+            }) => {
                 let ctx = &requester_ctx(&current, ctx, Some(&code_hash), None);
                 let (access, refresh) = (
                     mint(&self.env, TokenKind::Access, &id)?,
@@ -311,14 +324,16 @@ impl Account {
                     account::exchange_code(d, &code_hash, verifier.as_deref(), signed, family)
                 });
                 let issued = self.commit_token_call(applied, signed).await?;
-                Ok(
-                    json!({"access_token": access.token, "refresh_token": refresh.token, "issued": issued}),
-                )
+                encode::<ExchangeCode>(IssuedTokens {
+                    access_token: access.token,
+                    refresh_token: refresh.token,
+                    issued,
+                })
             }
-            AccountOp::Refresh {
+            AccountOp::Refresh(Refresh {
                 refresh_hash,
                 signed,
-            } => {
+            }) => {
                 let ctx = &requester_ctx(&current, ctx, None, Some(&refresh_hash));
                 let (access, refresh) = (
                     mint(&self.env, TokenKind::Access, &id)?,
@@ -328,43 +343,43 @@ impl Account {
                     account::refresh(d, &refresh_hash, signed, access.hash, refresh.hash)
                 });
                 let issued = self.commit_token_call(applied, signed).await?;
-                Ok(
-                    json!({"access_token": access.token, "refresh_token": refresh.token, "issued": issued}),
-                )
+                encode::<Refresh>(IssuedTokens {
+                    access_token: access.token,
+                    refresh_token: refresh.token,
+                    issued,
+                })
             }
-            AccountOp::Authenticate { access_hash } => {
-                to_value(account::authenticate(&current, &access_hash, now)?)
+            AccountOp::Introspect(Introspect { token_hash }) => {
+                encode::<Introspect>(Rendered(account::introspect(&current, &token_hash, now)))
             }
-            AccountOp::Introspect { token_hash } => {
-                Ok(account::introspect(&current, &token_hash, now))
+            AccountOp::IntrospectApiKey(IntrospectApiKey { token_hash }) => {
+                let rendered = resources::introspect_api_key(&current, &token_hash);
+                encode::<IntrospectApiKey>(Rendered(rendered))
             }
-            AccountOp::IntrospectApiKey { token_hash } => {
-                Ok(resources::introspect_api_key(&current, &token_hash))
-            }
-            AccountOp::Revoke { token_hash } => {
+            AccountOp::Revoke(Revoke { token_hash }) => {
                 let revoked = self
                     .commit(account::apply(&current, ctx, |d| {
                         account::revoke_token(d, &token_hash)
                     }))
                     .await?;
-                Ok(json!({ "revoked": revoked }))
+                encode::<Revoke>(revoked)
             }
-            AccountOp::OpenConsent { open } => {
+            AccountOp::OpenConsent(open) => {
                 let expires_at = self
                     .commit(account::apply(&current, ctx, |d| {
                         account::open_consent(d, open)
                     }))
                     .await?;
-                Ok(json!({ "expires_at": expires_at }))
+                encode::<OpenConsent>(expires_at)
             }
-            AccountOp::ViewConsent { consent_hash } => {
-                to_value(account::view_consent(&current, &consent_hash, now)?)
+            AccountOp::ViewConsent(ViewConsent { consent_hash }) => {
+                encode::<ViewConsent>(account::view_consent(&current, &consent_hash, now)?)
             }
-            AccountOp::SignIn {
+            AccountOp::SignIn(SignIn {
                 consent_hash,
                 email,
                 nonce,
-            } => {
+            }) => {
                 let next_nonce = domain::crypto::base32(
                     &random::<16>().map_err(|_| internal("random", "nonce"))?,
                 );
@@ -380,13 +395,13 @@ impl Account {
                     .load()
                     .ok_or(AccountError::NotFound)
                     .and_then(|a| account::view_consent(&a, &consent_hash, now))?;
-                Ok(json!({"csrf": csrf, "view": view}))
+                encode::<SignIn>(SignedIn { csrf, view })
             }
-            AccountOp::Decide {
+            AccountOp::Decide(Decide {
                 consent_hash,
                 csrf,
                 approve,
-            } => {
+            }) => {
                 let code = mint(&self.env, TokenKind::Code, &id)?;
                 let grant_id = new_id("grant");
                 let decision = self
@@ -402,9 +417,9 @@ impl Account {
                     }))
                     .await?;
                 let code = decision.approved.then_some(code.token);
-                Ok(json!({"decision": decision, "code": code}))
+                encode::<Decide>(Decided { decision, code })
             }
-            AccountOp::OpenDashboard { link_hash } => {
+            AccountOp::OpenDashboard(OpenDashboard { link_hash }) => {
                 let session = mint(&self.env, TokenKind::Session, &id)?;
                 let nonce = domain::crypto::base32(
                     &random::<16>().map_err(|_| internal("random", "nonce"))?,
@@ -422,18 +437,22 @@ impl Account {
                 match opened {
                     Ok(()) => {
                         let a = self.load().ok_or(AccountError::NotFound)?;
-                        Ok(
-                            json!({"session": session.token, "view": dashboard::view(&a, now),
-                                  "signed_in": false, "nonce": nonce}),
-                        )
+                        encode::<OpenDashboard>(Opened::Session(OwnerSession {
+                            session: session.token,
+                            view: dashboard::view(&a, now),
+                            signed_in: false,
+                            nonce,
+                        }))
                     }
-                    Err(e) => Ok(json!({"error": e})),
+                    Err(e) => encode::<OpenDashboard>(Opened::Refused(e)),
                 }
             }
-            AccountOp::StripeEvent { event } => {
+            AccountOp::StripeEvent(event) => {
                 if self.event_applied(&current, &event.id) {
                     // A duplicate changes nothing, not even the audit trail.
-                    return to_value(stripe_events::EventOutcome::Duplicate);
+                    return encode::<stripe_events::StripeEvent>(
+                        stripe_events::EventOutcome::Duplicate,
+                    );
                 }
                 let settings = self.settings();
                 let in_flight = self.engine.in_flight();
@@ -447,54 +466,44 @@ impl Account {
                     .await?;
                 // A job the event unblocked, or a grace period, continues in the alarm.
                 self.reschedule().await;
-                to_value(outcome)
+                encode::<stripe_events::StripeEvent>(outcome)
             }
-            AccountOp::Suspend { reason } => self
-                .commit(account::apply(&current, ctx, |d| {
+            AccountOp::Suspend(Suspend { reason }) => {
+                self.commit(account::apply(&current, ctx, |d| {
                     account::suspend(d, &reason)
                 }))
-                .await
-                .map(|_| Value::Null),
-            AccountOp::Resume { reason } => self
-                .commit(account::apply(&current, ctx, |d| {
+                .await?;
+                encode::<Suspend>(())
+            }
+            AccountOp::Resume(Resume { reason }) => {
+                self.commit(account::apply(&current, ctx, |d| {
                     account::resume(d, &reason)
                 }))
-                .await
-                .map(|_| Value::Null),
-            AccountOp::Close { reason } => {
+                .await?;
+                encode::<Resume>(())
+            }
+            AccountOp::Close(Close { reason }) => {
                 self.commit(account::apply(&current, ctx, |d| {
                     closing::begin(d, &reason);
                     Ok::<(), AccountError>(())
                 }))
                 .await?;
                 self.continue_closing(ctx).await;
-                Ok(Value::Null)
+                encode::<Close>(())
             }
-            AccountOp::OperatorView => Ok(dashboard::operator_view(&current, now)),
-            AccountOp::FlushAudit => {
+            AccountOp::OperatorView(OperatorView) => {
+                encode::<OperatorView>(Rendered(dashboard::operator_view(&current, now)))
+            }
+            AccountOp::FlushAudit(FlushAudit) => {
                 // A flush already running owns the outbox and would make this call return at
                 // once: wait for it to end (at most 2 s: a hanging D1 write must not hang the
                 // operator's read), then send what is left.
                 let limit = worker::Delay::from(std::time::Duration::from_secs(2));
                 futures_util::future::select(self.engine.flush_idle(), limit).await;
                 self.flush().await;
-                Ok(Value::Null)
+                encode::<FlushAudit>(())
             }
         }
-    }
-}
-
-/// Dashboard errors: a page to show.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum DashboardFailure {
-    Page(DashboardError),
-    Resource(ResourceError),
-}
-
-impl From<AccountError> for DashboardFailure {
-    fn from(e: AccountError) -> Self {
-        DashboardFailure::Resource(ResourceError::from(e))
     }
 }
 
@@ -535,8 +544,9 @@ fn take(
         .map_err(|retry_after| AccountError::RateLimited { retry_after })
 }
 
-fn to_value<T: Serialize>(v: T) -> OpResult {
-    serde_json::to_value(v).map_err(|e| internal("encode", e))
+/// The answer of operation `O`, encoded.
+fn encode<O: Op<Error = AccountError>>(answer: O::Answer) -> OpResult {
+    Encoded::answer::<O>(Ok(answer)).map_err(|e| internal("encode", e))
 }
 
 impl DurableObject for Account {
@@ -555,7 +565,7 @@ impl DurableObject for Account {
             Ok(call) => call,
             Err(e) => return Response::error(format!("bad internal call: {e}"), 400),
         };
-        answer(self.run(call).await)
+        respond(self.run(call).await)
     }
 
     async fn alarm(&self) -> Result<Response> {

@@ -7,13 +7,13 @@
 //! idempotent across emails; every failure is rendered in the account-request envelope carrying
 //! the request's id when it could be read.
 
-use domain::account_request::{self, AccountRequestError, Outcome};
+use domain::account_request;
 use domain::errors::{ApiError, Envelope, Failure};
 use worker::{Env, Response};
 
 use crate::config;
 use crate::http::{self, Incoming, Problem};
-use crate::rpc::{self, DirectoryOp};
+use crate::rpc::directory::{self, AccountRequestCall, ClaimRequest};
 
 /// `POST /provisioning/account_requests`.
 pub async fn account_requests(
@@ -39,23 +39,21 @@ pub async fn account_requests(
     let id = request.id.clone();
     // The id first (idempotent across emails), then the email's directory (find or create,
     // and the replay of the same request).
-    let claim = DirectoryOp::ClaimRequest {
+    let claim = ClaimRequest {
         id: id.clone(),
         fingerprint: request.fingerprint.clone(),
         email: request.email.clone(),
     };
-    rpc::request_claim::<()>(env, &id, &claim)
+    directory::claim_request(env, claim)
         .await
-        .map_err(|e| fail(e.failure()))?
-        .map_err(|e: AccountRequestError| fail(e.failure()))?;
-    let op = DirectoryOp::AccountRequest {
+        .map_err(|e| fail(e.into_failure(|e| e.failure())))?;
+    let call = AccountRequestCall {
         public_base: config::public_base(env, &inc.origin),
         request_id: request_id.to_string(),
-        request: request.clone(),
+        request,
     };
-    let outcome: Outcome = rpc::directory(env, &request.email, &op)
+    let outcome = directory::account_request(env, call)
         .await
-        .map_err(|e| fail(e.failure()))?
-        .map_err(|e: AccountRequestError| fail(e.failure()))?;
+        .map_err(|e| fail(e.into_failure(|e| e.failure())))?;
     http::json(200, &outcome.render(&id)).map_err(http::internal)
 }

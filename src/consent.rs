@@ -10,19 +10,19 @@
 //! no referrer, and no caching. Expired, unknown or replayed links get a page saying so and
 //! change nothing.
 
-use domain::account::{AccountError, ConsentView, Decision};
+use domain::account::{AccountError, ConsentView};
 use domain::audit::{Actor, Authentication};
 use domain::email;
 use domain::errors::ApiError;
 use domain::form::{self, Form};
 use domain::pages::{self, SignInPage};
 use domain::tokens::{self, TokenKind};
-use serde::Deserialize;
 use worker::{Env, Headers, Response};
 
 use crate::http::{random, Incoming, Problem};
 use crate::owner_sign_in;
-use crate::rpc::{self, AccountCall, AccountOp};
+use crate::rpc::account::{self, AccountCall, Decide, SignIn, ViewConsent};
+use crate::rpc::op::CallError;
 use crate::{config, gate};
 
 fn internal(e: worker::Error) -> Problem {
@@ -98,6 +98,14 @@ fn account_error_page(e: &AccountError, nonce: &str) -> Page {
     }
 }
 
+/// The page for a failed call to the account's object: its refusal, or unavailable.
+fn call_error_page(e: CallError<AccountError>, nonce: &str) -> Page {
+    match e {
+        CallError::Refused(e) => account_error_page(&e, nonce),
+        CallError::Transport(_) => account_error_page(&AccountError::Unavailable, nonce),
+    }
+}
+
 /// The page for a client over its limit ([`gate::client`]), if it is; pages come from browsers,
 /// which prove nothing until the link is checked.
 async fn too_many(env: &Env, inc: &Incoming, style: &str) -> Option<Page> {
@@ -106,7 +114,7 @@ async fn too_many(env: &Env, inc: &Incoming, style: &str) -> Option<Page> {
     Some(message(status, title, text, style))
 }
 
-fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {
+fn owner_call<O>(request_id: &str, op: O) -> AccountCall<O> {
     AccountCall {
         // The consent link only; the account's object records a verified sign-in as such.
         actor: Actor::owner(Authentication::ConsentLink),
@@ -115,24 +123,12 @@ fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {
     }
 }
 
-#[derive(Deserialize)]
-struct SignedIn {
-    csrf: String,
-    view: ConsentView,
-}
-
-#[derive(Deserialize)]
-struct Decided {
-    decision: Decision,
-    code: Option<String>,
-}
-
 /// Signs the owner in for a consent, then shows the approval page.
 async fn sign_in(
     env: &Env,
     request_id: &str,
     consent: &str,
-    account: &str,
+    account_id: &str,
     email_raw: &str,
     nonce: &str,
     style: &str,
@@ -145,18 +141,17 @@ async fn sign_in(
             style,
         ));
     };
-    let op = AccountOp::SignIn {
+    let op = SignIn {
         consent_hash: tokens::hash(consent),
         email,
         nonce: nonce.to_string(),
     };
-    match rpc::account::<SignedIn>(env, account, &owner_call(request_id, op)).await {
-        Ok(Ok(s)) => Ok(Page {
+    match account::call(env, account_id, owner_call(request_id, op)).await {
+        Ok(s) => Ok(Page {
             status: 200,
             html: pages::approve_page(&s.view, consent, &s.csrf, style),
         }),
-        Ok(Err(e)) => Ok(account_error_page(&e, style)),
-        Err(_) => Ok(account_error_page(&AccountError::Unavailable, style)),
+        Err(e) => Ok(call_error_page(e, style)),
     }
 }
 
@@ -184,7 +179,7 @@ async fn view_page(
             style,
         ));
     };
-    let Some((consent, account)) = query
+    let Some((consent, account_id)) = query
         .get("consent")
         .and_then(|c| gate::token_kind(env, c, TokenKind::Consent).map(|a| (c, a)))
     else {
@@ -197,17 +192,21 @@ async fn view_page(
     };
     if let Some(assertion) = query.get("assertion") {
         return match owner_sign_in::verify(env, assertion, inc.now) {
-            Ok(a) => sign_in(env, request_id, consent, account, &a.email, &a.nonce, style).await,
+            Ok(a) => {
+                sign_in(
+                    env, request_id, consent, account_id, &a.email, &a.nonce, style,
+                )
+                .await
+            }
             Err((status, title, text)) => Ok(message(status, title, text, style)),
         };
     }
-    let op = AccountOp::ViewConsent {
+    let op = ViewConsent {
         consent_hash: tokens::hash(consent),
     };
-    let view: ConsentView = match rpc::account(env, account, &owner_call(request_id, op)).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return Ok(account_error_page(&e, style)),
-        Err(_) => return Ok(account_error_page(&AccountError::Unavailable, style)),
+    let view: ConsentView = match account::call(env, account_id, owner_call(request_id, op)).await {
+        Ok(v) => v,
+        Err(e) => return Ok(call_error_page(e, style)),
     };
     let return_path = format!("/oauth/authorize?{}", form::encode(&[("consent", consent)]));
     let login_url = owner_sign_in::login_url(env, inc, &return_path, &view.nonce, &view.email);
@@ -255,7 +254,7 @@ async fn submit_page(
     let Ok(f) = Form::parse(&inc.body) else {
         return bad("Open the link again.");
     };
-    let Some((consent, account)) = f
+    let Some((consent, account_id)) = f
         .get("consent")
         .and_then(|c| gate::token_kind(env, c, TokenKind::Consent).map(|a| (c, a)))
     else {
@@ -280,7 +279,7 @@ async fn submit_page(
                 return bad("Enter the owner's email address.");
             };
             Ok(Ok(sign_in(
-                env, request_id, consent, account, email, nonce, style,
+                env, request_id, consent, account_id, email, nonce, style,
             )
             .await?))
         }
@@ -304,17 +303,15 @@ async fn submit_page(
                     style,
                 )));
             };
-            let op = AccountOp::Decide {
+            let op = Decide {
                 consent_hash: tokens::hash(consent),
                 csrf: csrf.to_string(),
                 approve,
             };
-            let decided: Decided =
-                match rpc::account(env, account, &owner_call(request_id, op)).await {
-                    Ok(Ok(d)) => d,
-                    Ok(Err(e)) => return Ok(Ok(account_error_page(&e, style))),
-                    Err(_) => return Ok(Ok(account_error_page(&AccountError::Unavailable, style))),
-                };
+            let decided = match account::call(env, account_id, owner_call(request_id, op)).await {
+                Ok(d) => d,
+                Err(e) => return Ok(Ok(call_error_page(e, style))),
+            };
             let state = decided.decision.request_id.as_str();
             let query = match (decided.decision.approved, decided.code.as_deref()) {
                 (true, Some(code)) => form::encode(&[("code", code), ("state", state)]),

@@ -12,15 +12,16 @@ use domain::dashboard::{DashboardError, View};
 use domain::errors::ApiError;
 use domain::form::Form;
 use domain::pages;
-use domain::resources::ResourceError;
 use domain::tokens::{self, TokenKind};
-use serde::Deserialize;
-use serde_json::Value;
 use worker::{Env, Headers, Response};
 
 use crate::gate;
 use crate::http::{random, Incoming, Problem};
-use crate::rpc::{self, AccountCall, AccountOp, DashboardAction};
+use crate::rpc::account::{
+    self, AccountCall, DashboardAction, DashboardCall, DashboardFailure, DashboardSignIn,
+    OpenDashboard, Opened, OwnerSession,
+};
+use crate::rpc::op::CallError;
 use crate::{config, owner_sign_in};
 use domain::audit::{Actor, Authentication};
 use domain::form;
@@ -67,24 +68,13 @@ async fn too_many(env: &Env, inc: &Incoming, nonce: &str) -> Option<Result<Respo
     Some(message(status, title, text, nonce))
 }
 
-fn owner_call(request_id: &str, op: AccountOp) -> AccountCall {
+fn owner_call<O>(request_id: &str, op: O) -> AccountCall<O> {
     AccountCall {
         // The link only; the account's object records a signed-in session as such.
         actor: Actor::owner(Authentication::DeepLink),
         request_id: Some(request_id.to_string()),
         op,
     }
-}
-
-#[derive(Deserialize)]
-struct Opened {
-    session: Option<String>,
-    view: Option<View>,
-    error: Option<DashboardError>,
-    #[serde(default)]
-    signed_in: bool,
-    #[serde(default)]
-    nonce: String,
 }
 
 /// The dashboard for a session, with how to sign in when the owner has not yet.
@@ -125,31 +115,32 @@ fn dashboard(
 fn opened(
     inc: &Incoming,
     env: &Env,
-    answer: Result<Result<Opened, AccountError>, ApiError>,
+    answer: Result<Opened, CallError<AccountError>>,
     notice: Option<&str>,
     nonce: &str,
 ) -> Result<Response, Problem> {
     match answer {
-        Ok(Ok(Opened {
-            session: Some(s),
-            view: Some(v),
+        Ok(Opened::Session(OwnerSession {
+            session,
+            view,
             signed_in,
             nonce: sign_in_nonce,
-            ..
         })) => dashboard(
             inc,
             env,
             200,
-            &v,
-            &s,
+            &view,
+            &session,
             signed_in,
             &sign_in_nonce,
             notice,
             nonce,
         ),
-        Ok(Ok(Opened { error: Some(e), .. })) => explain(e, nonce),
-        Ok(Err(AccountError::Unavailable)) | Err(_) => unreachable_account(nonce),
-        Ok(_) => explain(DashboardError::LinkUnknown, nonce),
+        Ok(Opened::Refused(e)) => explain(e, nonce),
+        Err(CallError::Refused(AccountError::Unavailable) | CallError::Transport(_)) => {
+            unreachable_account(nonce)
+        }
+        Err(CallError::Refused(_)) => explain(DashboardError::LinkUnknown, nonce),
     }
 }
 
@@ -167,7 +158,7 @@ async fn signed_in(
     inc: &Incoming,
     env: &Env,
     request_id: &str,
-    account: &str,
+    account_id: &str,
     assertion: &str,
     nonce: &str,
 ) -> Result<Response, Problem> {
@@ -177,7 +168,7 @@ async fn signed_in(
         Err((status, title, text)) => return message(status, title, text, nonce),
     };
     sign_in(
-        inc, env, request_id, account, None, &a.email, &a.nonce, nonce,
+        inc, env, request_id, account_id, None, &a.email, &a.nonce, nonce,
     )
     .await
 }
@@ -187,7 +178,7 @@ async fn sign_in(
     inc: &Incoming,
     env: &Env,
     request_id: &str,
-    account: &str,
+    account_id: &str,
     session: Option<&str>,
     email_raw: &str,
     sign_in_nonce: &str,
@@ -201,12 +192,12 @@ async fn sign_in(
             nonce,
         );
     };
-    let op = AccountOp::DashboardSignIn {
+    let op = DashboardSignIn {
         session_hash: session.map(tokens::hash),
         nonce: sign_in_nonce.to_string(),
         email,
     };
-    let answer = rpc::account::<Opened>(env, account, &owner_call(request_id, op)).await;
+    let answer = account::call(env, account_id, owner_call(request_id, op)).await;
     let notice = "Signed in: you can now raise the cap or buy.";
     opened(inc, env, answer, Some(notice), nonce)
 }
@@ -219,42 +210,24 @@ pub async fn view(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respons
     }
     let query = Form::parse(inc.query.as_bytes()).ok();
     let get = |k: &str| query.as_ref().and_then(|q| q.get(k).map(str::to_string));
-    if let (Some(account), Some(assertion)) = (get("account"), get("assertion")) {
-        if tokens::valid_account_id(&account) {
-            return signed_in(inc, env, request_id, &account, &assertion, &nonce).await;
+    if let (Some(account_id), Some(assertion)) = (get("account"), get("assertion")) {
+        if tokens::valid_account_id(&account_id) {
+            return signed_in(inc, env, request_id, &account_id, &assertion, &nonce).await;
         }
         return explain(DashboardError::LinkUnknown, &nonce);
     }
     let link = get("link");
-    let Some((link, account)) = link
+    let Some((link, account_id)) = link
         .as_deref()
         .and_then(|l| gate::token_kind(env, l, TokenKind::DeepLink).map(|a| (l, a)))
     else {
         return explain(DashboardError::LinkUnknown, &nonce);
     };
-    let op = AccountOp::OpenDashboard {
+    let op = OpenDashboard {
         link_hash: tokens::hash(link),
     };
-    let answer = rpc::account::<Opened>(env, account, &owner_call(request_id, op)).await;
+    let answer = account::call(env, account_id, owner_call(request_id, op)).await;
     opened(inc, env, answer, None, &nonce)
-}
-
-#[derive(Deserialize)]
-struct Shown {
-    view: View,
-    notice: Option<String>,
-    status: Option<u16>,
-    #[serde(default)]
-    signed_in: bool,
-    #[serde(default)]
-    nonce: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Failed {
-    Page(DashboardError),
-    Resource(ResourceError),
 }
 
 /// `POST /dashboard`: change the cap or confirm a quote, then show the dashboard again.
@@ -271,7 +244,7 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
             &nonce,
         );
     };
-    let Some((session, account)) = f
+    let Some((session, account_id)) = f
         .get("session")
         .and_then(|s| gate::token_kind(env, s, TokenKind::Session).map(|a| (s, a)))
     else {
@@ -299,7 +272,7 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
                 inc,
                 env,
                 request_id,
-                account,
+                account_id,
                 Some(session),
                 email,
                 sign_in_nonce,
@@ -332,12 +305,12 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
         }
         _ => DashboardAction::View,
     };
-    let op = AccountOp::Dashboard {
+    let op = DashboardCall {
         session_hash: tokens::hash(session),
         action,
     };
-    match rpc::account_with::<Shown, Value>(env, account, &owner_call(request_id, op)).await {
-        Ok(Ok(s)) => dashboard(
+    match account::call(env, account_id, owner_call(request_id, op)).await {
+        Ok(s) => dashboard(
             inc,
             env,
             s.status.unwrap_or(200),
@@ -348,17 +321,14 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
             s.notice.as_deref(),
             &nonce,
         ),
-        Ok(Err(v)) => match serde_json::from_value::<Failed>(v) {
-            Ok(Failed::Page(e)) => explain(e, &nonce),
-            Ok(Failed::Resource(e)) => message(
-                e.failure().status,
-                "That did not work",
-                &e.failure().message,
-                &nonce,
-            ),
-            Err(_) => explain(DashboardError::SessionExpired, &nonce),
-        },
-        Err(_) => message(
+        Err(CallError::Refused(DashboardFailure::Page(e))) => explain(e, &nonce),
+        Err(CallError::Refused(DashboardFailure::Resource(e))) => message(
+            e.failure().status,
+            "That did not work",
+            &e.failure().message,
+            &nonce,
+        ),
+        Err(CallError::Transport(_)) => message(
             503,
             "Please try again",
             "We could not reach the account just now. Nothing was changed.",

@@ -26,13 +26,15 @@ use domain::account_request::{
 use domain::audit::{Actor, ActorKind};
 use domain::form;
 use domain::tokens::{self, TokenKind};
-use serde_json::Value;
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
 };
 
 use crate::http::{now_ms, random};
-use crate::rpc::{self, answer, AccountCall, AccountOp, DirectoryOp};
+use crate::rpc::account::{self, AccountCall, CheckCode};
+use crate::rpc::directory::{AccountRequestCall, ClaimRequest, DirectoryOp};
+use crate::rpc::op::{CallError, Encoded};
+use crate::rpc::transport::respond;
 use crate::{config, storage};
 
 const SCHEMA: &[&str] = &[
@@ -67,17 +69,16 @@ impl DurableObject for Directory {
             Ok(op) => op,
             Err(e) => return Response::error(format!("bad internal call: {e}"), 400),
         };
-        let (request, public_base, request_id) = match op {
-            DirectoryOp::AccountRequest {
-                request,
-                public_base,
-                request_id,
-            } => (request, public_base, request_id),
-            DirectoryOp::ClaimRequest {
-                id,
-                fingerprint,
-                email,
-            } => return answer(self.claim(&id, &fingerprint, &email)),
+        let AccountRequestCall {
+            request,
+            public_base,
+            request_id,
+        } = match op {
+            DirectoryOp::AccountRequest(call) => call,
+            DirectoryOp::ClaimRequest(c) => {
+                let claimed = self.claim(&c.id, &c.fingerprint, &c.email);
+                return respond(Encoded::answer::<ClaimRequest>(claimed));
+            }
         };
         let step = Step {
             env: self.env.clone(),
@@ -96,7 +97,7 @@ impl DurableObject for Directory {
             Ok(answer) => answer,
             Err(_) => Err(AccountRequestError::Unavailable),
         };
-        answer(outcome)
+        respond(Encoded::answer::<AccountRequestCall>(outcome))
     }
 }
 
@@ -185,7 +186,7 @@ impl Step {
         config::token_mac_key(&self.env).ok_or(AccountRequestError::Internal)
     }
 
-    fn call(&self, op: AccountOp) -> AccountCall {
+    fn call<O>(&self, op: O) -> AccountCall<O> {
         AccountCall {
             actor: Actor::new(
                 ActorKind::Orchestrator,
@@ -287,23 +288,17 @@ impl Step {
             ],
         )
         .map_err(|_| AccountRequestError::Unavailable)?;
-        match rpc::account::<Value>(
-            &self.env,
-            &account_id,
-            &self.call(AccountOp::Create { new }),
-        )
-        .await
-        {
-            Ok(Ok(_)) => Ok(Outcome::Oauth {
+        match account::call(&self.env, &account_id, self.call(new)).await {
+            Ok(()) => Ok(Outcome::Oauth {
                 oauth: OauthOutcome { code },
             }),
-            Ok(Err(_)) => {
+            Err(CallError::Refused(_)) => {
                 // The account object refused for sure: forget the rows, nothing exists.
                 self.forget(&account_id);
                 Err(AccountRequestError::Internal)
             }
             // Unknown outcome: keep the rows; a replay of this request completes it.
-            Err(_) => Err(AccountRequestError::Unavailable),
+            Err(CallError::Transport(_)) => Err(AccountRequestError::Unavailable),
         }
     }
 
@@ -327,26 +322,20 @@ impl Step {
         // Re-run the (idempotent) create in case the first attempt's outcome was unknown.
         let (new, code) = self.new_account(account_id, issued_at)?;
         let code_hash = new.code.hash.clone();
-        match rpc::account::<Value>(&self.env, account_id, &self.call(AccountOp::Create { new }))
+        account::call(&self.env, account_id, self.call(new))
             .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return Err(AccountRequestError::Unavailable),
-        }
-        let status = rpc::account::<CodeStatus>(
-            &self.env,
-            account_id,
-            &self.call(AccountOp::CodeStatus { code_hash }),
-        )
-        .await
-        .map_err(|_| AccountRequestError::Unavailable)?;
+            .map_err(|_| AccountRequestError::Unavailable)?;
+        let status = account::call(&self.env, account_id, self.call(CheckCode { code_hash })).await;
         match status {
             Ok(CodeStatus::Unused) => Ok(Outcome::Oauth {
                 oauth: OauthOutcome { code },
             }),
             Ok(CodeStatus::Used) => Err(AccountRequestError::AlreadyRedeemed),
             Ok(CodeStatus::Expired) => Err(AccountRequestError::Expired),
-            Ok(CodeStatus::Unknown) | Err(_) => Err(AccountRequestError::Internal),
+            Ok(CodeStatus::Unknown) | Err(CallError::Refused(_)) => {
+                Err(AccountRequestError::Internal)
+            }
+            Err(CallError::Transport(_)) => Err(AccountRequestError::Unavailable),
         }
     }
 
@@ -370,15 +359,9 @@ impl Step {
             request_expires_at: r.expires_at,
             nonce,
         };
-        match rpc::account::<Value>(
-            &self.env,
-            account_id,
-            &self.call(AccountOp::OpenConsent { open }),
-        )
-        .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(domain::account::AccountError::Inactive { status })) => {
+        match account::call(&self.env, account_id, self.call(open)).await {
+            Ok(_expires_at) => {}
+            Err(CallError::Refused(domain::account::AccountError::Inactive { status })) => {
                 return Err(AccountRequestError::AccountUnavailable {
                     status: match status {
                         AccountStatus::Suspended => "suspended".into(),
@@ -386,14 +369,14 @@ impl Step {
                     },
                 })
             }
-            Ok(Err(domain::account::AccountError::NotFound)) if first_time => {
+            Err(CallError::Refused(domain::account::AccountError::NotFound)) if first_time => {
                 // The directory points at an account whose creation never completed and was
                 // never replayed: start over as a new account.
                 self.forget(account_id);
                 return self.create_account().await;
             }
-            Ok(Err(_)) => return Err(AccountRequestError::Internal),
-            Err(_) => return Err(AccountRequestError::Unavailable),
+            Err(CallError::Refused(_)) => return Err(AccountRequestError::Internal),
+            Err(CallError::Transport(_)) => return Err(AccountRequestError::Unavailable),
         }
         if first_time {
             storage::atomically(

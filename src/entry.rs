@@ -6,13 +6,12 @@
 
 use domain::errors::{ApiError, Envelope};
 use domain::routes::{self, Family, Route, RouteError};
-use domain::signature;
 use worker::{event, Context, Env, Request, Response};
 
 use crate::http::{self, Incoming, LogLine, Problem};
 use crate::{
     account_requests, config, consent, dashboard, discovery, limits, oauth, operator, resources,
-    webhooks,
+    verify, webhooks,
 };
 
 /// `docs/openapi.json` as served: the same document without indentation (`build.rs`).
@@ -90,7 +89,7 @@ async fn handle(
         now: (started_ms / 1000) as i64,
     };
     if matches!(route.family(), Family::Provisioning | Family::Resource) {
-        verify_orchestrator(&incoming, env)?;
+        verify::orchestrator(&incoming, env)?;
         limits::orchestrator(env, started_ms)?;
         domain::protocol::check_api_version(incoming.header("api-version").as_deref())
             .map_err(ApiError::from)?;
@@ -156,40 +155,5 @@ fn refused(route: &Route, message: String) -> Problem {
     Problem {
         failure: ApiError::NotServing.failure(),
         envelope,
-    }
-}
-
-/// Checks `Stripe-Signature` over the raw body against `secrets` (comma-separated during a
-/// rotation), with the configured tolerance.
-pub fn verify_signature(
-    incoming: &Incoming,
-    env: &Env,
-    secrets: &str,
-) -> Result<(), signature::SignatureError> {
-    signature::verify(
-        incoming.header("stripe-signature").as_deref(),
-        &incoming.body,
-        &signature::split_secrets(secrets),
-        incoming.now,
-        config::signature_tolerance(env),
-    )
-    .map(|_| ())
-}
-
-/// Checks the orchestrator's `Stripe-Signature` over the raw body (docs/PROTOCOL.md §1.1).
-pub fn verify_orchestrator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
-    Ok(verify_signature(
-        incoming,
-        env,
-        &config::orchestrator_secrets(env),
-    )?)
-}
-
-/// Checks `Authorization: Bearer <OPERATOR_SECRET>` in constant time.
-pub fn verify_operator(incoming: &Incoming, env: &Env) -> Result<(), ApiError> {
-    if http::bearer_matches(incoming, config::string(env, "OPERATOR_SECRET")) {
-        Ok(())
-    } else {
-        Err(ApiError::Signature(signature::SignatureError::Mismatch))
     }
 }

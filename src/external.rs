@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use worker::{Env, Method};
 
 use crate::http::now_ms;
+use crate::rpc::registry::{self, RegistryAnswer, RegistryOp};
 use crate::stripe::Stripe;
-use crate::{config, outbound, rpc};
+use crate::{config, outbound};
 
 fn refused(code: &str, message: impl Into<String>) -> ActionResult {
     ActionResult::Refused {
@@ -53,17 +54,17 @@ pub async fn execute(
             registrar: Registrar::Builtin,
             ..
         } => {
-            match rpc::registry(
+            match registry::call(
                 env,
                 &domain,
-                &rpc::RegistryOp::Claim {
+                &RegistryOp::Claim {
                     account_id: account.id.clone(),
                     resource_id: resource_id.to_string(),
                 },
             )
             .await
             {
-                Ok(rpc::RegistryAnswer { owned: true, .. }) => ActionResult::Claimed {
+                Ok(RegistryAnswer { owned: true, .. }) => ActionResult::Claimed {
                     expires_at: (now_ms() / 1000) as i64 + 365 * 86_400,
                 },
                 Ok(_) => ActionResult::Refused {
@@ -116,10 +117,10 @@ pub async fn execute(
             domain,
             registrar: Registrar::Builtin,
         } => {
-            match rpc::registry(
+            match registry::call(
                 env,
                 &domain,
-                &rpc::RegistryOp::Release {
+                &RegistryOp::Release {
                     account_id: account.id.clone(),
                     resource_id: resource_id.to_string(),
                 },
@@ -346,7 +347,7 @@ pub async fn search(
             })?;
             let mut out = Vec::new();
             for name in domain::domain_names::builtin_candidates(label, &zone) {
-                let status = rpc::registry(env, &name, &rpc::RegistryOp::Status)
+                let status = registry::call(env, &name, &RegistryOp::Status)
                     .await
                     .map_err(|_| ResourceError::Unavailable)?;
                 out.push(Candidate {

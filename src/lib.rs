@@ -55,4 +55,6 @@ mod storage;
 #[cfg(target_arch = "wasm32")]
 mod stripe;
 #[cfg(target_arch = "wasm32")]
+mod verify;
+#[cfg(target_arch = "wasm32")]
 mod webhooks;

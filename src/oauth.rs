@@ -9,19 +9,20 @@
 //! client address before any account object is touched; a token this provider did not mint
 //! never reaches an object (introspection answers inactive, revocation 200).
 
-use domain::account::Issued;
 use domain::audit::{Actor, ActorKind};
 use domain::errors::{ApiError, Envelope, Failure, OAuthError};
 use domain::form::Form;
 use domain::oauth;
 use domain::tokens::{self, TokenKind};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use worker::{Env, Response};
 
 use crate::http::{self, Incoming, Problem};
-use crate::rpc::{self, AccountCall, AccountOp};
-use crate::{config, entry, gate};
+use crate::rpc::account::{
+    self, AccountCall, ExchangeCode, Introspect, IntrospectApiKey, Refresh, Revoke,
+};
+use crate::rpc::op::CallError;
+use crate::{config, gate, verify};
 
 fn oauth_problem(failure: Failure) -> Problem {
     Problem {
@@ -52,7 +53,7 @@ fn oauth_form(inc: &Incoming) -> Result<Form, Problem> {
 fn client_signature(inc: &Incoming, env: &Env) -> Result<bool, Problem> {
     match inc.header("stripe-signature") {
         None => Ok(false),
-        Some(_) => entry::verify_orchestrator(inc, env)
+        Some(_) => verify::orchestrator(inc, env)
             .map(|_| true)
             .map_err(|e| match e {
                 ApiError::Signature(s) => OAuthError::InvalidClient(s.reason().to_string()).into(),
@@ -73,19 +74,12 @@ async fn signed_or_counted(inc: &Incoming, env: &Env) -> Result<bool, Problem> {
     signed
 }
 
-fn system_call(request_id: &str, op: AccountOp) -> AccountCall {
+fn system_call<O>(request_id: &str, op: O) -> AccountCall<O> {
     AccountCall {
         actor: Actor::new(ActorKind::Orchestrator, None),
         request_id: Some(request_id.to_string()),
         op,
     }
-}
-
-#[derive(Deserialize)]
-struct IssuedTokens {
-    access_token: String,
-    refresh_token: String,
-    issued: Issued,
 }
 
 /// `POST /oauth/token` (RFC 6749 §4.1.3 and §6).
@@ -96,41 +90,33 @@ pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respon
         form.get(name)
             .ok_or_else(|| Problem::from(OAuthError::InvalidRequest(format!("{name} is required"))))
     };
-    let (account, op) = match form.get("grant_type") {
+    let issued = match form.get("grant_type") {
         Some("authorization_code") => {
             let code = required("code")?;
-            let account = gate::token_kind(env, code, TokenKind::Code).ok_or_else(|| {
+            let account_id = gate::token_kind(env, code, TokenKind::Code).ok_or_else(|| {
                 OAuthError::InvalidGrant("the authorization code is not valid".into())
             })?;
-            let verifier = form.get("code_verifier").map(str::to_string);
-            (
-                account,
-                AccountOp::ExchangeCode {
-                    code_hash: tokens::hash(code),
-                    verifier,
-                    signed,
-                },
-            )
+            let op = ExchangeCode {
+                code_hash: tokens::hash(code),
+                verifier: form.get("code_verifier").map(str::to_string),
+                signed,
+            };
+            account::call(env, account_id, system_call(request_id, op)).await
         }
         Some("refresh_token") => {
             let refresh = required("refresh_token")?;
-            let account = gate::token_kind(env, refresh, TokenKind::Refresh)
+            let account_id = gate::token_kind(env, refresh, TokenKind::Refresh)
                 .ok_or_else(|| OAuthError::InvalidGrant("the refresh token is not valid".into()))?;
-            (
-                account,
-                AccountOp::Refresh {
-                    refresh_hash: tokens::hash(refresh),
-                    signed,
-                },
-            )
+            let op = Refresh {
+                refresh_hash: tokens::hash(refresh),
+                signed,
+            };
+            account::call(env, account_id, system_call(request_id, op)).await
         }
         Some(_) => return Err(OAuthError::UnsupportedGrantType.into()),
         None => return Err(OAuthError::InvalidRequest("grant_type is required".into()).into()),
     };
-    let issued: IssuedTokens = rpc::account(env, account, &system_call(request_id, op))
-        .await
-        .map_err(|e| oauth_problem(e.failure()))?
-        .map_err(|e| oauth_problem(e.oauth_failure()))?;
+    let issued = issued.map_err(|e| oauth_problem(e.into_failure(|e| e.oauth_failure())))?;
     let body = oauth::token_response(&issued.access_token, &issued.refresh_token, &issued.issued);
     let mut response = http::json(200, &body).map_err(http::internal)?;
     response
@@ -142,7 +128,7 @@ pub async fn token(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respon
 
 /// `POST /oauth/introspect` (RFC 7662), for the operator's own services.
 pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
-    entry::verify_operator(inc, env).map_err(|_| {
+    verify::operator(inc, env).map_err(|_| {
         Problem::from(OAuthError::InvalidClient(
             "authenticate with Authorization: Bearer <OPERATOR_SECRET>".into(),
         ))
@@ -160,14 +146,20 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
             ) =>
         {
             let token_hash = tokens::hash(token);
-            let op = match p.kind {
-                TokenKind::ApiKey => AccountOp::IntrospectApiKey { token_hash },
-                _ => AccountOp::Introspect { token_hash },
+            let introspected = match p.kind {
+                TokenKind::ApiKey => {
+                    let op = IntrospectApiKey { token_hash };
+                    account::call(env, p.account, system_call(request_id, op)).await
+                }
+                _ => {
+                    let op = Introspect { token_hash };
+                    account::call(env, p.account, system_call(request_id, op)).await
+                }
             };
-            match rpc::account::<Value>(env, p.account, &system_call(request_id, op)).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(_)) => inactive,
-                Err(e) => return Err(oauth_problem(e.failure())),
+            match introspected {
+                Ok(rendered) => rendered.0,
+                Err(CallError::Refused(_)) => inactive,
+                Err(CallError::Transport(e)) => return Err(oauth_problem(e.failure())),
             }
         }
         _ => inactive,
@@ -186,10 +178,12 @@ pub async fn revoke(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
     if let Some(p) =
         gate::token(env, token).filter(|p| matches!(p.kind, TokenKind::Access | TokenKind::Refresh))
     {
-        let op = AccountOp::Revoke {
+        let op = Revoke {
             token_hash: tokens::hash(token),
         };
-        if let Err(e) = rpc::account::<Value>(env, p.account, &system_call(request_id, op)).await {
+        if let Err(CallError::Transport(e)) =
+            account::call(env, p.account, system_call(request_id, op)).await
+        {
             return Err(oauth_problem(e.failure()));
         }
     }

@@ -6,6 +6,7 @@
 //! the call fails); changes to an account are also audit records of that account with actor
 //! `operator`.
 
+use domain::account::AccountError;
 use domain::audit::{Actor, ActorKind, AuditRecord};
 use domain::errors::{ApiError, Failure};
 use domain::form::Form;
@@ -15,7 +16,10 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Response};
 
 use crate::http::{self, Incoming, Problem};
-use crate::rpc::{self, AccountCall, AccountOp};
+use crate::rpc::account::{
+    self, AccountCall, AccountOp, Close, FlushAudit, OperatorView, Resume, Suspend,
+};
+use crate::rpc::op::{CallError, Op};
 use crate::{config, faults_do};
 
 fn plain(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
@@ -123,7 +127,7 @@ async fn all_records(env: &Env, account: &str) -> Result<Vec<Value>, worker::Err
     }
 }
 
-fn operator_call(request_id: &str, op: AccountOp) -> AccountCall {
+fn operator_call<O>(request_id: &str, op: O) -> AccountCall<O> {
     AccountCall {
         actor: Actor::new(ActorKind::Operator, Some("operator_api")),
         request_id: Some(request_id.to_string()),
@@ -136,34 +140,39 @@ fn account_not_found() -> Problem {
 }
 
 /// Runs `op` on an account's object as the operator; an unknown account is `account_not_found`.
-async fn account_op(
+async fn account_op<O>(
     env: &Env,
     request_id: &str,
-    account: &str,
-    op: AccountOp,
-) -> Result<Value, Problem> {
-    match rpc::account::<Value>(env, account, &operator_call(request_id, op)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(domain::account::AccountError::NotFound)) => Err(account_not_found()),
-        Ok(Err(e)) => {
+    account_id: &str,
+    op: O,
+) -> Result<O::Answer, Problem>
+where
+    O: Op<Error = AccountError> + Into<AccountOp>,
+{
+    match account::call(env, account_id, operator_call(request_id, op)).await {
+        Ok(answer) => Ok(answer),
+        Err(CallError::Refused(AccountError::NotFound)) => Err(account_not_found()),
+        Err(CallError::Refused(e)) => {
             let f = e.bearer_failure();
             Err(plain(f.status, f.code, f.message))
         }
-        Err(e) => Err(Problem::plain(e)),
+        Err(CallError::Transport(e)) => Err(Problem::plain(e)),
     }
 }
 
-async fn account_view(env: &Env, request_id: &str, account: &str) -> Result<Value, Problem> {
-    account_op(env, request_id, account, AccountOp::OperatorView).await
+async fn account_view(env: &Env, request_id: &str, account_id: &str) -> Result<Value, Problem> {
+    Ok(account_op(env, request_id, account_id, OperatorView)
+        .await?
+        .0)
 }
 
 /// Asks the account's object to send its outbox to D1 first, so the operator reads every
 /// record made so far (records may wait up to `AUDIT_BATCH_MS` otherwise). An unknown account
 /// is `account_not_found`; any other trouble leaves D1 as it is, which is still an answer.
-async fn send_audit(env: &Env, request_id: &str, account: &str) -> Result<(), Problem> {
-    let call = operator_call(request_id, AccountOp::FlushAudit);
-    match rpc::account::<Value>(env, account, &call).await {
-        Ok(Err(domain::account::AccountError::NotFound)) => Err(account_not_found()),
+async fn send_audit(env: &Env, request_id: &str, account_id: &str) -> Result<(), Problem> {
+    let call = operator_call(request_id, FlushAudit);
+    match account::call(env, account_id, call).await {
+        Err(CallError::Refused(AccountError::NotFound)) => Err(account_not_found()),
         _ => Ok(()),
     }
 }
@@ -320,12 +329,11 @@ pub async fn handle(
                     )
                 })?
                 .to_string();
-            let op = match *action {
-                "suspend" => AccountOp::Suspend { reason },
-                "resume" => AccountOp::Resume { reason },
-                _ => AccountOp::Close { reason },
-            };
-            account_op(env, request_id, id, op).await?;
+            match *action {
+                "suspend" => account_op(env, request_id, id, Suspend { reason }).await?,
+                "resume" => account_op(env, request_id, id, Resume { reason }).await?,
+                _ => account_op(env, request_id, id, Close { reason }).await?,
+            }
             account_view(env, request_id, id).await?
         }
         Route::DevFaults => {

@@ -10,7 +10,7 @@ use worker::{
 };
 
 use crate::http::now_ms;
-use crate::rpc::{RegistryAnswer, RegistryOp};
+use crate::rpc::registry::{RegistryAnswer, RegistryOp};
 
 #[durable_object]
 pub struct Registry {

@@ -8,11 +8,10 @@ use domain::errors::{ApiError, Envelope, Failure};
 use domain::resources::{self, ResourceError};
 use domain::routes::Route;
 use domain::tokens::{self, TokenKind};
-use serde_json::Value;
 use worker::{Env, Response};
 
 use crate::http::{self, Incoming, Problem};
-use crate::rpc::{self, AccountCall, AccountOp, ResourceOp};
+use crate::rpc::account::{self, AccountCall, ResourceCall, ResourceOp};
 use crate::{config, discovery, gate};
 
 /// The bearer token of `Authorization: Bearer <token>`.
@@ -44,7 +43,7 @@ pub async fn handle(
         )
     };
     let token = bearer(inc).ok_or_else(unauthorized)?;
-    let account = gate::token_kind(env, &token, TokenKind::Access).ok_or_else(unauthorized)?;
+    let account_id = gate::token_kind(env, &token, TokenKind::Access).ok_or_else(unauthorized)?;
     let body = inc.body.as_slice();
     let has_body = !body.iter().all(u8::is_ascii_whitespace);
     if has_body
@@ -98,17 +97,16 @@ pub async fn handle(
     let call = AccountCall {
         actor: Actor::new(ActorKind::Orchestrator, None),
         request_id: Some(request_id.to_string()),
-        op: AccountOp::Resource {
+        op: ResourceCall {
             access_hash: tokens::hash(&token),
             public_base: config::public_base(env, &inc.origin),
             resource: op,
         },
     };
-    let value: Value = rpc::account_with::<Value, ResourceError>(env, account, &call)
+    let rendered = account::call(env, account_id, call)
         .await
-        .map_err(|e| fail(e.failure()))?
-        .map_err(|e| fail(e.failure()))?;
-    http::json(200, &value).map_err(|e| {
+        .map_err(|e| fail(e.into_failure(|e| e.failure())))?;
+    http::json(200, &rendered.0).map_err(|e| {
         http::log_internal(request_id, "response", &e.to_string());
         Problem::plain(ApiError::Internal)
     })

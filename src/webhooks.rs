@@ -2,15 +2,17 @@
 //! parsed, routed to their account's object, applied there exactly once, and acknowledged fast.
 //! Slow follow-up work (a job the event unblocked, a grace period) goes to the object's alarm.
 
+use domain::account::AccountError;
 use domain::audit::{Actor, ActorKind};
 use domain::errors::{ApiError, Failure};
-use domain::stripe_events::{self, EventOutcome};
+use domain::stripe_events;
 use serde_json::json;
 use worker::{Env, Response};
 
 use crate::http::{self, Incoming, Problem};
-use crate::rpc::{self, AccountCall, AccountOp};
-use crate::{audit_sink, config};
+use crate::rpc::account::{self, AccountCall};
+use crate::rpc::op::CallError;
+use crate::{audit_sink, config, verify};
 
 fn plain(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
     Problem {
@@ -21,7 +23,7 @@ fn plain(status: u16, code: &'static str, message: impl Into<String>) -> Problem
 
 pub async fn handle(inc: &Incoming, env: &Env, request_id: &str) -> Result<Response, Problem> {
     // Stripe's rule: a bad signature is a 400, and nothing is stored.
-    crate::entry::verify_signature(inc, env, &config::webhook_secrets(env))
+    verify::signature(inc, env, &config::webhook_secrets(env))
         .map_err(|e| plain(400, "invalid_signature", e.reason()))?;
     let event =
         stripe_events::parse_event(&inc.body).map_err(|m| plain(400, "invalid_request", m))?;
@@ -39,23 +41,21 @@ pub async fn handle(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
             let call = AccountCall {
                 actor: Actor::new(ActorKind::Stripe, Some(&event.id)),
                 request_id: Some(request_id.to_string()),
-                op: AccountOp::StripeEvent {
-                    event: event.clone(),
-                },
+                op: event.clone(),
             };
-            match rpc::account::<EventOutcome>(env, account_id, &call).await {
-                Ok(Ok(o)) => Some(o),
+            match account::call(env, account_id, call).await {
+                Ok(o) => Some(o),
                 // The metadata named an account that does not exist here.
-                Ok(Err(domain::account::AccountError::NotFound)) => None,
-                Ok(Err(e)) => {
+                Err(CallError::Refused(AccountError::NotFound)) => None,
+                Err(CallError::Refused(e)) => {
                     return Err(Problem::plain(match e {
-                        domain::account::AccountError::Unavailable => {
+                        AccountError::Unavailable => {
                             ApiError::Unavailable("account storage".into())
                         }
                         _ => ApiError::Internal,
                     }))
                 }
-                Err(e) => return Err(Problem::plain(e)),
+                Err(CallError::Transport(e)) => return Err(Problem::plain(e)),
             }
         }
         None => None,

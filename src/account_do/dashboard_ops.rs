@@ -5,11 +5,10 @@
 use domain::account::{self, Ctx};
 use domain::dashboard::{self, DashboardError};
 use domain::resources;
-use serde_json::{json, Value};
 
-use crate::account_do::{now_s, Account, DashboardFailure};
+use crate::account_do::{now_s, Account};
 use crate::http::new_id;
-use crate::rpc::DashboardAction;
+use crate::rpc::account::{DashboardAction, DashboardFailure, Shown};
 
 impl Account {
     pub(super) async fn dashboard(
@@ -17,7 +16,7 @@ impl Account {
         session_hash: &str,
         action: DashboardAction,
         ctx: &Ctx,
-    ) -> std::result::Result<Value, DashboardFailure> {
+    ) -> std::result::Result<Shown, DashboardFailure> {
         let current = self
             .load()
             .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
@@ -111,15 +110,18 @@ impl Account {
         session_hash: &str,
         notice: Option<String>,
         status: Option<u16>,
-    ) -> std::result::Result<Value, DashboardFailure> {
+    ) -> std::result::Result<Shown, DashboardFailure> {
         let a = self
             .load()
             .ok_or(DashboardFailure::Page(DashboardError::SessionExpired))?;
         let now = now_s();
         let s = dashboard::session(&a, session_hash, now).map_err(DashboardFailure::Page)?;
-        Ok(
-            json!({"view": dashboard::view(&a, now), "notice": notice, "status": status,
-                  "signed_in": s.signed_in_at.is_some(), "nonce": s.nonce}),
-        )
+        Ok(Shown {
+            view: dashboard::view(&a, now),
+            notice,
+            status,
+            signed_in: s.signed_in_at.is_some(),
+            nonce: s.nonce.clone(),
+        })
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::account_do::{mint, Account};
 use crate::http::{new_id, random};
-use crate::rpc::ResourceOp;
+use crate::rpc::account::ResourceOp;
 use crate::{config, external};
 
 impl Account {

@@ -1,0 +1,66 @@
+//! Operations on directory objects: the object of a normalised email (`email:<email>`), which
+//! finds or creates the account of an account request, and the claim object of an account
+//! request id (`request:<id>`, a reserved name in the same namespace), which keeps the id's
+//! first body so ids are idempotent across emails. One more (tiny) object per request id.
+
+use domain::account_request::{AccountRequest, AccountRequestError, Outcome};
+use serde::{Deserialize, Serialize};
+use worker::Env;
+
+use super::op::{CallError, Op};
+use super::transport;
+
+/// An operation on a directory object.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryOp {
+    AccountRequest(AccountRequestCall),
+    ClaimRequest(ClaimRequest),
+}
+
+/// An account request, for the directory object of its email.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccountRequestCall {
+    pub request: AccountRequest,
+    pub public_base: String,
+    pub request_id: String,
+}
+
+impl Op for AccountRequestCall {
+    type Answer = Outcome;
+    type Error = AccountRequestError;
+}
+
+/// On the claim object of an account request id: records the first body's fingerprint, or says
+/// whether this one is the same.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    pub id: String,
+    pub fingerprint: String,
+    pub email: String,
+}
+
+impl Op for ClaimRequest {
+    type Answer = ();
+    type Error = AccountRequestError;
+}
+
+/// Runs `call` on the directory object of its request's (normalised) email.
+pub async fn account_request(
+    env: &Env,
+    call: AccountRequestCall,
+) -> Result<Outcome, CallError<AccountRequestError>> {
+    let name = format!("email:{}", call.request.email);
+    let stub = transport::stub(env, "DIRECTORY", &name).map_err(CallError::Transport)?;
+    transport::call::<AccountRequestCall>(stub, &DirectoryOp::AccountRequest(call)).await
+}
+
+/// Runs `claim` on the claim object of its account request id.
+pub async fn claim_request(
+    env: &Env,
+    claim: ClaimRequest,
+) -> Result<(), CallError<AccountRequestError>> {
+    let name = format!("request:{}", claim.id);
+    let stub = transport::stub(env, "DIRECTORY", &name).map_err(CallError::Transport)?;
+    transport::call::<ClaimRequest>(stub, &DirectoryOp::ClaimRequest(claim)).await
+}
