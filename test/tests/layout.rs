@@ -168,7 +168,6 @@ fn find_oversize(root: &Path, dirs: &[PathBuf]) -> Vec<String> {
 // The real tree
 
 #[test]
-#[ignore = "issue 14: enabled when the splits land"]
 fn no_source_file_is_over_the_line_limit() {
     let root = repo_root();
     let found = find_oversize(&root, &source_dirs(&root));
@@ -184,7 +183,6 @@ fn no_source_file_is_over_the_line_limit() {
 }
 
 #[test]
-#[ignore = "issue 14: enabled when the splits land"]
 fn no_crate_has_an_import_cycle() {
     let root = repo_root();
     let found = find_cycles(&root, &source_dirs(&root));
