@@ -3,7 +3,7 @@
 //! Idempotent by construction: rows are keyed by (account_id, seq) and inserted with
 //! `INSERT OR IGNORE`, so a batch retried after an ambiguous failure never duplicates a row.
 
-use domain::audit::AuditRecord;
+use domain::audit::{AuditAction, AuditRecord};
 use worker::wasm_bindgen::JsValue;
 use worker::Env;
 
@@ -34,7 +34,7 @@ fn derived(
     r: &AuditRecord,
 ) -> Result<Vec<worker::D1PreparedStatement>, String> {
     let mut out = Vec::new();
-    if r.action == "stripe.event" {
+    if r.action == AuditAction::StripeEvent.as_str() {
         let a = &r.after;
         out.push(
             db.prepare(WEBHOOK)
@@ -50,7 +50,7 @@ fn derived(
         );
     }
     let status = domain::audit::account_status_after(&r.action);
-    if r.action == "account.created" {
+    if r.action == AuditAction::AccountCreated.as_str() {
         out.push(
             db.prepare(ACCOUNT_CREATED)
                 .bind(&[

@@ -204,7 +204,7 @@ fn main() {
         at: NOW,
         actor: Actor::new(ActorKind::Orchestrator, Some("acct_1")),
         on_behalf_of: Some("dev@example.com".into()),
-        action: "resource.created",
+        action: app_domain::audit::AuditAction::ResourceCreated,
         request_id: Some("req_0123456789".into()),
         consent: Some("grant:gr_0123456789".into()),
         before: Value::Null,

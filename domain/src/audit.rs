@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+pub use crate::audit_action::AuditAction;
 use crate::crypto::sha256_hex;
 
 /// `prev_hash` of an account's first record.
@@ -147,7 +148,7 @@ pub struct Entry {
     pub at: i64,
     pub actor: Actor,
     pub on_behalf_of: Option<String>,
-    pub action: &'static str,
+    pub action: AuditAction,
     pub request_id: Option<String>,
     pub consent: Option<String>,
     pub before: Value,
@@ -187,7 +188,7 @@ pub fn seal(account_id: &str, head: &mut ChainHead, entry: Entry) -> AuditRecord
         actor: entry.actor.kind,
         actor_id: entry.actor.id,
         on_behalf_of: entry.on_behalf_of,
-        action: entry.action.to_string(),
+        action: entry.action.as_str().to_string(),
         request_id: entry.request_id,
         consent: entry.consent,
         authentication: entry.actor.authentication.map(|a| a.as_str().to_string()),
@@ -240,11 +241,11 @@ pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
 /// The account status an action leaves in the operator's account list (D1 `accounts`), for
 /// the actions that change it (`account.created` adds the row instead).
 pub fn account_status_after(action: &str) -> Option<&'static str> {
-    match action {
-        "account.suspended" => Some("suspended"),
-        "account.resumed" => Some("active"),
-        "account.closing" => Some("closing"),
-        "account.closed" => Some("closed"),
+    match AuditAction::from_name(action)? {
+        AuditAction::AccountSuspended => Some("suspended"),
+        AuditAction::AccountResumed => Some("active"),
+        AuditAction::AccountClosing => Some("closing"),
+        AuditAction::AccountClosed => Some("closed"),
         _ => None,
     }
 }
@@ -255,7 +256,7 @@ pub const STRIPE_ID_FIELDS: [&str; 2] = ["customer", "subscription_id"];
 /// True when other requests read this record's D1 rows (the account list, webhook routing), so
 /// it must reach D1 right after its change instead of waiting to be batched with others.
 pub fn needed_at_once(r: &AuditRecord) -> bool {
-    r.action == "account.created"
+    r.action == AuditAction::AccountCreated.as_str()
         || account_status_after(&r.action).is_some()
         || STRIPE_ID_FIELDS
             .iter()
@@ -266,7 +267,7 @@ pub fn needed_at_once(r: &AuditRecord) -> bool {
 mod tests {
     use super::*;
 
-    fn entry(action: &'static str, at: i64) -> Entry {
+    fn entry(action: AuditAction, at: i64) -> Entry {
         Entry {
             at,
             actor: Actor::new(ActorKind::Orchestrator, Some("acct_1")),
@@ -282,28 +283,40 @@ mod tests {
     #[test]
     fn records_other_requests_read_go_at_once() {
         let mut head = ChainHead::default();
-        let mut sealed = |action: &'static str, after: Value| {
+        let mut sealed = |action: AuditAction, after: Value| {
             let mut e = entry(action, 10);
             e.after = after;
             seal("acct_x", &mut head, e)
         };
         let at_once = [
-            sealed("account.created", json!({"status": "active"})),
-            sealed("account.suspended", json!({"status": "suspended"})),
-            sealed("billing.customer_created", json!({"customer": "cus_1"})),
+            sealed(AuditAction::AccountCreated, json!({"status": "active"})),
             sealed(
-                "resource.completed",
+                AuditAction::AccountSuspended,
+                json!({"status": "suspended"}),
+            ),
+            sealed(
+                AuditAction::BillingCustomerCreated,
+                json!({"customer": "cus_1"}),
+            ),
+            sealed(
+                AuditAction::ResourceCompleted,
                 json!({"resource_id": "res_1", "subscription_id": "sub_1"}),
             ),
         ];
         let batched = [
-            sealed("token.refreshed", json!({"family": "fam_1"})),
+            sealed(AuditAction::TokenRefreshed, json!({"family": "fam_1"})),
             sealed(
-                "stripe.event",
+                AuditAction::StripeEvent,
                 json!({"event_id": "evt_1", "type": "invoice.paid"}),
             ),
-            sealed("resource.completed", json!({"resource_id": "res_2"})),
-            sealed("resource.updated", json!({"subscription_id": null})),
+            sealed(
+                AuditAction::ResourceCompleted,
+                json!({"resource_id": "res_2"}),
+            ),
+            sealed(
+                AuditAction::ResourceUpdated,
+                json!({"subscription_id": null}),
+            ),
         ];
         assert!(at_once.iter().all(needed_at_once));
         assert!(!batched.iter().any(needed_at_once));
@@ -312,8 +325,8 @@ mod tests {
     #[test]
     fn chain_links_and_verifies() {
         let mut head = ChainHead::default();
-        let a = seal("acct_x", &mut head, entry("account.created", 10));
-        let b = seal("acct_x", &mut head, entry("token.issued", 11));
+        let a = seal("acct_x", &mut head, entry(AuditAction::AccountCreated, 10));
+        let b = seal("acct_x", &mut head, entry(AuditAction::TokenIssued, 11));
         assert_eq!((a.seq, b.seq), (1, 2));
         assert_eq!(a.prev_hash, GENESIS_HASH);
         assert_eq!(b.prev_hash, a.hash);
@@ -330,7 +343,7 @@ mod tests {
     #[test]
     fn canonical_encoding_is_sorted_and_compact() {
         let mut head = ChainHead::default();
-        let r = seal("acct_x", &mut head, entry("account.created", 10));
+        let r = seal("acct_x", &mut head, entry(AuditAction::AccountCreated, 10));
         let text = String::from_utf8(canonical(&r)).unwrap();
         assert!(text.starts_with(r#"{"account_id":"acct_x","action":"account.created","actor":"orchestrator","actor_id":"acct_1","after":{"status":"active"},"at":10,"before":null,"consent":"tos:2026-11-01""#), "{text}");
         assert!(!text.contains(' '));
@@ -346,7 +359,7 @@ mod tests {
         //   print(hashlib.sha256(json.dumps(r,sort_keys=True,separators=(",",":"),
         //   ensure_ascii=False).encode()).hexdigest())'
         let mut head = ChainHead::default();
-        let mut e = entry("account.created", 10);
+        let mut e = entry(AuditAction::AccountCreated, 10);
         e.after = json!({"status": "active", "é": "\n"});
         let r = seal("acct_x", &mut head, e);
         assert_eq!(r.hash, PYTHON_HASH);
@@ -356,7 +369,7 @@ mod tests {
     fn authentication_is_hashed_only_when_present() {
         // A record of the old shape (no `authentication` key) reads and keeps its hash.
         let mut head = ChainHead::default();
-        let old = seal("acct_x", &mut head, entry("account.created", 10));
+        let old = seal("acct_x", &mut head, entry(AuditAction::AccountCreated, 10));
         let mut json = serde_json::to_value(&old).unwrap();
         assert!(json.get("authentication").is_none(), "{json}");
         json.as_object_mut().unwrap().remove("authentication");
@@ -366,7 +379,7 @@ mod tests {
         assert_eq!(old.hash, PYTHON_HASH_PLAIN);
 
         // An owner's record says how they authenticated, and the hash covers it.
-        let mut e = entry("spend.cap_changed", 11);
+        let mut e = entry(AuditAction::SpendCapChanged, 11);
         e.actor = Actor::owner(Authentication::OwnerSignIn);
         let signed = seal("acct_x", &mut head, e);
         assert_eq!(signed.authentication.as_deref(), Some("owner_sign_in"));
@@ -381,7 +394,7 @@ mod tests {
         assert_eq!(verify_chain(&[old, signed]), Ok(()));
     }
 
-    /// `entry("account.created", 10)` sealed first (Python: as in `matches_python_json_dumps`,
+    /// `entry(AuditAction::AccountCreated, 10)` sealed first (Python: as in `matches_python_json_dumps`,
     /// with `"after":{"status":"active"}`): unchanged by the `authentication` field.
     const PYTHON_HASH_PLAIN: &str =
         "265f429fd6435a2ee88a333efb01aa843e45277d9a5be7303056382c36ee3e7e";

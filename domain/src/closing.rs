@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::account::{self, AccountStatus, Draft};
+use crate::audit_action::AuditAction;
 use crate::catalog::{Catalog, ServiceKind};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::cancel::{hasten_stale, stale_resources};
@@ -40,7 +41,7 @@ pub fn begin(d: &mut Draft, reason: &str) {
     let before = d.account.status;
     d.account.closing = Some(reason.to_string());
     d.record(
-        "account.closing",
+        AuditAction::AccountClosing,
         None,
         json!({"status": before.as_str()}),
         json!({"status": "closing", "reason": reason}),

@@ -8,6 +8,7 @@
 //!   someone other than the owner is recorded and refused.
 //! - The decision needs the CSRF token issued at sign-in; approval creates a grant and a code.
 
+use crate::audit_action::AuditAction;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -80,7 +81,7 @@ pub fn open_consent(d: &mut Draft, open: OpenConsent) -> Result<i64, AccountErro
         state: ConsentState::Pending,
     });
     d.record(
-        "consent.requested",
+        AuditAction::ConsentRequested,
         None,
         Value::Null,
         json!({"account_request": open.request_id, "orchestrator": open.orchestrator,
@@ -188,7 +189,7 @@ pub fn sign_in(
         d.keep_on_error();
         d.account.consents[i].nonce = next_nonce;
         d.record(
-            "consent.sign_in_refused",
+            AuditAction::ConsentSignInRefused,
             None,
             Value::Null,
             json!({"account_request": d.account.consents[i].request_id.clone(), "reason": "wrong_owner"}),
@@ -201,7 +202,7 @@ pub fn sign_in(
     c.state = ConsentState::SignedIn { csrf_hash, at: now };
     let request_id = c.request_id.clone();
     d.record(
-        "consent.signed_in",
+        AuditAction::ConsentSignedIn,
         None,
         Value::Null,
         json!({"account_request": request_id}),
@@ -247,7 +248,7 @@ pub fn decide(
     if approve {
         d.account.consents[i].state = ConsentState::Approved { at: now };
         d.record(
-            "consent.approved",
+            AuditAction::ConsentApproved,
             Some(consent_ref.clone()),
             json!({"state": "signed_in"}),
             json!({"state": "approved", "account_request": c.request_id, "scopes": c.scopes}),
@@ -272,7 +273,7 @@ pub fn decide(
     } else {
         d.account.consents[i].state = ConsentState::Denied { at: now };
         d.record(
-            "consent.denied",
+            AuditAction::ConsentDenied,
             Some(consent_ref),
             json!({"state": "signed_in"}),
             json!({"state": "denied", "account_request": c.request_id}),

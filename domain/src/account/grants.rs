@@ -8,6 +8,7 @@
 //! - Only a live family under a live grant of an open account authenticates.
 //! - Every family revocation goes through `revoke_family`: one `token.revoked` record each.
 
+use crate::audit_action::AuditAction;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -54,7 +55,7 @@ pub(super) fn add_grant(
         revoked_at: None,
     });
     d.record(
-        "grant.created",
+        AuditAction::GrantCreated,
         consent,
         Value::Null,
         json!({"grant_id": id, "orchestrator": orchestrator, "scopes": scopes, "via": via}),
@@ -74,7 +75,7 @@ pub(super) fn add_code(d: &mut Draft, grant_id: &str, request_id: &str, code: Ne
         family_id: None,
     });
     d.record(
-        "code.issued",
+        AuditAction::CodeIssued,
         Some(format!("grant:{grant_id}")),
         Value::Null,
         json!({"grant_id": grant_id, "account_request": request_id,
@@ -119,7 +120,7 @@ fn revoke_family(d: &mut Draft, index: usize, reason: &str) {
     family.revoked_reason = Some(reason.to_string());
     let (id, grant) = (family.id.clone(), family.grant_id.clone());
     d.record(
-        "token.revoked",
+        AuditAction::TokenRevoked,
         Some(format!("grant:{grant}")),
         json!({"family_id": id, "revoked": false}),
         json!({"family_id": id, "revoked": true, "reason": reason}),
@@ -163,7 +164,7 @@ fn issue_family(
         revoked_reason: None,
     });
     d.record(
-        "token.issued",
+        AuditAction::TokenIssued,
         Some(format!("grant:{grant_id}")),
         Value::Null,
         json!({"family_id": new.id, "generation": 1, "scopes": scopes,
@@ -198,7 +199,7 @@ pub fn exchange_code(
         // RFC 6749 §4.1.2: a second use fails and revokes what the first use issued.
         d.keep_on_error();
         d.record(
-            "code.reused",
+            AuditAction::CodeReused,
             Some(format!("grant:{}", code.grant_id)),
             Value::Null,
             json!({"grant_id": code.grant_id, "family_id": code.family_id}),
@@ -266,7 +267,7 @@ pub fn refresh(
             d.keep_on_error();
             let fid = d.account.families[index].id.clone();
             d.record(
-                "token.refresh_reused",
+                AuditAction::TokenRefreshReused,
                 None,
                 Value::Null,
                 json!({"family_id": fid}),
@@ -308,7 +309,7 @@ pub fn refresh(
     f.generation += 1;
     let (fid, generation) = (f.id.clone(), f.generation);
     d.record(
-        "token.refreshed",
+        AuditAction::TokenRefreshed,
         Some(format!("grant:{grant_id}")),
         json!({"family_id": fid, "generation": generation - 1}),
         json!({"family_id": fid, "generation": generation, "access_expires_at": now + p.access_ttl}),
@@ -434,7 +435,7 @@ pub fn revoke_everything(d: &mut Draft, reason: &str) {
     }
     if !revoked.is_empty() {
         d.record(
-            "grant.revoked",
+            AuditAction::GrantRevoked,
             None,
             Value::Null,
             json!({"grant_ids": revoked, "reason": reason}),

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::error::AccountError;
 use super::model::{Account, Policy};
 use crate::audit::{self, Actor, ActorKind, AuditRecord, Authentication, Entry};
+use crate::audit_action::AuditAction;
 
 /// How long used or expired codes, dead families and answered consents are kept for reuse
 /// detection before they are pruned (the audit trail keeps the history).
@@ -49,7 +50,7 @@ impl Draft<'_> {
     /// Appends an audit record of this change.
     pub fn record(
         &mut self,
-        action: &'static str,
+        action: AuditAction,
         consent: Option<String>,
         before: Value,
         after: Value,

@@ -5,6 +5,7 @@
 //!   the account can only go on to `closed`.
 //! - Closing revokes every grant and token family before the status changes.
 
+use crate::audit_action::AuditAction;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -75,7 +76,7 @@ pub fn create(new: NewAccount, ctx: &Ctx) -> Applied<()> {
     apply(&account, ctx, |d| {
         let tos = format!("tos:{}", new.tos_version);
         d.record(
-            "account.created",
+            AuditAction::AccountCreated,
             Some(tos.clone()),
             Value::Null,
             json!({"status": "active", "email": new.email, "name": new.name,
@@ -108,7 +109,7 @@ pub fn suspend(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
             d.account.status = AccountStatus::Suspended;
             d.account.status_reason = Some(reason.to_string());
             d.record(
-                "account.suspended",
+                AuditAction::AccountSuspended,
                 None,
                 json!({"status": "active"}),
                 json!({"status": "suspended", "reason": reason}),
@@ -136,7 +137,7 @@ pub fn resume(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
             d.account.status = AccountStatus::Active;
             d.account.status_reason = None;
             d.record(
-                "account.resumed",
+                AuditAction::AccountResumed,
                 None,
                 json!({"status": "suspended"}),
                 json!({"status": "active", "reason": reason}),
@@ -161,7 +162,7 @@ pub fn close(d: &mut Draft, reason: &str) -> Result<(), AccountError> {
     d.account.status = AccountStatus::Closed;
     d.account.status_reason = Some(reason.to_string());
     d.record(
-        "account.closed",
+        AuditAction::AccountClosed,
         None,
         json!({"status": before.as_str()}),
         json!({"status": "closed", "reason": reason}),

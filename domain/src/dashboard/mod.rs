@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::account::{check_sign_in, Account, Draft, SignInRefusal};
 use crate::audit::Authentication;
+use crate::audit_action::AuditAction;
 use crate::catalog::ServiceKind;
 use crate::resources::{self, Candidate, Detail, ResourceStatus};
 use crate::tokens::same_hash;
@@ -125,7 +126,7 @@ pub fn create_link(d: &mut Draft, hash: String, purpose: &str) -> i64 {
         used_at: None,
     });
     d.record(
-        "deep_link.created",
+        AuditAction::DeepLinkCreated,
         None,
         Value::Null,
         json!({"purpose": purpose, "expires_at": expires_at}),
@@ -162,7 +163,7 @@ pub fn open(
         signed_in_at: None,
     });
     d.record(
-        "dashboard.opened",
+        AuditAction::DashboardOpened,
         None,
         Value::Null,
         json!({"session_expires_at": now + SESSION_TTL}),
@@ -241,7 +242,7 @@ pub fn sign_in(
             d.keep_on_error();
             d.account.sessions[i].nonce = next_nonce;
             d.record(
-                "dashboard.sign_in_refused",
+                AuditAction::DashboardSignInRefused,
                 None,
                 Value::Null,
                 json!({"reason": "wrong_owner"}),
@@ -256,7 +257,7 @@ pub fn sign_in(
             s.signed_in_at = Some(now);
             let expires_at = s.expires_at;
             d.record(
-                "dashboard.signed_in",
+                AuditAction::DashboardSignedIn,
                 None,
                 Value::Null,
                 json!({"session_expires_at": expires_at}),
@@ -283,7 +284,7 @@ pub fn set_cap(d: &mut Draft, session_hash: &str, cap: u64) -> Result<(), Dashbo
     let before = d.account.ledger.cap;
     d.account.ledger.cap = cap;
     d.record(
-        "spend.cap_changed",
+        AuditAction::SpendCapChanged,
         None,
         json!({"cap": before}),
         json!({"cap": cap}),

@@ -2,6 +2,7 @@
 //! call, an answer to a step that is no longer current dropped, at most
 //! [`crate::engine::core::MAX_STEPS`] calls per drive. A job is driven by one caller at a time; the rest is left to the alarm.
 
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::{apply, Ctx};
@@ -123,7 +124,7 @@ impl<S: Store, E: Effects> Engine<S, E> {
             self.commit(apply(&current, ctx, |d| {
                 resources::acknowledge(d, id);
                 d.record(
-                    "resource.pending",
+                    AuditAction::ResourcePending,
                     None,
                     Value::Null,
                     json!({"resource_id": id}),

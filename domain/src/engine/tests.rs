@@ -1,3 +1,4 @@
+use crate::audit_action::AuditAction;
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
@@ -64,7 +65,7 @@ fn created(e: &E) {
 fn note(e: &E) -> Result<(), AccountError> {
     let a = e.load().unwrap();
     block_on(e.commit(apply(&a, &ctx(e), |d| {
-        d.record("test.note", None, Value::Null, json!({}));
+        d.record(AuditAction::ResourceUpdated, None, Value::Null, json!({}));
         Ok::<(), AccountError>(())
     })))
 }

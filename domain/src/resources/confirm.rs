@@ -1,3 +1,4 @@
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::Draft;
@@ -89,7 +90,7 @@ pub fn confirm_domain(
         now,
     );
     d.record(
-        "domain.confirmed",
+        AuditAction::DomainConfirmed,
         None,
         json!({"status": "needs_information"}),
         json!({"resource_id": id, "domain": candidate.domain, "amount": candidate.amount,
@@ -115,7 +116,7 @@ pub fn refresh_quote(
         });
         r.updated_at = now;
         d.record(
-            "quote.refreshed",
+            AuditAction::QuoteRefreshed,
             None,
             Value::Null,
             json!({"resource_id": id, "expires_at": now + ttl}),

@@ -1,3 +1,4 @@
+use crate::audit_action::AuditAction;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -133,7 +134,7 @@ pub(crate) fn reserve(
     // Prices are in the catalog's one currency, which the cap counts in (README).
     if let Some(previous) = d.account.ledger.adopt_currency(currency, now) {
         d.record(
-            "spend.currency_set",
+            AuditAction::SpendCurrencySet,
             None,
             json!({"currency": previous}),
             json!({"currency": currency, "cap": d.account.ledger.cap}),
@@ -154,7 +155,7 @@ pub(crate) fn reserve(
     let spent = d.account.ledger.spent(now);
     let cap = d.account.ledger.cap;
     d.record(
-        "spend.reserved",
+        AuditAction::SpendReserved,
         None,
         Value::Null,
         json!({"charge_id": charge_id, "resource_id": resource_id, "amount": amount,
@@ -162,7 +163,7 @@ pub(crate) fn reserve(
     );
     for threshold in d.account.ledger.new_alerts(now) {
         d.record(
-            "spend.alert",
+            AuditAction::SpendAlert,
             None,
             Value::Null,
             json!({"threshold_percent": threshold, "spent_this_month": spent, "cap": cap}),
@@ -359,6 +360,6 @@ pub fn create(
     }
     let after = summary(&resource);
     d.account.resources.push(resource);
-    d.record("resource.created", None, Value::Null, after);
+    d.record(AuditAction::ResourceCreated, None, Value::Null, after);
     Ok(ids.resource_id)
 }

@@ -1,4 +1,5 @@
 use crate::account::{Account, Draft};
+use crate::audit_action::AuditAction;
 use crate::catalog::{Catalog, Service, ServiceKind};
 use crate::resources::error::ResourceError;
 use crate::resources::model::{Resource, ResourceStatus};
@@ -47,7 +48,7 @@ impl Draft<'_> {
         self.require_active().map_err(ResourceError::from)
     }
 
-    pub(crate) fn set_status(&mut self, i: usize, status: ResourceStatus, action: &'static str) {
+    pub(crate) fn set_status(&mut self, i: usize, status: ResourceStatus, action: AuditAction) {
         let before = summary(&self.account.resources[i]);
         let now = self.now();
         let r = &mut self.account.resources[i];

@@ -1,3 +1,4 @@
+use crate::audit_action::AuditAction;
 use serde_json::Value;
 
 use crate::account::Draft;
@@ -70,7 +71,12 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
         Some(job) => {
             d.account.resources[i].job = start_job(job, now);
             d.account.resources[i].status = ResourceStatus::Pending;
-            d.record("resource.remove_requested", None, summary(&r), Value::Null);
+            d.record(
+                AuditAction::ResourceRemoveRequested,
+                None,
+                summary(&r),
+                Value::Null,
+            );
             Ok(false)
         }
         None => {
@@ -79,7 +85,7 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
             if let Detail::Domain { quote, .. } = &mut res.detail {
                 *quote = None;
             }
-            d.set_status(i, ResourceStatus::Removed, "resource.removed");
+            d.set_status(i, ResourceStatus::Removed, AuditAction::ResourceRemoved);
             Ok(!stale)
         }
     }
@@ -89,6 +95,6 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
 pub fn mark_removed(d: &mut Draft, id: &str) {
     if let Ok(i) = index(d, id) {
         d.account.resources[i].job = None;
-        d.set_status(i, ResourceStatus::Removed, "resource.removed");
+        d.set_status(i, ResourceStatus::Removed, AuditAction::ResourceRemoved);
     }
 }

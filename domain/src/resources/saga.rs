@@ -10,6 +10,7 @@
 //!   and hands the resource to its kind to end (a refund or a release follows where needed);
 //! - with no job, a replaced subscription still to cancel is the resource's work (`cancel`).
 
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::{Account, Draft};
@@ -102,7 +103,7 @@ pub fn apply_outcome(
             d.account.resources[i].message = Some(format!(
                 "waiting for a dependency (attempt {attempts}); retrying"
             ));
-            d.record("job.retry_scheduled", None, Value::Null, json!({"resource_id": id, "attempt": attempts, "reason": crate::text::truncate(&message, 200)}));
+            d.record(AuditAction::JobRetryScheduled, None, Value::Null, json!({"resource_id": id, "attempt": attempts, "reason": crate::text::truncate(&message, 200)}));
             Ok(())
         }
         ActionResult::Refused { error } => match work_of(&js.job).refusal_answer(&js.job, &error) {
@@ -148,14 +149,14 @@ pub(crate) fn fail_job(d: &mut Draft, i: usize, error: ResourceError) -> Result<
     if let Some(cid) = work.reserved(&js.job) {
         d.account.ledger.release(cid);
         d.record(
-            "spend.released",
+            AuditAction::SpendReleased,
             None,
             Value::Null,
             json!({"charge_id": cid}),
         );
     }
     d.record(
-        "job.failed",
+        AuditAction::JobFailed,
         None,
         summary(&r),
         json!({"resource_id": r.id, "code": info.code, "message": info.message}),

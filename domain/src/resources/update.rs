@@ -1,3 +1,4 @@
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::Draft;
@@ -76,11 +77,11 @@ pub fn update_service(
         r.service_id = target.id.clone();
         r.updated_at = now;
         let after = summary(r);
-        d.record("resource.updated", None, before, after);
+        d.record(AuditAction::ResourceUpdated, None, before, after);
         return Ok(());
     }
     d.record(
-        "resource.update_requested",
+        AuditAction::ResourceUpdateRequested,
         None,
         summary(&r),
         json!({"target_service": target.id}),
@@ -120,7 +121,7 @@ pub fn rotate(
             r.updated_at = now;
             let g = *generation;
             d.record(
-                "resource.rotated",
+                AuditAction::ResourceRotated,
                 None,
                 json!({"resource_id": id, "generation": g - 1}),
                 json!({"resource_id": id, "generation": g}),
@@ -138,7 +139,7 @@ pub fn rotate(
             );
             r.status = ResourceStatus::Pending;
             d.record(
-                "resource.rotate_requested",
+                AuditAction::ResourceRotateRequested,
                 None,
                 Value::Null,
                 json!({"resource_id": id}),

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::account::Draft;
+use crate::audit_action::AuditAction;
 use crate::ledger::ChargeStatus;
 use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
@@ -173,7 +174,7 @@ pub fn apply_event(
 ) -> EventOutcome {
     let outcome = effects(d, e, settings, in_flight);
     d.record(
-        "stripe.event",
+        AuditAction::StripeEvent,
         e.consent(),
         Value::Null,
         json!({"event_id": e.id, "type": e.kind, "created": e.created, "outcome": outcome.as_str()}),
@@ -241,7 +242,7 @@ fn subscription(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
             *subscription_status = Some(status.to_string());
         }
         d.record(
-            "subscription.status",
+            AuditAction::SubscriptionStatus,
             e.consent(),
             before,
             json!({"subscription_id": sub, "status": status}),
@@ -274,7 +275,7 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
                 "subscription renewal",
             )
         {
-            d.record("charge.succeeded", e.consent(), Value::Null,
+            d.record(AuditAction::ChargeSucceeded, e.consent(), Value::Null,
                      json!({"invoice": invoice_id, "subscription_id": sub, "amount": amount, "currency": currency}));
         }
     }
@@ -304,7 +305,7 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
     if failed {
         *past_due_since = Some(e.created);
         d.record(
-            "plan.past_due",
+            AuditAction::PlanPastDue,
             consent,
             before,
             json!({"subscription_id": sub, "since": e.created}),
@@ -314,9 +315,9 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
         *past_due_since = None;
         *suspended = false;
         let action = if was_suspended {
-            "plan.resumed"
+            AuditAction::PlanResumed
         } else {
-            "plan.paid"
+            AuditAction::PlanPaid
         };
         d.record(action, consent, before, json!({"subscription_id": sub}));
     }
@@ -338,7 +339,7 @@ pub fn enforce_grace(d: &mut Draft, grace: i64) -> usize {
         }
         let id = d.account.resources[i].id.clone();
         d.record(
-            "plan.suspended",
+            AuditAction::PlanSuspended,
             None,
             before,
             json!({"resource_id": id, "reason": "invoice unpaid after the grace period"}),
@@ -463,7 +464,7 @@ fn token_deactivated(
     EventOutcome::Applied
 }
 
-fn correct(d: &mut Draft, e: &StripeEvent, amount: u64, action: &'static str) -> EventOutcome {
+fn correct(d: &mut Draft, e: &StripeEvent, amount: u64, action: AuditAction) -> EventOutcome {
     let Some(pi) = e.object["payment_intent"].as_str() else {
         return EventOutcome::Ignored;
     };
@@ -495,13 +496,13 @@ fn correct(d: &mut Draft, e: &StripeEvent, amount: u64, action: &'static str) ->
 
 fn refunded(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
     let amount = e.object["amount_refunded"].as_u64().unwrap_or(0);
-    correct(d, e, amount, "charge.refunded")
+    correct(d, e, amount, AuditAction::ChargeRefunded)
 }
 
 fn disputed(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
     // A disputed amount is held back from us: it no longer counts as spent.
     let amount = e.object["amount"].as_u64().unwrap_or(0);
-    correct(d, e, amount, "charge.disputed")
+    correct(d, e, amount, AuditAction::ChargeDisputed)
 }
 
 #[cfg(test)]

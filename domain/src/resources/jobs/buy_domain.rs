@@ -5,6 +5,7 @@
 //! Invariants: a failure before the charge goes back to the quote, letting go of a held name
 //! (a `ReleaseDomain` job); a failure after the charge refunds it (a `Refund` job).
 
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::Draft;
@@ -118,12 +119,12 @@ impl Work for BuyDomain {
                 r.updated_at = now;
                 let after = summary(r);
                 d.record(
-                    "domain.registered",
+                    AuditAction::DomainRegistered,
                     None,
                     Value::Null,
                     json!({"domain": name, "expires_at": expires_at}),
                 );
-                d.record("resource.completed", None, before, after);
+                d.record(AuditAction::ResourceCompleted, None, before, after);
                 return Ok(Progress::Ended);
             }
             (

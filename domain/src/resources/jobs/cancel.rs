@@ -7,6 +7,7 @@
 //! is the same DELETE; a replaced subscription's retries never fail the plan resource; while
 //! the resource has a job, its retries wait; remove and close make them due at once.
 
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::{Account, Draft};
@@ -75,16 +76,16 @@ impl Work for Unsubscribe {
             Some(t) => {
                 r.service_id = t;
                 r.status = ResourceStatus::Complete;
-                "resource.updated"
+                AuditAction::ResourceUpdated
             }
             None => {
                 r.status = ResourceStatus::Removed;
-                "resource.removed"
+                AuditAction::ResourceRemoved
             }
         };
         let after = summary(r);
         d.record(
-            "subscription.canceled",
+            AuditAction::SubscriptionCanceled,
             None,
             Value::Null,
             json!({"subscription_id": sub}),
@@ -200,7 +201,7 @@ pub fn stale_ended(d: &mut Draft, subscription: &str) {
     };
     let s = d.account.billing.cancelling.remove(k);
     d.record(
-        "subscription.canceled",
+        AuditAction::SubscriptionCanceled,
         None,
         Value::Null,
         json!({"subscription_id": s.subscription_id, "resource_id": s.resource_id, "replaced": true, "by": "stripe_event"}),
@@ -236,7 +237,7 @@ pub(crate) fn apply_stale_outcome(
         ActionResult::Canceled => {
             let s = d.account.billing.cancelling.remove(k);
             d.record(
-                "subscription.canceled",
+                AuditAction::SubscriptionCanceled,
                 None,
                 Value::Null,
                 json!({"subscription_id": s.subscription_id, "resource_id": id, "replaced": true, "attempts": s.attempts + 1}),
@@ -258,7 +259,7 @@ pub(crate) fn apply_stale_outcome(
     s.last_error = Some(reason.clone());
     let (attempt, retry_at) = (s.attempts, s.next_at);
     d.record(
-        "subscription.cancel_retry_scheduled",
+        AuditAction::SubscriptionCancelRetryScheduled,
         None,
         Value::Null,
         json!({"subscription_id": sub, "resource_id": id, "attempt": attempt,

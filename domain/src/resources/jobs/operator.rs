@@ -6,6 +6,7 @@
 //! works). Operator backends serve free services only (the catalog refuses paid ones), so there
 //! is never a charge to refund.
 
+use crate::audit_action::AuditAction;
 use serde_json::json;
 
 use crate::account::Draft;
@@ -90,7 +91,7 @@ impl Work for Operator {
                     };
                     r.status = ResourceStatus::Removed;
                     let after = summary(r);
-                    d.record("resource.removed", None, before, after);
+                    d.record(AuditAction::ResourceRemoved, None, before, after);
                 } else {
                     r.detail = Detail::Operator {
                         access_configuration,
@@ -98,8 +99,8 @@ impl Work for Operator {
                     r.status = ResourceStatus::Complete;
                     let after = summary(r);
                     let recorded = match action {
-                        OperatorAction::Rotate => "resource.rotated",
-                        _ => "resource.completed",
+                        OperatorAction::Rotate => AuditAction::ResourceRotated,
+                        _ => AuditAction::ResourceCompleted,
                     };
                     d.record(recorded, None, before, after);
                 }

@@ -1,6 +1,7 @@
 //! Steps every purchase shares (a plan's first period, a domain): checking the payment token
 //! against the price before charging, and recording a charge that went through.
 
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::Draft;
@@ -21,7 +22,7 @@ pub(crate) fn verify_token(
         .map_err(|error| ResourceError::Payment { error })?;
     let available = token.available();
     d.record(
-        "payment.token_verified",
+        AuditAction::PaymentTokenVerified,
         None,
         Value::Null,
         json!({"resource_id": id, "currency": token.currency, "available": available, "expires_at": token.expires_at}),
@@ -40,7 +41,7 @@ pub(crate) fn settled(
 ) {
     d.account.ledger.settle(charge_id, pi);
     d.record(
-        "charge.succeeded",
+        AuditAction::ChargeSucceeded,
         None,
         Value::Null,
         json!({"resource_id": id, "charge_id": charge_id, "payment_intent": pi, "amount": amount, "currency": currency}),

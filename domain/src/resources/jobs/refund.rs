@@ -6,6 +6,7 @@
 //! (so a retried create never charges again) or, for a plan change, a message that the operator
 //! must refund it.
 
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::Draft;
@@ -64,7 +65,7 @@ impl Work for Refund {
             c.status = ChargeStatus::Refunded;
         }
         d.record(
-            "charge.refunded",
+            AuditAction::ChargeRefunded,
             None,
             Value::Null,
             json!({"charge_id": cid, "refund": refund, "amount": amount}),
@@ -85,7 +86,7 @@ impl Work for Refund {
             code: reason.code,
             message: format!("{} The charge was refunded.", reason.message),
         });
-        d.set_status(i, ResourceStatus::Errored, "resource.failed");
+        d.set_status(i, ResourceStatus::Errored, AuditAction::ResourceFailed);
         Ok(Progress::Ended)
     }
 

@@ -4,6 +4,7 @@
 //!
 //! Invariant: a removal whose release fails keeps the domain `complete` (it is still ours).
 
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::Draft;
@@ -46,14 +47,14 @@ impl Work for ReleaseDomain {
         let (name, then_remove) = (domain.clone(), *then_remove);
         d.account.resources[i].job = None;
         d.record(
-            "domain.released",
+            AuditAction::DomainReleased,
             None,
             Value::Null,
             json!({"domain": name}),
         );
         if then_remove {
             d.account.resources[i].message = None;
-            d.set_status(i, ResourceStatus::Removed, "resource.removed");
+            d.set_status(i, ResourceStatus::Removed, AuditAction::ResourceRemoved);
         }
         Ok(Progress::Ended)
     }

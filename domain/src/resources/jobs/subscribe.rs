@@ -8,6 +8,7 @@
 //! made for a plan that could not start is refunded (a `Refund` job); a new plan whose
 //! purchase fails before anyone was told it is pending, and before the charge, leaves nothing.
 
+use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
 use crate::account::Draft;
@@ -107,7 +108,7 @@ impl Work for Subscribe {
             (Job::Subscribe { .. }, ActionResult::Customer { id: customer }) => {
                 d.account.billing.customer_id = Some(customer.clone());
                 d.record(
-                    "billing.customer_created",
+                    AuditAction::BillingCustomerCreated,
                     None,
                     Value::Null,
                     json!({"customer": customer}),
@@ -160,7 +161,7 @@ impl Work for Subscribe {
                 r.error = None;
                 r.updated_at = now;
                 let after = summary(r);
-                d.record("resource.completed", None, before, after);
+                d.record(AuditAction::ResourceCompleted, None, before, after);
                 let Some(old) = old else {
                     return Ok(Progress::Ended);
                 };
@@ -182,7 +183,7 @@ impl Work for Subscribe {
                 r.updated_at = now;
                 let new = summary(r)["subscription_id"].clone();
                 d.record(
-                    "subscription.canceled",
+                    AuditAction::SubscriptionCanceled,
                     None,
                     Value::Null,
                     json!({"subscription_id": old, "replaced_by": new}),
@@ -240,7 +241,7 @@ impl Work for Subscribe {
                 last_error: Some(crate::text::truncate(&info.message, 200).to_string()),
             });
             d.record(
-                "subscription.cancel_failed",
+                AuditAction::SubscriptionCancelFailed,
                 None,
                 Value::Null,
                 json!({"resource_id": id, "subscription_id": old, "code": info.code,
