@@ -250,5 +250,8 @@ fn a_removed_resource_is_not_found_once_removal_is_complete() {
         find(&w.account, &id).map(|r| r.status),
         Ok(ResourceStatus::Removed)
     );
-    assert_eq!(find_served(&w.account, "res_nope"), Err(ResourceError::NotFound));
+    assert_eq!(
+        find_served(&w.account, "res_nope"),
+        Err(ResourceError::NotFound)
+    );
 }
