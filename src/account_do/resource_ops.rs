@@ -43,7 +43,7 @@ impl Account {
 
     fn render(&self, id: &str) -> std::result::Result<Value, ResourceError> {
         let a = self.load().ok_or(ResourceError::NotFound)?;
-        let r = resources::find(&a, id)?;
+        let r = resources::find_served(&a, id)?;
         let mut secrets = BTreeMap::new();
         if matches!(r.detail, Detail::ApiToken { .. }) && r.status == ResourceStatus::Complete {
             let keys = config::sealing_keys(&self.env);

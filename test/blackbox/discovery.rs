@@ -18,6 +18,10 @@ pub fn trials() -> Vec<Trial> {
             services_serves_the_catalog,
         ),
         case(
+            "discovery::allowed_updates_are_objects_with_a_direction",
+            allowed_updates_are_objects_with_a_direction,
+        ),
+        case(
             "discovery::api_version_missing_or_unsupported",
             api_version_missing_or_unsupported,
         ),
@@ -75,6 +79,49 @@ fn health_answers_signed_calls() {
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let id = reply.request_id().expect("request-id header");
     assert!(id.starts_with("req_") && id.len() > 10, "{id}");
+}
+
+/// `allowed_updates` come as `{"service", "direction"}`, the form the real orchestrator
+/// normalises to, whatever form catalog.json wrote (it writes plain ids; plan prices give the
+/// direction: free -> paid ($20) -> team ($50)).
+fn allowed_updates_are_objects_with_a_direction() {
+    let reply = provider()
+        .send(Call::get("/provisioning/services"))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = reply.json();
+    let updates = |id: &str| {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing"))["allowed_updates"]
+            .clone()
+    };
+    assert_eq!(
+        updates("free"),
+        json!([{"service": "paid", "direction": "up"}])
+    );
+    assert_eq!(
+        updates("paid"),
+        json!([{"service": "free", "direction": "down"}, {"service": "team", "direction": "up"}])
+    );
+    assert_eq!(
+        updates("team"),
+        json!([{"service": "free", "direction": "down"}, {"service": "paid", "direction": "down"}])
+    );
+    assert_eq!(updates("api_token"), json!([]));
+    for s in body["data"].as_array().unwrap() {
+        for u in s["allowed_updates"].as_array().unwrap() {
+            assert!(u["service"].is_string(), "{u}");
+            assert!(
+                matches!(u["direction"].as_str(), Some("up" | "down" | "any")),
+                "{u}"
+            );
+            assert_eq!(u.as_object().map(|o| o.len()), Some(2), "{u}");
+        }
+    }
 }
 
 fn services_serves_the_catalog() {

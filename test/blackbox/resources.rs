@@ -47,6 +47,10 @@ pub fn trials() -> Vec<Trial> {
             bad_requests_change_nothing,
         ),
         case("resources::read_only_tokens", read_only_tokens),
+        case(
+            "resources::a_removed_resource_is_not_found",
+            a_removed_resource_is_not_found,
+        ),
     ]
 }
 
@@ -197,7 +201,7 @@ fn api_token_full_life() {
         json!({"status": "removed", "id": id})
     );
     assert_eq!(introspect(&new_token)["active"], false);
-    assert_eq!(ok(&get(&t.access, &id))["status"], "removed");
+    assert_error(&get(&t.access, &id), 404, "resource_not_found");
     let rows = audit_rows(&t.account, 10);
     let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
     for a in ["resource.created", "resource.rotated", "resource.removed"] {
@@ -946,4 +950,23 @@ fn read_only_tokens() {
         "insufficient_scope",
     );
     assert_error(&get(&t.access, "res_unknown"), 404, "resource_not_found");
+}
+
+/// Once removal is complete a GET answers `404 resource_not_found` in the resource error
+/// envelope (as other providers do); removing again still answers `removed`.
+fn a_removed_resource_is_not_found() {
+    let t = account_with_free_plan();
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "api_token", "project_id": "p"}),
+    ));
+    let id = r["id"].as_str().unwrap();
+    let removed = json!({"status": "removed", "id": id});
+    assert_eq!(ok(&post(&t.access, id, "remove", json!({}))), removed);
+    let reply = get(&t.access, id);
+    assert_error(&reply, 404, "resource_not_found");
+    assert_eq!(reply.json()["status"], "error");
+    assert_eq!(reply.json()["id"], id);
+    assert_eq!(ok(&post(&t.access, id, "remove", json!({}))), removed);
+    assert_error(&get(&t.access, id), 404, "resource_not_found");
 }

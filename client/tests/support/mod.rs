@@ -596,11 +596,11 @@ fn oauth_error(code: &str, description: &str) -> (u16, Value) {
 pub fn catalog() -> Value {
     json!({"data": [
         {"id": "free", "description": "Hobby plan.", "categories": ["hosting"], "kind": "plan",
-         "pricing": {"type": "free"}, "allowed_updates": ["paid"],
+         "pricing": {"type": "free"}, "allowed_updates": [{"service": "paid", "direction": "up"}],
          "configuration_schema": {"type": "object", "properties": {}, "additionalProperties": false}},
         {"id": "paid", "description": "Pro plan.", "categories": ["hosting"], "kind": "plan",
          "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "$20/month, billed monthly in advance"}},
-         "allowed_updates": ["free"],
+         "allowed_updates": [{"service": "free", "direction": "down"}],
          "configuration_schema": {"type": "object", "properties": {}, "additionalProperties": false}},
         {"id": "api_token", "description": "A scoped API token.", "categories": ["developer_tools"], "kind": "deployable",
          "pricing": {"type": "component", "component": {"options": [{"type": "free", "parent_service_ids": ["free", "paid"]}]}},

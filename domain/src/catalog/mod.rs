@@ -128,6 +128,40 @@ fn default_quote_ttl() -> u64 {
     900
 }
 
+/// Which way an `allowed_updates` move goes, as the real orchestrator normalises it. Served
+/// for the orchestrator to describe the change; `update_service` does not enforce it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Up,
+    Down,
+    Any,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+            Direction::Any => "any",
+        }
+    }
+}
+
+/// One entry of `allowed_updates`: served as `{"service", "direction"}` (the real orchestrator's
+/// form). `catalog.json` may also write a plain service id; validation then infers the
+/// direction (docs/CATALOG.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Value")]
+pub struct AllowedUpdate {
+    /// The service id the resource may move to.
+    pub service: String,
+    pub direction: Direction,
+    /// Written as a plain id in `catalog.json`: the direction is ours to infer.
+    #[serde(skip)]
+    pub(crate) plain: bool,
+}
+
 /// One service: the protocol's fields, in the protocol's names, plus `provider`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,10 +171,17 @@ pub struct Service {
     pub categories: Vec<String>,
     pub kind: ServiceKind,
     pub pricing: Pricing,
-    pub allowed_updates: Vec<String>,
+    pub allowed_updates: Vec<AllowedUpdate>,
     pub configuration_schema: Value,
     #[serde(skip_serializing)]
     pub provider: Behaviour,
+}
+
+impl Service {
+    /// True when `update_service` may move a resource of this service to `target`.
+    pub fn allows_update_to(&self, target: &str) -> bool {
+        self.allowed_updates.iter().any(|u| u.service == target)
+    }
 }
 
 /// A validated catalog.

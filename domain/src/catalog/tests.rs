@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 fn with_services(services: Value) -> String {
     json!({ "services": services }).to_string()
@@ -232,4 +233,186 @@ fn updates_must_stay_within_a_kind_and_components_need_plan_parents() {
     assert!(err_of(json!([token]))
         .message
         .contains("not in the catalog"));
+}
+
+fn priced_plan(id: &str, amount: u64, updates: Value) -> Value {
+    let mut p = plan(id, &[]);
+    p["pricing"] = json!({"type": "paid", "paid": {"type": "freeform", "freeform": "$/month"}});
+    p["provider"] = json!({"type": "plan", "price": {"amount": amount, "currency": "usd",
+                                                      "interval": "month", "stripe_price": format!("price_{id}")}});
+    p["allowed_updates"] = updates;
+    p
+}
+
+fn served_updates(c: &Catalog, id: &str) -> Value {
+    let body = c.discovery();
+    let s = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap()
+        .clone();
+    s["allowed_updates"].clone()
+}
+
+#[test]
+fn allowed_updates_are_served_as_objects_with_the_direction_inferred_from_plan_prices() {
+    let c = Catalog::parse(DEFAULT_CATALOG).unwrap();
+    // catalog.json writes plain ids; free (no price) -> paid ($20) is up, and back is down.
+    assert_eq!(
+        served_updates(&c, "free"),
+        json!([{"service": "paid", "direction": "up"}])
+    );
+    assert_eq!(
+        served_updates(&c, "paid"),
+        json!([{"service": "free", "direction": "down"}])
+    );
+    assert_eq!(served_updates(&c, "api_token"), json!([]));
+    assert!(c.get("free").unwrap().allows_update_to("paid"));
+    assert!(!c.get("free").unwrap().allows_update_to("domain"));
+
+    // Equal prices (and two free plans): any.
+    let c = Catalog::parse(&with_services(json!([
+        priced_plan("a", 1000, json!(["b", "c"])),
+        priced_plan("b", 1000, json!(["a"])),
+        plan("c", &["d", "a"]),
+        plan("d", &[]),
+    ])))
+    .unwrap();
+    assert_eq!(
+        served_updates(&c, "a"),
+        json!([{"service": "b", "direction": "any"}, {"service": "c", "direction": "down"}])
+    );
+    assert_eq!(
+        served_updates(&c, "c"),
+        json!([{"service": "d", "direction": "any"}, {"service": "a", "direction": "up"}])
+    );
+}
+
+#[test]
+fn allowed_updates_in_the_object_form_keep_their_direction() {
+    // Written directions are kept even where prices would say otherwise, and both forms mix.
+    let c = Catalog::parse(&with_services(json!([
+        priced_plan(
+            "cheap",
+            500,
+            json!([{"service": "dear", "direction": "any"}])
+        ),
+        priced_plan(
+            "dear",
+            900,
+            json!([{"direction": "up", "service": "cheap"}, "free"])
+        ),
+        plan("free", &[]),
+    ])))
+    .unwrap();
+    assert_eq!(
+        served_updates(&c, "cheap"),
+        json!([{"service": "dear", "direction": "any"}])
+    );
+    assert_eq!(
+        served_updates(&c, "dear"),
+        json!([{"service": "cheap", "direction": "up"}, {"service": "free", "direction": "down"}])
+    );
+    let dear = c.get("dear").unwrap();
+    assert_eq!(dear.allowed_updates[0].direction, Direction::Up);
+    assert!(dear.allows_update_to("cheap") && dear.allows_update_to("free"));
+}
+
+#[test]
+fn bad_allowed_updates_are_refused_naming_the_entry_and_field() {
+    let refused = |updates: Value| {
+        let mut p = plan("free", &[]);
+        p["allowed_updates"] = updates;
+        err_of(json!([p, plan("paid", &[])]))
+    };
+    let e = refused(json!([{"service": "paid", "direction": "sideways"}]));
+    assert_eq!(e.entry, "services[0] (\"free\")");
+    assert!(e.message.contains("allowed_updates"), "{e}");
+    assert!(e.message.contains("direction \"sideways\""), "{e}");
+    let e = refused(json!([{"service": "gold", "direction": "up"}]));
+    assert_eq!(e.entry, "services[0] (\"free\")");
+    assert!(
+        e.message
+            .contains("allowed_updates names unknown service \"gold\""),
+        "{e}"
+    );
+    for (bad, says) in [
+        (json!([{"service": "paid"}]), "direction"),
+        (json!([{"direction": "up"}]), "service"),
+        (
+            json!([{"service": "paid", "direction": "up", "why": 1}]),
+            "unknown field \"why\"",
+        ),
+        (json!([7]), "allowed_updates"),
+        (
+            json!(["paid", {"service": "paid", "direction": "up"}]),
+            "\"paid\" twice",
+        ),
+    ] {
+        let e = refused(bad.clone());
+        assert_eq!(e.entry, "services[0] (\"free\")", "{bad}");
+        assert!(e.message.contains(says), "{bad}: {e}");
+    }
+}
+
+/// The `allowed_updates` of every service of the real orchestrator's catalog
+/// (`fixtures/orchestrator_allowed_updates.json`) read with our parser, unchanged when served.
+#[test]
+fn the_real_orchestrators_allowed_updates_parse() {
+    let v: Value =
+        serde_json::from_str(include_str!("fixtures/orchestrator_allowed_updates.json")).unwrap();
+    let services = v["services"].as_array().unwrap();
+    let mut directions = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for s in services {
+        let raw = s["allowed_updates"].as_array().unwrap();
+        for entry in raw {
+            let u = AllowedUpdate::try_from(entry.clone()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&serde_json::to_value(&u).unwrap(), entry);
+            *directions.entry(u.direction.as_str()).or_insert(0) += 1;
+            let known = services.iter().any(|t| {
+                t["provider_name"] == s["provider_name"] && t["service_id"] == u.service.as_str()
+            });
+            if !known {
+                unknown.push((s["service_id"].clone(), u.service.clone()));
+            }
+        }
+    }
+    assert_eq!(services.len(), 161);
+    assert_eq!(
+        directions,
+        BTreeMap::from([("any", 174), ("down", 29), ("up", 33)])
+    );
+    // One real entry names a service its provider does not list; our validation refuses that
+    // in catalog.json.
+    assert_eq!(unknown, [(json!("analytics"), "service_ref".to_string())]);
+}
+
+/// docs/openapi.json's `AllowedUpdate` is what discovery serves.
+#[test]
+fn the_openapi_allowed_update_is_the_served_form() {
+    let doc: Value = serde_json::from_str(crate::openapi::OPENAPI).unwrap();
+    let schema = &doc["components"]["schemas"]["AllowedUpdate"];
+    let served: Vec<Value> = [Direction::Up, Direction::Down, Direction::Any]
+        .iter()
+        .map(|d| {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+            json!(d.as_str())
+        })
+        .collect();
+    assert_eq!(schema["properties"]["direction"]["enum"], json!(served));
+    assert_eq!(schema["required"], json!(["service", "direction"]));
+    assert_eq!(
+        doc["components"]["schemas"]["Service"]["properties"]["allowed_updates"]["items"]["$ref"],
+        "#/components/schemas/AllowedUpdate"
+    );
+    let c = Catalog::parse(DEFAULT_CATALOG).unwrap();
+    for s in c.discovery()["data"].as_array().unwrap() {
+        for u in s["allowed_updates"].as_array().unwrap() {
+            let keys: Vec<&String> = u.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["direction", "service"], "{u}");
+        }
+    }
 }

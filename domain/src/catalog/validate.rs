@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Behaviour, Catalog, CatalogError, PaidPricing, Price, Pricing, Registrar, Service, ServiceKind,
-    DEFAULT_CURRENCY,
+    AllowedUpdate, Behaviour, Catalog, CatalogError, Direction, PaidPricing, Price, Pricing,
+    Registrar, Service, ServiceKind, DEFAULT_CURRENCY,
 };
 use crate::schema;
 
@@ -44,7 +44,82 @@ fn valid_currency(c: &str) -> bool {
     c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase())
 }
 
+/// An `allowed_updates` entry: a plain service id, or `{"service", "direction"}` with a direction
+/// of `up`, `down` or `any` (the real orchestrator's form).
+impl TryFrom<Value> for AllowedUpdate {
+    type Error = String;
+
+    fn try_from(v: Value) -> Result<AllowedUpdate, String> {
+        const FORM: &str = "an allowed_updates entry is a service id or {\"service\": <id>, \"direction\": \"up\"|\"down\"|\"any\"}";
+        match v {
+            Value::String(service) => Ok(AllowedUpdate {
+                service,
+                direction: Direction::Any,
+                plain: true,
+            }),
+            Value::Object(o) => {
+                if let Some(k) = o
+                    .keys()
+                    .find(|k| !matches!(k.as_str(), "service" | "direction"))
+                {
+                    return Err(format!("allowed_updates: unknown field {k:?}; {FORM}"));
+                }
+                let service = match o.get("service") {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => {
+                        return Err(format!(
+                            "allowed_updates: service is missing or not a string; {FORM}"
+                        ))
+                    }
+                };
+                let direction = match o.get("direction").and_then(Value::as_str) {
+                    Some("up") => Direction::Up,
+                    Some("down") => Direction::Down,
+                    Some("any") => Direction::Any,
+                    Some(other) => {
+                        return Err(format!(
+                            "allowed_updates: direction {other:?} (to {service:?}) is not \"up\", \"down\" or \"any\""
+                        ))
+                    }
+                    None => {
+                        return Err(format!(
+                            "allowed_updates: direction (to {service:?}) is missing or not a string; {FORM}"
+                        ))
+                    }
+                };
+                Ok(AllowedUpdate {
+                    service,
+                    direction,
+                    plain: false,
+                })
+            }
+            _ => Err(format!("allowed_updates: {v} is neither; {FORM}")),
+        }
+    }
+}
+
+/// A plan's price per interval as the catalog knows it: 0 for a free plan, the `provider`
+/// price for a paid one; none for a deployable.
+fn plan_amount(s: &Service) -> Option<u64> {
+    match (&s.kind, &s.pricing, &s.provider) {
+        (ServiceKind::Plan, Pricing::Free, _) => Some(0),
+        (ServiceKind::Plan, _, Behaviour::Plan { price: Some(p) }) => Some(p.amount),
+        _ => None,
+    }
+}
+
 impl Catalog {
+    /// The direction of a plain-id entry from `from` to `to`: between plans whose prices the
+    /// catalog knows, a higher price is `up` and a lower one `down`; otherwise `any`.
+    fn inferred_direction(&self, from: &Service, to: &str) -> Direction {
+        let to = self.get(to).and_then(plan_amount);
+        match (plan_amount(from), to) {
+            (Some(a), Some(b)) if b > a => Direction::Up,
+            (Some(a), Some(b)) if b < a => Direction::Down,
+            _ => Direction::Any,
+        }
+    }
+
     /// Parses and validates catalog JSON text.
     pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
         let file: CatalogFile = serde_json::from_str(text).map_err(|e| CatalogError {
@@ -86,6 +161,25 @@ impl Catalog {
                     entry: format!("services[{i}] ({:?})", service.id),
                     message,
                 })?;
+        }
+        // Every target exists now: give plain-id entries their direction.
+        let inferred: Vec<Vec<Direction>> = catalog
+            .services
+            .iter()
+            .map(|s| {
+                s.allowed_updates
+                    .iter()
+                    .map(|u| match u.plain {
+                        true => catalog.inferred_direction(s, &u.service),
+                        false => u.direction,
+                    })
+                    .collect()
+            })
+            .collect();
+        for (s, directions) in catalog.services.iter_mut().zip(inferred) {
+            for (u, d) in s.allowed_updates.iter_mut().zip(directions) {
+                u.direction = d;
+            }
         }
         let mut currencies: Vec<(&str, &str)> = catalog
             .services
@@ -129,7 +223,11 @@ impl Catalog {
         if s.categories.iter().any(|c| c.trim().is_empty()) {
             return Err("categories contains an empty string".into());
         }
-        for target in &s.allowed_updates {
+        for (j, update) in s.allowed_updates.iter().enumerate() {
+            let target = &update.service;
+            if s.allowed_updates[..j].iter().any(|u| u.service == *target) {
+                return Err(format!("allowed_updates names {target:?} twice"));
+            }
             let other = self
                 .get(target)
                 .ok_or_else(|| format!("allowed_updates names unknown service {target:?}"))?;

@@ -35,6 +35,16 @@ pub fn find<'a>(a: &'a Account, id: &str) -> Result<&'a Resource, ResourceError>
         .ok_or(ResourceError::NotFound)
 }
 
+/// The resource as the protocol serves it (GET and every response that renders it): a removed
+/// resource answers `resource_not_found`, as other providers do, although the account keeps it
+/// (audit, and a repeated `remove` still answers `removed`). One still being removed is served.
+pub fn find_served<'a>(a: &'a Account, id: &str) -> Result<&'a Resource, ResourceError> {
+    find(a, id).and_then(|r| match r.status {
+        ResourceStatus::Removed => Err(ResourceError::NotFound),
+        _ => Ok(r),
+    })
+}
+
 pub(crate) fn index(d: &Draft, id: &str) -> Result<usize, ResourceError> {
     d.account
         .resources

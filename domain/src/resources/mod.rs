@@ -52,7 +52,7 @@ pub use confirm::{acknowledge, confirm_domain, refresh_quote};
 pub use create::{create, prepare_create, NewIds, Preparation};
 pub use error::{ResourceError, REFUND_FAILED};
 pub use jobs::cancel::{hasten_stale, stale_ended, stale_note, stale_resources};
-pub use lookup::{current_plan, find, live};
+pub use lookup::{current_plan, find, find_served, live};
 pub use model::{
     Candidate, Detail, ErrorInfo, Job, JobState, OperatorAction, Quote, Resource, ResourceStatus,
     Settings, StaleSubscription,

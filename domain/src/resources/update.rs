@@ -33,7 +33,7 @@ pub fn update_service(
     }
     let current = service(catalog, &r.service_id)?;
     let target = service(catalog, &req.service_id)?;
-    if !current.allowed_updates.contains(&target.id) {
+    if !current.allows_update_to(&target.id) {
         return Err(ResourceError::UpdateNotAllowed {
             from: r.service_id.clone(),
             to: target.id.clone(),

@@ -231,3 +231,27 @@ fn billing_stored_before_the_retry_list_still_reads() {
     assert_eq!(b.customer_id.as_deref(), Some("cus_1"));
     assert!(b.cancelling.is_empty());
 }
+
+#[test]
+fn a_removed_resource_is_not_found_once_removal_is_complete() {
+    let (mut w, id) = stale_world();
+    let cat = w.catalog.clone();
+    assert_eq!(w.run(|d| remove(d, &id, &cat)), Ok(false));
+    // Still being removed: served, so the orchestrator can poll it.
+    assert_eq!(
+        find_served(&w.account, &id).map(|r| r.id.clone()),
+        Ok(id.clone())
+    );
+    w.feed(&id, ActionResult::Canceled).unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Removed);
+    assert_eq!(find_served(&w.account, &id), Err(ResourceError::NotFound));
+    // The account keeps it (audit, idempotent remove).
+    assert_eq!(
+        find(&w.account, &id).map(|r| r.status),
+        Ok(ResourceStatus::Removed)
+    );
+    assert_eq!(
+        find_served(&w.account, "res_nope"),
+        Err(ResourceError::NotFound)
+    );
+}
