@@ -4,8 +4,9 @@
 //!
 //! Invariants: a request that fails to parse, or whose id was claimed by a different request,
 //! changes nothing; the id is claimed before the email's directory is asked, so a replayed id is
-//! idempotent across emails; every failure is rendered in the account-request envelope carrying
-//! the request's id when it could be read.
+//! idempotent across emails; a request without an id claims nothing and is never replayed;
+//! every failure is rendered in the account-request envelope carrying the request's id when it
+//! could be read.
 
 use domain::account_request;
 use domain::errors::{ApiError, Envelope, Failure};
@@ -38,15 +39,17 @@ pub async fn account_requests(
     let request = account_request::parse(&inc.body, inc.now).map_err(|e| fail(e.failure()))?;
     let id = request.id.clone();
     // The id first (idempotent across emails), then the email's directory (find or create,
-    // and the replay of the same request).
-    let claim = ClaimRequest {
-        id: id.clone(),
-        fingerprint: request.fingerprint.clone(),
-        email: request.email.clone(),
-    };
-    directory::claim_request(env, claim)
-        .await
-        .map_err(|e| fail(e.into_failure(|e| e.failure())))?;
+    // and the replay of the same request). Without an id there is nothing to claim.
+    if let Some(id) = &id {
+        let claim = ClaimRequest {
+            id: id.clone(),
+            fingerprint: request.fingerprint.clone(),
+            email: request.email.clone(),
+        };
+        directory::claim_request(env, claim)
+            .await
+            .map_err(|e| fail(e.into_failure(|e| e.failure())))?;
+    }
     let call = AccountRequestCall {
         public_base: config::public_base(env, &inc.origin),
         request_id: request_id.to_string(),
@@ -55,5 +58,5 @@ pub async fn account_requests(
     let outcome = directory::account_request(env, call)
         .await
         .map_err(|e| fail(e.into_failure(|e| e.failure())))?;
-    http::json(200, &outcome.render(&id)).map_err(http::internal)
+    http::json(200, &outcome.render(id.as_deref())).map_err(http::internal)
 }

@@ -5,7 +5,8 @@
 //!
 //! Storage (SQLite, see docs/STORAGE.md):
 //! - `owner(email, account_id, created_at)`: at most one row: the account of this email.
-//! - `requests(id, fingerprint, account_id, outcome, issued_at)`: answered account requests.
+//! - `requests(id, fingerprint, account_id, outcome, issued_at)`: answered account requests
+//!   that have an id (a request without one is never replayed, so it is not kept).
 //! - `claim(id, fingerprint, email, claimed_at)` (claim objects only): the id's first body.
 //!
 //! Invariants:
@@ -80,9 +81,21 @@ impl DurableObject for Directory {
                 return respond(Encoded::answer::<ClaimRequest>(claimed));
             }
         };
+        // A request without an id goes by a fresh name (its code, consent and records).
+        let key = match &request.id {
+            Some(id) => id.clone(),
+            None => match random::<16>() {
+                Ok(bytes) => account_request::unnamed_key(&bytes),
+                Err(_) => {
+                    let failed: Answer = Err(AccountRequestError::Internal);
+                    return respond(Encoded::answer::<AccountRequestCall>(failed));
+                }
+            },
+        };
         let step = Step {
             env: self.env.clone(),
             storage: self.state.storage(),
+            key,
             request,
             public_base,
             request_id,
@@ -148,6 +161,8 @@ impl Directory {
 struct Step {
     env: Env,
     storage: worker::Storage,
+    /// The request's id, or [`account_request::unnamed_key`] for a request without one.
+    key: String,
     request: AccountRequest,
     public_base: String,
     request_id: String,
@@ -198,15 +213,18 @@ impl Step {
     }
 
     fn context(&self, issued_at: i64) -> String {
-        format!("{}|{issued_at}", self.request.id)
+        format!("{}|{issued_at}", self.key)
     }
 
     async fn run(self) -> Answer {
         let r = &self.request;
-        let existing: Vec<RequestRow> = self.rows(
-            "SELECT fingerprint, account_id, outcome, issued_at FROM requests WHERE id = ?",
-            vec![SqlStorageValue::from(r.id.as_str())],
-        );
+        let existing: Vec<RequestRow> = match &r.id {
+            Some(id) => self.rows(
+                "SELECT fingerprint, account_id, outcome, issued_at FROM requests WHERE id = ?",
+                vec![SqlStorageValue::from(id.as_str())],
+            ),
+            None => Vec::new(),
+        };
         if let Some(row) = existing.into_iter().next() {
             if row.fingerprint != r.fingerprint {
                 return Err(AccountRequestError::IdempotencyConflict);
@@ -253,8 +271,9 @@ impl Step {
             name: r.name.clone(),
             orchestrator: r.orchestrator.clone(),
             tos_version: config::tos_version(&self.env),
+            terms_accepted_at: r.terms_accepted_at,
             scopes: r.scopes.clone(),
-            request_id: r.id.clone(),
+            request_id: self.key.clone(),
             grant_id,
             code: NewCode {
                 hash: code.hash,
@@ -274,20 +293,21 @@ impl Step {
         let bytes = random::<10>().map_err(|_| AccountRequestError::Internal)?;
         let account_id = tokens::account_id(&bytes);
         let (new, code) = self.new_account(&account_id, self.now)?;
-        storage::atomically(
-            &self.storage,
+        let mut rows = vec![(
+            "INSERT INTO owner (email, account_id, created_at) VALUES (?, ?, ?)",
             vec![
-                (
-                    "INSERT INTO owner (email, account_id, created_at) VALUES (?, ?, ?)",
-                    vec![r.email.as_str().into(), account_id.as_str().into(), self.now.into()],
-                ),
-                (
-                    "INSERT INTO requests (id, fingerprint, account_id, outcome, issued_at) VALUES (?, ?, ?, 'oauth', ?)",
-                    vec![r.id.as_str().into(), r.fingerprint.as_str().into(), account_id.as_str().into(), self.now.into()],
-                ),
+                r.email.as_str().into(),
+                account_id.as_str().into(),
+                self.now.into(),
             ],
-        )
-        .map_err(|_| AccountRequestError::Unavailable)?;
+        )];
+        if let Some(id) = &r.id {
+            rows.push((
+                "INSERT INTO requests (id, fingerprint, account_id, outcome, issued_at) VALUES (?, ?, ?, 'oauth', ?)",
+                vec![id.as_str().into(), r.fingerprint.as_str().into(), account_id.as_str().into(), self.now.into()],
+            ));
+        }
+        storage::atomically(&self.storage, rows).map_err(|_| AccountRequestError::Unavailable)?;
         match account::call(&self.env, &account_id, self.call(new)).await {
             Ok(()) => Ok(Outcome::Oauth {
                 oauth: OauthOutcome { code },
@@ -352,7 +372,7 @@ impl Step {
             domain::crypto::base32(&random::<16>().map_err(|_| AccountRequestError::Internal)?);
         let open = OpenConsent {
             hash: consent.hash,
-            request_id: r.id.clone(),
+            request_id: self.key.clone(),
             orchestrator: r.orchestrator.clone(),
             scopes: r.scopes.clone(),
             code_challenge: r.code_challenge.clone(),
@@ -378,12 +398,12 @@ impl Step {
             Err(CallError::Refused(_)) => return Err(AccountRequestError::Internal),
             Err(CallError::Transport(_)) => return Err(AccountRequestError::Unavailable),
         }
-        if first_time {
+        if let (true, Some(id)) = (first_time, &r.id) {
             storage::atomically(
                 &self.storage,
                 vec![(
                     "INSERT INTO requests (id, fingerprint, account_id, outcome, issued_at) VALUES (?, ?, ?, 'requires_auth', ?)",
-                    vec![r.id.as_str().into(), r.fingerprint.as_str().into(), account_id.into(), issued_at.into()],
+                    vec![id.as_str().into(), r.fingerprint.as_str().into(), account_id.into(), issued_at.into()],
                 )],
             )
             .map_err(|_| AccountRequestError::Unavailable)?;

@@ -1,9 +1,11 @@
 //! `POST /provisioning/account_requests` bodies (docs/PROTOCOL.md §3.1): parsing and validation.
 //!
 //! Invariant: a [`AccountRequest`] exists only when every known field has the right type and
-//! value; unknown fields are ignored (forward compatibility within a version). The request's
-//! `fingerprint` covers every field that shapes the outcome, so a replayed id with a different
-//! body is detected as an idempotency conflict.
+//! value; unknown fields are ignored anywhere in the body (forward compatibility within a
+//! version), and `null` for an optional field means the field is absent (what the real
+//! orchestrator sends, docs/PROTOCOL.md §3.1). The request's `fingerprint` covers every field
+//! that shapes the outcome, so a replayed id with a different body is detected as an
+//! idempotency conflict. A request without an `id` is not replayable: it has no idempotency key.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -28,13 +30,19 @@ pub struct Orchestrator {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountRequest {
-    pub id: String,
+    /// The orchestrator's idempotency key. `None` (absent or `null`): the request is never
+    /// claimed nor replayed; each one is a new request, answered with `"id": null`.
+    pub id: Option<String>,
     /// Normalised (trimmed, lowercased).
     pub email: String,
     pub name: Option<String>,
     pub scopes: Vec<String>,
     pub client_capabilities: Vec<String>,
-    pub expires_at: i64,
+    /// `None` (absent or `null`): the request does not expire.
+    pub expires_at: Option<i64>,
+    /// When the human accepted the provider's terms of service (the orchestrator's CLI
+    /// `--accept-tos`), if the orchestrator says; recorded on a new account.
+    pub terms_accepted_at: Option<i64>,
     pub configuration: Option<Value>,
     pub orchestrator: Orchestrator,
     pub code_challenge: Option<String>,
@@ -93,11 +101,11 @@ pub struct RequiresAuth {
 }
 
 impl Outcome {
-    /// The protocol's answer: `{"id", "type", ...}`.
-    pub fn render(&self, id: &str) -> Value {
+    /// The protocol's answer: `{"id", "type", ...}` (`"id": null` for a request without one).
+    pub fn render(&self, id: Option<&str>) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Some(obj) = v.as_object_mut() {
-            obj.insert("id".into(), Value::String(id.to_string()));
+            obj.insert("id".into(), id.map_or(Value::Null, Value::from));
         }
         v
     }
@@ -117,6 +125,15 @@ const MAX_LIST: usize = 16;
 const MAX_TEXT: usize = 255;
 /// The orchestrator's `configuration`, as compact JSON.
 const MAX_CONFIGURATION: usize = 4096;
+/// How far in the future `terms_accepted_at` may be: the orchestrator's clock may run ahead.
+pub const CLOCK_SKEW: i64 = 300;
+
+/// The name a request without an `id` goes by inside this provider (its code, its consent, its
+/// audit records): `unnamed_` and base32 of fresh randomness. It is never claimed nor looked
+/// up, so such a request cannot be replayed, even by sending this name as an `id`.
+pub fn unnamed_key(random: &[u8; 16]) -> String {
+    format!("unnamed_{}", crate::crypto::base32(random))
+}
 
 fn valid_request_id(id: &str) -> bool {
     !id.is_empty()
@@ -181,6 +198,18 @@ fn string_list(obj: &Map<String, Value>, field: &str) -> Result<Vec<String>, Acc
     }
 }
 
+/// An optional ISO 8601 time (an offset-less one is UTC, fractions are dropped).
+fn iso_time(obj: &Map<String, Value>, field: &str) -> Result<Option<i64>, AccountRequestError> {
+    match text(obj, field, false)? {
+        None => Ok(None),
+        Some(raw) => time::parse_iso8601_utc(raw).map(Some).ok_or_else(|| {
+            AccountRequestError::invalid(format!(
+                "{field} must be an ISO 8601 time, e.g. 2026-11-28T12:00:00Z"
+            ))
+        }),
+    }
+}
+
 /// Parses and validates a body at time `now` (unix seconds).
 pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestError> {
     let value: Value = serde_json::from_slice(body)
@@ -189,12 +218,15 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
         .as_object()
         .ok_or_else(|| AccountRequestError::invalid("the body must be a JSON object"))?;
 
-    let id = text(obj, "id", true)?.unwrap_or_default().to_string();
-    if !valid_request_id(&id) {
-        return Err(AccountRequestError::invalid(
-            "id must be 1-128 characters of A-Z, a-z, 0-9, '_', '-', ':' or '.'",
-        ));
-    }
+    let id = match text(obj, "id", false)? {
+        None => None,
+        Some(id) if valid_request_id(id) => Some(id.to_string()),
+        Some(_) => {
+            return Err(AccountRequestError::invalid(
+                "id must be 1-128 characters of A-Z, a-z, 0-9, '_', '-', ':' or '.'",
+            ))
+        }
+    };
     if let Some(object) = text(obj, "object", false)? {
         if object != "account_request" {
             return Err(AccountRequestError::invalid(
@@ -238,14 +270,15 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
     // Not used by this provider, but bounded like every other field.
     text(obj, "confirmation_secret", false)?;
 
-    let expires_raw = text(obj, "expires_at", true)?.unwrap_or_default();
-    let expires_at = time::parse_rfc3339(expires_raw).ok_or_else(|| {
-        AccountRequestError::invalid(
-            "expires_at must be an RFC 3339 time, e.g. 2026-11-28T12:00:00Z",
-        )
-    })?;
-    if expires_at <= now {
+    let expires_at = iso_time(obj, "expires_at")?;
+    if expires_at.is_some_and(|t| t <= now) {
         return Err(AccountRequestError::Expired);
+    }
+    let terms_accepted_at = iso_time(obj, "terms_accepted_at")?;
+    if terms_accepted_at.is_some_and(|t| t > now + CLOCK_SKEW) {
+        return Err(AccountRequestError::invalid(
+            "terms_accepted_at is in the future",
+        ));
     }
 
     let configuration = match obj.get("configuration") {
@@ -349,15 +382,16 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
         (Some(c), _) => Some(c.to_string()),
     };
 
-    let fingerprint = sha256_hex(
-        serde_json::json!({
-            "email": email, "name": name, "scopes": scopes, "expires_at": expires_at,
-            "orchestrator": orchestrator, "code_challenge": code_challenge,
-            "configuration": configuration,
-        })
-        .to_string()
-        .as_bytes(),
-    );
+    let mut shape = serde_json::json!({
+        "email": email, "name": name, "scopes": scopes, "expires_at": expires_at,
+        "orchestrator": orchestrator, "code_challenge": code_challenge,
+        "configuration": configuration,
+    });
+    // Only when sent, so the fingerprints recorded before this field existed still match.
+    if let Some(t) = terms_accepted_at {
+        shape["terms_accepted_at"] = t.into();
+    }
+    let fingerprint = sha256_hex(shape.to_string().as_bytes());
     Ok(AccountRequest {
         id,
         email,
@@ -365,6 +399,7 @@ pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestErro
         scopes,
         client_capabilities,
         expires_at,
+        terms_accepted_at,
         configuration,
         orchestrator,
         code_challenge,
@@ -464,11 +499,12 @@ mod tests {
     #[test]
     fn parses_the_protocol_example() {
         let r = parse_value(&body()).unwrap();
-        assert_eq!(r.id, "acctreq_123");
+        assert_eq!(r.id.as_deref(), Some("acctreq_123"));
         assert_eq!(r.email, "dev@example.com");
         assert_eq!(r.name.as_deref(), Some("Dev"));
         assert_eq!(r.scopes, ["resources:write"]);
-        assert_eq!(r.expires_at, 1_795_867_200);
+        assert_eq!(r.expires_at, Some(1_795_867_200));
+        assert_eq!(r.terms_accepted_at, None);
         assert_eq!(r.orchestrator.account, "acct_1");
         assert_eq!(r.orchestrator.organisation.as_deref(), Some("org_1"));
         assert!(r.code_challenge.is_some());
@@ -528,7 +564,6 @@ mod tests {
             parse(b"", NOW),
             Err(AccountRequestError::InvalidRequest { .. })
         ));
-        invalid_mentions(&without("id"), "id");
         invalid_mentions(&with("id", json!(5)), "id");
         invalid_mentions(&with("id", json!("has space")), "id");
         invalid_mentions(&with("id", json!("x".repeat(129))), "id");
@@ -573,7 +608,6 @@ mod tests {
             ),
             "orchestrator.stripe.organisation",
         );
-        invalid_mentions(&without("expires_at"), "expires_at");
         invalid_mentions(&with("expires_at", json!(1795867200)), "expires_at");
         invalid_mentions(&with("expires_at", json!("tomorrow")), "expires_at");
         invalid_mentions(&with("configuration", json!([])), "configuration");
@@ -683,7 +717,7 @@ mod tests {
             },
         };
         assert_eq!(
-            o.render("acctreq_1"),
+            o.render(Some("acctreq_1")),
             json!({"id": "acctreq_1", "type": "oauth", "oauth": {"code": "pvac_x"}})
         );
         let o = Outcome::RequiresAuth {
@@ -692,9 +726,169 @@ mod tests {
             },
         };
         assert_eq!(
-            o.render("acctreq_2"),
+            o.render(Some("acctreq_2")),
             json!({"id": "acctreq_2", "type": "requires_auth", "requires_auth": {"url": "https://p/oauth/authorize?consent=c"}})
         );
+    }
+
+    #[test]
+    fn a_request_without_an_id_answers_with_a_null_id() {
+        let o = Outcome::Oauth {
+            oauth: OauthOutcome { code: "c".into() },
+        };
+        assert_eq!(
+            o.render(None),
+            json!({"id": null, "type": "oauth", "oauth": {"code": "c"}})
+        );
+    }
+
+    #[test]
+    fn an_absent_or_null_id_is_an_unnamed_request() {
+        assert_eq!(parse_value(&without("id")).unwrap().id, None);
+        assert_eq!(parse_value(&with("id", Value::Null)).unwrap().id, None);
+        // Its error envelope carries no id.
+        assert_eq!(
+            peek_id(with("id", Value::Null).to_string().as_bytes()),
+            None
+        );
+        // Unnamed requests get fresh internal names, never a valid-looking claim on a client's.
+        let a = unnamed_key(&[0; 16]);
+        assert!(a.starts_with("unnamed_"));
+        assert_ne!(a, unnamed_key(&[1; 16]));
+    }
+
+    #[test]
+    fn null_means_absent_for_every_optional_field() {
+        let mut b = body();
+        for field in [
+            "id",
+            "object",
+            "name",
+            "scopes",
+            "client_capabilities",
+            "confirmation_secret",
+            "expires_at",
+            "terms_accepted_at",
+            "configuration",
+            "code_challenge",
+            "code_challenge_method",
+        ] {
+            b[field] = Value::Null;
+        }
+        b["orchestrator"]["organisation"] = Value::Null;
+        b["orchestrator"]["stripe"]["organisation"] = Value::Null;
+        let r = parse_value(&b).unwrap();
+        let minimal = json!({"email": "Dev@Example.com",
+            "orchestrator": {"type": "stripe", "stripe": {"account": "acct_1"}}});
+        assert_eq!(r, parse_value(&minimal).unwrap());
+        assert_eq!(r.id, None);
+        assert_eq!(r.expires_at, None);
+        assert_eq!(r.name, None);
+        assert_eq!(r.scopes, ["resources:read", "resources:write"]);
+        assert_eq!(r.configuration, None);
+        assert_eq!(r.code_challenge, None);
+        assert_eq!(r.orchestrator.organisation, None);
+        // Required fields stay required when null.
+        invalid_mentions(&with("email", Value::Null), "email");
+        invalid_mentions(&with("orchestrator", Value::Null), "orchestrator");
+    }
+
+    #[test]
+    fn an_absent_expiry_never_expires() {
+        assert_eq!(
+            parse_value(&without("expires_at")).unwrap().expires_at,
+            None
+        );
+        // The fingerprint tells "no expiry" from an expiry.
+        assert_ne!(
+            parse_value(&without("expires_at")).unwrap().fingerprint,
+            parse_value(&body()).unwrap().fingerprint
+        );
+    }
+
+    #[test]
+    fn times_without_an_offset_are_utc_and_fractions_are_accepted() {
+        let at = |t: &str| parse_value(&with("expires_at", json!(t))).map(|r| r.expires_at);
+        assert_eq!(at("2026-11-28T12:00:00"), Ok(Some(1_795_867_200)));
+        assert_eq!(at("2026-11-28T12:00:00.123456"), Ok(Some(1_795_867_200)));
+        assert_eq!(at("2026-11-28T12:00:00.5Z"), Ok(Some(1_795_867_200)));
+        assert_eq!(at("2026-11-28T13:00:00+01:00"), Ok(Some(1_795_867_200)));
+        // An offset-less time in the past is expired, not malformed.
+        assert_eq!(at("2026-11-28T09:59:59"), Err(AccountRequestError::Expired));
+        assert_eq!(
+            at("2026-11-28T09:59:59.999"),
+            Err(AccountRequestError::Expired)
+        );
+        invalid_mentions(&with("expires_at", json!("2026-11-28")), "expires_at");
+        invalid_mentions(&with("expires_at", json!("2026-11-28 12:00")), "expires_at");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_everywhere() {
+        let mut b = body();
+        b["future_field"] = json!({"nested": [1, 2]});
+        b["orchestrator"]["future"] = json!("x");
+        b["orchestrator"]["stripe"]["future"] = json!({"deep": true});
+        b["orchestrator"]["other_orchestrator"] = json!({"account": 5});
+        b["configuration"]["unknown"] = json!(null);
+        let r = parse_value(&b).unwrap();
+        let plain = parse_value(&body()).unwrap();
+        assert_eq!(r.orchestrator, plain.orchestrator);
+        assert_eq!(r.id, plain.id);
+        // Unknown top-level and orchestrator fields do not change the fingerprint (the
+        // orchestrator's configuration is the provider's input, so it does).
+        b["configuration"] = body()["configuration"].clone();
+        assert_eq!(parse_value(&b).unwrap().fingerprint, plain.fingerprint);
+    }
+
+    #[test]
+    fn terms_accepted_at_is_read_and_not_in_the_future() {
+        let at = |t: Value| parse_value(&with("terms_accepted_at", t)).map(|r| r.terms_accepted_at);
+        assert_eq!(at(json!("2026-11-28T09:00:00Z")), Ok(Some(NOW - 3600)));
+        assert_eq!(at(json!("2026-11-28T09:00:00.25")), Ok(Some(NOW - 3600)));
+        // Five minutes of clock skew are tolerated.
+        assert_eq!(
+            at(json!("2026-11-28T10:05:00Z")),
+            Ok(Some(NOW + CLOCK_SKEW))
+        );
+        invalid_mentions(
+            &with("terms_accepted_at", json!("2026-11-28T10:05:01Z")),
+            "terms_accepted_at",
+        );
+        invalid_mentions(
+            &with("terms_accepted_at", json!("yesterday")),
+            "terms_accepted_at",
+        );
+        invalid_mentions(
+            &with("terms_accepted_at", json!(1795860000)),
+            "terms_accepted_at",
+        );
+        // Sent, it shapes the fingerprint; absent, the fingerprint is the one recorded before
+        // the field existed.
+        let plain = parse_value(&body()).unwrap().fingerprint;
+        let with_terms = parse_value(&with("terms_accepted_at", json!("2026-11-28T09:00:00Z")))
+            .unwrap()
+            .fingerprint;
+        assert_ne!(plain, with_terms);
+        assert_eq!(
+            plain,
+            parse_value(&with("terms_accepted_at", Value::Null))
+                .unwrap()
+                .fingerprint
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_of_an_old_request_is_unchanged() {
+        // Fingerprints are stored (claims, answered requests): the shape hashed for a request
+        // without terms_accepted_at is the one recorded before it existed.
+        let r = parse_value(&body()).unwrap();
+        let old_shape = json!({
+            "email": "dev@example.com", "name": "Dev", "scopes": ["resources:write"],
+            "expires_at": 1_795_867_200, "orchestrator": r.orchestrator,
+            "code_challenge": r.code_challenge, "configuration": {"region": "eu"},
+        });
+        assert_eq!(r.fingerprint, sha256_hex(old_shape.to_string().as_bytes()));
     }
 
     #[test]

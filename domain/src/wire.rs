@@ -73,11 +73,14 @@ pub struct ConsentUrl {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AccountRequestOutcome {
-    /// Schema `AccountRequestOauth`.
-    Oauth { id: String, oauth: OauthCode },
+    /// Schema `AccountRequestOauth`. `id` is null for a request sent without one.
+    Oauth {
+        id: Option<String>,
+        oauth: OauthCode,
+    },
     /// Schema `AccountRequestRequiresAuth`.
     RequiresAuth {
-        id: String,
+        id: Option<String>,
         requires_auth: ConsentUrl,
     },
 }
@@ -335,14 +338,14 @@ mod tests {
     #[test]
     fn answers_match_the_schemas() {
         let oauth = AccountRequestOutcome::Oauth {
-            id: "acctreq_1".into(),
+            id: Some("acctreq_1".into()),
             oauth: OauthCode { code: "c".into() },
         };
         check("AccountRequestOauth", &[], &oauth, &oauth);
         let code = OauthCode { code: "c".into() };
         check("AccountRequestOauth", &["oauth"], &code, &code);
         let consent = AccountRequestOutcome::RequiresAuth {
-            id: "acctreq_1".into(),
+            id: Some("acctreq_1".into()),
             requires_auth: ConsentUrl { url: "u".into() },
         };
         check("AccountRequestRequiresAuth", &[], &consent, &consent);
@@ -496,11 +499,11 @@ mod tests {
         let oauth = Outcome::Oauth {
             oauth: OauthOutcome { code: "c".into() },
         };
-        round_trip::<AccountRequestOutcome>(oauth.render("acctreq_1"));
+        round_trip::<AccountRequestOutcome>(oauth.render(Some("acctreq_1")));
         let consent = Outcome::RequiresAuth {
             requires_auth: RequiresAuth { url: "u".into() },
         };
-        round_trip::<AccountRequestOutcome>(consent.render("acctreq_1"));
+        round_trip::<AccountRequestOutcome>(consent.render(Some("acctreq_1")));
         let issued = Issued {
             account_id: "acct_x".into(),
             scopes: vec!["resources:read".into(), "resources:write".into()],

@@ -51,6 +51,22 @@ pub fn trials() -> Vec<Trial> {
             "accounts::authorization_server_metadata",
             authorization_server_metadata,
         ),
+        case(
+            "accounts::null_id_and_expiry_are_unnamed_requests",
+            null_id_and_expiry_are_unnamed_requests,
+        ),
+        case(
+            "accounts::unknown_nested_fields_are_ignored",
+            unknown_nested_fields_are_ignored,
+        ),
+        case(
+            "accounts::offset_less_times_are_utc",
+            offset_less_times_are_utc,
+        ),
+        case(
+            "accounts::terms_accepted_at_is_checked_and_audited",
+            terms_accepted_at_is_checked_and_audited,
+        ),
     ]
 }
 
@@ -401,11 +417,8 @@ fn malformed_account_requests_change_nothing() {
     let cases: Vec<(Vec<u8>, &str, &str)> = vec![
         (b"{not json".to_vec(), "invalid_request", "JSON"),
         (b"[1,2]".to_vec(), "invalid_request", "object"),
-        (
-            without("id").to_string().into_bytes(),
-            "invalid_request",
-            "id",
-        ),
+        // Without an id (absent or null) a request is valid since issue 15: an unnamed
+        // request (accounts::null_id_and_expiry_are_unnamed_requests).
         (
             with("id", json!(7)).to_string().into_bytes(),
             "invalid_request",
@@ -677,4 +690,131 @@ fn authorization_server_metadata() {
         .filter_map(Value::as_str)
         .collect();
     assert_eq!(methods, HashSet::from(["S256"]));
+}
+
+/// Issue 15: the orchestrator may send `null` for `id` and `expires_at`. Such a request claims
+/// nothing and is never replayed: the same body twice is two requests. The email is the same,
+/// so the second finds the account the first created and asks the owner (`requires_auth`).
+fn null_id_and_expiry_are_unnamed_requests() {
+    let p = provider();
+    let mail = email();
+    let mut body = account_request("x", &mail);
+    body["id"] = Value::Null;
+    body["expires_at"] = Value::Null;
+    let first = p.account_request(&body).unwrap();
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first = first.json();
+    assert_eq!(first["id"], Value::Null, "{first}");
+    assert_eq!(first["type"], "oauth", "{first}");
+    let second = p.account_request(&body).unwrap();
+    assert_eq!(second.status, 200, "{}", second.text());
+    let second = second.json();
+    assert_eq!(second["id"], Value::Null, "{second}");
+    assert_eq!(second["type"], "requires_auth", "{second}");
+    // The first code still works: the second request did not replay or disturb it.
+    let code = first["oauth"]["code"].as_str().unwrap();
+    let tokens = tokens_of(&p.exchange_code(code, None, true).unwrap());
+    audit_rows(&tokens.account, 1);
+    assert_eq!(accounts_of(&mail).len(), 1);
+    // An error of an id-less request carries no id.
+    let mut bad = body.clone();
+    bad["email"] = json!("not-an-email");
+    let reply = p.account_request(&bad).unwrap();
+    assert_error(&reply, 400, "invalid_email");
+    assert_eq!(reply.json()["id"], Value::Null);
+    // A third one opens another consent, independent of the second (another link).
+    let third = p.account_request(&body).unwrap().json();
+    assert_eq!(third["type"], "requires_auth", "{third}");
+    assert_ne!(
+        third["requires_auth"]["url"],
+        second["requires_auth"]["url"]
+    );
+    assert!(!tokens.access.is_empty());
+}
+
+/// Issue 15: unknown fields anywhere in the body (top level, `orchestrator`, `stripe`) are
+/// ignored.
+fn unknown_nested_fields_are_ignored() {
+    let p = provider();
+    let mut body = account_request(&unique("acctreq_"), &email());
+    body["future_field"] = json!({"nested": [1, {"deep": true}]});
+    body["orchestrator"]["future"] = json!("x");
+    body["orchestrator"]["stripe"]["future"] = json!({"deep": {"deeper": null}});
+    body["orchestrator"]["stripe"]["organisation"] = Value::Null;
+    body["code_challenge"] = Value::Null;
+    body["code_challenge_method"] = Value::Null;
+    body["scopes"] = Value::Null;
+    let reply = p.account_request(&body).unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["id"], body["id"]);
+    assert_eq!(reply.json()["type"], "oauth");
+    // Replaying it is idempotent as usual.
+    let again = p.account_request(&body).unwrap().json();
+    assert_eq!(again, reply.json());
+}
+
+/// Issue 15: ISO 8601 without an offset is UTC, with fractional seconds.
+fn offset_less_times_are_utc() {
+    let p = provider();
+    let offset_less = |t: i64, frac: &str| {
+        let z = domain::time::format_rfc3339(t);
+        format!("{}{frac}", z.trim_end_matches('Z'))
+    };
+    let now = app_client::unix_now();
+    let mut body = account_request(&unique("acctreq_"), &email());
+    body["expires_at"] = json!(offset_less(now - 5, ".123"));
+    let reply = p.account_request(&body).unwrap();
+    assert_error(&reply, 400, "expired");
+    assert_eq!(reply.json()["id"], body["id"]);
+    // In the future (read as UTC, whatever the worker's zone) it is accepted.
+    body["id"] = json!(unique("acctreq_"));
+    body["expires_at"] = json!(offset_less(now + 600, ".5"));
+    let reply = p.account_request(&body).unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["type"], "oauth");
+}
+
+/// Issue 15: `terms_accepted_at` in the future is refused naming the field; a valid one is
+/// recorded in the new account's `account.created` audit record.
+fn terms_accepted_at_is_checked_and_audited() {
+    let p = provider();
+    let now = app_client::unix_now();
+    let mut body = account_request(&unique("acctreq_"), &email());
+    body["terms_accepted_at"] = json!(domain::time::format_rfc3339(now + 3600));
+    let reply = p.account_request(&body).unwrap();
+    assert_error(&reply, 400, "invalid_request");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(message.contains("terms_accepted_at"), "{message}");
+
+    let accepted = now - 60;
+    body["id"] = json!(unique("acctreq_"));
+    body["terms_accepted_at"] = json!(domain::time::format_rfc3339(accepted).trim_end_matches('Z'));
+    let reply = p.account_request(&body).unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let code = reply.json()["oauth"]["code"].as_str().unwrap().to_string();
+    let account = tokens_of(&p.exchange_code(&code, None, true).unwrap()).account;
+    audit_rows(&account, 1);
+    let page = crate::operator::op("GET", &format!("/v1/accounts/{account}/audit"), None);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let page = page.json();
+    let created = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "account.created")
+        .cloned()
+        .unwrap_or_else(|| panic!("no account.created in {page}"));
+    let after = match &created["after"] {
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        v => v.clone(),
+    };
+    assert_eq!(
+        after["terms_accepted_at"],
+        domain::time::format_rfc3339(accepted),
+        "{created}"
+    );
+    assert!(after["tos_version"].is_string(), "{created}");
 }

@@ -245,7 +245,7 @@ impl World {
             let n = self.next();
             let url = format!("{}/oauth/authorize?consent=consent_{n}", self.base);
             let outcome = AccountRequestOutcome::RequiresAuth {
-                id,
+                id: Some(id),
                 requires_auth: ConsentUrl { url },
             };
             return (200, wire::to_value(&outcome));
@@ -255,7 +255,7 @@ impl World {
         let code = format!("code_{}", self.next());
         self.codes.insert(code.clone(), Code { account, challenge });
         let outcome = AccountRequestOutcome::Oauth {
-            id,
+            id: Some(id),
             oauth: OauthCode { code },
         };
         (200, wire::to_value(&outcome))

@@ -31,7 +31,10 @@ pub struct OpenConsent {
     pub orchestrator: Orchestrator,
     pub scopes: Vec<String>,
     pub code_challenge: Option<String>,
-    pub request_expires_at: i64,
+    /// The account request's `expires_at`; `None`: it does not expire (the consent still
+    /// does, after the policy's `consent_ttl`). Absent in messages sent before it was optional.
+    #[serde(default)]
+    pub request_expires_at: Option<i64>,
     pub nonce: String,
 }
 
@@ -68,7 +71,8 @@ pub fn open_consent(d: &mut Draft, open: OpenConsent) -> Result<i64, AccountErro
             d.account.consents.remove(oldest);
         }
     }
-    let expires_at = open.request_expires_at.min(now + d.policy().consent_ttl);
+    let ttl_end = now + d.policy().consent_ttl;
+    let expires_at = open.request_expires_at.map_or(ttl_end, |t| t.min(ttl_end));
     d.account.consents.push(Consent {
         hash: open.hash,
         request_id: open.request_id.clone(),

@@ -24,6 +24,9 @@ pub struct NewAccount {
     pub name: Option<String>,
     pub orchestrator: Orchestrator,
     pub tos_version: String,
+    /// When the human accepted the terms (the account request's `terms_accepted_at`).
+    #[serde(default)]
+    pub terms_accepted_at: Option<i64>,
     pub scopes: Vec<String>,
     pub request_id: String,
     pub grant_id: String,
@@ -52,6 +55,7 @@ pub fn create(new: NewAccount, ctx: &Ctx) -> Applied<()> {
         },
         orchestrator: new.orchestrator.clone(),
         tos_version: new.tos_version.clone(),
+        terms_accepted_at: new.terms_accepted_at,
         created_at: ctx.now,
         grants: Vec::new(),
         codes: Vec::new(),
@@ -75,13 +79,18 @@ pub fn create(new: NewAccount, ctx: &Ctx) -> Applied<()> {
     };
     apply(&account, ctx, |d| {
         let tos = format!("tos:{}", new.tos_version);
+        let mut after = json!({"status": "active", "email": new.email, "name": new.name,
+               "orchestrator": new.orchestrator, "tos_version": new.tos_version,
+               "scopes": new.scopes});
+        // Only when the orchestrator said: records of accounts without it keep their shape.
+        if let Some(t) = new.terms_accepted_at {
+            after["terms_accepted_at"] = crate::time::format_rfc3339(t).into();
+        }
         d.record(
             AuditAction::AccountCreated,
             Some(tos.clone()),
             Value::Null,
-            json!({"status": "active", "email": new.email, "name": new.name,
-                   "orchestrator": new.orchestrator, "tos_version": new.tos_version,
-                   "scopes": new.scopes}),
+            after,
         );
         add_grant(
             d,
@@ -184,6 +193,7 @@ pub(crate) fn test_new_account() -> NewAccount {
             account: "acct_s".into(),
         },
         tos_version: "v1".into(),
+        terms_accepted_at: None,
         scopes: vec!["resources:write".into()],
         request_id: "r1".into(),
         grant_id: "g1".into(),

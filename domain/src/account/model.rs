@@ -114,6 +114,10 @@ pub struct Account {
     /// The orchestrator that created the account.
     pub orchestrator: Orchestrator,
     pub tos_version: String,
+    /// When the owner accepted the terms, if the orchestrator said (its account request's
+    /// `terms_accepted_at`). Absent in accounts stored before it existed and when not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_accepted_at: Option<i64>,
     pub created_at: i64,
     pub grants: Vec<Grant>,
     pub codes: Vec<AuthCode>,

@@ -41,6 +41,7 @@ impl World {
             name: Some("Dev".into()),
             orchestrator: orch("acct_stripe_1"),
             tos_version: "2026-11-01".into(),
+            terms_accepted_at: None,
             scopes: vec!["resources:read".into(), "resources:write".into()],
             request_id: "acctreq_1".into(),
             grant_id: "grant_1".into(),
@@ -454,7 +455,7 @@ fn open(w: &mut World, n: u32, challenge: Option<String>) {
         orchestrator: orch("acct_stripe_2"),
         scopes: vec!["resources:write".into()],
         code_challenge: challenge,
-        request_expires_at: T0 + 7200,
+        request_expires_at: Some(T0 + 7200),
         nonce: format!("nonce-{n}"),
     };
     w.run(T0, ActorKind::Orchestrator, |d| open_consent(d, o))
@@ -778,4 +779,68 @@ fn every_error_survives_the_trip_between_objects() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn terms_accepted_at_is_recorded_on_the_account_and_in_its_creation_record() {
+    let ctx = ctx(T0, ActorKind::Orchestrator);
+    let with_terms = NewAccount {
+        terms_accepted_at: Some(1_795_860_000),
+        ..test_new_account()
+    };
+    let applied = create(with_terms, &ctx);
+    assert_eq!(applied.account.terms_accepted_at, Some(1_795_860_000));
+    assert_eq!(
+        applied.records[0].after["terms_accepted_at"],
+        "2026-11-28T10:00:00Z"
+    );
+    assert_eq!(applied.records[0].after["tos_version"], "v1");
+    // Not sent: neither the account's JSON nor the record mention it (their old shape).
+    let applied = create(test_new_account(), &ctx);
+    assert_eq!(applied.account.terms_accepted_at, None);
+    assert!(applied.records[0].after.get("terms_accepted_at").is_none());
+    let stored = serde_json::to_value(&applied.account).unwrap();
+    assert!(stored.get("terms_accepted_at").is_none());
+}
+
+#[test]
+fn accounts_and_new_accounts_stored_before_terms_accepted_at_still_read() {
+    let mut account =
+        serde_json::to_value(create(test_new_account(), &ctx(T0, ActorKind::Orchestrator)).account)
+            .unwrap();
+    account.as_object_mut().unwrap().remove("terms_accepted_at");
+    let old: Account = serde_json::from_value(account).unwrap();
+    assert_eq!(old.terms_accepted_at, None);
+    let mut new = serde_json::to_value(test_new_account()).unwrap();
+    new.as_object_mut().unwrap().remove("terms_accepted_at");
+    let old: NewAccount = serde_json::from_value(new).unwrap();
+    assert_eq!(old.terms_accepted_at, None);
+}
+
+#[test]
+fn a_consent_of_a_request_without_expiry_lasts_the_consent_ttl() {
+    let mut w = World::new(None);
+    let o = |n: u32, request_expires_at| OpenConsent {
+        hash: hash(&format!("consent-{n}")),
+        request_id: format!("acctreq_c{n}"),
+        orchestrator: orch("acct_stripe_2"),
+        scopes: vec!["resources:write".into()],
+        code_challenge: None,
+        request_expires_at,
+        nonce: format!("nonce-{n}"),
+    };
+    let ttl = Policy::default().consent_ttl;
+    let open = w.run(T0, ActorKind::Orchestrator, |d| open_consent(d, o(1, None)));
+    assert_eq!(open, Ok(T0 + ttl));
+    let sooner = w.run(T0, ActorKind::Orchestrator, |d| {
+        open_consent(d, o(2, Some(T0 + 60)))
+    });
+    assert_eq!(sooner, Ok(T0 + 60));
+    // The message's shape before request_expires_at was optional still reads; without the
+    // field it is a request without expiry.
+    let mut v = serde_json::to_value(o(3, Some(T0 + 60))).unwrap();
+    assert_eq!(v["request_expires_at"], T0 + 60);
+    v.as_object_mut().unwrap().remove("request_expires_at");
+    let old: OpenConsent = serde_json::from_value(v).unwrap();
+    assert_eq!(old.request_expires_at, None);
 }

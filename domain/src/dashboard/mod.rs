@@ -454,6 +454,7 @@ mod tests {
                     account: "acct_stripe_1".into(),
                 },
                 tos_version: "2026-11-01".into(),
+                terms_accepted_at: None,
                 scopes: vec!["resources:write".into()],
                 request_id: "acctreq_1".into(),
                 grant_id: "grant_1".into(),
