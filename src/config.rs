@@ -92,10 +92,14 @@ pub fn is_development(env: &Env) -> bool {
     string(env, "ENVIRONMENT").as_deref() == Some("development")
 }
 
-/// Token and code lifetimes (`ACCESS_TOKEN_TTL_SECONDS`, default 3600).
+/// Token and code lifetimes (`ACCESS_TOKEN_TTL_SECONDS`, default 3600, at most 365 days) and
+/// whether a signed client's refresh needs the signature (`REFRESH_REQUIRES_SIGNATURE`: only
+/// the exact value `false` turns it off).
 pub fn policy(env: &Env) -> Policy {
     Policy {
-        access_ttl: seconds(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 86_400),
+        access_ttl: seconds(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 365 * 86_400),
+        refresh_requires_signature: string(env, "REFRESH_REQUIRES_SIGNATURE").as_deref()
+            != Some("false"),
         ..Policy::default()
     }
 }

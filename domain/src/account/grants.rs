@@ -283,9 +283,12 @@ pub fn refresh(
     if f.refresh_expires_at <= now {
         return Err(grant_err("the refresh token has expired"));
     }
-    if !f.public_client && !signed {
+    if !f.public_client && !signed && d.policy().refresh_requires_signature {
         return Err(AccountError::InvalidClient {
-            reason: "this refresh token needs the orchestrator's signature".into(),
+            reason: "this refresh token was issued to the signed orchestrator client: send the \
+                     refresh with the orchestrator's signature, as for the code exchange \
+                     (this provider sets REFRESH_REQUIRES_SIGNATURE)"
+                .into(),
         });
     }
     let grant_id = f.grant_id.clone();

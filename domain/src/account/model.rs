@@ -165,6 +165,9 @@ pub struct Policy {
     pub access_ttl: i64,
     pub refresh_ttl: i64,
     pub consent_ttl: i64,
+    /// A refresh of a token issued to the signed orchestrator client needs the signature
+    /// (`REFRESH_REQUIRES_SIGNATURE`, default true); false accepts a refresh by possession.
+    pub refresh_requires_signature: bool,
 }
 
 impl Default for Policy {
@@ -174,6 +177,7 @@ impl Default for Policy {
             access_ttl: 3600,
             refresh_ttl: 30 * 86_400,
             consent_ttl: 3600,
+            refresh_requires_signature: true,
         }
     }
 }

@@ -226,6 +226,36 @@ fn access_tokens_expire() {
 }
 
 #[test]
+fn refresh_by_possession_only_when_the_policy_allows_it() {
+    let mut w = World::new(None);
+    w.exchange(T0 + 10, "code-1", None, true, 1).unwrap();
+    // The strict default refuses, and says what to do.
+    match w.refresh(T0 + 20, "rt-1", 2, false) {
+        Err(AccountError::InvalidClient { reason }) => {
+            assert!(reason.contains("signature"), "{reason}");
+            assert!(reason.contains("REFRESH_REQUIRES_SIGNATURE"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let lenient = Ctx {
+        policy: Policy {
+            refresh_requires_signature: false,
+            ..Policy::default()
+        },
+        ..ctx(T0 + 30, ActorKind::Orchestrator)
+    };
+    let applied = apply(&w.account, &lenient, |d| {
+        refresh(d, &hash("rt-1"), false, hash("at-2"), hash("rt-2"))
+    });
+    assert!(applied.result.is_ok());
+    assert!(authenticate(&applied.account, &hash("at-2"), T0 + 31).is_ok());
+    assert_eq!(
+        authenticate(&applied.account, &hash("at-1"), T0 + 31),
+        Err(AccountError::InvalidToken)
+    );
+}
+
+#[test]
 fn reused_refresh_token_revokes_the_family() {
     let mut w = World::new(None);
     w.exchange(T0, "code-1", None, true, 1).unwrap();
