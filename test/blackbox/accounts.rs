@@ -365,11 +365,19 @@ fn pkce_right_and_wrong() {
     );
     // A signed refresh is required for tokens issued to the signed (confidential) client.
     let t = tokens_of(&p.exchange_code(&code, None, true).unwrap());
-    assert_error(
-        &p.refresh(&t.refresh, false).unwrap(),
-        401,
-        "invalid_client",
+    let unsigned = p.refresh(&t.refresh, false).unwrap();
+    assert_error(&unsigned, 401, "invalid_client");
+    // The error says what to do: sign the call (or the operator's switch that allows it).
+    let said = unsigned.json()["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        said.contains("Stripe-Signature") && said.contains("REFRESH_REQUIRES_SIGNATURE"),
+        "{said}"
     );
+    // The refused refresh did not spend the token: signed, it still works.
+    tokens_of(&p.refresh(&t.refresh, true).unwrap());
 }
 
 fn expired_request() {

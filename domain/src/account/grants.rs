@@ -285,9 +285,9 @@ pub fn refresh(
     }
     if !f.public_client && !signed && d.policy().refresh_requires_signature {
         return Err(AccountError::InvalidClient {
-            reason: "this refresh token was issued to the signed orchestrator client: send the \
-                     refresh with the orchestrator's signature, as for the code exchange \
-                     (this provider sets REFRESH_REQUIRES_SIGNATURE)"
+            reason: "this refresh token was issued to the signed orchestrator client: sign the \
+                     refresh with the orchestrator's Stripe-Signature header, as for the code \
+                     exchange (this provider sets REFRESH_REQUIRES_SIGNATURE)"
                 .into(),
         });
     }
