@@ -115,6 +115,7 @@ async fn handle(
         Route::DashboardView => dashboard::view(&incoming, env, request_id).await,
         Route::DashboardSubmit => dashboard::submit(&incoming, env, request_id).await,
         Route::ResourceCreate
+        | Route::ResourceLink
         | Route::ResourceGet(_)
         | Route::ResourceUpdate(_)
         | Route::ResourceRotate(_)

@@ -449,6 +449,8 @@ async fn operator(env: &Env, url: &str, key: &str, body: &Value) -> ActionResult
                 access_configuration,
                 retry_after: a.body["retry_after"].as_i64(),
                 error,
+                schema: a.body.get("schema").filter(|s| s.is_object()).cloned(),
+                message: a.body["message"].as_str().map(str::to_string),
             }
         }
         Ok(a) if a.status >= 500 || a.status == 429 => ActionResult::Unavailable {

@@ -5,7 +5,7 @@
 use domain::account::AccountError;
 use domain::audit::{Actor, ActorKind};
 use domain::errors::{ApiError, Envelope, Failure};
-use domain::resources::{self, ResourceError};
+use domain::resources::{self, CreateCall, ResourceError};
 use domain::routes::Route;
 use domain::tokens::{self, TokenKind};
 use worker::{Env, Response};
@@ -64,10 +64,20 @@ pub async fn handle(
     }
     let parsed = (|| -> Result<ResourceOp, ResourceError> {
         Ok(match route {
-            Route::ResourceCreate => {
+            Route::ResourceCreate | Route::ResourceLink => {
                 let catalog = discovery::catalog(env).map_err(|_| ResourceError::Unavailable)?;
-                ResourceOp::Create {
-                    req: resources::parse_create(body, catalog)?,
+                let link = *route == Route::ResourceLink;
+                let call = if link {
+                    CreateCall::Link
+                } else {
+                    CreateCall::Create
+                };
+                let key = inc.header("idempotency-key");
+                let req = resources::parse_create(body, catalog, call, key.as_deref())?;
+                if link {
+                    ResourceOp::Link { req }
+                } else {
+                    ResourceOp::Create { req }
                 }
             }
             Route::ResourceGet(id) => ResourceOp::Get { id: id.clone() },

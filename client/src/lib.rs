@@ -381,6 +381,48 @@ impl Provider {
         self.send(Call::post_json("/provisioning/resources", body).bearer(bearer))
     }
 
+    /// `POST /provisioning/resources` with the orchestrator's `Idempotency-Key` header: the same
+    /// key returns the same resource, so a project may hold several of one service.
+    pub fn create_resource_keyed(
+        &self,
+        bearer: &str,
+        key: &str,
+        body: &Value,
+    ) -> Result<Reply, TransportError> {
+        self.send(
+            Call::post_json("/provisioning/resources", body)
+                .bearer(bearer)
+                .header("Idempotency-Key", key),
+        )
+    }
+
+    /// `POST /provisioning/resources/link` (the CLI's `add --existing`), with an optional
+    /// `Idempotency-Key`. The body is a create's; `submitted_information` answers its
+    /// `needs_information`.
+    pub fn link_resource(
+        &self,
+        bearer: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> Result<Reply, TransportError> {
+        let call = Call::post_json("/provisioning/resources/link", body).bearer(bearer);
+        self.send(match key {
+            Some(key) => call.header("Idempotency-Key", key),
+            None => call,
+        })
+    }
+
+    /// `POST /provisioning/resources/{id}/update_service` with a new `configuration` only.
+    pub fn update_configuration(
+        &self,
+        bearer: &str,
+        id: &str,
+        configuration: &Value,
+    ) -> Result<Reply, TransportError> {
+        let body = serde_json::json!({ "configuration": configuration });
+        self.send(Call::post_json(&resource_path(id, Some("update_service")), &body).bearer(bearer))
+    }
+
     /// `GET /provisioning/resources/{id}`.
     pub fn get_resource(&self, bearer: &str, id: &str) -> Result<Reply, TransportError> {
         self.send(Call::get(&resource_path(id, None)).bearer(bearer))

@@ -124,7 +124,7 @@ mod tests {
     use crate::resources;
     use crate::resources::{
         apply_outcome, next_action, parse_create, Action, ActionResult, Candidate, ConfirmRequest,
-        NewIds, Settings,
+        CreateCall, NewIds, Settings,
     };
     use crate::tokens::hash;
 
@@ -170,7 +170,13 @@ mod tests {
                   body: serde_json::Value,
                   n: u32,
                   cands: Option<Vec<Candidate>>| {
-            let req = parse_create(body.to_string().as_bytes(), &catalog).unwrap();
+            let req = parse_create(
+                body.to_string().as_bytes(),
+                &catalog,
+                CreateCall::Create,
+                None,
+            )
+            .unwrap();
             let ids = NewIds {
                 resource_id: format!("res_{n}"),
                 charge_id: format!("ch_{n}"),

@@ -370,10 +370,13 @@ fn resource_status(e: &ResourceError) -> u16 {
         | ResourceError::UpdateNotAllowed { .. }
         | ResourceError::RotationNotSupported
         | ResourceError::CurrencyNotSupported { .. }
-        | ResourceError::UnsupportedPurpose { .. } => 400,
+        | ResourceError::UnsupportedPurpose { .. }
+        | ResourceError::InvalidInformation { .. }
+        | ResourceError::LinkNotSupported { .. }
+        | ResourceError::ConfigurationNotUpdatable { .. } => 400,
         ResourceError::SpendingCapExceeded { .. } => 402,
         ResourceError::InsufficientScope { .. } => 403,
-        ResourceError::NotFound => 404,
+        ResourceError::NotFound | ResourceError::LinkTargetNotFound { .. } => 404,
         ResourceError::PlanRequired
         | ResourceError::PlanAlreadyActive { .. }
         | ResourceError::Busy
@@ -381,7 +384,8 @@ fn resource_status(e: &ResourceError) -> u16 {
         | ResourceError::NotAwaitingConfirmation
         | ResourceError::PriceChanged { .. }
         | ResourceError::DomainUnavailable { .. }
-        | ResourceError::NoDomainAvailable => 409,
+        | ResourceError::NoDomainAvailable
+        | ResourceError::IdempotencyConflict => 409,
         ResourceError::Backend { .. } | ResourceError::BackendTimeout { .. } => 502,
         ResourceError::Payment { error } => error.failure().status,
         ResourceError::Unavailable | ResourceError::SecretsUnavailable => 503,

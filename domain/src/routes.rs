@@ -17,6 +17,8 @@ pub enum Route {
     OAuthRevoke,
     OAuthMetadata,
     ResourceCreate,
+    /// Link an existing resource (protocol §8: the CLI's `add --existing`).
+    ResourceLink,
     ResourceGet(String),
     ResourceUpdate(String),
     ResourceRotate(String),
@@ -81,6 +83,7 @@ impl Route {
             | Route::DashboardSubmit
             | Route::OpenApi => Family::Public,
             Route::ResourceCreate
+            | Route::ResourceLink
             | Route::ResourceGet(_)
             | Route::ResourceUpdate(_)
             | Route::ResourceRotate(_)
@@ -111,6 +114,7 @@ impl Route {
             Route::OAuthRevoke => "oauth_revoke",
             Route::OAuthMetadata => "oauth_metadata",
             Route::ResourceCreate => "resource_create",
+            Route::ResourceLink => "resource_link",
             Route::ResourceGet(_) => "resource_get",
             Route::ResourceUpdate(_) => "resource_update_service",
             Route::ResourceRotate(_) => "resource_rotate_credentials",
@@ -228,6 +232,9 @@ pub const TABLE: &[Endpoint] = &[
     ),
     ep!("POST", "/provisioning/resources", "POST", |_| {
         Route::ResourceCreate
+    }),
+    ep!("POST", "/provisioning/resources/link", "POST", |_| {
+        Route::ResourceLink
     }),
     ep!(
         "GET",

@@ -127,14 +127,19 @@ pub struct ConfirmCall {
     pub path: String,
 }
 
-/// `needs_information` of a resource: what the human must supply.
+/// `needs_information` of a resource: what the human must supply, to send back as the
+/// create's (or link's) `submitted_information`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NeedsInformation {
     pub message: String,
     /// A JSON Schema of what to supply.
     pub schema: Value,
-    pub quote: QuoteAnswer,
-    pub confirm: ConfirmCall,
+    /// Extension, domain quotes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<QuoteAnswer>,
+    /// Extension, domain quotes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<ConfirmCall>,
 }
 
 /// `complete` of a resource: what the agent writes to `.env`.
@@ -156,6 +161,15 @@ pub struct ResourceAnswer {
     pub project_id: String,
     pub status: ResourceStatus,
     pub created_at: String,
+    /// The create's `environment`, when it carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The create's `orchestrator_resource_id`, when it carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator_resource_id: Option<String>,
+    /// Extension: made by `link` (removing it only detaches it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -399,14 +413,23 @@ mod tests {
             project_id: "p".into(),
             status: ResourceStatus::Removed,
             created_at: "2026-01-01T00:00:00Z".into(),
+            environment: None,
+            orchestrator_resource_id: None,
+            linked: None,
             pending: None,
             needs_information: None,
             complete: None,
             error: None,
         };
-        check("ResourceRemoved", &[], &base, &base);
+        let named = ResourceAnswer {
+            environment: Some("prod".into()),
+            orchestrator_resource_id: Some("orr_1".into()),
+            linked: Some(true),
+            ..base.clone()
+        };
+        check("ResourceRemoved", &[], &named, &base);
         let with = |f: &dyn Fn(&mut ResourceAnswer)| {
-            let mut r = base.clone();
+            let mut r = named.clone();
             f(&mut r);
             r
         };
@@ -445,14 +468,19 @@ mod tests {
         let needs = NeedsInformation {
             message: "m".into(),
             schema: json!({"type": "object"}),
-            quote: QuoteAnswer {
+            quote: Some(QuoteAnswer {
                 expires_at: "2026-01-01T00:15:00Z".into(),
                 candidates: vec![candidate()],
-            },
-            confirm: ConfirmCall {
+            }),
+            confirm: Some(ConfirmCall {
                 method: "POST".into(),
                 path: "/provisioning/resources/res_1/confirm".into(),
-            },
+            }),
+        };
+        let asked = NeedsInformation {
+            quote: None,
+            confirm: None,
+            ..needs.clone()
         };
         let quoted = with(&|r| {
             r.status = ResourceStatus::NeedsInformation;
@@ -460,7 +488,7 @@ mod tests {
         });
         check("ResourceNeedsInformation", &[], &quoted, &quoted);
         let ni = ["needs_information"];
-        check("ResourceNeedsInformation", &ni, &needs, &needs);
+        check("ResourceNeedsInformation", &ni, &needs, &asked);
         let q = ["needs_information", "quote"];
         check("ResourceNeedsInformation", &q, &needs.quote, &needs.quote);
         let c = ["needs_information", "confirm"];
@@ -527,6 +555,9 @@ mod tests {
             job: None,
             error: None,
             message: None,
+            origin: None,
+            environment: None,
+            linked: false,
         }
     }
 

@@ -9,7 +9,18 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let catalog = common::catalog();
-    if let Ok(req) = resources::parse_create(data, catalog) {
+    for call in [resources::CreateCall::Create, resources::CreateCall::Link] {
+        if let Ok(req) = resources::parse_create(data, catalog, call, None) {
+            let service = catalog.get(&req.service_id).expect("a known service");
+            // A link's configuration is checked only when sent; a create's always.
+            if call == resources::CreateCall::Create || req.configuration != serde_json::json!({}) {
+                assert!(
+                    schema::validate(&service.configuration_schema, &req.configuration).is_ok()
+                );
+            }
+        }
+    }
+    if let Ok(req) = resources::parse_create(data, catalog, resources::CreateCall::Create, None) {
         let service = catalog.get(&req.service_id).expect("a known service");
         assert!(schema::validate(&service.configuration_schema, &req.configuration).is_ok());
         assert!(req.configuration.is_object());
@@ -20,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             .is_none_or(|t| t.starts_with("spt_")));
     }
     if let Ok(req) = resources::parse_update(data) {
-        assert!(!req.service_id.is_empty());
+        assert!(req.service_id.is_some_and(|s| !s.is_empty()) || req.configuration.is_some());
     }
     if let Ok(req) = resources::parse_confirm(data) {
         assert!(!req.domain.is_empty());

@@ -94,7 +94,9 @@ impl Account {
             ResourceOp::Get { id } => self.render(&id),
             ResourceOp::Create { req } => {
                 let id = match resources::prepare_create(&current, &req, catalog)? {
-                    Preparation::Existing(id) => return self.render(&id),
+                    Preparation::Existing(id) => {
+                        return self.repeated(&id, &req, catalog, ctx).await
+                    }
                     Preparation::Search { label, registrar } => {
                         let price = catalog
                             .get(&req.service_id)
@@ -109,7 +111,9 @@ impl Account {
                         // The search awaited: check again before creating.
                         let fresh = self.load().ok_or(ResourceError::NotFound)?;
                         match resources::prepare_create(&fresh, &req, catalog)? {
-                            Preparation::Existing(id) => return self.render(&id),
+                            Preparation::Existing(id) => {
+                                return self.repeated(&id, &req, catalog, ctx).await
+                            }
                             _ => {
                                 self.create(&fresh, &req, catalog, Some(candidates), ctx)
                                     .await?
@@ -118,10 +122,26 @@ impl Account {
                     }
                     Preparation::Ready => self.create(&current, &req, catalog, None, ctx).await?,
                 };
+                self.submit(&id, &req, catalog, ctx).await?;
                 self.drive_for_request(&id, ctx).await?;
                 self.acknowledge(&id, ctx).await?;
                 self.render(&id)
             }
+            ResourceOp::Link { req } => match resources::prepare_link(&current, &req, catalog)? {
+                Preparation::Existing(id) => self.repeated(&id, &req, catalog, ctx).await,
+                _ => {
+                    let resource_id = new_id("res");
+                    let id = self
+                        .commit(account::apply(&current, ctx, |d| {
+                            resources::link(d, &req, catalog, &resource_id)
+                        }))
+                        .await?;
+                    self.submit(&id, &req, catalog, ctx).await?;
+                    self.drive_for_request(&id, ctx).await?;
+                    self.acknowledge(&id, ctx).await?;
+                    self.render(&id)
+                }
+            },
             ResourceOp::Update { id, req } => {
                 let charge_id = new_id("chg");
                 self.commit(account::apply(&current, ctx, |d| {
@@ -221,6 +241,56 @@ impl Account {
             resources::create(d, req, catalog, ids, candidates)
         }))
         .await
+    }
+
+    /// A create or link that found the resource an earlier call made: answered as it is, unless
+    /// it carries the `submitted_information` the resource asked for (protocol §8), which then
+    /// acts as the confirmation (a quoted domain is bought, a backend is asked again).
+    async fn repeated(
+        &self,
+        id: &str,
+        req: &resources::CreateRequest,
+        catalog: &Catalog,
+        ctx: &Ctx,
+    ) -> std::result::Result<Value, ResourceError> {
+        if self.submit(id, req, catalog, ctx).await? {
+            self.drive_for_request(id, ctx).await?;
+            self.acknowledge(id, ctx).await?;
+        }
+        self.render(id)
+    }
+
+    /// Applies the call's `submitted_information` to resource `id`; false when it carried none.
+    /// An expired quote is refreshed (the caller sees `quote_expired` and the new quote).
+    async fn submit(
+        &self,
+        id: &str,
+        req: &resources::CreateRequest,
+        catalog: &Catalog,
+        ctx: &Ctx,
+    ) -> std::result::Result<bool, ResourceError> {
+        let Some(info) = &req.submitted_information else {
+            return Ok(false);
+        };
+        let current = self.load().ok_or(ResourceError::NotFound)?;
+        let charge_id = new_id("chg");
+        let submitted = self
+            .commit(account::apply(&current, ctx, |d| {
+                resources::submit_information(
+                    d,
+                    id,
+                    info,
+                    req.payment_token.clone(),
+                    catalog,
+                    &charge_id,
+                )
+            }))
+            .await;
+        if let Err(ResourceError::QuoteExpired) = submitted {
+            self.requote(id, catalog, ctx).await?;
+            return Err(ResourceError::QuoteExpired);
+        }
+        submitted.map(|()| true)
     }
 
     /// Replaces an expired quote with a fresh search.

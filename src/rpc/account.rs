@@ -210,6 +210,7 @@ pub struct ResourceCall {
 #[serde(rename_all = "snake_case")]
 pub enum ResourceOp {
     Create { req: CreateRequest },
+    Link { req: CreateRequest },
     Get { id: String },
     Update { id: String, req: UpdateRequest },
     Rotate { id: String },

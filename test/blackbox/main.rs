@@ -7,6 +7,7 @@ mod common;
 mod consent;
 mod dashboard;
 mod discovery;
+mod interop;
 mod money;
 mod operator;
 mod resources;
@@ -26,6 +27,7 @@ fn main() {
     trials.extend(consent::trials());
     trials.extend(dashboard::trials());
     trials.extend(discovery::trials());
+    trials.extend(interop::trials());
     trials.extend(money::trials());
     trials.extend(operator::trials());
     trials.extend(resources::trials());

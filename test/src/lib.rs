@@ -206,7 +206,7 @@ pub fn test_catalog(stand_in: &str) -> String {
         "categories": ["database"], "kind": "deployable",
         "pricing": {"type": "component", "component": {"options": [{"type": "free", "parent_service_ids": ["free", "paid"]}]}},
         "allowed_updates": [],
-        "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
+        "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}, "ask": {"type": "string", "enum": ["region"]}}, "additionalProperties": false},
         "provider": {"type": "operator_backend", "url": format!("{stand_in}/operator/v1/resources")}
     }));
     services.push(serde_json::json!({

@@ -381,8 +381,8 @@ impl World {
                 };
                 let Some(c) = needs
                     .quote
-                    .candidates
                     .iter()
+                    .flat_map(|q| q.candidates.iter())
                     .find(|c| body["domain"] == c.domain.as_str())
                 else {
                     return resource_error(400, "invalid_request", "not a quoted candidate");
@@ -472,6 +472,9 @@ impl World {
             project_id: project,
             status: ResourceStatus::Pending,
             created_at: domain::time::format_rfc3339(now),
+            environment: None,
+            orchestrator_resource_id: None,
+            linked: None,
             pending: None,
             needs_information: None,
             complete: None,
@@ -520,18 +523,18 @@ impl World {
                 v.needs_information = Some(NeedsInformation {
                     message: "Pick a name.".into(),
                     schema: json!({"type": "object", "required": ["domain", "amount"]}),
-                    quote: QuoteAnswer {
+                    quote: Some(QuoteAnswer {
                         expires_at: domain::time::format_rfc3339(now + 900),
                         candidates: vec![
                             candidate(format!("{q}.apps.test"), 1200, false),
                             candidate(format!("{q}-app.apps.test"), 1500, true),
                             candidate(format!("get{q}.apps.test"), 1200, true),
                         ],
-                    },
-                    confirm: ConfirmCall {
+                    }),
+                    confirm: Some(ConfirmCall {
                         method: "POST".into(),
                         path: format!("/provisioning/resources/res_{n}/confirm"),
-                    },
+                    }),
                 });
             }
             _ => {

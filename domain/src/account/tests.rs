@@ -232,7 +232,7 @@ fn refresh_by_possession_only_when_the_policy_allows_it() {
     // The strict default refuses, and says what to do.
     match w.refresh(T0 + 20, "rt-1", 2, false) {
         Err(AccountError::InvalidClient { reason }) => {
-            assert!(reason.contains("signature"), "{reason}");
+            assert!(reason.contains("Stripe-Signature"), "{reason}");
             assert!(reason.contains("REFRESH_REQUIRES_SIGNATURE"), "{reason}");
         }
         other => panic!("{other:?}"),

@@ -16,7 +16,7 @@ use crate::engine::core::{Engine, FLUSH_SAFETY_MS, MAX_STEPS};
 use crate::engine::memory::{block_on, Journal, MemEffects, MemStore};
 use crate::engine::outbox::{backoff_ms, FLUSH_ATTEMPTS, FLUSH_WAKE};
 use crate::resources::{
-    self, Action, ActionResult, NewIds, ResourceError, ResourceStatus, Settings,
+    self, Action, ActionResult, CreateCall, NewIds, ResourceError, ResourceStatus, Settings,
 };
 use crate::stripe_api::GrantedToken;
 
@@ -79,7 +79,13 @@ fn paid_plan(e: &E) -> String {
     let catalog = Catalog::parse(DEFAULT_CATALOG).unwrap();
     let body = json!({"service_id": "paid", "project_id": "proj_1",
         "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_1"}});
-    let req = resources::parse_create(body.to_string().as_bytes(), &catalog).unwrap();
+    let req = resources::parse_create(
+        body.to_string().as_bytes(),
+        &catalog,
+        CreateCall::Create,
+        None,
+    )
+    .unwrap();
     let ids = NewIds {
         resource_id: "res_1".into(),
         charge_id: "ch_1".into(),

@@ -276,6 +276,21 @@ fn resource_errors() -> Vec<ResourceError> {
         ResourceError::UnsupportedPurpose {
             purpose: "billing".into(),
         },
+        ResourceError::IdempotencyConflict,
+        ResourceError::InvalidInformation {
+            field: "submitted_information/amount".into(),
+            message: "must be an integer".into(),
+        },
+        ResourceError::LinkNotSupported {
+            service_id: "api_token".into(),
+            reason: "create a new one".into(),
+        },
+        ResourceError::LinkTargetNotFound {
+            message: "acme.apps.example.dev is not a domain this account registered here".into(),
+        },
+        ResourceError::ConfigurationNotUpdatable {
+            service_id: "domain".into(),
+        },
         ResourceError::Unavailable,
         ResourceError::SecretsUnavailable,
     ];
@@ -313,6 +328,11 @@ fn resource_errors() -> Vec<ResourceError> {
             | ResourceError::Backend { .. }
             | ResourceError::BackendTimeout { .. }
             | ResourceError::UnsupportedPurpose { .. }
+            | ResourceError::IdempotencyConflict
+            | ResourceError::InvalidInformation { .. }
+            | ResourceError::LinkNotSupported { .. }
+            | ResourceError::LinkTargetNotFound { .. }
+            | ResourceError::ConfigurationNotUpdatable { .. }
             | ResourceError::Unavailable
             | ResourceError::SecretsUnavailable
             | ResourceError::Account { .. } => {}

@@ -88,12 +88,17 @@ pub enum ActionResult {
     Refunded {
         id: String,
     },
-    /// The operator's backend: `pending` (try again after `retry_after`), `complete` or `error`.
+    /// The operator's backend: `pending` (try again after `retry_after`), `complete`,
+    /// `needs_information` (with the `schema` of what it needs, and a `message`) or `error`.
     Operator {
         status: OperatorStatus,
         access_configuration: Option<BTreeMap<String, String>>,
         retry_after: Option<i64>,
         error: Option<ErrorInfo>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// Definite refusal: the job fails with this error.
     Refused {
@@ -105,13 +110,14 @@ pub enum ActionResult {
     },
 }
 
-/// The `status` an operator backend answers. Anything it says besides `pending`, `complete` and
-/// `removed` is an error.
+/// The `status` an operator backend answers. Anything it says besides `pending`, `complete`,
+/// `needs_information` and `removed` is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperatorStatus {
     Pending,
     Complete,
+    NeedsInformation,
     Removed,
     #[serde(other)]
     Error,
@@ -122,6 +128,7 @@ impl From<&str> for OperatorStatus {
         match status {
             "pending" => OperatorStatus::Pending,
             "complete" => OperatorStatus::Complete,
+            "needs_information" => OperatorStatus::NeedsInformation,
             "removed" => OperatorStatus::Removed,
             _ => OperatorStatus::Error,
         }

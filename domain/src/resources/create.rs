@@ -9,10 +9,10 @@ use crate::ledger::CapError;
 use crate::resources::error::{invalid, ResourceError, REFUND_FAILED};
 use crate::resources::lookup::{current_plan, live, service};
 use crate::resources::model::{
-    Candidate, Detail, Job, JobState, OperatorAction, Quote, Resource, ResourceStatus,
+    Candidate, Detail, Job, JobState, OperatorAction, Origin, Quote, Resource, ResourceStatus,
 };
 use crate::resources::render::summary;
-use crate::resources::request::CreateRequest;
+use crate::resources::request::{CreateCall, CreateRequest};
 use crate::sealing::Sealed;
 
 /// What creating needs before it can be applied.
@@ -26,13 +26,59 @@ pub enum Preparation {
     Ready,
 }
 
+/// The resource an earlier call with the same names made (protocol §8: the `Idempotency-Key`
+/// header or `orchestrator_resource_id`), whatever its state short of removed; another body
+/// under the same names is `idempotency_conflict`. `None` when the call names nothing.
+pub(crate) fn named<'a>(
+    a: &'a Account,
+    req: &CreateRequest,
+    call: CreateCall,
+) -> Result<Option<&'a Resource>, ResourceError> {
+    if !req.named() {
+        return Ok(None);
+    }
+    let same = |mine: &Option<String>, theirs: &Option<String>| mine.is_some() && mine == theirs;
+    let found = a.resources.iter().filter(|r| live(r)).find(|r| {
+        r.origin.as_ref().is_some_and(|o| {
+            same(&req.idempotency_key, &o.idempotency_key)
+                || same(&req.orchestrator_resource_id, &o.orchestrator_resource_id)
+        })
+    });
+    match found {
+        Some(r)
+            if r.origin
+                .as_ref()
+                .is_some_and(|o| o.fingerprint != req.fingerprint(call == CreateCall::Link)) =>
+        {
+            Err(ResourceError::IdempotencyConflict)
+        }
+        found => Ok(found),
+    }
+}
+
+/// What a new resource records of the call that made it (`None` for an unnamed call).
+pub(crate) fn origin_of(req: &CreateRequest, call: CreateCall) -> Option<Origin> {
+    req.named().then(|| Origin {
+        idempotency_key: req.idempotency_key.clone(),
+        orchestrator_resource_id: req.orchestrator_resource_id.clone(),
+        fingerprint: req.fingerprint(call == CreateCall::Link),
+    })
+}
+
 /// Read-only checks before a create (idempotency, plan rules, payment credentials).
+///
+/// A call the orchestrator named returns the resource made under those names; one it did not
+/// name returns the live resource of the same project and service (one per pair). Either way
+/// plans stay at most one per account.
 pub fn prepare_create(
     a: &Account,
     req: &CreateRequest,
     catalog: &Catalog,
 ) -> Result<Preparation, ResourceError> {
     let service = service(catalog, &req.service_id)?;
+    if let Some(r) = named(a, req, CreateCall::Create)? {
+        return Ok(Preparation::Existing(r.id.clone()));
+    }
     if service.kind == ServiceKind::Plan {
         // A plan whose charge is live (being refunded: still `pending`) or could not be
         // refunded (`refund_failed`) answers a retried create, so the retry carries that
@@ -56,7 +102,9 @@ pub fn prepare_create(
             });
         }
     } else if let Some(r) = a.resources.iter().find(|r| {
-        live(r)
+        !req.named()
+            && live(r)
+            && !r.linked
             && r.status != ResourceStatus::Errored
             && r.service_id == req.service_id
             && r.project_id == req.project_id
@@ -226,6 +274,23 @@ pub(crate) fn subscribe_job(
     })
 }
 
+/// The scopes an API token gets: those its configuration asks for (all offered ones when it
+/// names none) that the service offers, sorted, once each.
+pub(crate) fn granted_scopes(configuration: &Value, offered: &[String]) -> Vec<String> {
+    let mut granted: Vec<String> = match configuration.get("scopes").and_then(Value::as_array) {
+        Some(asked) => asked
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| offered.iter().any(|o| o == s))
+            .map(str::to_string)
+            .collect(),
+        None => offered.to_vec(),
+    };
+    granted.sort();
+    granted.dedup();
+    granted
+}
+
 pub(crate) fn start_job(job: Job, now: i64) -> Option<JobState> {
     Some(JobState {
         job,
@@ -265,6 +330,9 @@ pub fn create(
         job: None,
         error: None,
         message: None,
+        origin: origin_of(req, CreateCall::Create),
+        environment: req.environment.clone(),
+        linked: false,
     };
     match &service.provider {
         Behaviour::Plan { .. } => {
@@ -280,25 +348,8 @@ pub fn create(
             }
         }
         Behaviour::ApiToken { scopes, .. } => {
-            let requested: Vec<String> = req
-                .configuration
-                .get("scopes")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_else(|| scopes.clone());
-            let mut granted: Vec<String> = requested
-                .into_iter()
-                .filter(|s| scopes.contains(s))
-                .collect();
-            granted.sort();
-            granted.dedup();
             resource.detail = Detail::ApiToken {
-                scopes: granted,
+                scopes: granted_scopes(&req.configuration, scopes),
                 label: req
                     .configuration
                     .get("label")
@@ -347,12 +398,15 @@ pub fn create(
             resource.status = ResourceStatus::Pending;
             resource.detail = Detail::Operator {
                 access_configuration: None,
+                asked: None,
             };
             resource.message = Some("the platform is provisioning it".into());
             resource.job = start_job(
                 Job::Operator {
                     action: OperatorAction::Create,
                     url: url.clone(),
+                    submitted_information: None,
+                    configuration: None,
                 },
                 now,
             );

@@ -72,6 +72,26 @@ pub enum ResourceError {
     UnsupportedPurpose {
         purpose: String,
     },
+    /// Another body under an `Idempotency-Key` or `orchestrator_resource_id` already used.
+    IdempotencyConflict,
+    /// `submitted_information` does not match the `needs_information` schema.
+    InvalidInformation {
+        field: String,
+        message: String,
+    },
+    /// This kind of service cannot be linked (`reason` says what to do instead).
+    LinkNotSupported {
+        service_id: String,
+        reason: String,
+    },
+    /// What `submitted_information` names is not this account's.
+    LinkTargetNotFound {
+        message: String,
+    },
+    /// This kind of resource cannot take a new configuration after it was made.
+    ConfigurationNotUpdatable {
+        service_id: String,
+    },
     Unavailable,
     /// No usable `TOKEN_ENCRYPTION_KEYS` (or key for a sealed token): nothing is minted.
     SecretsUnavailable,
@@ -165,6 +185,19 @@ impl ResourceError {
             ),
             ResourceError::UnsupportedPurpose { purpose } => said("unsupported_purpose",
                 format!("purpose {:?} is not supported; use \"dashboard\"", truncate(purpose, 64)),
+            ),
+            ResourceError::IdempotencyConflict => said("idempotency_conflict",
+                "this Idempotency-Key or orchestrator_resource_id was already used with a different body; use a new one",
+            ),
+            ResourceError::InvalidInformation { field, message } => {
+                said("invalid_information", format!("{field}: {message}"))
+            }
+            ResourceError::LinkNotSupported { service_id, reason } => said("link_not_supported",
+                format!("{} cannot be linked: {reason}", truncate(service_id, 64)),
+            ),
+            ResourceError::LinkTargetNotFound { message } => said("link_target_not_found", message.clone()),
+            ResourceError::ConfigurationNotUpdatable { service_id } => said("configuration_not_updatable",
+                format!("the configuration of a {} resource cannot change after it is made; create a new one", truncate(service_id, 64)),
             ),
             ResourceError::Payment { error } => return Some(error.describe()),
             // Failures of the request around the resource: errors.rs maps them like any request's.

@@ -8,8 +8,12 @@
 //! outage resumes where it stopped, and a repeated call carries the same idempotency key.
 //!
 //! Invariants:
-//! - (project_id, service_id) identifies a deployable; an account has at most one plan. A
-//!   retried create returns the existing resource and starts nothing.
+//! - A create the orchestrator names (`Idempotency-Key`, `orchestrator_resource_id`) is matched
+//!   by those names: the same names return the same resource, another body under them is
+//!   `idempotency_conflict`, and a project may hold several resources of one service. An
+//!   unnamed create is matched by (project_id, service_id). An account has at most one plan. A
+//!   retried create returns the existing resource and starts nothing (unless it carries the
+//!   `submitted_information` the resource asked for: `information`).
 //! - Money is reserved in the ledger (cap checked) before the first external call; a definite
 //!   failure before the charge releases it; success settles it; a definite failure after the
 //!   charge refunds it (a `Refund` job, recorded in the ledger and the audit trail). A purchase
@@ -25,7 +29,7 @@
 //!   Operator backends' access configuration is stored as the backend returned it.
 //!
 //! Files: `model` (the stored resource), `error`, `request` (wire bodies), `lookup`, the
-//! commands (`create`, `update`, `remove`, `confirm`), `action` (the external calls and their
+//! commands (`create`, `link`, `information`, `update`, `remove`, `confirm`), `action` (the external calls and their
 //! answers), the saga engine (`saga`) and its kinds of work (`jobs/`, one file per kind),
 //! `api_token`, `render`.
 
@@ -34,7 +38,9 @@ pub mod api_token;
 pub mod confirm;
 pub mod create;
 pub mod error;
+pub mod information;
 pub mod jobs;
+pub mod link;
 pub mod lookup;
 pub mod model;
 pub mod remove;
@@ -51,17 +57,19 @@ pub use api_token::{
 pub use confirm::{acknowledge, confirm_domain, refresh_quote};
 pub use create::{create, prepare_create, NewIds, Preparation};
 pub use error::{ResourceError, REFUND_FAILED};
+pub use information::{information_schema, submit_information};
 pub use jobs::cancel::{hasten_stale, stale_ended, stale_note, stale_resources};
+pub use link::{link, prepare_link};
 pub use lookup::{current_plan, find, find_served, live};
 pub use model::{
-    Candidate, Detail, ErrorInfo, Job, JobState, OperatorAction, Quote, Resource, ResourceStatus,
-    Settings, StaleSubscription,
+    Candidate, Detail, ErrorInfo, InformationAsked, Job, JobState, OperatorAction, Origin, Quote,
+    Resource, ResourceStatus, Settings, StaleSubscription,
 };
 pub use remove::{mark_removed, remove};
 pub use render::{render, summary};
 pub use request::{
     parse_confirm, parse_create, parse_deep_link, parse_empty, parse_update, require_scope,
-    ConfirmRequest, CreateRequest, UpdateRequest,
+    ConfirmRequest, CreateCall, CreateRequest, UpdateRequest,
 };
 pub use saga::{apply_outcome, due, next_action, next_wake};
 pub use update::{rotate, update_service};

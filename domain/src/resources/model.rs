@@ -78,7 +78,18 @@ pub enum Detail {
     },
     Operator {
         access_configuration: Option<BTreeMap<String, String>>,
+        /// What the backend asked for (`needs_information`), until the orchestrator submits it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asked: Option<InformationAsked>,
     },
+}
+
+/// An operator backend's `needs_information`: the schema it asked with, and the call to repeat
+/// with the `submitted_information` once the orchestrator sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InformationAsked {
+    pub action: OperatorAction,
+    pub schema: Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,8 +154,19 @@ pub enum Job {
         #[serde(default)]
         keep_current: bool,
     },
-    /// Call the operator's backend (`create`, `rotate` or `remove`) until it is done.
-    Operator { action: OperatorAction, url: String },
+    /// Call the operator's backend (`create`, `link`, `update`, `rotate` or `remove`) until it
+    /// is done.
+    Operator {
+        action: OperatorAction,
+        url: String,
+        /// The orchestrator's answer to the backend's `needs_information`, sent with the call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        submitted_information: Option<Value>,
+        /// An `update`'s new configuration: sent instead of the resource's, and the resource's
+        /// once the backend applied it (a failed update keeps the old one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        configuration: Option<Value>,
+    },
 }
 
 /// What an operator backend is asked to do (the `action` of its request body, and of the
@@ -153,6 +175,11 @@ pub enum Job {
 #[serde(rename_all = "snake_case")]
 pub enum OperatorAction {
     Create,
+    /// Verify that the account owns an existing resource and answer its access configuration
+    /// (`POST /provisioning/resources/link`).
+    Link,
+    /// Apply a new configuration (`update_service` with `configuration`).
+    Update,
     Rotate,
     Remove,
 }
@@ -161,6 +188,8 @@ impl OperatorAction {
     pub fn as_str(self) -> &'static str {
         match self {
             OperatorAction::Create => "create",
+            OperatorAction::Link => "link",
+            OperatorAction::Update => "update",
             OperatorAction::Rotate => "rotate",
             OperatorAction::Remove => "remove",
         }
@@ -209,6 +238,30 @@ pub struct Resource {
     pub error: Option<ErrorInfo>,
     /// Progress or advice for `pending` and `needs_information`.
     pub message: Option<String>,
+    /// How the orchestrator named the call that made it (protocol §8): what a repeated create
+    /// or link is matched by. Absent on resources made before (matched by project and service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// The orchestrator's `environment` (e.g. `prod`), echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Made by `link` (an existing resource of the account): removing it detaches it and
+    /// deletes, releases or cancels nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linked: bool,
+}
+
+/// The names a create or link call carried, and the fingerprint of its body: the same key or
+/// `orchestrator_resource_id` returns the same resource; another body under it is
+/// `idempotency_conflict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator_resource_id: Option<String>,
+    /// SHA-256 (hex) of the call's identifying fields ([`crate::resources::request::CreateRequest::fingerprint`]).
+    pub fingerprint: String,
 }
 
 impl Resource {

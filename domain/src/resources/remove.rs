@@ -45,9 +45,10 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
             )));
         }
     }
-    // What must happen elsewhere before the resource is gone, if anything.
+    // What must happen elsewhere before the resource is gone, if anything. A linked resource
+    // is only detached: the thing it links to stays.
     let release = match &r.detail {
-        _ if r.status != ResourceStatus::Complete => None,
+        _ if r.status != ResourceStatus::Complete || r.linked => None,
         Detail::Plan {
             subscription_id: Some(sub),
             ..
@@ -64,9 +65,32 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
         Detail::Operator { .. } => Some(Job::Operator {
             action: OperatorAction::Remove,
             url: operator_url(catalog, &r.service_id)?,
+            submitted_information: None,
+            configuration: None,
         }),
         _ => None,
     };
+    if let Some(Job::ReleaseDomain {
+        domain: released, ..
+    }) = &release
+    {
+        // Links to a domain that is let go would show a name the account no longer holds.
+        let links: Vec<usize> = d
+            .account
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| {
+                x.linked
+                    && live(x)
+                    && matches!(&x.detail, Detail::Domain { domain: Some(n), .. } if n == released)
+            })
+            .map(|(j, _)| j)
+            .collect();
+        for j in links {
+            d.set_status(j, ResourceStatus::Removed, AuditAction::ResourceRemoved);
+        }
+    }
     match release {
         Some(job) => {
             d.account.resources[i].job = start_job(job, now);

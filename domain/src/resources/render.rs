@@ -3,13 +3,17 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::ledger::format_amount;
-use crate::resources::model::{Candidate, Detail, ErrorInfo, Resource, ResourceStatus};
+use crate::resources::information::information_schema;
+use crate::resources::model::{Detail, ErrorInfo, Resource, ResourceStatus};
 use crate::time::format_rfc3339;
 
 /// A small, secret-free summary of a resource for audit records.
 pub fn summary(r: &Resource) -> Value {
     let mut v = json!({"resource_id": r.id, "service_id": r.service_id, "project_id": r.project_id,
                        "status": r.status.as_str()});
+    if r.linked {
+        v["linked"] = json!(true);
+    }
     match &r.detail {
         Detail::Domain {
             domain: Some(name), ..
@@ -35,6 +39,19 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
     let mut v = json!({"id": r.id, "object": "resource", "service_id": r.service_id,
                        "project_id": r.project_id, "status": r.status.as_str(),
                        "created_at": format_rfc3339(r.created_at)});
+    if let Some(e) = &r.environment {
+        v["environment"] = json!(e);
+    }
+    if let Some(o) = r
+        .origin
+        .as_ref()
+        .and_then(|o| o.orchestrator_resource_id.as_ref())
+    {
+        v["orchestrator_resource_id"] = json!(o);
+    }
+    if r.linked {
+        v["linked"] = json!(true);
+    }
     if let Detail::Plan {
         suspended: true, ..
     } = &r.detail
@@ -71,6 +88,7 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
                 Detail::Domain { .. } => {}
                 Detail::Operator {
                     access_configuration,
+                    ..
                 } => {
                     for (k, val) in access_configuration.iter().flatten() {
                         ac.insert(k.clone(), val.clone());
@@ -97,32 +115,28 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
                 json!({"message": r.message.clone().unwrap_or_else(|| "in progress".into())});
         }
         ResourceStatus::NeedsInformation => {
+            let schema = information_schema(r).unwrap_or_else(|| json!({"type": "object"}));
+            let said = r
+                .message
+                .clone()
+                .unwrap_or_else(|| "more information is needed".into());
+            let mut ni = json!({"message": said, "schema": schema});
             if let Detail::Domain { quote: Some(q), .. } = &r.detail {
-                let available: Vec<&Candidate> =
-                    q.candidates.iter().filter(|c| c.available).collect();
-                let names: Vec<&str> = available.iter().map(|c| c.domain.as_str()).collect();
-                let prices: Vec<String> = available
+                let prices: Vec<String> = q
+                    .candidates
                     .iter()
+                    .filter(|c| c.available)
                     .map(|c| format!("{} {}", c.domain, format_amount(c.amount, &c.currency)))
                     .collect();
-                v["needs_information"] = json!({
-                    "message": format!(
-                        "{}. Candidates: {}. Confirm one with its exact amount before {}; each is a one-time, non-refundable charge.",
-                        r.message.clone().unwrap_or_default().trim_end_matches('.'), prices.join(", "), format_rfc3339(q.expires_at)
-                    ),
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "domain": {"type": "string", "enum": names, "description": "the candidate to buy"},
-                            "amount": {"type": "integer", "minimum": 0, "description": "its quoted price in cents, to acknowledge it"}
-                        },
-                        "required": ["domain", "amount"],
-                        "additionalProperties": false
-                    },
-                    "quote": {"expires_at": format_rfc3339(q.expires_at), "candidates": q.candidates},
-                    "confirm": {"method": "POST", "path": format!("/provisioning/resources/{}/confirm", r.id)}
-                });
+                ni["message"] = json!(format!(
+                    "{}. Candidates: {}. Confirm one with its exact amount before {} (send the create again with submitted_information {{\"domain\", \"amount\"}}); each is a one-time, non-refundable charge.",
+                    said.trim_end_matches('.'), prices.join(", "), format_rfc3339(q.expires_at)
+                ));
+                ni["quote"] =
+                    json!({"expires_at": format_rfc3339(q.expires_at), "candidates": q.candidates});
+                ni["confirm"] = json!({"method": "POST", "path": format!("/provisioning/resources/{}/confirm", r.id)});
             }
+            v["needs_information"] = ni;
         }
         ResourceStatus::Errored => {
             v["error"] = json!(r.error.clone().unwrap_or(ErrorInfo {

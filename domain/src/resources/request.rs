@@ -65,16 +65,74 @@ pub(crate) fn payment_token(m: &Map<String, Value>) -> Result<Option<String>, Re
     }
 }
 
+/// `POST /provisioning/resources` and `POST /provisioning/resources/link`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateRequest {
     pub service_id: String,
     pub project_id: String,
     pub configuration: Value,
     pub payment_token: Option<String>,
+    /// The `Idempotency-Key` header (protocol §8).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// The orchestrator's own name for this resource (protocol §8).
+    #[serde(default)]
+    pub orchestrator_resource_id: Option<String>,
+    /// e.g. `prod`; stored and echoed.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The answer to a `needs_information` (protocol §8): an object matching its `schema`.
+    #[serde(default)]
+    pub submitted_information: Option<Map<String, Value>>,
 }
 
-/// Parses and validates `POST /provisioning/resources`.
-pub fn parse_create(body: &[u8], catalog: &Catalog) -> Result<CreateRequest, ResourceError> {
+impl CreateRequest {
+    /// Whether the orchestrator named this call (key or resource id): then the call is matched
+    /// by those names, not by (project, service).
+    pub fn named(&self) -> bool {
+        self.idempotency_key.is_some() || self.orchestrator_resource_id.is_some()
+    }
+
+    /// SHA-256 (hex) of what identifies the call: service, project, configuration, environment
+    /// and the orchestrator's id. Not the payment token (a retry may carry a fresh one) and not
+    /// `submitted_information` (the repeated create that answers `needs_information` carries
+    /// it). serde_json's maps are ordered, so the text is canonical.
+    pub fn fingerprint(&self, link: bool) -> String {
+        let identity = json!({"call": if link { "link" } else { "create" },
+            "service_id": self.service_id, "project_id": self.project_id,
+            "configuration": self.configuration, "environment": self.environment,
+            "orchestrator_resource_id": self.orchestrator_resource_id});
+        crate::crypto::sha256_hex(identity.to_string().as_bytes())
+    }
+}
+
+/// Which call a body is for: a link's `configuration` is optional, even where the service's
+/// schema requires fields for a create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateCall {
+    Create,
+    Link,
+}
+
+/// A name the orchestrator gives (`Idempotency-Key`, `orchestrator_resource_id`): 1 to 255
+/// visible ASCII characters.
+fn name(field: &str, value: Option<String>) -> Result<Option<String>, ResourceError> {
+    match value {
+        Some(v) if v.len() > 255 || !v.bytes().all(|c| c.is_ascii_graphic()) => Err(invalid(
+            format!("{field} must be 1 to 255 visible ASCII characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Parses and validates `POST /provisioning/resources` (or `/link`, `call`), with the request's
+/// `Idempotency-Key` header.
+pub fn parse_create(
+    body: &[u8],
+    catalog: &Catalog,
+    call: CreateCall,
+    idempotency_key: Option<&str>,
+) -> Result<CreateRequest, ResourceError> {
     let m = object(body)?;
     let service_id =
         text_field(&m, "service_id", 64)?.ok_or_else(|| invalid("service_id is required"))?;
@@ -90,40 +148,85 @@ pub fn parse_create(body: &[u8], catalog: &Catalog) -> Result<CreateRequest, Res
         ));
     }
     let configuration = match m.get("configuration") {
-        None | Some(Value::Null) => json!({}),
-        Some(v @ Value::Object(_)) => v.clone(),
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
         Some(_) => return Err(invalid("configuration must be an object")),
     };
-    schema::validate(&service.configuration_schema, &configuration).map_err(|e| {
-        ResourceError::InvalidConfiguration {
-            field: if e.path.is_empty() {
-                "configuration".into()
-            } else {
-                format!("configuration{}", e.path)
-            },
-            message: e.message,
+    if configuration.is_some() || call == CreateCall::Create {
+        let c = configuration.clone().unwrap_or_else(|| json!({}));
+        schema::validate(&service.configuration_schema, &c).map_err(|e| {
+            ResourceError::InvalidConfiguration {
+                field: if e.path.is_empty() {
+                    "configuration".into()
+                } else {
+                    format!("configuration{}", e.path)
+                },
+                message: e.message,
+            }
+        })?;
+    }
+    let idempotency_key = match idempotency_key.map(str::trim) {
+        Some("") => return Err(invalid("the Idempotency-Key header must not be empty")),
+        k => name("the Idempotency-Key header", k.map(str::to_string))?,
+    };
+    let environment = text_field(&m, "environment", 64)?;
+    if let Some(e) = &environment {
+        if !e
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+        {
+            return Err(invalid(
+                "environment may contain only A-Z, a-z, 0-9, '_', '-' and '.'",
+            ));
         }
-    })?;
+    }
+    let submitted_information = match m.get("submitted_information") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) => Some(o.clone()),
+        Some(_) => return Err(invalid("submitted_information must be an object")),
+    };
     Ok(CreateRequest {
         service_id,
         project_id,
-        configuration,
+        configuration: configuration.unwrap_or_else(|| json!({})),
         payment_token: payment_token(&m)?,
+        idempotency_key,
+        orchestrator_resource_id: name(
+            "orchestrator_resource_id",
+            text_field(&m, "orchestrator_resource_id", 255)?,
+        )?,
+        environment,
+        submitted_information,
     })
 }
 
+/// `update_service`: a new service along `allowed_updates`, a new configuration, or both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateRequest {
-    pub service_id: String,
+    /// Absent (or the resource's own): a configuration change only.
+    #[serde(default)]
+    pub service_id: Option<String>,
+    #[serde(default)]
+    pub configuration: Option<Value>,
     pub payment_token: Option<String>,
 }
 
 pub fn parse_update(body: &[u8]) -> Result<UpdateRequest, ResourceError> {
     let m = object(body)?;
-    let service_id =
-        text_field(&m, "service_id", 64)?.ok_or_else(|| invalid("service_id is required"))?;
+    let service_id = text_field(&m, "service_id", 64)?;
+    let configuration = match m.get("configuration") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => return Err(invalid("configuration must be an object")),
+    };
+    if service_id.is_none() && configuration.is_none() {
+        return Err(invalid(
+            "send service_id (a plan change) or configuration (a configuration change), or both",
+        ));
+    }
     Ok(UpdateRequest {
         service_id,
+        configuration,
         payment_token: payment_token(&m)?,
     })
 }

@@ -4,14 +4,16 @@ use serde_json::{json, Value};
 use crate::account::Draft;
 use crate::catalog::{Behaviour, Catalog};
 use crate::resources::api_token::NewApiToken;
-use crate::resources::create::{start_job, subscribe_job};
+use crate::resources::create::{granted_scopes, start_job, subscribe_job};
 use crate::resources::error::{invalid, ResourceError};
 use crate::resources::lookup::{index, service};
 use crate::resources::model::{Detail, Job, OperatorAction, ResourceStatus};
 use crate::resources::render::summary;
 use crate::resources::request::UpdateRequest;
 
-/// `update_service`: move a plan along `allowed_updates`.
+/// `update_service`: move a plan along `allowed_updates`, and/or apply a new configuration
+/// (protocol §8: `configuration` alone, or with the resource's own `service_id`, is a
+/// configuration change).
 pub fn update_service(
     d: &mut Draft,
     id: &str,
@@ -28,11 +30,32 @@ pub fn update_service(
     if r.job.is_some() {
         return Err(ResourceError::Busy);
     }
-    if r.service_id == req.service_id {
+    let target_id = req.service_id.as_deref().unwrap_or(&r.service_id);
+    if let Some(configuration) = &req.configuration {
+        // Checked against the service the resource is moving to, before anything changes.
+        let target = service(catalog, target_id)?;
+        crate::schema::validate(&target.configuration_schema, configuration).map_err(|e| {
+            ResourceError::InvalidConfiguration {
+                field: format!("configuration{}", e.path),
+                message: e.message,
+            }
+        })?;
+        if target_id == r.service_id {
+            return update_configuration(d, i, configuration, catalog);
+        }
+        if *configuration != r.configuration {
+            // A plan change and a new configuration in one call would be two jobs; say so
+            // rather than apply half.
+            return Err(invalid(
+                "change the service and the configuration in two calls: first service_id, then configuration",
+            ));
+        }
+    }
+    if target_id == r.service_id {
         return Ok(());
     }
     let current = service(catalog, &r.service_id)?;
-    let target = service(catalog, &req.service_id)?;
+    let target = service(catalog, target_id)?;
     if !current.allows_update_to(&target.id) {
         return Err(ResourceError::UpdateNotAllowed {
             from: r.service_id.clone(),
@@ -89,6 +112,79 @@ pub fn update_service(
     Ok(())
 }
 
+/// A configuration change of resource `i` (already validated): API tokens take their new
+/// scopes and label at once (the value stays); operator services ask their backend
+/// (`action: "update"`) and keep the old configuration until it answers `complete`; plans
+/// store it. A domain's query is what was bought: it cannot change.
+fn update_configuration(
+    d: &mut Draft,
+    i: usize,
+    configuration: &Value,
+    catalog: &Catalog,
+) -> Result<(), ResourceError> {
+    let now = d.now();
+    let r = d.account.resources[i].clone();
+    if *configuration == r.configuration {
+        return Ok(());
+    }
+    let before = summary(&r);
+    match &r.detail {
+        Detail::Domain { .. } => Err(ResourceError::ConfigurationNotUpdatable {
+            service_id: r.service_id.clone(),
+        }),
+        Detail::Operator { .. } if r.linked => Err(ResourceError::ConfigurationNotUpdatable {
+            service_id: r.service_id.clone(),
+        }),
+        Detail::Operator { .. } => {
+            if r.status != ResourceStatus::Complete {
+                return Err(ResourceError::Busy);
+            }
+            let url = operator_url(catalog, &r.service_id)?;
+            let res = &mut d.account.resources[i];
+            res.job = start_job(
+                Job::Operator {
+                    action: OperatorAction::Update,
+                    url,
+                    submitted_information: None,
+                    configuration: Some(configuration.clone()),
+                },
+                now,
+            );
+            res.status = ResourceStatus::Pending;
+            res.message = Some("the platform is applying the new configuration".into());
+            d.record(
+                AuditAction::ResourceUpdateRequested,
+                None,
+                before,
+                json!({"resource_id": r.id, "configuration": configuration}),
+            );
+            Ok(())
+        }
+        Detail::ApiToken { .. } | Detail::Plan { .. } => {
+            let service = service(catalog, &r.service_id)?;
+            let res = &mut d.account.resources[i];
+            if let (
+                Detail::ApiToken { scopes, label, .. },
+                Behaviour::ApiToken {
+                    scopes: offered, ..
+                },
+            ) = (&mut res.detail, &service.provider)
+            {
+                *scopes = granted_scopes(configuration, offered);
+                *label = configuration
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            res.configuration = configuration.clone();
+            res.updated_at = now;
+            let after = summary(res);
+            d.record(AuditAction::ResourceUpdated, None, before, after);
+            Ok(())
+        }
+    }
+}
+
 /// `rotate_credentials`: API tokens get a new generation with a new random value (the old
 /// value dies at once); operator services are asked to rotate.
 pub fn rotate(
@@ -134,6 +230,8 @@ pub fn rotate(
                 Job::Operator {
                     action: OperatorAction::Rotate,
                     url,
+                    submitted_information: None,
+                    configuration: None,
                 },
                 now,
             );

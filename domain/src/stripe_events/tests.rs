@@ -37,6 +37,9 @@ fn account() -> Account {
         job: None,
         error: None,
         message: None,
+        origin: None,
+        environment: None,
+        linked: false,
     });
     a.ledger
         .record_charge("chg_dom", "res_dom", 1200, "usd", T0, "domain");
@@ -378,6 +381,9 @@ fn a_lost_charge_answer_is_completed_by_the_webhook() {
         }),
         error: None,
         message: None,
+        origin: None,
+        environment: None,
+        linked: false,
     });
     let pi = json!({"id": "pi_9", "object": "payment_intent", "amount": 2000, "payment_method": "pm_9", "metadata": {"resource_id": "res_new"}});
     // A charge of another amount is not ours to settle.

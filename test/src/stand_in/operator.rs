@@ -1,9 +1,11 @@
 //! The operator's own platform backend: `POST /operator/v1/resources`.
 //!
-//! Body (JSON): `{"action":"create"|"rotate"|"remove","account_id","resource_id","service_id",
-//! "project_id","configuration"?}`; `account_id`, `resource_id` and `service_id` are non-empty
-//! strings, `project_id` is a string or null, `configuration` an object (absent or null reads
-//! as `{}`); other fields are refused. Headers:
+//! Body (JSON): `{"action":"create"|"link"|"update"|"rotate"|"remove","account_id",
+//! "resource_id","service_id","project_id","configuration"?,"submitted_information"?,
+//! "environment"?,"linked"?}`; `account_id`, `resource_id` and `service_id` are non-empty
+//! strings, `project_id` is a string or null, `configuration` and `submitted_information`
+//! objects (absent or null read as `{}` / none), `environment` a string, `linked` a boolean;
+//! other fields are refused. Headers:
 //! `Provider-Signature: t=<unix>,v1=<hex HMAC-SHA256(operator secret, "<t>." + raw body)>`
 //! (300 s tolerance; 401 `invalid_signature` otherwise) and `Idempotency-Key` (required).
 //!
@@ -11,6 +13,14 @@
 //!   then `{"status":"complete","access_configuration":{"DATABASE_URL":…}}`, stable for the
 //!   resource until it is rotated. `configuration.fail = "<code>"` answers
 //!   `{"status":"error","error":{"code","message"}}` instead.
+//!   `configuration.ask = "region"` first answers `{"status":"needs_information","schema":…}`
+//!   asking `{"region": "eu"|"us"}`, and completes (with `REGION`) once it is submitted.
+//! - `link`: without `submitted_information`, `needs_information` asking `{"resource_id"}`: the
+//!   id of a resource this backend created for the same `account_id`; with it, `complete` with
+//!   that resource's access configuration, or `{"status":"error"}` (`not_owned`) for a resource
+//!   it did not create for this account.
+//! - `update`: complete with the same secret (`configuration.fail` answers an error instead);
+//!   404 `resource_not_found` before a create completed.
 //! - `rotate`: complete with a new secret (404 `resource_not_found` before a create completed).
 //! - `remove`: `{"status":"removed"}`; the resource is forgotten.
 //!
@@ -29,28 +39,33 @@ const TOLERANCE_SECS: i64 = 300;
 /// A validated request.
 struct Request {
     action: String,
+    account_id: String,
     resource_id: String,
     configuration: Map<String, Value>,
+    submitted_information: Option<Map<String, Value>>,
 }
 
 fn validate(body: &Value) -> Result<Request, String> {
     let Value::Object(body) = body else {
         return Err("The body must be a JSON object.".into());
     };
-    const FIELDS: [&str; 6] = [
+    const FIELDS: [&str; 9] = [
         "action",
         "account_id",
         "resource_id",
         "service_id",
         "project_id",
         "configuration",
+        "submitted_information",
+        "environment",
+        "linked",
     ];
     if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(format!("Unknown field {unknown:?}."));
     }
     let action = match body.get("action").and_then(Value::as_str) {
-        Some(a @ ("create" | "rotate" | "remove")) => a.to_string(),
-        _ => return Err("action must be one of create, rotate, remove.".into()),
+        Some(a @ ("create" | "link" | "update" | "rotate" | "remove")) => a.to_string(),
+        _ => return Err("action must be one of create, link, update, rotate, remove.".into()),
     };
     for field in ["account_id", "resource_id", "service_id"] {
         if body
@@ -73,15 +88,29 @@ fn validate(body: &Value) -> Result<Request, String> {
     if configuration.get("fail").is_some_and(|f| !f.is_string()) {
         return Err("configuration.fail must be a string.".into());
     }
-    let resource_id = body
-        .get("resource_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let submitted_information = match body.get("submitted_information") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) => Some(o.clone()),
+        Some(_) => return Err("submitted_information must be an object.".into()),
+    };
+    if body.get("environment").is_some_and(|e| !e.is_string()) {
+        return Err("environment must be a string.".into());
+    }
+    if body.get("linked").is_some_and(|l| !l.is_boolean()) {
+        return Err("linked must be a boolean.".into());
+    }
+    let text = |field: &str| {
+        body.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     Ok(Request {
         action,
-        resource_id,
+        account_id: text("account_id"),
+        resource_id: text("resource_id"),
         configuration,
+        submitted_information,
     })
 }
 
@@ -145,6 +174,9 @@ pub(crate) fn handle(st: &mut State, incoming: &Incoming) -> Handled {
         "service_id": body.get("service_id"),
         "project_id": body.get("project_id"),
         "configuration": body.get("configuration"),
+        "submitted_information": body.get("submitted_information"),
+        "environment": body.get("environment"),
+        "linked": body.get("linked"),
         "idempotency_key": key,
         "status": reply.status,
         "result": result,
@@ -157,37 +189,60 @@ pub(crate) fn handle(st: &mut State, incoming: &Incoming) -> Handled {
     }
 }
 
-fn complete(resource_id: &str, secret: &str) -> Outcome {
+fn complete(resource_id: &str, secret: &str, region: Option<&str>) -> Outcome {
+    let mut access = json!({
+        "DATABASE_URL": format!("postgres://u:{secret}@db.example.test/{resource_id}"),
+    });
+    if let Some(r) = region {
+        access["REGION"] = json!(r);
+    }
     Outcome::Final(Reply::json(
         200,
-        &json!({
-            "status": "complete",
-            "access_configuration": {
-                "DATABASE_URL": format!("postgres://u:{secret}@db.example.test/{resource_id}"),
-            },
-        }),
+        &json!({"status": "complete", "access_configuration": access}),
+    ))
+}
+
+fn needs_information(message: &str, schema: Value) -> Outcome {
+    Outcome::Final(Reply::json(
+        200,
+        &json!({"status": "needs_information", "message": message, "schema": schema}),
+    ))
+}
+
+fn failed(code: &str, message: String) -> Outcome {
+    Outcome::Final(Reply::json(
+        200,
+        &json!({"status": "error", "error": {"code": code, "message": message}}),
     ))
 }
 
 fn perform(st: &mut State, request: &Request) -> Outcome {
     let id = request.resource_id.as_str();
+    let submitted = request.submitted_information.as_ref();
     match request.action.as_str() {
         "create" => {
             if let Some(code) = request.configuration.get("fail").and_then(Value::as_str) {
-                return Outcome::Final(Reply::json(
-                    200,
-                    &json!({
-                        "status": "error",
-                        "error": {
-                            "code": code,
-                            "message": format!("The operator backend could not create {id}: {code}."),
-                        },
-                    }),
-                ));
+                return failed(
+                    code,
+                    format!("The operator backend could not create {id}: {code}."),
+                );
+            }
+            let asks_region =
+                request.configuration.get("ask").and_then(Value::as_str) == Some("region");
+            let region = submitted
+                .and_then(|s| s.get("region"))
+                .and_then(Value::as_str);
+            if asks_region && region.is_none() {
+                return needs_information(
+                    "Which region should the database live in?",
+                    json!({"type": "object", "properties": {"region": {"type": "string", "enum": ["eu", "us"]}},
+                           "required": ["region"], "additionalProperties": false}),
+                );
             }
             let pending = st.operator_pending_calls;
             let fresh = st.random_chars(32);
             let resource = st.operator_resources.entry(id.to_string()).or_default();
+            resource.account_id = request.account_id.clone();
             resource.creates = resource.creates.saturating_add(1);
             if resource.creates <= pending {
                 return Outcome::Provisional(Reply::json(
@@ -195,18 +250,68 @@ fn perform(st: &mut State, request: &Request) -> Outcome {
                     &json!({"status": "pending", "retry_after": 1}),
                 ));
             }
+            if let Some(r) = region {
+                resource.region = Some(r.to_string());
+            }
             let secret = resource.secret.get_or_insert(fresh).clone();
-            complete(id, &secret)
+            complete(id, &secret, resource.region.as_deref())
+        }
+        "link" => {
+            let Some(existing) = submitted
+                .and_then(|s| s.get("resource_id"))
+                .and_then(Value::as_str)
+            else {
+                return needs_information(
+                    "Which existing database? Give its resource id on this platform.",
+                    json!({"type": "object", "properties": {"resource_id": {"type": "string", "minLength": 1, "maxLength": 64}},
+                           "required": ["resource_id"], "additionalProperties": false}),
+                );
+            };
+            match st.operator_resources.get(existing) {
+                Some(OperatorResource {
+                    account_id,
+                    secret: Some(secret),
+                    region,
+                    ..
+                }) if *account_id == request.account_id => {
+                    complete(existing, secret, region.as_deref())
+                }
+                _ => failed(
+                    "not_owned",
+                    format!("{existing} is not a database of this account on this platform."),
+                ),
+            }
+        }
+        "update" => {
+            if let Some(code) = request.configuration.get("fail").and_then(Value::as_str) {
+                return failed(
+                    code,
+                    format!("The operator backend could not update {id}: {code}."),
+                );
+            }
+            match st.operator_resources.get(id) {
+                Some(OperatorResource {
+                    secret: Some(secret),
+                    region,
+                    ..
+                }) => complete(id, secret, region.as_deref()),
+                _ => Outcome::Rejected(error(
+                    404,
+                    "resource_not_found",
+                    &format!("{id} has not been created (or is still pending)."),
+                )),
+            }
         }
         "rotate" => {
             let fresh = st.random_chars(32);
             match st.operator_resources.get_mut(id) {
                 Some(OperatorResource {
                     secret: Some(secret),
+                    region,
                     ..
                 }) => {
                     *secret = fresh.clone();
-                    complete(id, &fresh)
+                    complete(id, &fresh, region.as_deref())
                 }
                 _ => Outcome::Rejected(error(
                     404,

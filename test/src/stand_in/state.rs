@@ -150,6 +150,10 @@ impl State {
 /// What the operator backend knows about one resource.
 #[derive(Debug, Default)]
 pub(crate) struct OperatorResource {
+    /// The account it was created for (what `link` checks).
+    pub(crate) account_id: String,
     pub(crate) creates: u32,
     pub(crate) secret: Option<String>,
+    /// What `needs_information` asked for, once submitted.
+    pub(crate) region: Option<String>,
 }

@@ -1,10 +1,13 @@
-//! Operator backend: ask the operator's backend to `create`, `rotate` or `remove` the resource,
-//! and poll (the same request, the same key) while it answers `pending`.
+//! Operator backend: ask the operator's backend to `create`, `link`, `update`, `rotate` or
+//! `remove` the resource, and poll (the same request, the same key) while it answers `pending`.
 //!
 //! Invariants: a backend that stays `pending` is given up on after `max_attempts`, like an
-//! outage; a failed `rotate` or `remove` keeps the resource `complete` (what it had still
-//! works). Operator backends serve free services only (the catalog refuses paid ones), so there
-//! is never a charge to refund.
+//! outage; a failed `update`, `rotate` or `remove` keeps the resource `complete` (what it had
+//! still works). A backend answering `needs_information` (for a create or a link) ends the job
+//! with the resource `needs_information` and the schema it asked with (checked to be one we
+//! enforce); the orchestrator's `submitted_information` starts the same action again with it.
+//! Operator backends serve free services only (the catalog refuses paid ones), so there is
+//! never a charge to refund.
 
 use crate::audit_action::AuditAction;
 use serde_json::json;
@@ -14,7 +17,7 @@ use crate::resources::action::{Action, ActionResult, OperatorStatus};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::work::{errored, unexpected, Failed, Next, Progress, Told, Work};
 use crate::resources::model::{
-    Detail, ErrorInfo, Job, JobState, OperatorAction, ResourceStatus, Settings,
+    Detail, ErrorInfo, InformationAsked, Job, JobState, OperatorAction, ResourceStatus, Settings,
 };
 use crate::resources::render::summary;
 
@@ -22,19 +25,35 @@ pub(crate) struct Operator;
 
 impl Work for Operator {
     fn next_action(&self, next: &Next) -> Option<Action> {
-        let Job::Operator { action, url } = &next.job.job else {
+        let Job::Operator {
+            action,
+            url,
+            submitted_information,
+            configuration,
+        } = &next.job.job
+        else {
             return None;
         };
         let (a, r) = (next.account, next.resource);
+        let mut body = json!({"action": action, "account_id": a.id, "resource_id": r.id,
+                              "service_id": r.service_id, "project_id": r.project_id,
+                              "configuration": configuration.as_ref().unwrap_or(&r.configuration)});
+        if let Some(info) = submitted_information {
+            body["submitted_information"] = info.clone();
+        }
+        if let Some(e) = &r.environment {
+            body["environment"] = json!(e);
+        }
+        if r.linked {
+            body["linked"] = json!(true);
+        }
         Some(Action::CallOperator {
             key: next.key(
                 &next.job.started_at.to_string(),
                 &format!("operator-{}", action.as_str()),
             ),
             url: url.clone(),
-            body: json!({"action": action, "account_id": a.id, "resource_id": r.id,
-                         "service_id": r.service_id, "project_id": r.project_id,
-                         "configuration": r.configuration}),
+            body,
         })
     }
 
@@ -46,17 +65,32 @@ impl Work for Operator {
         outcome: ActionResult,
         settings: &Settings,
     ) -> Result<Progress, ResourceError> {
-        let Job::Operator { action, .. } = &js.job else {
+        let Job::Operator {
+            action,
+            configuration: new_configuration,
+            ..
+        } = &js.job
+        else {
             return Err(unexpected(outcome));
         };
         let action = *action;
-        let (status, access_configuration, retry_after, error) = match outcome {
+        let new_configuration = new_configuration.clone();
+        let (status, access_configuration, retry_after, error, schema, message) = match outcome {
             ActionResult::Operator {
                 status,
                 access_configuration,
                 retry_after,
                 error,
-            } => (status, access_configuration, retry_after, error),
+                schema,
+                message,
+            } => (
+                status,
+                access_configuration,
+                retry_after,
+                error,
+                schema,
+                message,
+            ),
             other => return Err(unexpected(other)),
         };
         let now = d.now();
@@ -88,25 +122,65 @@ impl Work for Operator {
                 if action == OperatorAction::Remove {
                     r.detail = Detail::Operator {
                         access_configuration: None,
+                        asked: None,
                     };
                     r.status = ResourceStatus::Removed;
                     let after = summary(r);
                     d.record(AuditAction::ResourceRemoved, None, before, after);
                 } else {
+                    if let Some(c) = new_configuration {
+                        r.configuration = c;
+                    }
                     r.detail = Detail::Operator {
                         access_configuration,
+                        asked: None,
                     };
                     r.status = ResourceStatus::Complete;
                     let after = summary(r);
                     let recorded = match action {
                         OperatorAction::Rotate => AuditAction::ResourceRotated,
+                        OperatorAction::Update => AuditAction::ResourceUpdated,
+                        OperatorAction::Link => AuditAction::ResourceLinked,
                         _ => AuditAction::ResourceCompleted,
                     };
                     d.record(recorded, None, before, after);
                 }
                 Ok(Progress::Ended)
             }
-            OperatorStatus::Error => {
+            OperatorStatus::NeedsInformation
+                if matches!(action, OperatorAction::Create | OperatorAction::Link) =>
+            {
+                // Only a schema we enforce in full can be asked with: we validate the answer.
+                let schema = schema.filter(|s| crate::schema::check_schema(s).is_ok()).ok_or_else(|| {
+                    ResourceError::Backend {
+                        code: "invalid_schema".into(),
+                        message: "the platform asked for information with a missing or unsupported schema".into(),
+                    }
+                })?;
+                let before = summary(&d.account.resources[i]);
+                let r = &mut d.account.resources[i];
+                r.job = None;
+                r.updated_at = now;
+                r.status = ResourceStatus::NeedsInformation;
+                r.message = Some(
+                    message
+                        .map(|m| crate::text::truncate(&m, 500).to_string())
+                        .unwrap_or_else(|| "the platform needs more information".into()),
+                );
+                r.detail = Detail::Operator {
+                    access_configuration: None,
+                    asked: Some(InformationAsked { action, schema }),
+                };
+                let after = summary(r);
+                d.record(
+                    AuditAction::ResourceInformationRequested,
+                    None,
+                    before,
+                    after,
+                );
+                Ok(Progress::Ended)
+            }
+            OperatorStatus::NeedsInformation | OperatorStatus::Error => {
                 let e = error.unwrap_or(ErrorInfo {
                     code: "backend_error".into(),
                     message: "the platform reported an error".into(),
@@ -153,6 +227,8 @@ mod tests {
                 job: Job::Operator {
                     action: OperatorAction::Rotate,
                     url: "https://ops.example/backend".into(),
+                    submitted_information: None,
+                    configuration: None,
                 },
                 started_at: 1700000000,
                 attempts: 2,
@@ -176,7 +252,9 @@ mod tests {
                 job,
                 Job::Operator {
                     action,
-                    url: "u".into()
+                    url: "u".into(),
+                    submitted_information: None,
+                    configuration: None,
                 }
             );
             assert_eq!(serde_json::to_string(&job).unwrap(), text);
@@ -208,6 +286,8 @@ mod tests {
             access_configuration: None,
             retry_after: Some(3),
             error: None,
+            schema: None,
+            message: None,
         };
         let v = serde_json::to_value(&answer).unwrap();
         assert_eq!(v["status"], "pending");

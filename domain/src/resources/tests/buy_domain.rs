@@ -16,7 +16,7 @@ fn domain_world(registrar_service: &str, candidates: Vec<Candidate>) -> (W, Stri
     (w, id)
 }
 
-fn builtin_candidates() -> Vec<Candidate> {
+pub(super) fn builtin_candidates() -> Vec<Candidate> {
     vec![
         Candidate {
             domain: "acme.apps.example.dev".into(),

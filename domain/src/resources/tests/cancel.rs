@@ -10,7 +10,8 @@ fn stale_world() -> (W, String) {
     subscribe(&mut w, &id);
     let cat = w.catalog.clone();
     let up = UpdateRequest {
-        service_id: "team".into(),
+        service_id: Some("team".into()),
+        configuration: None,
         payment_token: Some("spt_2".into()),
     };
     w.run(|d| update_service(d, &id, &up, &cat, "ch_team"))
@@ -119,7 +120,8 @@ fn a_replaced_subscription_waits_for_the_plans_job() {
     let cat = w.catalog.clone();
     // Moving to free starts a job on the plan: the retry waits for it (no hot alarm).
     let up = UpdateRequest {
-        service_id: "free".into(),
+        service_id: Some("free".into()),
+        configuration: None,
         payment_token: None,
     };
     w.run(|d| update_service(d, &id, &up, &cat, "ch_x"))

@@ -13,6 +13,7 @@ use crate::tokens::{self, hash, TokenKind};
 
 mod buy_domain;
 mod cancel;
+mod interop;
 mod operator;
 mod refund;
 mod subscribe;
@@ -112,7 +113,12 @@ impl W {
         body: Value,
         candidates: Option<Vec<Candidate>>,
     ) -> Result<String, ResourceError> {
-        let req = parse_create(body.to_string().as_bytes(), &self.catalog)?;
+        let req = parse_create(
+            body.to_string().as_bytes(),
+            &self.catalog,
+            CreateCall::Create,
+            None,
+        )?;
         match prepare_create(&self.account, &req, &self.catalog)? {
             Preparation::Existing(id) => Ok(id),
             _ => {
@@ -315,6 +321,8 @@ fn create_sealed_token(w: &mut W, keys: &KeyRing, random: &[u8; 20]) -> (String,
             .to_string()
             .as_bytes(),
         &w.catalog,
+        CreateCall::Create,
+        None,
     )
     .unwrap();
     let cat = w.catalog.clone();
@@ -470,7 +478,7 @@ fn tokens_minted_before_sealing_keep_being_derived_until_rotated() {
 #[test]
 fn malformed_bodies_name_the_problem() {
     let c = catalog();
-    let err = |b: &str| parse_create(b.as_bytes(), &c).unwrap_err();
+    let err = |b: &str| parse_create(b.as_bytes(), &c, CreateCall::Create, None).unwrap_err();
     assert!(matches!(err("{"), ResourceError::InvalidRequest { .. }));
     assert!(matches!(err("[]"), ResourceError::InvalidRequest { .. }));
     assert_eq!(
@@ -524,7 +532,7 @@ fn malformed_bodies_name_the_problem() {
         ResourceError::InvalidRequest { .. }
     ));
     // Unknown payment credential types are ignored.
-    let r = parse_create(br#"{"service_id":"paid","project_id":"p","payment_credentials":{"type":"crypto","wallet":"x"}}"#, &c).unwrap();
+    let r = parse_create(br#"{"service_id":"paid","project_id":"p","payment_credentials":{"type":"crypto","wallet":"x"}}"#, &c, CreateCall::Create, None).unwrap();
     assert_eq!(r.payment_token, None);
     let w = W::new();
     assert_eq!(

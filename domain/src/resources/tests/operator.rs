@@ -22,6 +22,8 @@ fn operator_backend_pending_then_complete() {
             access_configuration: None,
             retry_after: Some(3),
             error: None,
+            schema: None,
+            message: None,
         },
     )
     .unwrap();
@@ -40,6 +42,8 @@ fn operator_backend_pending_then_complete() {
             access_configuration: Some(ac),
             retry_after: None,
             error: None,
+            schema: None,
+            message: None,
         },
     )
     .unwrap();
@@ -60,6 +64,8 @@ fn operator_backend_pending_then_complete() {
                 code: "quota".into(),
                 message: "over quota".into(),
             }),
+            schema: None,
+            message: None,
         },
     );
     assert!(e.is_err());
@@ -84,6 +90,8 @@ fn an_operator_backend_pending_forever_is_given_up() {
         access_configuration: None,
         retry_after: Some(5),
         error: None,
+        schema: None,
+        message: None,
     };
     let max = Settings::default().max_attempts;
     for _ in 1..max {

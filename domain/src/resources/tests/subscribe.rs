@@ -113,7 +113,8 @@ fn plan_changes_follow_allowed_updates() {
     subscribe(&mut w, &id);
     let cat = w.catalog.clone();
     let up = |s: &str, t: Option<&str>| UpdateRequest {
-        service_id: s.into(),
+        service_id: Some(s.into()),
+        configuration: None,
         payment_token: t.map(str::to_string),
     };
     assert_eq!(
@@ -191,7 +192,8 @@ fn a_new_purchase_never_reuses_an_old_idempotency_key() {
     .unwrap();
     let cat = w.catalog.clone();
     let up = |s: &str, t: Option<&str>| UpdateRequest {
-        service_id: s.into(),
+        service_id: Some(s.into()),
+        configuration: None,
         payment_token: t.map(str::to_string),
     };
     w.run(|d| update_service(d, &id, &up("free", None), &cat, "c2"))
@@ -292,7 +294,8 @@ fn a_free_to_paid_change_refused_after_the_charge_is_refunded_and_stays_free() {
         .unwrap();
     let cat = w.catalog.clone();
     let up = UpdateRequest {
-        service_id: "paid".into(),
+        service_id: Some("paid".into()),
+        configuration: None,
         payment_token: Some("spt_1".into()),
     };
     w.run(|d| update_service(d, &id, &up, &cat, "ch_up"))
@@ -340,7 +343,8 @@ fn paid_to_paid_cancels_the_old_subscription_in_the_same_saga() {
     subscribe(&mut w, &id);
     let cat = w.catalog.clone();
     let up = UpdateRequest {
-        service_id: "team".into(),
+        service_id: Some("team".into()),
+        configuration: None,
         payment_token: Some("spt_2".into()),
     };
     w.run(|d| update_service(d, &id, &up, &cat, "ch_team"))
@@ -402,7 +406,8 @@ fn paid_to_paid_whose_new_subscription_is_refused_refunds_and_keeps_the_old_plan
     subscribe(&mut w, &id);
     let cat = w.catalog.clone();
     let up = UpdateRequest {
-        service_id: "team".into(),
+        service_id: Some("team".into()),
+        configuration: None,
         payment_token: Some("spt_2".into()),
     };
     w.run(|d| update_service(d, &id, &up, &cat, "ch_team"))
@@ -440,7 +445,8 @@ fn paid_to_paid_whose_old_subscription_cannot_be_cancelled_says_so() {
     subscribe(&mut w, &id);
     let cat = w.catalog.clone();
     let up = UpdateRequest {
-        service_id: "team".into(),
+        service_id: Some("team".into()),
+        configuration: None,
         payment_token: Some("spt_2".into()),
     };
     w.run(|d| update_service(d, &id, &up, &cat, "ch_team"))
