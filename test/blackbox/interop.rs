@@ -195,6 +195,11 @@ fn an_operator_backend_asks_and_gets_its_answer() {
     let first = ok(&keyed(&t.access, &key, &body(Value::Null)));
     let id = first["id"].as_str().unwrap().to_string();
     let asked = settle(&t.access, &id);
+    let first_key = with_worker(|w| w.stand_in.operator_calls())
+        .into_iter()
+        .find(|c| c["resource_id"] == id.as_str())
+        .map(|c| c["idempotency_key"].clone())
+        .unwrap();
     assert_eq!(asked["status"], "needs_information", "{asked}");
     assert_eq!(
         asked["needs_information"]["schema"]["properties"]["region"]["enum"],
@@ -218,12 +223,12 @@ fn an_operator_backend_asks_and_gets_its_answer() {
         .into_iter()
         .filter(|c| c["resource_id"] == id.as_str())
         .collect();
-    assert!(
-        calls
-            .iter()
-            .any(|c| c["submitted_information"]["region"] == "eu" && c["environment"] == "prod"),
-        "{calls:?}"
-    );
+    let answered = calls
+        .iter()
+        .find(|c| c["submitted_information"]["region"] == "eu" && c["environment"] == "prod")
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    // The call with the answer is a new call (a new key), however soon it came.
+    assert_ne!(answered["idempotency_key"], first_key);
     let actions = audit_actions(&t.account, 1);
     for a in [
         "resource.information_requested",
@@ -341,11 +346,14 @@ fn linking_existing_resources() {
     let theirs = ok(&link(&other.access, None, &body(Value::Null)));
     let theirs_id = theirs["id"].as_str().unwrap().to_string();
     settle(&other.access, &theirs_id);
-    ok(&link(
+    // The backend's refusal is the answer: the link ends errored with it.
+    let no = ok(&link(
         &other.access,
         None,
         &body(json!({"resource_id": db_id})),
     ));
+    assert_eq!(no["status"], "errored", "{no}");
+    assert_eq!(no["error"]["code"], "backend_error", "{no}");
     let refused = settle(&other.access, &theirs_id);
     assert_eq!(refused["status"], "errored", "{refused}");
     assert!(
@@ -413,26 +421,32 @@ fn configuration_only_updates() {
         json!({"service_id": "database", "project_id": "p"}),
     ));
     let db_id = db["id"].as_str().unwrap().to_string();
-    settle(&t.access, &db_id);
-    ok(&update(&db_id, json!({"fail": "too_big"})));
+    let url = settle(&t.access, &db_id)["complete"]["access_configuration"]["DATABASE_URL"].clone();
+    // Refused by the backend: the call says why, and the resource keeps what works.
+    let refused = update(&db_id, json!({"fail": "too_big"}));
+    assert_error(&refused, 502, "backend_error");
+    assert!(refused.text().contains("too_big"), "{}", refused.text());
     let kept = settle(&t.access, &db_id);
     assert_eq!(
         kept["status"], "complete",
         "a failed update keeps what works: {kept}"
     );
-    assert!(
-        kept["complete"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("too_big"),
-        "{kept}"
+    assert_eq!(
+        kept["complete"]["access_configuration"]["DATABASE_URL"],
+        url
     );
+    // Accepted: applied (the backend got action "update" with the new configuration).
+    let applied = ok(&update(&db_id, json!({"ask": "region"})));
+    assert_eq!(applied["status"], "complete", "{applied}");
     let calls: Vec<Value> = with_worker(|w| w.stand_in.operator_calls())
         .into_iter()
         .filter(|c| c["resource_id"] == db_id.as_str() && c["action"] == "update")
+        .map(|c| c["configuration"].clone())
         .collect();
-    assert!(!calls.is_empty(), "the backend was asked to update");
-    assert_eq!(calls[0]["configuration"], json!({"fail": "too_big"}));
+    assert_eq!(
+        calls,
+        vec![json!({"fail": "too_big"}), json!({"ask": "region"})]
+    );
     // A domain's query is what was bought.
     let quoted = ok(&create(
         &t.access,

@@ -7,6 +7,7 @@ use crate::catalog::{Behaviour, Catalog, Price, Registrar, Service, ServiceKind}
 use crate::domain_names;
 use crate::ledger::CapError;
 use crate::resources::error::{invalid, ResourceError, REFUND_FAILED};
+use crate::resources::jobs::operator::operator_job;
 use crate::resources::lookup::{current_plan, live, service};
 use crate::resources::model::{
     Candidate, Detail, Job, JobState, OperatorAction, Origin, Quote, Resource, ResourceStatus,
@@ -402,12 +403,7 @@ pub fn create(
             };
             resource.message = Some("the platform is provisioning it".into());
             resource.job = start_job(
-                Job::Operator {
-                    action: OperatorAction::Create,
-                    url: url.clone(),
-                    submitted_information: None,
-                    configuration: None,
-                },
+                operator_job(d, OperatorAction::Create, url.clone(), None, None),
                 now,
             );
         }

@@ -16,9 +16,10 @@ use crate::catalog::Catalog;
 use crate::resources::confirm::confirm_domain;
 use crate::resources::create::start_job;
 use crate::resources::error::ResourceError;
+use crate::resources::jobs::operator::operator_job;
 use crate::resources::link::link_domain;
 use crate::resources::lookup::index;
-use crate::resources::model::{Candidate, Detail, Job, Resource, ResourceStatus};
+use crate::resources::model::{Candidate, Detail, Resource, ResourceStatus};
 use crate::resources::request::ConfirmRequest;
 use crate::resources::update::operator_url;
 use crate::schema;
@@ -112,18 +113,11 @@ pub fn submit_information(
         } => {
             let url = operator_url(catalog, &r.service_id)?;
             let now = d.now();
+            let job = operator_job(d, asked.action, url, Some(submitted), None);
             let res = &mut d.account.resources[i];
             res.status = ResourceStatus::Pending;
             res.message = Some("the platform is checking what was submitted".into());
-            res.job = start_job(
-                Job::Operator {
-                    action: asked.action,
-                    url,
-                    submitted_information: Some(submitted.clone()),
-                    configuration: None,
-                },
-                now,
-            );
+            res.job = start_job(job, now);
             // The audit record names what was submitted, not its values (they may be secret).
             let fields: Vec<&String> = info.keys().collect();
             d.record(

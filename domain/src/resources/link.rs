@@ -21,8 +21,9 @@ use crate::audit_action::AuditAction;
 use crate::catalog::{Behaviour, Catalog, ServiceKind};
 use crate::resources::create::{named, origin_of, start_job, Preparation};
 use crate::resources::error::ResourceError;
+use crate::resources::jobs::operator::operator_job;
 use crate::resources::lookup::{current_plan, live, service};
-use crate::resources::model::{Detail, Job, OperatorAction, Resource, ResourceStatus};
+use crate::resources::model::{Detail, OperatorAction, Resource, ResourceStatus};
 use crate::resources::render::summary;
 use crate::resources::request::{CreateCall, CreateRequest};
 
@@ -105,12 +106,7 @@ pub fn link(
                 asked: None,
             },
             start_job(
-                Job::Operator {
-                    action: OperatorAction::Link,
-                    url: url.clone(),
-                    submitted_information: None,
-                    configuration: None,
-                },
+                operator_job(d, OperatorAction::Link, url.clone(), None, None),
                 now,
             ),
             "the platform is looking for the existing resource".to_string(),

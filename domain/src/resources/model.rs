@@ -166,6 +166,11 @@ pub enum Job {
         /// once the backend applied it (a failed update keeps the old one).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         configuration: Option<Value>,
+        /// The account's audit sequence when the call started: part of its idempotency key, so
+        /// two calls started within one second (a `needs_information` answered at once, two
+        /// rotations) never share a key. Absent in jobs stored before (their keys unchanged).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<u64>,
     },
 }
 

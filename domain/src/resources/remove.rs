@@ -6,6 +6,7 @@ use crate::catalog::{Catalog, ServiceKind};
 use crate::resources::create::start_job;
 use crate::resources::error::{invalid, ResourceError};
 use crate::resources::jobs::cancel::hasten_stale;
+use crate::resources::jobs::operator::operator_job;
 use crate::resources::lookup::{index, live};
 use crate::resources::model::{Detail, Job, OperatorAction, ResourceStatus};
 use crate::resources::render::summary;
@@ -62,12 +63,13 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
             domain: name.clone(),
             then_remove: true,
         }),
-        Detail::Operator { .. } => Some(Job::Operator {
-            action: OperatorAction::Remove,
-            url: operator_url(catalog, &r.service_id)?,
-            submitted_information: None,
-            configuration: None,
-        }),
+        Detail::Operator { .. } => Some(operator_job(
+            d,
+            OperatorAction::Remove,
+            operator_url(catalog, &r.service_id)?,
+            None,
+            None,
+        )),
         _ => None,
     };
     if let Some(Job::ReleaseDomain {

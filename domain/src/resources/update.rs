@@ -6,6 +6,7 @@ use crate::catalog::{Behaviour, Catalog};
 use crate::resources::api_token::NewApiToken;
 use crate::resources::create::{granted_scopes, start_job, subscribe_job};
 use crate::resources::error::{invalid, ResourceError};
+use crate::resources::jobs::operator::operator_job;
 use crate::resources::lookup::{index, service};
 use crate::resources::model::{Detail, Job, OperatorAction, ResourceStatus};
 use crate::resources::render::summary;
@@ -140,16 +141,15 @@ fn update_configuration(
                 return Err(ResourceError::Busy);
             }
             let url = operator_url(catalog, &r.service_id)?;
-            let res = &mut d.account.resources[i];
-            res.job = start_job(
-                Job::Operator {
-                    action: OperatorAction::Update,
-                    url,
-                    submitted_information: None,
-                    configuration: Some(configuration.clone()),
-                },
-                now,
+            let job = operator_job(
+                d,
+                OperatorAction::Update,
+                url,
+                None,
+                Some(configuration.clone()),
             );
+            let res = &mut d.account.resources[i];
+            res.job = start_job(job, now);
             res.status = ResourceStatus::Pending;
             res.message = Some("the platform is applying the new configuration".into());
             d.record(
@@ -196,6 +196,9 @@ pub fn rotate(
     d.require_active_account()?;
     let i = index(d, id)?;
     let now = d.now();
+    // Made before the resource is borrowed; used only by an operator rotation.
+    let call = operator_url(catalog, &d.account.resources[i].service_id)
+        .map(|url| operator_job(d, OperatorAction::Rotate, url, None, None));
     let r = &mut d.account.resources[i];
     if r.status == ResourceStatus::Removed {
         return Err(ResourceError::NotFound);
@@ -224,17 +227,8 @@ pub fn rotate(
             );
             Ok(())
         }
-        Detail::Operator { .. } if r.status == ResourceStatus::Complete => {
-            let url = operator_url(catalog, &r.service_id)?;
-            r.job = start_job(
-                Job::Operator {
-                    action: OperatorAction::Rotate,
-                    url,
-                    submitted_information: None,
-                    configuration: None,
-                },
-                now,
-            );
+        Detail::Operator { .. } if r.status == ResourceStatus::Complete && !r.linked => {
+            r.job = start_job(call?, now);
             r.status = ResourceStatus::Pending;
             d.record(
                 AuditAction::ResourceRotateRequested,

@@ -23,6 +23,23 @@ use crate::resources::render::summary;
 
 pub(crate) struct Operator;
 
+/// A call of the operator's backend, started now (see `Job::Operator`).
+pub(crate) fn operator_job(
+    d: &Draft,
+    action: OperatorAction,
+    url: String,
+    submitted_information: Option<serde_json::Value>,
+    configuration: Option<serde_json::Value>,
+) -> Job {
+    Job::Operator {
+        action,
+        url,
+        submitted_information,
+        configuration,
+        call: Some(d.account.chain.next_seq),
+    }
+}
+
 impl Work for Operator {
     fn next_action(&self, next: &Next) -> Option<Action> {
         let Job::Operator {
@@ -30,6 +47,7 @@ impl Work for Operator {
             url,
             submitted_information,
             configuration,
+            call,
         } = &next.job.job
         else {
             return None;
@@ -47,11 +65,12 @@ impl Work for Operator {
         if r.linked {
             body["linked"] = json!(true);
         }
+        let scope = match call {
+            Some(n) => format!("{}-{n}", next.job.started_at),
+            None => next.job.started_at.to_string(),
+        };
         Some(Action::CallOperator {
-            key: next.key(
-                &next.job.started_at.to_string(),
-                &format!("operator-{}", action.as_str()),
-            ),
+            key: next.key(&scope, &format!("operator-{}", action.as_str())),
             url: url.clone(),
             body,
         })
@@ -195,7 +214,11 @@ impl Work for Operator {
 
     fn fail(&self, d: &mut Draft, i: usize, failed: Failed) -> Told {
         match failed.job {
-            Job::Operator { action, .. } if action != OperatorAction::Create => {
+            // What the resource had still works after a failed change; a failed create or
+            // link had nothing yet.
+            Job::Operator { action, .. }
+                if !matches!(action, OperatorAction::Create | OperatorAction::Link) =>
+            {
                 let res = &mut d.account.resources[i];
                 res.status = ResourceStatus::Complete;
                 res.message = Some(format!(
@@ -229,6 +252,7 @@ mod tests {
                     url: "https://ops.example/backend".into(),
                     submitted_information: None,
                     configuration: None,
+                    call: None,
                 },
                 started_at: 1700000000,
                 attempts: 2,
@@ -255,6 +279,7 @@ mod tests {
                     url: "u".into(),
                     submitted_information: None,
                     configuration: None,
+                    call: None,
                 }
             );
             assert_eq!(serde_json::to_string(&job).unwrap(), text);
