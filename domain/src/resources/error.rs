@@ -164,7 +164,8 @@ impl ResourceError {
                 format!("the platform was still provisioning it after {attempts} checks over {waited} s; gave up (remove it and create it again)"),
             ),
             ResourceError::UnsupportedPurpose { purpose } => said("unsupported_purpose",
-                format!("purpose {:?} is not supported; use \"dashboard\"", truncate(purpose, 64)),
+                format!("purpose {:?} is not served; use one of {} (deep_link_purposes in GET /provisioning/health)",
+                    truncate(purpose, 64), crate::dashboard::place::purposes().join(", ")),
             ),
             ResourceError::Payment { error } => return Some(error.describe()),
             // Failures of the request around the resource: errors.rs maps them like any request's.
