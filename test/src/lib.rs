@@ -103,6 +103,10 @@ pub struct Options {
     /// Add the test defaults (test catalog, 2 s grace, fault injection...) for vars not given.
     /// Off for the walkthrough, which runs with `.dev.vars.example` like `make dev`.
     pub test_defaults: bool,
+    /// Rate Limiting bindings (`[[ratelimits]]` of wrangler.toml) to run with another
+    /// `simple.limit` (`Some`), or without (`None`): the run gets its own wrangler.toml
+    /// ([`wrangler_config::derive`]). Empty: wrangler.toml as it is.
+    pub rate_limits: Vec<(String, Option<u32>)>,
 }
 
 impl Options {
@@ -129,6 +133,7 @@ impl Options {
             persist_to: None,
             stand_in: None,
             test_defaults: false,
+            rate_limits: Vec::new(),
         }
     }
 
@@ -144,6 +149,20 @@ impl Options {
     /// wiring nor the test defaults fill it in.
     pub fn unset(self, name: &str) -> Options {
         self.set(name, "")
+    }
+
+    /// Runs with the Rate Limiting binding `name` limited to `limit` calls per period.
+    pub fn rate_limit(mut self, name: &str, limit: u32) -> Options {
+        self.rate_limits.retain(|(k, _)| k != name);
+        self.rate_limits.push((name.to_string(), Some(limit)));
+        self
+    }
+
+    /// Runs without the Rate Limiting binding `name` (a deployment that forgot it).
+    pub fn without_rate_limit(mut self, name: &str) -> Options {
+        self.rate_limits.retain(|(k, _)| k != name);
+        self.rate_limits.push((name.to_string(), None));
+        self
     }
 }
 
@@ -173,6 +192,7 @@ impl Default for Options {
             persist_to: None,
             stand_in: None,
             test_defaults: true,
+            rate_limits: Vec::new(),
         }
     }
 }
@@ -364,6 +384,17 @@ impl DevWorker {
         fs::write(&env_file, env_text).expect("write env file");
 
         apply_migrations(&persist_to);
+        // Another limit for a Rate Limiting binding lives in wrangler.toml itself: this run
+        // gets its own copy.
+        let config = (!options.rate_limits.is_empty()).then(|| {
+            let toml =
+                fs::read_to_string(root().join("wrangler.toml")).expect("read wrangler.toml");
+            let derived = wrangler_config::derive(&toml, &root(), &options.rate_limits)
+                .unwrap_or_else(|e| panic!("wrangler.toml for this run: {e}"));
+            let path = run_dir.join("wrangler.toml");
+            fs::write(&path, derived).expect("write the run's wrangler.toml");
+            path
+        });
 
         let log_path = run_dir.join("wrangler.log");
         let log = fs::File::create(&log_path).expect("create log");
@@ -372,6 +403,11 @@ impl DevWorker {
         let child = Command::new(tool("wrangler"))
             .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &inspector.to_string()])
+            .args(
+                config
+                    .iter()
+                    .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
+            )
             .arg("--persist-to")
             .arg(&persist_to)
             .arg("--env-file")
@@ -594,11 +630,122 @@ pub fn stripe_js(mode: &str, input: &Value) -> Result<String, String> {
     }
 }
 
-#[cfg(test)]
-mod wrangler_config {
+/// wrangler.toml as the tests read it, and as one run may change it.
+pub mod wrangler_config {
+    use std::path::Path;
+
+    #[cfg(test)]
     use super::root;
 
+    /// wrangler.toml for one run, written to its run folder: the Rate Limiting bindings named
+    /// in `limits` get another `simple.limit` (`Some`) or are left out (`None`); the paths it
+    /// names (`main`, the build command, `migrations_dir`) are made absolute, since wrangler
+    /// reads them from the config's folder. Every binding named must be in `toml`.
+    pub fn derive(
+        toml: &str,
+        root: &Path,
+        limits: &[(String, Option<u32>)],
+    ) -> Result<String, String> {
+        let root = root.display().to_string();
+        // Tables: each `[...]` or `[[...]]` header starts one, up to the next header.
+        let mut tables: Vec<Vec<&str>> = vec![Vec::new()];
+        for line in toml.lines() {
+            if line.trim_start().starts_with('[') {
+                tables.push(Vec::new());
+            }
+            if let Some(t) = tables.last_mut() {
+                t.push(line);
+            }
+        }
+        let mut found: Vec<&str> = Vec::new();
+        let mut out = String::new();
+        for table in tables {
+            let header = table
+                .first()
+                .map(|l| l.trim())
+                .filter(|l| l.starts_with('['))
+                .unwrap_or("");
+            let name = table.iter().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "name").then(|| v.trim().trim_matches('"'))
+            });
+            let limit = match (header, name) {
+                ("[[ratelimits]]", Some(n)) => limits.iter().find(|(k, _)| k == n),
+                _ => None,
+            };
+            if let (Some((n, _)), Some(_)) = (limit, name) {
+                found.push(n);
+            }
+            for line in table {
+                let key = line.split_once('=').map(|(k, _)| k.trim());
+                let rewritten = match (key, limit) {
+                    // A binding left out: none of its lines.
+                    (_, Some((_, None))) => continue,
+                    (Some("simple"), Some((_, Some(l)))) => {
+                        let period = line
+                            .split("period")
+                            .nth(1)
+                            .and_then(|p| p.trim_start_matches([' ', '=']).split([' ', '}']).next())
+                            .ok_or_else(|| format!("no period in {line:?}"))?;
+                        format!("simple = {{ limit = {l}, period = {period} }}")
+                    }
+                    (Some("main"), _) if header.is_empty() => {
+                        format!("main = \"{root}/build/worker/shim.mjs\"")
+                    }
+                    (Some("command"), _) if header == "[build]" => {
+                        format!("command = \"sh {root}/scripts/build.sh\"")
+                    }
+                    (Some("watch_dir"), _) if header == "[build]" => continue,
+                    (Some("migrations_dir"), _) => {
+                        format!("migrations_dir = \"{root}/migrations\"")
+                    }
+                    _ => line.to_string(),
+                };
+                out.push_str(&rewritten);
+                out.push('\n');
+            }
+        }
+        for (name, _) in limits {
+            if !found.contains(&name.as_str()) {
+                return Err(format!("no [[ratelimits]] binding {name} in wrangler.toml"));
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_run_can_change_or_drop_a_rate_limit() {
+        let toml = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
+        let limits = [
+            ("ORCHESTRATOR_LIMITER".to_string(), Some(40)),
+            ("CLIENT_LIMITER".to_string(), None),
+        ];
+        let derived = derive(&toml, Path::new("/r"), &limits).unwrap();
+        assert!(
+            derived.contains("name = \"ORCHESTRATOR_LIMITER\"\nnamespace_id = \"1002\"\nsimple = { limit = 40, period = 60 }\n"),
+            "{derived}"
+        );
+        assert!(!derived.contains("CLIENT_LIMITER"), "{derived}");
+        assert_eq!(derived.matches("[[ratelimits]]").count(), 1);
+        assert!(derived.contains("main = \"/r/build/worker/shim.mjs\""));
+        assert!(derived.contains("command = \"sh /r/scripts/build.sh\""));
+        assert!(derived.contains("migrations_dir = \"/r/migrations\""));
+        assert!(!derived.contains("watch_dir"));
+        // Everything else is as it was.
+        assert_eq!(
+            section(&derived, "observability"),
+            section(&toml, "observability")
+        );
+        assert_eq!(
+            derived.matches("[[durable_objects.bindings]]").count(),
+            toml.matches("[[durable_objects.bindings]]").count()
+        );
+        let unknown = [("NOPE".to_string(), Some(1))];
+        assert!(derive(&toml, Path::new("/r"), &unknown).is_err());
+    }
+
     /// The `key = value` lines of one `[section]` of wrangler.toml.
+    #[cfg(test)]
     fn section(toml: &str, name: &str) -> Vec<(String, String)> {
         let header = format!("[{name}]");
         toml.lines()
