@@ -289,12 +289,14 @@ impl Account {
                 match signed {
                     Ok(()) => {
                         let a = self.load().ok_or(AccountError::NotFound)?;
-                        let nonce = dashboard::session(&a, &session.hash, now)
-                            .map(|s| s.nonce.clone())
-                            .unwrap_or_default();
+                        // The session signed in: it lands where its link did.
+                        let (view, nonce) = match dashboard::session(&a, &session.hash, now) {
+                            Ok(s) => (dashboard::session_view(&a, s, now), s.nonce.clone()),
+                            Err(_) => (dashboard::view(&a, now), String::new()),
+                        };
                         encode::<DashboardSignIn>(Opened::Session(OwnerSession {
                             session: session.token,
-                            view: dashboard::view(&a, now),
+                            view,
                             signed_in: true,
                             nonce,
                         }))
@@ -429,7 +431,7 @@ impl Account {
                         Ok::<_, AccountError>(dashboard::open(
                             d,
                             &link_hash,
-                            session.hash,
+                            session.hash.clone(),
                             nonce.clone(),
                         ))
                     }))
@@ -437,9 +439,14 @@ impl Account {
                 match opened {
                     Ok(()) => {
                         let a = self.load().ok_or(AccountError::NotFound)?;
+                        // Where the link lands (its purpose and path).
+                        let view = match dashboard::session(&a, &session.hash, now) {
+                            Ok(s) => dashboard::session_view(&a, s, now),
+                            Err(_) => dashboard::view(&a, now),
+                        };
                         encode::<OpenDashboard>(Opened::Session(OwnerSession {
                             session: session.token,
-                            view: dashboard::view(&a, now),
+                            view,
                             signed_in: false,
                             nonce,
                         }))

@@ -90,7 +90,7 @@ async fn handle(
     };
     if matches!(route.family(), Family::Provisioning | Family::Resource) {
         verify::orchestrator(&incoming, env)?;
-        limits::orchestrator(env, started_ms)?;
+        limits::orchestrator(env).await?;
         domain::protocol::check_api_version(incoming.header("api-version").as_deref())
             .map_err(ApiError::from)?;
     }

@@ -1,13 +1,14 @@
-//! Rate limits (our extension): a token bucket per orchestrator in each worker isolate (cheap,
-//! approximate across isolates; put Cloudflare's edge rate limiting in front for hard global
-//! limits), and two per account inside its Durable Object (exact for that account): its own
-//! budget, taken only by calls that proved they belong to it, and one for failed unsigned
-//! attempts. Calls that prove nothing are counted per client address (`crate::gate::client`).
+//! Rate limits (our extension): the orchestrator's signed calls are counted by Cloudflare's Rate
+//! Limiting binding `ORCHESTRATOR_LIMITER` (wrangler.toml: `simple.limit` calls per `period`,
+//! per Cloudflare location, so approximate), and each account has two exact limits inside its
+//! Durable Object: its own budget, taken only by calls that proved they belong to it, and one
+//! for failed unsigned attempts. Calls that prove nothing are counted per client address
+//! (`crate::gate::client`).
 
-use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use domain::errors::ApiError;
-use domain::ratelimit::{Bucket, Limit};
+use domain::ratelimit::Limit;
 use worker::Env;
 
 use crate::config;
@@ -22,11 +23,6 @@ fn limit(env: &Env, name: &str, default: u32) -> Limit {
     }
 }
 
-/// `ORCHESTRATOR_RATE_LIMIT` requests a minute (default 6000; 0 = unlimited).
-pub fn orchestrator_limit(env: &Env) -> Limit {
-    limit(env, "ORCHESTRATOR_RATE_LIMIT", 6000)
-}
-
 /// `ACCOUNT_RATE_LIMIT` requests a minute per account (default 600; 0 = unlimited).
 pub fn account_limit(env: &Env) -> Limit {
     limit(env, "ACCOUNT_RATE_LIMIT", 600)
@@ -38,18 +34,50 @@ pub fn failure_limit(env: &Env) -> Limit {
     limit(env, "ACCOUNT_FAILURE_RATE_LIMIT", 60)
 }
 
-thread_local! {
-    static ORCHESTRATOR: RefCell<Option<Bucket>> = const { RefCell::new(None) };
+/// The binding counting the orchestrator's signed calls.
+const ORCHESTRATOR_LIMITER: &str = "ORCHESTRATOR_LIMITER";
+/// `Retry-After` for the orchestrator over its limit: the binding's window (`period` in
+/// wrangler.toml) is 60 s, and it does not say when the window ends.
+pub const ORCHESTRATOR_RETRY_AFTER: u64 = 60;
+/// The binding's key: the orchestrator the signature proves. `ORCHESTRATOR_SECRETS` are one
+/// orchestrator's (several only during a rotation), so every validly signed call is its.
+const ORCHESTRATOR_KEY: &str = "orchestrator";
+
+/// Counts one signed orchestrator call (after its signature verified); `RateLimited` over the
+/// limit. A missing binding refuses (a configuration error must not lift the limit); a failing
+/// call of a present binding lets the request through and logs, as [`crate::gate::client`]
+/// does: the binding is approximate by design and the exact per-account limits still hold.
+pub async fn orchestrator(env: &Env) -> Result<(), ApiError> {
+    warn_retired_setting(env);
+    let limiter = env.rate_limiter(ORCHESTRATOR_LIMITER).map_err(|e| {
+        worker::console_error!("{ORCHESTRATOR_LIMITER} binding: {e}");
+        ApiError::Unavailable("rate limiter".into())
+    })?;
+    match limiter.limit(ORCHESTRATOR_KEY.to_string()).await {
+        Ok(outcome) if outcome.success => Ok(()),
+        Ok(_) => Err(ApiError::RateLimited {
+            retry_after: ORCHESTRATOR_RETRY_AFTER,
+        }),
+        Err(e) => {
+            worker::console_error!("{ORCHESTRATOR_LIMITER}: {e}");
+            Ok(())
+        }
+    }
 }
 
-/// Takes a token for a signed orchestrator call.
-pub fn orchestrator(env: &Env, now_ms: u64) -> Result<(), ApiError> {
-    let l = orchestrator_limit(env);
-    ORCHESTRATOR.with(|b| {
-        let mut b = b.borrow_mut();
-        let bucket = b.get_or_insert_with(|| Bucket::full(l, now_ms));
-        bucket
-            .take(l, now_ms)
-            .map_err(|retry_after| ApiError::RateLimited { retry_after })
-    })
+/// `ORCHESTRATOR_RATE_LIMIT` is no longer read (the limit is the binding's): said once per
+/// isolate, so a deployment that still sets it learns where the limit went.
+fn warn_retired_setting(env: &Env) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if WARNED.load(Ordering::Relaxed) {
+        return;
+    }
+    WARNED.store(true, Ordering::Relaxed);
+    if config::string(env, "ORCHESTRATOR_RATE_LIMIT").is_some() {
+        worker::console_warn!(
+            "{}",
+            serde_json::json!({"level": "warn",
+            "msg": "ORCHESTRATOR_RATE_LIMIT is no longer read: the orchestrator's limit is simple.limit of the ORCHESTRATOR_LIMITER binding in wrangler.toml"})
+        );
+    }
 }

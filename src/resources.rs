@@ -98,7 +98,7 @@ pub async fn handle(
                 req: resources::parse_confirm(body)?,
             },
             Route::DeepLinks => ResourceOp::DeepLink {
-                purpose: resources::parse_deep_link(body)?,
+                req: resources::parse_deep_link(body)?,
             },
             _ => return Err(ResourceError::NotFound),
         })

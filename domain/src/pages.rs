@@ -45,7 +45,8 @@ ul{padding-left:1.2rem}form{margin:1rem 0}label{display:block;font-weight:600;ma
 input[type=email]{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;border:1px solid #c4c9d0;border-radius:8px}\
 button,a.button{display:inline-block;padding:.7rem 1.2rem;font-size:1rem;border-radius:8px;border:0;margin:.3rem .5rem .3rem 0;cursor:pointer;text-decoration:none}\
 .primary{background:#635bff;color:#fff}.secondary{background:#e6e8eb;color:#1a1d21}.note{color:#5b6470;font-size:.9rem}\
-.error{background:#fdecea;color:#8a1c12;padding:.6rem .8rem;border-radius:8px}";
+.error{background:#fdecea;color:#8a1c12;padding:.6rem .8rem;border-radius:8px}\
+.landing{outline:2px solid #635bff;outline-offset:4px;border-radius:4px}";
 
 /// A complete page.
 pub fn layout(title: &str, style_nonce: &str, body: &str) -> String {
@@ -224,6 +225,30 @@ pub fn dashboard_page(
     let session = auth.session;
     use crate::ledger::format_amount;
     let mut body = String::from("<h1>Your account</h1>");
+    // Where the deep link pointed: named here, marked below, and the link's URL fragment
+    // scrolls to it (no script needed).
+    let landed = v.landing.as_ref().map(|l| l.anchor.as_str());
+    let mark = |anchor: &str| {
+        if landed == Some(anchor) {
+            " class=\"landing\""
+        } else {
+            ""
+        }
+    };
+    if let Some(l) = &v.landing {
+        body.push_str(&format!(
+            "<p class=\"note\" id=\"landing\" data-anchor=\"{}\">This link opens at <a href=\"#{}\">{}</a>.</p>",
+            escape(&l.anchor),
+            escape(&l.anchor),
+            escape(&l.title)
+        ));
+        if let Some(note) = &l.note {
+            body.push_str(&format!(
+                "<p class=\"error\" id=\"landing-note\">{}</p>",
+                escape(note)
+            ));
+        }
+    }
     if let Some(n) = notice {
         body.push_str(&format!(
             "<p class=\"error\" id=\"notice\">{}</p>",
@@ -231,9 +256,10 @@ pub fn dashboard_page(
         ));
     }
     body.push_str(&format!(
-        "<dl><dt>Owner</dt><dd id=\"owner\">{}</dd><dt>Account</dt><dd><code>{}</code> ({})</dd>\
+        "<section id=\"overview\"{}><dl><dt>Owner</dt><dd id=\"owner\">{}</dd><dt>Account</dt><dd><code>{}</code> ({})</dd>\
 <dt>Plan</dt><dd id=\"plan\">{}</dd>\
-<dt>Spent this month</dt><dd id=\"spend\">{} of {} cap</dd></dl>",
+<dt>Spent this month</dt><dd id=\"spend\">{} of {} cap</dd></dl></section>",
+        mark("overview"),
         escape(&v.email),
         escape(&v.account_id),
         escape(&v.status),
@@ -256,11 +282,16 @@ owner's sign-in.</p>",
         body.push_str("</section>");
     }
     body.push_str(&format!(
-        "<form id=\"cap-form\" method=\"post\" action=\"/dashboard\">\
+        "<section id=\"billing\"{}><h2>Spending cap</h2>\
+<p class=\"note\">{} spent this month of a {} cap.</p>\
+<form id=\"cap-form\" method=\"post\" action=\"/dashboard#billing\">\
 <input type=\"hidden\" name=\"session\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"set_cap\">\
 <label for=\"cap\">Monthly spending cap (dollars)</label>\
 <input type=\"number\" id=\"cap\" name=\"cap_dollars\" min=\"0\" max=\"10000\" step=\"1\" value=\"{}\" required>\
-<p><button class=\"primary\" id=\"save-cap\" type=\"submit\">Save cap</button></p></form>",
+<p><button class=\"primary\" id=\"save-cap\" type=\"submit\">Save cap</button></p></form></section>",
+        mark("billing"),
+        format_amount(v.spent, &v.currency),
+        format_amount(v.cap, &v.currency),
         escape(session),
         v.cap / 100
     ));
@@ -287,10 +318,16 @@ owner's sign-in.</p>",
         }
         body.push_str("<p class=\"note\">A one-time, non-refundable charge to the payment method your tool was given, within your cap.</p>");
     }
-    body.push_str("<h2>Resources</h2><ul id=\"resources\">");
+    body.push_str(&format!(
+        "<h2>Resources</h2><ul id=\"resources\"{}>",
+        mark("resources")
+    ));
     for r in &v.resources {
+        let anchor = format!("resource-{}", r.id);
         body.push_str(&format!(
-            "<li><code>{}</code> {} ({}) {}</li>",
+            "<li id=\"{}\"{}><code>{}</code> {} ({}) {}</li>",
+            escape(&anchor),
+            mark(&anchor),
             escape(&r.id),
             escape(&r.service_id),
             escape(&r.status),
@@ -406,6 +443,7 @@ mod tests {
             cap: 10_000,
             currency: "usd".into(),
             quotes: vec![],
+            landing: None,
         }
     }
 

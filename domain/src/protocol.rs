@@ -26,9 +26,12 @@ pub fn check_api_version(header: Option<&str>) -> Result<(), UnsupportedVersion>
     }
 }
 
-/// Body of `GET /provisioning/health`.
+/// Body of `GET /provisioning/health`. (ext) `deep_link_purposes`: the purposes
+/// `POST /provisioning/deep_links` serves (providers declare theirs; the protocol names no
+/// field for it).
 pub fn health() -> Value {
-    json!({"status": "ok", "supported_versions": SUPPORTED_VERSIONS})
+    json!({"status": "ok", "supported_versions": SUPPORTED_VERSIONS,
+           "deep_link_purposes": crate::dashboard::place::purposes()})
 }
 
 #[cfg(test)]
@@ -60,7 +63,8 @@ mod tests {
     fn health_shape() {
         assert_eq!(
             health(),
-            json!({"status": "ok", "supported_versions": ["0.1d"]})
+            json!({"status": "ok", "supported_versions": ["0.1d"],
+                   "deep_link_purposes": ["dashboard", "billing"]})
         );
     }
 }

@@ -194,16 +194,22 @@ pub struct Health {
     /// Always `ok`.
     pub status: String,
     pub supported_versions: Vec<String>,
+    /// (ext) The deep link purposes this provider serves; other providers may not say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deep_link_purposes: Vec<String>,
 }
 
 /// A single-use link to the owner's dashboard, the answer of `POST /provisioning/deep_links`
 /// (schema `DeepLink`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeepLink {
-    /// Always `dashboard`.
+    /// The purpose asked for (`dashboard` when the request had none).
     pub purpose: String,
     pub url: String,
     pub expires_at: String,
+    /// The path inside the dashboard, echoed when the request gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// A wire value as JSON (for test providers that answer `(status, Value)`).
@@ -394,14 +400,31 @@ mod tests {
         let health = Health {
             status: "ok".into(),
             supported_versions: vec!["0.1d".into()],
+            deep_link_purposes: vec![],
         };
-        check("Health", &[], &health, &health);
+        let served = Health {
+            deep_link_purposes: vec!["dashboard".into(), "billing".into()],
+            ..health.clone()
+        };
+        check("Health", &[], &served, &health);
+        assert_eq!(
+            serde_json::from_value::<Health>(crate::protocol::health()).unwrap(),
+            served,
+            "health as the worker answers it"
+        );
         let link = DeepLink {
             purpose: "dashboard".into(),
             url: "https://p.example/dashboard?link=pvdl_x".into(),
             expires_at: "2026-01-01T00:10:00Z".into(),
+            path: None,
         };
-        check("DeepLink", &[], &link, &link);
+        let with_path = DeepLink {
+            purpose: "billing".into(),
+            path: Some("/billing".into()),
+            url: "https://p.example/dashboard?link=pvdl_x#billing".into(),
+            ..link.clone()
+        };
+        check("DeepLink", &[], &with_path, &link);
     }
 
     #[test]

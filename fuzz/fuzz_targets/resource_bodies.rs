@@ -4,6 +4,7 @@
 
 mod common;
 
+use domain::dashboard::place::{check_path, Place};
 use domain::{resources, schema};
 use libfuzzer_sys::fuzz_target;
 
@@ -36,8 +37,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(req) = resources::parse_confirm(data) {
         assert!(!req.domain.is_empty());
     }
-    if let Ok(purpose) = resources::parse_deep_link(data) {
-        assert_eq!(purpose, "dashboard");
+    if let Ok(req) = resources::parse_deep_link(data) {
+        assert!(Place::of_purpose(&req.purpose).is_some());
+        // A path is always a place inside the dashboard, never another origin.
+        if let Some(path) = &req.path {
+            assert_eq!(check_path(path), Ok(()));
+            assert!(Place::parse(path).is_some());
+            assert!(path.starts_with('/') && !path.starts_with("//") && !path.contains(".."));
+        }
     }
     let empty = resources::parse_empty(data);
     if data.iter().all(u8::is_ascii_whitespace) {

@@ -117,7 +117,7 @@ impl Account {
         let now = now_s();
         let s = dashboard::session(&a, session_hash, now).map_err(DashboardFailure::Page)?;
         Ok(Shown {
-            view: dashboard::view(&a, now),
+            view: dashboard::session_view(&a, s, now),
             notice,
             status,
             signed_in: s.signed_in_at.is_some(),

@@ -197,18 +197,26 @@ impl Account {
                 self.acknowledge(&id, ctx).await?;
                 self.render(&id)
             }
-            ResourceOp::DeepLink { purpose } => {
+            ResourceOp::DeepLink { req } => {
                 let link = mint(&self.env, TokenKind::DeepLink, &current.id)
                     .map_err(ResourceError::from)?;
                 let expires_at = self
                     .commit(account::apply(&current, ctx, |d| {
-                        Ok::<i64, ResourceError>(dashboard::create_link(d, link.hash, &purpose))
+                        dashboard::create_link(d, link.hash, &req)
                     }))
                     .await?;
-                Ok(
-                    json!({"purpose": purpose, "url": format!("{public_base}/dashboard?{}", domain::form::encode(&[("link", &link.token)])),
-                          "expires_at": domain::time::format_rfc3339(expires_at)}),
-                )
+                let url = format!(
+                    "{public_base}/dashboard?{}{}",
+                    domain::form::encode(&[("link", &link.token)]),
+                    dashboard::link_fragment(&req)
+                );
+                let mut answer = json!({"purpose": req.purpose, "url": url,
+                      "expires_at": domain::time::format_rfc3339(expires_at)});
+                // Echoed only when given (the protocol's answer has no path otherwise).
+                if let Some(path) = &req.path {
+                    answer["path"] = json!(path);
+                }
+                Ok(answer)
             }
         }
     }

@@ -10,7 +10,9 @@ use domain::account::{
 };
 use domain::audit::Actor;
 use domain::dashboard::{DashboardError, View};
-use domain::resources::{ConfirmRequest, CreateRequest, ResourceError, UpdateRequest};
+use domain::resources::{
+    ConfirmRequest, CreateRequest, DeepLinkRequest, ResourceError, UpdateRequest,
+};
 use domain::stripe_events::{EventOutcome, StripeEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -216,7 +218,7 @@ pub enum ResourceOp {
     Rotate { id: String },
     Remove { id: String },
     Confirm { id: String, req: ConfirmRequest },
-    DeepLink { purpose: String },
+    DeepLink { req: DeepLinkRequest },
 }
 
 /// Opens a dashboard by its single-use deep link.

@@ -8,6 +8,8 @@ use app_tests::{OWNER_ASSERTION_SECRET, OWNER_LOGIN_URL};
 use libtest_mimic::Trial;
 use serde_json::json;
 
+use app_tests::flows::Tokens;
+
 use crate::common::*;
 use crate::resources::{call, ok};
 
@@ -24,6 +26,14 @@ pub fn trials() -> Vec<Trial> {
         case(
             "dashboard::suspended_account_changes_nothing",
             suspended_account_changes_nothing,
+        ),
+        case(
+            "dashboard::deep_links_land_where_purpose_and_path_say",
+            deep_links_land_where_purpose_and_path_say,
+        ),
+        case(
+            "dashboard::deep_link_paths_never_leave_the_dashboard",
+            deep_link_paths_never_leave_the_dashboard,
         ),
     ]
 }
@@ -42,6 +52,29 @@ fn open(t: &Tokens) -> Reply {
     let opened = page(url.strip_prefix(provider().base()).unwrap());
     assert_eq!(opened.status, 200, "{}", opened.text());
     opened
+}
+
+/// `POST /provisioning/deep_links` with `body`, as the orchestrator sends it.
+fn deep_link(t: &Tokens, body: serde_json::Value) -> Reply {
+    call(
+        &t.access,
+        Call::post_json("/provisioning/deep_links", &body),
+    )
+}
+
+/// Opens a link's URL as a browser does: the fragment stays in the browser.
+fn open_url(url: &str) -> Reply {
+    let path = url.strip_prefix(provider().base()).unwrap();
+    let path = path.split('#').next().unwrap();
+    let opened = page(path);
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    opened
+}
+
+/// The section the page says the link landed on (`id="landing" data-anchor="..."`).
+fn landed_on(html: &str) -> Option<String> {
+    let rest = html.split("id=\"landing\" data-anchor=\"").nth(1)?;
+    Some(rest.split('"').next()?.to_string())
 }
 
 fn set_cap(session: &str, dollars: u64) -> Reply {
@@ -194,4 +227,181 @@ fn suspended_account_changes_nothing() {
     // Looking stays possible.
     let viewed = post_form(&[("session", &session), ("action", "view")]);
     assert_eq!(viewed.status, 200, "{}", viewed.text());
+}
+
+/// The orchestrator asks for a link to a place: `purpose` (free-form in the protocol; health
+/// lists the ones served) and `path` land the owner on that section of the dashboard, the URL's
+/// fragment scrolls there, and the audit trail says what was asked.
+fn deep_links_land_where_purpose_and_path_say() {
+    let p = provider();
+    let health = p.health().unwrap().json();
+    assert_eq!(
+        health["deep_link_purposes"],
+        json!(["dashboard", "billing"])
+    );
+    let owner = email();
+    let t = new_account(&owner);
+    let plan = ok(&call(
+        &t.access,
+        Call::post_json(
+            "/provisioning/resources",
+            &json!({"service_id": "free", "project_id": "p"}),
+        ),
+    ));
+    let plan_id = plan["id"].as_str().unwrap();
+
+    // No purpose (or null): the dashboard, at its top, as before.
+    for body in [json!({}), json!({"purpose": null, "path": null})] {
+        let link = ok(&deep_link(&t, body));
+        assert_eq!(link["purpose"], "dashboard");
+        assert!(link.get("path").is_none(), "{link}");
+        let url = link["url"].as_str().unwrap();
+        assert!(!url.contains('#'), "{url}");
+        assert_eq!(landed_on(&open_url(url).text()), None);
+    }
+
+    // billing: the spend and the cap.
+    let link = ok(&deep_link(&t, json!({"purpose": "billing"})));
+    assert_eq!(link["purpose"], "billing");
+    let url = link["url"].as_str().unwrap();
+    assert!(url.ends_with("#billing"), "{url}");
+    let html = open_url(url).text();
+    assert_eq!(landed_on(&html).as_deref(), Some("billing"));
+    assert!(
+        html.contains("<section id=\"billing\" class=\"landing\">"),
+        "{html}"
+    );
+
+    // A path: echoed, and it wins over the purpose's place.
+    let path = format!("/resources/{plan_id}");
+    let link = ok(&deep_link(&t, json!({"purpose": "billing", "path": path})));
+    assert_eq!(link["path"], path.as_str());
+    let url = link["url"].as_str().unwrap();
+    assert!(url.ends_with(&format!("#resource-{plan_id}")), "{url}");
+    let html = open_url(url).text();
+    let anchor = format!("resource-{plan_id}");
+    assert_eq!(landed_on(&html).as_deref(), Some(anchor.as_str()));
+    assert!(
+        html.contains(&format!("<li id=\"{anchor}\" class=\"landing\">")),
+        "{html}"
+    );
+    // The owner signs in from there and comes back to the same place.
+    let session = input_value(&html, "session").unwrap();
+    let nonce = input_value(&html, "nonce").unwrap();
+    let signed = post_form(&[
+        ("session", &session),
+        ("action", "sign_in"),
+        ("email", &owner),
+        ("nonce", &nonce),
+    ]);
+    assert_eq!(signed.status, 200, "{}", signed.text());
+    assert!(
+        signed.text().contains("id=\"signed-in\""),
+        "{}",
+        signed.text()
+    );
+    assert_eq!(landed_on(&signed.text()).as_deref(), Some(anchor.as_str()));
+
+    // A link to a resource that is gone by the time it is opened says so, on the list.
+    let token = ok(&call(
+        &t.access,
+        Call::post_json(
+            "/provisioning/resources",
+            &json!({"service_id": "api_token", "project_id": "p",
+                    "configuration": {"scopes": ["logs:read"]}}),
+        ),
+    ));
+    let token_id = token["id"].as_str().unwrap();
+    let link = ok(&deep_link(
+        &t,
+        json!({"path": format!("/resources/{token_id}")}),
+    ));
+    ok(&call(
+        &t.access,
+        Call::post_json(
+            &format!("/provisioning/resources/{token_id}/remove"),
+            &json!({}),
+        ),
+    ));
+    let html = open_url(link["url"].as_str().unwrap()).text();
+    assert_eq!(landed_on(&html).as_deref(), Some("resources"));
+    assert!(html.contains("id=\"landing-note\""), "{html}");
+    assert!(
+        html.contains(&format!("Resource {token_id} is no longer")),
+        "{html}"
+    );
+
+    // deep_link.created carries what was asked.
+    let rows = audit_rows(&t.account, 8);
+    let created: Vec<(serde_json::Value, serde_json::Value)> = rows
+        .iter()
+        .filter(|r| r["action"] == "deep_link.created")
+        .map(|r| {
+            let after: serde_json::Value =
+                serde_json::from_str(r["after"].as_str().unwrap()).unwrap();
+            (after["purpose"].clone(), after["path"].clone())
+        })
+        .collect();
+    assert_eq!(
+        created,
+        [
+            (json!("dashboard"), json!(null)),
+            (json!("dashboard"), json!(null)),
+            (json!("billing"), json!(null)),
+            (json!("billing"), json!(path)),
+            (json!("dashboard"), json!(format!("/resources/{token_id}"))),
+        ]
+    );
+}
+
+/// A path is only ever a place inside the dashboard: anything a browser could read as
+/// another origin, or that the dashboard does not have, is refused with a clear answer, and
+/// no link is made.
+fn deep_link_paths_never_leave_the_dashboard() {
+    let t = new_account(&email());
+    let refused = [
+        json!({"path": "//evil.example/x"}),
+        json!({"path": "https://evil.example"}),
+        json!({"path": "/\\evil.example"}),
+        json!({"path": "/../../etc"}),
+        json!({"path": "/./billing"}),
+        json!({"path": "/billing\r\nLocation: x"}),
+        json!({"path": "/billing?next=/x"}),
+        json!({"path": "/%2e%2e/"}),
+        json!({"path": format!("/{}", "a".repeat(300))}),
+        json!({"path": ""}),
+        json!({"path": 7}),
+        json!({"path": "/settings"}),
+        json!({"path": "/resources/res_nosuchresource"}),
+        json!({"purpose": ""}),
+    ];
+    for body in &refused {
+        let reply = deep_link(&t, body.clone());
+        assert_error(&reply, 400, "invalid_request");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let field = if body.get("purpose").is_some() {
+            "purpose"
+        } else {
+            "path"
+        };
+        assert!(message.contains(field), "{body}: {message}");
+        assert_eq!(reply.json()["status"], "error");
+        assert!(reply.json()["id"].is_null());
+    }
+    let reply = deep_link(&t, json!({"purpose": "support", "path": "/billing"}));
+    assert_error(&reply, 400, "unsupported_purpose");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("dashboard, billing"), "{message}");
+    // None of them made a link.
+    let rows = audit_rows(&t.account, 2);
+    assert!(
+        rows.iter().all(|r| r["action"] != "deep_link.created"),
+        "{rows:?}"
+    );
 }

@@ -73,7 +73,8 @@ fn health_answers_signed_calls() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
         reply.json(),
-        json!({"status": "ok", "supported_versions": ["0.1d"]})
+        json!({"status": "ok", "supported_versions": ["0.1d"],
+               "deep_link_purposes": ["dashboard", "billing"]})
     );
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.header("cache-control"), Some("no-store"));

@@ -921,11 +921,21 @@ fn bad_requests_change_nothing() {
     assert_error(
         &call(
             &t.access,
-            Call::post_json("/provisioning/deep_links", &json!({"purpose": "billing"})),
+            Call::post_json("/provisioning/deep_links", &json!({"purpose": "support"})),
         ),
         400,
         "unsupported_purpose",
     );
+    for path in ["//evil.example", "/../billing", "/settings"] {
+        assert_error(
+            &call(
+                &t.access,
+                Call::post_json("/provisioning/deep_links", &json!({"path": path})),
+            ),
+            400,
+            "invalid_request",
+        );
+    }
     // Only the free plan exists: nothing else was created by any of the refused calls.
     let rows = audit_rows(&t.account, 5);
     let created = rows

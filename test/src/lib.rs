@@ -7,6 +7,7 @@
 
 pub mod flows;
 pub mod stand_in;
+pub mod wrangler_config;
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
@@ -103,6 +104,10 @@ pub struct Options {
     /// Add the test defaults (test catalog, 2 s grace, fault injection...) for vars not given.
     /// Off for the walkthrough, which runs with `.dev.vars.example` like `make dev`.
     pub test_defaults: bool,
+    /// Rate Limiting bindings (`[[ratelimits]]` of wrangler.toml) to run with another
+    /// `simple.limit` (`Some`), or without (`None`): the run gets its own wrangler.toml
+    /// ([`wrangler_config::derive`]). Empty: wrangler.toml as it is.
+    pub rate_limits: Vec<(String, Option<u32>)>,
 }
 
 impl Options {
@@ -129,6 +134,7 @@ impl Options {
             persist_to: None,
             stand_in: None,
             test_defaults: false,
+            rate_limits: Vec::new(),
         }
     }
 
@@ -144,6 +150,20 @@ impl Options {
     /// wiring nor the test defaults fill it in.
     pub fn unset(self, name: &str) -> Options {
         self.set(name, "")
+    }
+
+    /// Runs with the Rate Limiting binding `name` limited to `limit` calls per period.
+    pub fn rate_limit(mut self, name: &str, limit: u32) -> Options {
+        self.rate_limits.retain(|(k, _)| k != name);
+        self.rate_limits.push((name.to_string(), Some(limit)));
+        self
+    }
+
+    /// Runs without the Rate Limiting binding `name` (a deployment that forgot it).
+    pub fn without_rate_limit(mut self, name: &str) -> Options {
+        self.rate_limits.retain(|(k, _)| k != name);
+        self.rate_limits.push((name.to_string(), None));
+        self
     }
 }
 
@@ -173,6 +193,7 @@ impl Default for Options {
             persist_to: None,
             stand_in: None,
             test_defaults: true,
+            rate_limits: Vec::new(),
         }
     }
 }
@@ -364,6 +385,17 @@ impl DevWorker {
         fs::write(&env_file, env_text).expect("write env file");
 
         apply_migrations(&persist_to);
+        // Another limit for a Rate Limiting binding lives in wrangler.toml itself: this run
+        // gets its own copy.
+        let config = (!options.rate_limits.is_empty()).then(|| {
+            let toml =
+                fs::read_to_string(root().join("wrangler.toml")).expect("read wrangler.toml");
+            let derived = wrangler_config::derive(&toml, &root(), &options.rate_limits)
+                .unwrap_or_else(|e| panic!("wrangler.toml for this run: {e}"));
+            let path = run_dir.join("wrangler.toml");
+            fs::write(&path, derived).expect("write the run's wrangler.toml");
+            path
+        });
 
         let log_path = run_dir.join("wrangler.log");
         let log = fs::File::create(&log_path).expect("create log");
@@ -372,6 +404,11 @@ impl DevWorker {
         let child = Command::new(tool("wrangler"))
             .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &inspector.to_string()])
+            .args(
+                config
+                    .iter()
+                    .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
+            )
             .arg("--persist-to")
             .arg(&persist_to)
             .arg("--env-file")
@@ -591,41 +628,5 @@ pub fn stripe_js(mode: &str, input: &Value) -> Result<String, String> {
         Ok(stdout)
     } else {
         Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-#[cfg(test)]
-mod wrangler_config {
-    use super::root;
-
-    /// The `key = value` lines of one `[section]` of wrangler.toml.
-    fn section(toml: &str, name: &str) -> Vec<(String, String)> {
-        let header = format!("[{name}]");
-        toml.lines()
-            .map(str::trim)
-            .skip_while(|l| *l != header)
-            .skip(1)
-            .take_while(|l| !l.starts_with('['))
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect()
-    }
-
-    /// Consent links, deep links and sign-in assertions travel in query strings; Workers Logs
-    /// must not keep them. The option must be one the pinned wrangler knows (an unknown key
-    /// would only be warned about and ignored).
-    #[test]
-    fn logs_redact_query_strings() {
-        let toml = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
-        let observability = section(&toml, "observability");
-        assert!(
-            observability.contains(&("redact_query_string".into(), "true".into())),
-            "{observability:?}"
-        );
-        let schema = root().join("node_modules/wrangler/config-schema.json");
-        if let Ok(schema) = std::fs::read_to_string(&schema) {
-            assert!(schema.contains("\"redact_query_string\""));
-        }
     }
 }

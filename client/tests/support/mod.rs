@@ -177,6 +177,7 @@ impl World {
                 let health = Health {
                     status: "ok".into(),
                     supported_versions: vec!["0.1d".into()],
+                    deep_link_purposes: vec![],
                 };
                 (200, wire::to_value(&health))
             }
@@ -335,6 +336,7 @@ impl World {
                 purpose: "dashboard".into(),
                 url: format!("{}/dashboard?link=dl_{n}", self.base),
                 expires_at: domain::time::format_rfc3339(now + 600),
+                path: None,
             };
             return (200, wire::to_value(&link));
         }

@@ -19,7 +19,9 @@ use crate::catalog::ServiceKind;
 use crate::resources::{self, Candidate, Detail, ResourceStatus};
 use crate::tokens::same_hash;
 
+pub mod place;
 pub mod state;
+pub use place::Place;
 pub use state::{DeepLink, Session};
 
 pub const LINK_TTL: i64 = 600;
@@ -108,8 +110,20 @@ impl DashboardError {
     }
 }
 
-/// Issues a deep link (its hash comes from the caller); returns its expiry.
-pub fn create_link(d: &mut Draft, hash: String, purpose: &str) -> i64 {
+/// Issues a deep link (its hash comes from the caller); returns its expiry. A path naming a
+/// resource must name one the account has (a clear answer now, not a dead place later).
+pub fn create_link(
+    d: &mut Draft,
+    hash: String,
+    req: &resources::DeepLinkRequest,
+) -> Result<i64, resources::ResourceError> {
+    if let Some(Place::Resource(id)) = req.path.as_deref().and_then(Place::parse) {
+        if resources::find_served(&d.account, &id).is_err() {
+            return Err(resources::ResourceError::InvalidRequest {
+                message: format!("path /resources/{id} names no resource of this account"),
+            });
+        }
+    }
     let now = d.now();
     let expires_at = now + LINK_TTL;
     d.account
@@ -120,7 +134,8 @@ pub fn create_link(d: &mut Draft, hash: String, purpose: &str) -> i64 {
     }
     d.account.links.push(DeepLink {
         hash,
-        purpose: purpose.to_string(),
+        purpose: req.purpose.clone(),
+        path: req.path.clone(),
         created_at: now,
         expires_at,
         used_at: None,
@@ -129,12 +144,34 @@ pub fn create_link(d: &mut Draft, hash: String, purpose: &str) -> i64 {
         AuditAction::DeepLinkCreated,
         None,
         Value::Null,
-        json!({"purpose": purpose, "expires_at": expires_at}),
+        json!({"purpose": req.purpose, "path": req.path, "expires_at": expires_at}),
     );
-    expires_at
+    Ok(expires_at)
+}
+
+/// Where a link of this purpose and path lands: `None` for the top of the page (the plain
+/// `dashboard` link), else the path of its place.
+fn landing_path(purpose: &str, path: Option<&str>) -> Option<String> {
+    let place = path
+        .and_then(Place::parse)
+        .or_else(|| Place::of_purpose(purpose))?;
+    match (place, path) {
+        (Place::Overview, None) => None,
+        (place, _) => Some(place.path()),
+    }
+}
+
+/// The fragment of a link's URL (`#<anchor>`), so the browser scrolls to where it lands; empty
+/// for the top of the page.
+pub fn link_fragment(req: &resources::DeepLinkRequest) -> String {
+    landing_path(&req.purpose, req.path.as_deref())
+        .and_then(|p| Place::parse(&p))
+        .map(|place| format!("#{}", place.anchor()))
+        .unwrap_or_default()
 }
 
 /// Opens a link once, starting a session (its hash and sign-in nonce come from the caller).
+/// The session keeps where the link lands, so the owner's sign-in returns there too.
 pub fn open(
     d: &mut Draft,
     link_hash: &str,
@@ -155,12 +192,14 @@ pub fn open(
         return Err(DashboardError::LinkExpired);
     }
     link.used_at = Some(now);
+    let place = landing_path(&link.purpose, link.path.as_deref());
     d.account.sessions.retain(|s| s.expires_at > now);
     d.account.sessions.push(Session {
         hash: session_hash,
         expires_at: now + SESSION_TTL,
         nonce,
         signed_in_at: None,
+        place,
     });
     d.record(
         AuditAction::DashboardOpened,
@@ -321,6 +360,58 @@ pub struct View {
     pub cap: u64,
     pub currency: String,
     pub quotes: Vec<PendingQuote>,
+    /// Where the session's link landed, if not the top of the page.
+    #[serde(default)]
+    pub landing: Option<Landing>,
+}
+
+/// The section a deep link opened on, as the page marks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Landing {
+    /// The section's HTML `id` (`place::Place::anchor`).
+    pub anchor: String,
+    /// What the section is, for the page.
+    pub title: String,
+    /// Said when the place is gone (a resource removed since the link was made).
+    pub note: Option<String>,
+}
+
+/// Where a session lands on the page: the place its link named, or the resource list with a
+/// note when that resource is gone.
+pub fn landing(a: &Account, s: &Session) -> Option<Landing> {
+    let place = Place::parse(s.place.as_deref()?)?;
+    let gone = match &place {
+        Place::Resource(id) => resources::find_served(a, id).is_err().then(|| id.clone()),
+        _ => None,
+    };
+    let (place, note) = match gone {
+        Some(id) => (
+            Place::Resources,
+            Some(format!(
+                "Resource {id} is no longer on this account; these are the ones it has."
+            )),
+        ),
+        None => (place, None),
+    };
+    let title = match &place {
+        Place::Overview => "Your account".to_string(),
+        Place::Billing => "Spending cap".to_string(),
+        Place::Resources => "Resources".to_string(),
+        Place::Resource(id) => format!("Resource {id}"),
+    };
+    Some(Landing {
+        anchor: place.anchor(),
+        title,
+        note,
+    })
+}
+
+/// What the dashboard shows to a session: [`view`], landing where its link pointed.
+pub fn session_view(a: &Account, s: &Session, now: i64) -> View {
+    View {
+        landing: landing(a, s),
+        ..view(a, now)
+    }
 }
 
 pub fn view(a: &Account, now: i64) -> View {
@@ -388,6 +479,7 @@ pub fn view(a: &Account, now: i64) -> View {
         cap: a.ledger.cap,
         currency: a.ledger.currency.clone(),
         quotes,
+        landing: None,
     }
 }
 
@@ -472,7 +564,8 @@ mod tests {
                 log: applied.records,
             };
             w.run(orchestrator, |d| {
-                create_link(d, hash("link-1"), "dashboard");
+                create_link(d, hash("link-1"), &request("dashboard", None))
+                    .map_err(|_| DashboardError::LinkUnknown)?;
                 Ok(())
             })
             .unwrap();
@@ -503,6 +596,120 @@ mod tests {
         fn last(&self) -> &AuditRecord {
             self.log.last().unwrap()
         }
+    }
+
+    fn request(purpose: &str, path: Option<&str>) -> resources::DeepLinkRequest {
+        resources::DeepLinkRequest {
+            purpose: purpose.into(),
+            path: path.map(str::to_string),
+        }
+    }
+
+    /// Mints and opens a link; the session's landing.
+    fn open_at(w: &mut World, n: u8, purpose: &str, path: Option<&str>) -> Option<Landing> {
+        let (link, session) = (hash(&format!("link-p{n}")), hash(&format!("s-p{n}")));
+        let orchestrator = Actor::new(ActorKind::Orchestrator, Some("acct_stripe_1"));
+        w.run(orchestrator, |d| {
+            create_link(d, link.clone(), &request(purpose, path))
+                .map_err(|_| DashboardError::LinkUnknown)
+        })
+        .unwrap();
+        w.link(|d| open(d, &link, session.clone(), format!("n-p{n}")))
+            .unwrap();
+        let s = session_of(&w.account, &session);
+        session_view(&w.account, s, T0 + 10).landing
+    }
+
+    fn session_of<'a>(a: &'a Account, hash: &str) -> &'a Session {
+        super::session(a, hash, T0 + 10).unwrap()
+    }
+
+    #[test]
+    fn a_link_lands_where_its_purpose_and_path_say() {
+        let mut w = World::new();
+        // The plain dashboard link: the top of the page, as before paths existed.
+        assert_eq!(open_at(&mut w, 1, "dashboard", None), None);
+        let at = |anchor: &str, title: &str| {
+            Some(Landing {
+                anchor: anchor.into(),
+                title: title.into(),
+                note: None,
+            })
+        };
+        assert_eq!(
+            open_at(&mut w, 2, "billing", None),
+            at("billing", "Spending cap")
+        );
+        assert_eq!(
+            open_at(&mut w, 3, "dashboard", Some("/billing")),
+            at("billing", "Spending cap")
+        );
+        // The path wins over the purpose's place.
+        assert_eq!(
+            open_at(&mut w, 4, "billing", Some("/resources")),
+            at("resources", "Resources")
+        );
+        assert_eq!(
+            open_at(&mut w, 5, "billing", Some("/")),
+            at("overview", "Your account")
+        );
+        // The record says what was asked for.
+        let created = w
+            .log
+            .iter()
+            .rev()
+            .find(|r| r.action == "deep_link.created")
+            .unwrap();
+        assert_eq!(created.after["purpose"], "billing");
+        assert_eq!(created.after["path"], "/");
+        let plain = w
+            .log
+            .iter()
+            .find(|r| r.action == "deep_link.created")
+            .unwrap();
+        assert_eq!(plain.after["purpose"], "dashboard");
+        assert!(plain.after["path"].is_null());
+        assert_eq!(verify_chain(&w.log), Ok(()));
+    }
+
+    #[test]
+    fn a_path_to_a_resource_must_name_one_and_says_when_it_is_gone() {
+        let w = World::new();
+        let n = w.log.len();
+        let orchestrator = Actor::new(ActorKind::Orchestrator, Some("acct_stripe_1"));
+        let applied = apply(&w.account, &ctx(T0 + 10, orchestrator), |d| {
+            create_link(
+                d,
+                hash("l"),
+                &request("dashboard", Some("/resources/res_nope")),
+            )
+        });
+        assert!(
+            matches!(&applied.result, Err(resources::ResourceError::InvalidRequest { message }) if message.contains("res_nope")),
+            "{:?}",
+            applied.result
+        );
+        assert!(applied.records.is_empty());
+        assert_eq!(w.log.len(), n);
+        // A session whose resource went away since: the list, and a sentence saying so.
+        let s = Session {
+            place: Some("/resources/res_gone".into()),
+            ..session_of(&w.account, &hash("s1")).clone()
+        };
+        let landing = landing(&w.account, &s).unwrap();
+        assert_eq!(landing.anchor, "resources");
+        assert!(landing.note.unwrap().contains("res_gone"));
+    }
+
+    #[test]
+    fn sessions_stored_before_places_existed_land_at_the_top() {
+        let s: Session =
+            serde_json::from_value(json!({"hash": "h", "expires_at": 1, "nonce": "n"})).unwrap();
+        assert_eq!(s.place, None);
+        let l: DeepLink = serde_json::from_value(json!({"hash": "h", "purpose": "dashboard",
+            "created_at": 0, "expires_at": 1, "used_at": null}))
+        .unwrap();
+        assert_eq!(l.path, None);
     }
 
     #[test]

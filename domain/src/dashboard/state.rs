@@ -13,6 +13,10 @@ use crate::audit::Authentication;
 pub struct DeepLink {
     pub hash: String,
     pub purpose: String,
+    /// Where inside the dashboard it lands (`place::Place`), when the link was given a path;
+    /// absent in links stored before paths existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
@@ -29,6 +33,9 @@ pub struct Session {
     /// When the owner signed in on this session; `None`: only the deep link.
     #[serde(default)]
     pub signed_in_at: Option<i64>,
+    /// The path of the place its deep link lands on (`place::Place`); `None`: the top.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
 }
 
 impl Session {

@@ -274,7 +274,7 @@ fn resource_errors() -> Vec<ResourceError> {
             waited: 600,
         },
         ResourceError::UnsupportedPurpose {
-            purpose: "billing".into(),
+            purpose: "support".into(),
         },
         ResourceError::IdempotencyConflict,
         ResourceError::InvalidInformation {

@@ -69,7 +69,7 @@ pub use remove::{mark_removed, remove};
 pub use render::{render, summary};
 pub use request::{
     parse_confirm, parse_create, parse_deep_link, parse_empty, parse_update, require_scope,
-    ConfirmRequest, CreateCall, CreateRequest, UpdateRequest,
+    ConfirmRequest, CreateCall, CreateRequest, DeepLinkRequest, UpdateRequest,
 };
 pub use saga::{apply_outcome, due, next_action, next_wake};
 pub use update::{rotate, update_service};

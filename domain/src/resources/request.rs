@@ -3,6 +3,7 @@ use serde_json::{json, Map, Value};
 
 use crate::account::Access;
 use crate::catalog::Catalog;
+use crate::dashboard::place::{check_path, Place, DEFAULT_PURPOSE, KNOWN_PATHS};
 use crate::resources::error::{invalid, ResourceError};
 use crate::resources::lookup::service;
 use crate::schema;
@@ -268,14 +269,39 @@ pub fn parse_empty(body: &[u8]) -> Result<(), ResourceError> {
     object(body).map(|_| ())
 }
 
-/// `POST /provisioning/deep_links`: `{"purpose":"dashboard"}`.
-pub fn parse_deep_link(body: &[u8]) -> Result<String, ResourceError> {
+/// `POST /provisioning/deep_links`: what to open, and where inside the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeepLinkRequest {
+    /// One of `dashboard::place::PURPOSES`; `dashboard` when absent or null.
+    pub purpose: String,
+    /// A path inside the dashboard (checked, and a place it has), when given.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// `POST /provisioning/deep_links`: `{"purpose"?, "path"?}`. The purpose is free-form in the
+/// protocol: a purpose we do not serve is `unsupported_purpose`, a path that is not a place of
+/// the dashboard `invalid_request` (never a redirect elsewhere).
+pub fn parse_deep_link(body: &[u8]) -> Result<DeepLinkRequest, ResourceError> {
     let m = object(body)?;
-    let purpose = text_field(&m, "purpose", 64)?.ok_or_else(|| invalid("purpose is required"))?;
-    if purpose != "dashboard" {
+    let purpose = text_field(&m, "purpose", 64)?.unwrap_or_else(|| DEFAULT_PURPOSE.to_string());
+    if Place::of_purpose(&purpose).is_none() {
         return Err(ResourceError::UnsupportedPurpose { purpose });
     }
-    Ok(purpose)
+    let path = match m.get("path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => {
+            check_path(p).map_err(|why| invalid(format!("path {why}")))?;
+            if Place::parse(p).is_none() {
+                return Err(invalid(format!(
+                    "path {p} is not a place in the dashboard; it has {KNOWN_PATHS}"
+                )));
+            }
+            Some(p.clone())
+        }
+        Some(_) => return Err(invalid("path must be a string")),
+    };
+    Ok(DeepLinkRequest { purpose, path })
 }
 
 /// The scope a call needs.
@@ -293,5 +319,72 @@ pub fn require_scope(access: &Access, write: bool) -> Result<(), ResourceError> 
             }
             .into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: Value) -> Result<DeepLinkRequest, ResourceError> {
+        parse_deep_link(body.to_string().as_bytes())
+    }
+
+    fn link(purpose: &str, path: Option<&str>) -> Result<DeepLinkRequest, ResourceError> {
+        Ok(DeepLinkRequest {
+            purpose: purpose.into(),
+            path: path.map(str::to_string),
+        })
+    }
+
+    fn message(r: Result<DeepLinkRequest, ResourceError>) -> String {
+        match r {
+            Err(ResourceError::InvalidRequest { message }) => message,
+            other => panic!("not invalid_request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deep_link_purpose_defaults_to_the_dashboard() {
+        assert_eq!(parse(json!({})), link("dashboard", None));
+        assert_eq!(
+            parse(json!({"purpose": null, "path": null})),
+            link("dashboard", None)
+        );
+        assert_eq!(parse(json!({"purpose": "billing"})), link("billing", None));
+        assert_eq!(
+            parse(json!({"purpose": "dashboard", "path": "/resources/res_1", "x": 1})),
+            link("dashboard", Some("/resources/res_1"))
+        );
+        assert_eq!(
+            parse(json!({"purpose": "support"})),
+            Err(ResourceError::UnsupportedPurpose {
+                purpose: "support".into()
+            })
+        );
+        assert!(message(parse(json!({"purpose": ""}))).contains("purpose"));
+        assert!(message(parse(json!({"purpose": 7}))).contains("purpose"));
+    }
+
+    #[test]
+    fn deep_link_paths_are_places_of_the_dashboard() {
+        for p in ["/", "/billing", "/resources", "/resources/res_abc"] {
+            assert_eq!(parse(json!({"path": p})), link("dashboard", Some(p)), "{p}");
+        }
+        let said = |p: Value| message(parse(json!({"purpose": "dashboard", "path": p})));
+        assert_eq!(said(json!("//evil.example")), "path must not contain //");
+        assert_eq!(
+            said(json!("https://evil.example")),
+            "path must start with /"
+        );
+        assert_eq!(
+            said(json!("/../x")),
+            "path must not contain . or .. segments"
+        );
+        assert_eq!(said(json!("/\\evil")), "path must not contain a backslash");
+        assert_eq!(said(json!("")), "path must start with /");
+        assert_eq!(said(json!(["/"])), "path must be a string");
+        assert!(said(json!("/settings")).contains("not a place in the dashboard"));
+        assert!(said(json!("/settings")).contains(KNOWN_PATHS));
     }
 }

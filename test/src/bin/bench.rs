@@ -513,11 +513,11 @@ fn run(settings: &Settings) -> Result<u64, String> {
     let (floor_before, floor_events_before) = floor.measure_floor(settings, "before")?;
     drop(floor);
 
-    let mut options = Options::default();
-    // Production's configuration where the tests' differs: no rate limit in the way, and no
-    // development fault switch (with it on, every audit write first asks the switch's object).
+    // Production's configuration where the tests' differs: no rate limit in the way (the
+    // orchestrator's is the binding's, in the run's wrangler.toml), and no development fault
+    // switch (with it on, every audit write first asks the switch's object).
+    let mut options = Options::default().rate_limit("ORCHESTRATOR_LIMITER", 1_000_000_000);
     for (k, v) in [
-        ("ORCHESTRATOR_RATE_LIMIT", "1000000000"),
         ("ACCOUNT_RATE_LIMIT", "1000000000"),
         ("FAULT_INJECTION", "disabled"),
     ] {
