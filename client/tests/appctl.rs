@@ -727,8 +727,7 @@ fn a_domain_quote_is_shown_then_confirmed_at_its_exact_price() {
         "{run:#?}"
     );
     assert!(
-        run.stderr
-            .contains("confirming acme-app.apps.test at $15.00"),
+        run.stderr.contains("buying acme-app.apps.test at $15.00"),
         "{run:#?}"
     );
     assert!(
@@ -746,18 +745,33 @@ fn a_domain_quote_is_shown_then_confirmed_at_its_exact_price() {
         .as_str()
         .expect("id")
         .to_string();
-    let confirm = s
+    // The purchase is the same create again, answering needs_information (protocol §8).
+    let creates: Vec<Value> = s
         .fake
-        .wait_for(
-            "POST",
-            &format!("/provisioning/resources/{domain_id}/confirm"),
-        )
-        .json();
+        .world()
+        .calls("POST", "/provisioning/resources")
+        .iter()
+        .map(|c| c.json())
+        .collect();
+    let answered = creates
+        .iter()
+        .find(|c| c["submitted_information"].is_object())
+        .unwrap_or_else(|| panic!("{creates:?}"))
+        .clone();
     assert_eq!(
-        confirm,
-        json!({"domain": "acme-app.apps.test", "amount": 1500,
+        answered,
+        json!({"service_id": "domain", "project_id": "proj_local", "configuration": {"domain_query": "acme"},
+               "submitted_information": {"domain": "acme-app.apps.test", "amount": 1500},
                "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_domain"}})
     );
+    assert!(s
+        .fake
+        .world()
+        .calls(
+            "POST",
+            &format!("/provisioning/resources/{domain_id}/confirm")
+        )
+        .is_empty());
 
     // A chosen candidate, with --json: the final answer is the provider's.
     let run = s
@@ -781,15 +795,18 @@ fn a_domain_quote_is_shown_then_confirmed_at_its_exact_price() {
         answer["complete"]["access_configuration"]["DOMAIN"],
         "getzeta.apps.test"
     );
-    let confirms: Vec<Value> = s
+    let answers: Vec<Value> = s
         .fake
         .world()
-        .seen
+        .calls("POST", "/provisioning/resources")
         .iter()
-        .filter(|c| c.path.ends_with("/confirm"))
-        .map(|c| c.json())
+        .map(|c| c.json()["submitted_information"].clone())
+        .filter(Value::is_object)
         .collect();
-    assert_eq!(confirms[1]["amount"], 1200);
+    assert_eq!(
+        answers[1],
+        json!({"domain": "getzeta.apps.test", "amount": 1200})
+    );
 
     // Not a candidate, or taken: nothing is bought.
     for (name, message) in [
@@ -818,12 +835,13 @@ fn a_domain_quote_is_shown_then_confirmed_at_its_exact_price() {
         assert_eq!(run.code, 1, "{run:#?}");
         assert!(run.stderr.contains(message), "{run:#?}");
     }
+    // Only the two purchases above sent an answer; the refused ones sent nothing.
     assert_eq!(
         s.fake
             .world()
-            .seen
+            .calls("POST", "/provisioning/resources")
             .iter()
-            .filter(|c| c.path.ends_with("/confirm"))
+            .filter(|c| c.json()["submitted_information"].is_object())
             .count(),
         2
     );
@@ -1151,4 +1169,36 @@ fn the_state_belongs_to_its_provider() {
     assert_eq!(state["provider_url"], other.url.as_str());
     assert!(state.get("access_token").is_none());
     assert_eq!(state["resources"], json!([]));
+}
+
+#[test]
+fn names_make_several_resources_of_one_service_in_one_project() {
+    let s = Sandbox::new();
+    s.login(NEW);
+    s.run(&["add", "free"]).ok();
+    // --name: several of one service in one project, each reached by its name.
+    s.run(&["add", "api_token", "--project", "p3", "--name", "ci"])
+        .ok();
+    s.run(&["add", "api_token", "--project", "p3", "--name", "deploy"])
+        .ok();
+    let sent: Vec<Value> = s
+        .fake
+        .world()
+        .calls("POST", "/provisioning/resources")
+        .iter()
+        .map(|c| c.json()["orchestrator_resource_id"].clone())
+        .filter(Value::is_string)
+        .collect();
+    assert_eq!(sent, vec![json!("p3/ci"), json!("p3/deploy")]);
+    let ids: Vec<Value> = s.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["project_id"] == "p3")
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 2, "two tokens in project p3");
+    assert_ne!(ids[0], ids[1]);
+    let run = s.run(&["get", "deploy"]).ok();
+    assert!(run.stdout.contains(ids[1].as_str().unwrap()), "{run:#?}");
 }

@@ -125,18 +125,22 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "add",
-        synopsis: "add <service_id> [--project <p>] [--config k=v ...] [--payment-token spt_... | --test-payment]\n      [--max <cents>] [--currency <code>] [--confirm-paid] [--domain <name>] [--timeout <s>]",
-        about: "Creates a resource in project <p> (default proj_local). --config values are JSON when\n\
+        synopsis: "add <service_id> [--name <n>] [--project <p>] [--config k=v ...] [--payment-token spt_... | --test-payment]\n      [--max <cents>] [--currency <code>] [--confirm-paid] [--domain <name>] [--timeout <s>]",
+        about: "Creates a resource in project <p> (default proj_local). --name names it (sent as\n\
+                orchestrator_resource_id <p>/<n>), so a project can hold several resources of one\n\
+                service; commands then take the name. --config values are JSON when\n\
                 they parse as JSON, else strings: --config scopes='[\"logs:read\"]' --config label=ci.\n\
                 A paid service is refused unless --confirm-paid agrees to its catalog price. A domain\n\
                 quote lists its candidates; with --confirm-paid, buys --domain <name> (else the first\n\
-                available one) at its exact quoted amount. Polls every second while pending, up to\n\
+                available one) at its exact quoted amount, sending the same create again with\n\
+                submitted_information {domain, amount}. Polls every second while pending, up to\n\
                 --timeout seconds (default 60). --test-payment makes a test payment token of --max\n\
                 minor units (default 5000) in --currency (default usd; the catalog's prices' currency)\n\
                 at the stand-in; loopback providers only.",
         min_args: 1,
         max_args: 1,
         flags: &[
+            valued("name", "<n>"),
             valued("project", "<p>"),
             repeated("config", "k=v"),
             PAYMENT_FLAGS[0],

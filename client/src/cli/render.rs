@@ -395,6 +395,7 @@ mod tests {
                 service_id: "free".into(),
                 project_id: Some("proj_local".into()),
                 status: "complete".into(),
+                name: None,
             }],
             ..State::default()
         };

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::cli::args;
 use crate::cli::fail::Fail;
@@ -141,12 +141,15 @@ impl Cli<'_> {
         } else {
             None
         };
-        let body = crate::create_resource_body(
+        let mut body = crate::create_resource_body(
             &service_id,
             &project,
             (!config.is_empty()).then_some(&config),
             token.as_deref(),
         );
+        if let Some(name) = self.p.value("name") {
+            body["orchestrator_resource_id"] = json!(format!("{project}/{name}"));
+        }
         let answer = match orch.create_resource(&body) {
             Err(Error::Protocol(e)) if !agreed && e.code == "requires_payment_credentials" => {
                 return Err(Fail::Refused(format!(
@@ -169,11 +172,12 @@ impl Cli<'_> {
             let (name, amount, currency) =
                 choose_candidate(&answer.json, wanted_domain.as_deref())?;
             self.note(&format!(
-                "confirming {name} at {}",
+                "buying {name} at {}",
                 domain::ledger::format_amount(amount, &currency)
             ));
-            let id = answer.json["id"].as_str().unwrap_or_default().to_string();
-            let confirmed = orch.confirm(&id, &name, amount, token.as_deref())?;
+            // The protocol's way: the same create again, answering needs_information.
+            body["submitted_information"] = json!({"domain": name, "amount": amount});
+            let confirmed = orch.create_resource(&body)?;
             answer = self.settle(&mut orch, confirmed, timeout)?;
         } else if wanted_domain.is_some() {
             self.note("warning: --domain is ignored: the resource has no quote");

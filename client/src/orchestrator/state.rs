@@ -22,6 +22,9 @@ pub struct ResourceRecord {
     /// The last status the provider gave.
     #[serde(default)]
     pub status: String,
+    /// The `--name` it was added with (the last part of its `orchestrator_resource_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// What the orchestrator remembers between commands (the CLI's state file).
@@ -104,6 +107,10 @@ impl State {
             service_id: service_id.to_string(),
             project_id: resource["project_id"].as_str().map(str::to_string),
             status: resource["status"].as_str().unwrap_or("").to_string(),
+            name: resource["orchestrator_resource_id"]
+                .as_str()
+                .and_then(|o| o.rsplit('/').next())
+                .map(str::to_string),
         };
         match self.resources.iter_mut().find(|r| r.id == id) {
             Some(existing) => {
@@ -130,6 +137,15 @@ impl State {
     pub fn resolve(&self, target: &str, project: Option<&str>) -> Result<String, Error> {
         if self.resources.iter().any(|r| r.id == target) {
             return Ok(target.to_string());
+        }
+        let named: Vec<&ResourceRecord> = self
+            .resources
+            .iter()
+            .filter(|r| r.name.as_deref() == Some(target))
+            .filter(|r| project.is_none() || r.project_id.as_deref() == project)
+            .collect();
+        if let [one] = named.as_slice() {
+            return Ok(one.id.clone());
         }
         let matches: Vec<&ResourceRecord> = self
             .resources
@@ -178,6 +194,7 @@ mod tests {
             service_id: service.into(),
             project_id: Some(project.into()),
             status: status.into(),
+            name: None,
         }
     }
 

@@ -373,30 +373,7 @@ impl World {
                 }
                 (200, wire::to_value(&r.value))
             }
-            ("POST", Some("confirm")) => {
-                let needs = v
-                    .needs_information
-                    .clone()
-                    .filter(|_| v.status == ResourceStatus::NeedsInformation);
-                let Some(needs) = needs else {
-                    return resource_error(409, "not_awaiting_confirmation", "nothing to confirm");
-                };
-                let Some(c) = needs
-                    .quote
-                    .iter()
-                    .flat_map(|q| q.candidates.iter())
-                    .find(|c| body["domain"] == c.domain.as_str())
-                else {
-                    return resource_error(400, "invalid_request", "not a quoted candidate");
-                };
-                if body["amount"] != c.amount {
-                    return resource_error(409, "price_changed", "the quoted amount differs");
-                }
-                v.needs_information = None;
-                let expires = domain::time::format_rfc3339(now + 365 * 86400);
-                complete(v, &[("DOMAIN", &c.domain), ("DOMAIN_EXPIRES_AT", &expires)]);
-                (200, wire::to_value(v))
-            }
+            ("POST", Some("confirm")) => answer_quote(v, body, now),
             ("POST", Some("update_service")) => {
                 let target = body["service_id"].as_str().unwrap_or("");
                 let allowed = matches!(
@@ -446,12 +423,23 @@ impl World {
     fn create(&mut self, body: &Value, account: &str, now: i64) -> (u16, Value) {
         let service = body["service_id"].as_str().unwrap_or("").to_string();
         let project = body["project_id"].as_str().unwrap_or("").to_string();
-        if let Some(existing) = self.resources.iter().find(|r| {
+        // Named by the orchestrator: matched by that name; else by (project, service).
+        let named = body["orchestrator_resource_id"]
+            .as_str()
+            .map(str::to_string);
+        if let Some(existing) = self.resources.iter_mut().find(|r| {
             r.account == account
                 && r.value.service_id == service
                 && r.value.project_id == project
+                && r.value.orchestrator_resource_id == named
                 && r.value.status != ResourceStatus::Removed
         }) {
+            // The same create again with the answer to its needs_information (protocol §8).
+            if body["submitted_information"].is_object()
+                && existing.value.status == ResourceStatus::NeedsInformation
+            {
+                return answer_quote(&mut existing.value, &body["submitted_information"], now);
+            }
             return (200, wire::to_value(&existing.value));
         }
         let known = ["free", "paid", "api_token", "slow", "domain", "failing"];
@@ -544,6 +532,7 @@ impl World {
                 v.error = Some(error_info("backend_error", "the backend said no"));
             }
         }
+        v.orchestrator_resource_id = named;
         let answer = wire::to_value(&v);
         self.resources.push(FakeResource {
             account: account.to_string(),
@@ -866,4 +855,31 @@ pub fn browse(port: u16, path: &str) -> String {
             }
         }
     }
+}
+
+/// Buys a quoted candidate: `answer` is `{"domain","amount"}` (a confirm body, or a create's
+/// `submitted_information`).
+fn answer_quote(v: &mut ResourceAnswer, answer: &Value, now: i64) -> (u16, Value) {
+    let needs = v
+        .needs_information
+        .clone()
+        .filter(|_| v.status == ResourceStatus::NeedsInformation);
+    let Some(needs) = needs else {
+        return resource_error(409, "not_awaiting_confirmation", "nothing to confirm");
+    };
+    let Some(c) = needs
+        .quote
+        .iter()
+        .flat_map(|q| q.candidates.iter())
+        .find(|c| answer["domain"] == c.domain.as_str())
+    else {
+        return resource_error(400, "invalid_request", "not a quoted candidate");
+    };
+    if answer["amount"] != c.amount {
+        return resource_error(409, "price_changed", "the quoted amount differs");
+    }
+    v.needs_information = None;
+    let expires = domain::time::format_rfc3339(now + 365 * 86400);
+    complete(v, &[("DOMAIN", &c.domain), ("DOMAIN_EXPIRES_AT", &expires)]);
+    (200, wire::to_value(v))
 }
