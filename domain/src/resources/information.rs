@@ -13,55 +13,17 @@ use serde_json::{json, Map, Value};
 use crate::account::Draft;
 use crate::audit_action::AuditAction;
 use crate::catalog::Catalog;
+use crate::resources::asked::information_schema;
 use crate::resources::confirm::confirm_domain;
 use crate::resources::create::start_job;
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::operator::operator_job;
 use crate::resources::link::link_domain;
 use crate::resources::lookup::index;
-use crate::resources::model::{Candidate, Detail, Resource, ResourceStatus};
+use crate::resources::model::{Detail, ResourceStatus};
 use crate::resources::request::ConfirmRequest;
 use crate::resources::update::operator_url;
 use crate::schema;
-
-/// The schema a resource in `needs_information` asks with, or `None` if it asks nothing.
-pub fn information_schema(r: &Resource) -> Option<Value> {
-    if r.status != ResourceStatus::NeedsInformation {
-        return None;
-    }
-    match &r.detail {
-        Detail::Domain { quote: Some(q), .. } if !r.linked => {
-            let names: Vec<&str> = q
-                .candidates
-                .iter()
-                .filter(|c| c.available)
-                .map(|c: &Candidate| c.domain.as_str())
-                .collect();
-            Some(json!({
-                "type": "object",
-                "properties": {
-                    "domain": {"type": "string", "enum": names, "description": "the candidate to buy"},
-                    "amount": {"type": "integer", "minimum": 0, "description": "its quoted price in cents, to acknowledge it"}
-                },
-                "required": ["domain", "amount"],
-                "additionalProperties": false
-            }))
-        }
-        Detail::Domain { domain: None, .. } if r.linked => Some(json!({
-            "type": "object",
-            "properties": {
-                "domain": {"type": "string", "minLength": 1, "maxLength": 253,
-                           "description": "a domain this account already registered here"}
-            },
-            "required": ["domain"],
-            "additionalProperties": false
-        })),
-        Detail::Operator {
-            asked: Some(asked), ..
-        } => Some(asked.schema.clone()),
-        _ => None,
-    }
-}
 
 /// Applies `submitted_information` to resource `id` (see the module doc). `payment_token` is
 /// the repeated call's, if it carried one; `charge_id` is drawn for a purchase it may start.

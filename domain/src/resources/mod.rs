@@ -35,6 +35,7 @@
 
 pub mod action;
 pub mod api_token;
+pub mod asked;
 pub mod confirm;
 pub mod create;
 pub mod error;
@@ -54,10 +55,11 @@ pub use api_token::{
     api_token_context, api_token_value, introspect_api_key, new_api_token, NewApiToken,
     TokenValueError,
 };
+pub use asked::information_schema;
 pub use confirm::{acknowledge, confirm_domain, refresh_quote};
 pub use create::{create, prepare_create, NewIds, Preparation};
 pub use error::{ResourceError, REFUND_FAILED};
-pub use information::{information_schema, submit_information};
+pub use information::submit_information;
 pub use jobs::cancel::{hasten_stale, stale_ended, stale_note, stale_resources};
 pub use link::{link, prepare_link};
 pub use lookup::{current_plan, find, find_served, live};

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::ledger::format_amount;
-use crate::resources::information::information_schema;
+use crate::resources::asked::information_schema;
 use crate::resources::model::{Detail, ErrorInfo, Resource, ResourceStatus};
 use crate::time::format_rfc3339;
 
