@@ -3,6 +3,8 @@
 # figures recorded in BENCHMARKS.md come from the full run.
 #
 #   1. wasm size: the worker against the hello-world worker (bench/size.sh);
+#   1b. cold start: V8's compile and instantiate time of each wasm, ours against the floor and
+#      the hello-world worker, in fresh Node 22 processes (bench/coldstart.mjs);
 #   2. native micro-benchmarks of the per-request CPU work (cargo bench -p app-domain);
 #   3. load: the worker against the hello-world worker under the same wrangler dev, in the same
 #      run (test/src/bin/bench.rs; ratios to the baseline, p50/p99, scale over accounts).
@@ -24,6 +26,16 @@ fi
 step() { printf '\n== %s\n' "$*"; }
 step "wasm size (release builds, wasm-opt -Oz)"
 sh bench/size.sh
+
+step "cold start: V8 compile + instantiate of each wasm (fresh process per trial)"
+wasm_of() { ls "$1"/build/worker/*.wasm "$1"/build/*.wasm 2>/dev/null | head -n1; }
+trials=25
+[ -n "$quick" ] && trials=3
+node bench/coldstart.mjs --trials "$trials" floor="$(wasm_of bench/floor)" \
+  hello="$(wasm_of bench/hello)" ours="$(wasm_of .)"
+# V8 compiles wasm functions lazily by default; eager compilation is what a module costs in full.
+COLDSTART_NODE_FLAGS="--no-wasm-lazy-compilation" node bench/coldstart.mjs --trials "$trials" \
+  floor="$(wasm_of bench/floor)" hello="$(wasm_of bench/hello)" ours="$(wasm_of .)"
 
 step "native micro-benchmarks (ns per operation)"
 if [ -n "$quick" ]; then
