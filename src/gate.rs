@@ -39,19 +39,6 @@ pub fn token_kind<'a>(env: &Env, token: &'a str, kind: TokenKind) -> Option<&'a 
 /// of a present binding lets the request through and logs, because the limiter is approximate
 /// by design and the exact protections (the tag, the owner's budget) do not depend on it.
 pub async fn client(env: &Env, inc: &Incoming) -> Result<(), ApiError> {
-    let limiter = env.rate_limiter(CLIENT_LIMITER).map_err(|e| {
-        worker::console_error!("{CLIENT_LIMITER} binding: {e}");
-        ApiError::Unavailable("rate limiter".into())
-    })?;
     let key = domain::ratelimit::client_key(inc.header("cf-connecting-ip").as_deref());
-    match limiter.limit(key).await {
-        Ok(outcome) if outcome.success => Ok(()),
-        Ok(_) => Err(ApiError::RateLimited {
-            retry_after: CLIENT_RETRY_AFTER,
-        }),
-        Err(e) => {
-            worker::console_error!("{CLIENT_LIMITER}: {e}");
-            Ok(())
-        }
-    }
+    crate::limits::take(env, CLIENT_LIMITER, key, CLIENT_RETRY_AFTER).await
 }

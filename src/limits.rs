@@ -49,17 +49,30 @@ const ORCHESTRATOR_KEY: &str = "orchestrator";
 /// does: the binding is approximate by design and the exact per-account limits still hold.
 pub async fn orchestrator(env: &Env) -> Result<(), ApiError> {
     warn_retired_setting(env);
-    let limiter = env.rate_limiter(ORCHESTRATOR_LIMITER).map_err(|e| {
-        worker::console_error!("{ORCHESTRATOR_LIMITER} binding: {e}");
+    take(
+        env,
+        ORCHESTRATOR_LIMITER,
+        ORCHESTRATOR_KEY.to_string(),
+        ORCHESTRATOR_RETRY_AFTER,
+    )
+    .await
+}
+
+/// Takes one call for `key` from the Rate Limiting binding `binding`: `RateLimited` (with
+/// `retry_after`) over its limit. A missing binding refuses: a configuration error must not
+/// lift a limit. A failing call of a present binding lets the request through and logs: the
+/// bindings are approximate by design, and the exact protections (the token's tag, the
+/// accounts' own limits) do not depend on them.
+pub async fn take(env: &Env, binding: &str, key: String, retry_after: u64) -> Result<(), ApiError> {
+    let limiter = env.rate_limiter(binding).map_err(|e| {
+        worker::console_error!("{binding} binding: {e}");
         ApiError::Unavailable("rate limiter".into())
     })?;
-    match limiter.limit(ORCHESTRATOR_KEY.to_string()).await {
+    match limiter.limit(key).await {
         Ok(outcome) if outcome.success => Ok(()),
-        Ok(_) => Err(ApiError::RateLimited {
-            retry_after: ORCHESTRATOR_RETRY_AFTER,
-        }),
+        Ok(_) => Err(ApiError::RateLimited { retry_after }),
         Err(e) => {
-            worker::console_error!("{ORCHESTRATOR_LIMITER}: {e}");
+            worker::console_error!("{binding}: {e}");
             Ok(())
         }
     }
