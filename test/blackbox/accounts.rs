@@ -13,6 +13,10 @@ use crate::common::*;
 pub fn trials() -> Vec<Trial> {
     vec![
         case(
+            "accounts::long_tokens_and_refresh_by_possession_when_configured",
+            long_tokens_and_refresh_by_possession_when_configured,
+        ),
+        case(
             "accounts::new_account_code_tokens_refresh",
             new_account_code_tokens_refresh,
         ),
@@ -825,4 +829,39 @@ fn terms_accepted_at_is_checked_and_audited() {
         "{created}"
     );
     assert!(after["tos_version"].is_string(), "{created}");
+}
+
+/// What an orchestrator that refreshes by possession needs (protocol §8), as configuration: a
+/// worker with `ACCESS_TOKEN_TTL_SECONDS` at its 365-day maximum and
+/// `REFRESH_REQUIRES_SIGNATURE=false` issues year-long access tokens and takes an unsigned
+/// refresh of a signed client's token; the default worker (the suite's) refuses it.
+fn long_tokens_and_refresh_by_possession_when_configured() {
+    let worker = app_tests::DevWorker::start(
+        app_tests::Options::default()
+            .set("ACCESS_TOKEN_TTL_SECONDS", "31536000")
+            .set("REFRESH_REQUIRES_SIGNATURE", "false"),
+    );
+    let p = worker.provider();
+    let request = app_tests::flows::account_request(&unique("acctreq_long_"), &email());
+    let code = p.account_request(&request).unwrap().json()["oauth"]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let issued = p.exchange_code(&code, None, true).unwrap();
+    assert_eq!(issued.status, 200, "{}", issued.text());
+    assert_eq!(issued.json()["expires_in"], 31_536_000, "{}", issued.text());
+    let t = tokens_of(&issued);
+    // Unsigned, by possession of the refresh token alone: a new pair, and the old one is spent.
+    let refreshed = p.refresh(&t.refresh, false).unwrap();
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    assert_eq!(refreshed.json()["expires_in"], 31_536_000);
+    let again = p.refresh(&t.refresh, false).unwrap();
+    assert_eq!(again.status, 400, "a spent refresh token: {}", again.text());
+    // The suite's worker keeps the strict default.
+    let strict = new_account(&email());
+    assert_error(
+        &provider().refresh(&strict.refresh, false).unwrap(),
+        401,
+        "invalid_client",
+    );
 }
