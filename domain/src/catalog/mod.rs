@@ -37,6 +37,36 @@ pub enum PaidPricing {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         description: Option<String>,
     },
+    /// No charge: the real catalog writes a paid service's free tier this way.
+    Free {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+/// One entry of `paid_pricing`: a price of a paid service and the `configuration` values it
+/// applies to (`{"plan": "pro"}`, `{"region": "eu"}`). Informational, served as written: what
+/// this provider charges is `provider.price`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PriceOption {
+    Freeform {
+        freeform: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        configuration: Option<serde_json::Map<String, Value>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_default: Option<bool>,
+    },
+    Free {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        configuration: Option<serde_json::Map<String, Value>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_default: Option<bool>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,8 +117,17 @@ pub struct ComponentPricing {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Pricing {
     Free,
-    Paid { paid: PaidPricing },
-    Component { component: ComponentPricing },
+    /// `paid`, the price shown, and/or `paid_pricing`, the prices by configuration (at least
+    /// one of them).
+    Paid {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paid: Option<PaidPricing>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paid_pricing: Option<Vec<PriceOption>>,
+    },
+    Component {
+        component: ComponentPricing,
+    },
 }
 
 /// An amount of money in the currency's minor unit (cents for USD).
@@ -375,5 +414,7 @@ pub const DEFAULT_CATALOG: &str = include_str!("../../../catalog.json");
 
 mod validate;
 
+#[cfg(test)]
+mod orchestrator_tests;
 #[cfg(test)]
 mod tests;

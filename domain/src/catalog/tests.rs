@@ -29,7 +29,7 @@ fn the_default_catalog_is_valid_and_realistic() {
     assert_eq!(paid.kind, ServiceKind::Plan);
     assert!(matches!(
         &paid.pricing,
-        Pricing::Paid { paid: PaidPricing::Freeform { freeform, .. } } if !freeform.is_empty()
+        Pricing::Paid { paid: Some(PaidPricing::Freeform { freeform, .. }), paid_pricing: None } if !freeform.is_empty()
     ));
     let domain = c.get("domain").unwrap();
     assert_eq!(domain.kind, ServiceKind::Deployable);
@@ -372,11 +372,11 @@ fn bad_allowed_updates_are_refused_naming_the_entry_and_field() {
 }
 
 /// The `allowed_updates` of every service of the real orchestrator's catalog
-/// (`fixtures/orchestrator_allowed_updates.json`) read with our parser, unchanged when served.
+/// (`fixtures/orchestrator_catalog.json`) read with our parser, unchanged when served.
 #[test]
 fn the_real_orchestrators_allowed_updates_parse() {
     let v: Value =
-        serde_json::from_str(include_str!("fixtures/orchestrator_allowed_updates.json")).unwrap();
+        serde_json::from_str(include_str!("fixtures/orchestrator_catalog.json")).unwrap();
     let services = v["services"].as_array().unwrap();
     let mut directions = BTreeMap::new();
     let mut unknown = Vec::new();
@@ -479,6 +479,20 @@ fn the_fields_real_catalogs_carry_are_accepted_and_served_as_written() {
     assert_eq!(d.get("free").unwrap().scope(), Scope::Account);
     assert_eq!(d.get("api_token").unwrap().scope(), Scope::Project);
     assert_eq!(d.get("api_token").unwrap().at_most(), None);
+}
+
+/// Prices by configuration, as Render, Upstash or PlanetScale write them: served as written.
+#[test]
+fn paid_pricing_is_accepted_and_served_as_written() {
+    let mut db = real_shaped_deployable();
+    db["pricing"] = json!({"type": "paid",
+        "paid": {"type": "free", "description": "512MB RAM"},
+        "paid_pricing": [
+            {"type": "free", "description": "512MB RAM", "configuration": {"instance_type": "free"}, "is_default": true},
+            {"type": "freeform", "freeform": "$7/month", "configuration": {"instance_type": "starter"}}]});
+    let c = Catalog::parse(&with_services(json!([real_shaped_plan(), db.clone()]))).unwrap();
+    assert_eq!(c.discovery()["data"][1]["pricing"], db["pricing"]);
+    assert!(c.is_paid(c.get("db").unwrap()));
 }
 
 #[test]

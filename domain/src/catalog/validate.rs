@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::{
     AllowedUpdate, Availability, Behaviour, Catalog, CatalogError, ComponentOption, Constraint,
-    Count, Direction, PaidPricing, Price, Pricing, Registrar, Scope, Service, ServiceKind,
-    DEFAULT_CURRENCY,
+    Count, Direction, PaidPricing, Price, PriceOption, Pricing, Registrar, Scope, Service,
+    ServiceKind, DEFAULT_CURRENCY,
 };
 use crate::schema;
 
@@ -194,17 +194,73 @@ fn plan_amount(s: &Service) -> Option<u64> {
     }
 }
 
+/// Most entries of `paid_pricing` (the real catalog's longest has 133).
+const MAX_PRICE_OPTIONS: usize = 500;
+
 /// A paid price as written: a non-empty `freeform`, and a `description` that says something.
 fn check_paid(paid: &PaidPricing, field: &str) -> Result<(), String> {
-    let PaidPricing::Freeform {
-        freeform,
-        description,
-    } = paid;
-    if freeform.trim().is_empty() {
+    let (freeform, description) = match paid {
+        PaidPricing::Freeform {
+            freeform,
+            description,
+        } => (Some(freeform), description),
+        PaidPricing::Free { description } => (None, description),
+    };
+    check_price_text(freeform, description.as_ref(), field)
+}
+
+fn check_price_text(
+    freeform: Option<&String>,
+    description: Option<&String>,
+    field: &str,
+) -> Result<(), String> {
+    if freeform.is_some_and(|f| f.trim().is_empty()) {
         return Err(format!("{field}.freeform is empty"));
     }
-    if description.as_ref().is_some_and(|d| d.trim().is_empty()) {
+    if description.is_some_and(|d| d.trim().is_empty()) {
         return Err(format!("{field}.description is empty"));
+    }
+    Ok(())
+}
+
+/// `paid_pricing`: texts that say something, a `configuration` naming at least one value, at
+/// most one default.
+fn check_price_options(options: &[PriceOption]) -> Result<(), String> {
+    if options.len() > MAX_PRICE_OPTIONS {
+        return Err(format!(
+            "pricing.paid_pricing has more than {MAX_PRICE_OPTIONS} entries"
+        ));
+    }
+    let mut defaults = 0;
+    for (j, o) in options.iter().enumerate() {
+        let field = format!("pricing.paid_pricing[{j}]");
+        let (freeform, description, configuration, is_default) = match o {
+            PriceOption::Freeform {
+                freeform,
+                description,
+                configuration,
+                is_default,
+            } => (Some(freeform), description, configuration, is_default),
+            PriceOption::Free {
+                description,
+                configuration,
+                is_default,
+            } => (None, description, configuration, is_default),
+        };
+        check_price_text(freeform, description.as_ref(), &field)?;
+        if configuration.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(format!(
+                "{field}.configuration is empty; name the configuration values this price is for, or leave it out"
+            ));
+        }
+        if *is_default == Some(true) {
+            defaults += 1;
+            if defaults > 1 {
+                return Err(format!(
+                    "{field}: a second is_default; at most one price is the default"
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -339,7 +395,16 @@ impl Catalog {
         self.check_annotations(s)?;
         match &s.pricing {
             Pricing::Free => {}
-            Pricing::Paid { paid } => check_paid(paid, "pricing.paid")?,
+            Pricing::Paid { paid, paid_pricing } => {
+                if let Some(paid) = paid {
+                    check_paid(paid, "pricing.paid")?;
+                }
+                let options = paid_pricing.as_deref().unwrap_or_default();
+                if paid.is_none() && options.is_empty() {
+                    return Err("paid pricing needs pricing.paid or pricing.paid_pricing".into());
+                }
+                check_price_options(options)?;
+            }
             Pricing::Component { component } => {
                 if s.kind == ServiceKind::Plan {
                     return Err("a plan cannot have component pricing".into());
