@@ -112,8 +112,8 @@ fn translate(pattern: &str) -> Result<String, String> {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        let atom = !matches!(c, '^' | '$' | '|' | '(' | '*' | '+' | '?' | '{')
-            && !(c == '\\' && matches!(chars.get(i + 1), Some('b' | 'B')));
+        let assertion = c == '\\' && matches!(chars.get(i + 1), Some('b' | 'B'));
+        let atom = !(assertion || matches!(c, '^' | '$' | '|' | '(' | '*' | '+' | '?' | '{'));
         if matches!(c, '*' | '+' | '?' | '{') {
             if !quantifiable {
                 return Err(format!("{c} quantifies nothing"));

@@ -245,7 +245,6 @@ fn real_schemas_are_enforced() {
             props
                 .into_iter()
                 .filter(|(_, p)| p.get("pattern").is_some())
-                .map(|(k, p)| (k, p))
                 .collect::<Vec<_>>()
         })
         .collect();

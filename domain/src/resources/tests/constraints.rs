@@ -45,11 +45,12 @@ fn count_at_most_holds_per_project_and_a_repeated_create_is_not_counted() {
     let a = w.key("p", "a").unwrap();
     let b = w.key("p", "b").unwrap();
     assert_ne!(a, b);
-    let limit = Err(ResourceError::ResourceLimitReached {
+    let reached = ResourceError::ResourceLimitReached {
         service_id: "key".into(),
         at_most: 2,
         scope: Scope::Project,
-    });
+    };
+    let limit = Err(reached.clone());
     assert_eq!(w.key("p", "c"), limit);
     // The same names again are the same resources, not new ones.
     assert_eq!(w.key("p", "a"), Ok(a.clone()));
@@ -64,7 +65,7 @@ fn count_at_most_holds_per_project_and_a_repeated_create_is_not_counted() {
     w.run(|d| remove(d, &a, &cat)).unwrap();
     assert!(w.key("p", "c").is_ok());
     assert_eq!(w.key("p", "d"), limit);
-    let (code, message) = limit.unwrap_err().describe().unwrap();
+    let (code, message) = reached.describe().unwrap();
     assert_eq!(code, "resource_limit_reached");
     assert!(message.contains("at most 2 per project"), "{message}");
 }
