@@ -41,10 +41,11 @@ pub fn charge(service: &Value, plan: Option<&str>) -> Option<String> {
                 .as_array()
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
+            // An empty parent list offers the option under any plan.
             let applies = |o: &&Value| match plan {
                 Some(plan) => o["parent_service_ids"]
                     .as_array()
-                    .is_some_and(|ids| ids.iter().any(|id| id == plan)),
+                    .is_some_and(|ids| ids.is_empty() || ids.iter().any(|id| id == plan)),
                 None => true,
             };
             let applicable: Vec<&Value> = options.iter().filter(applies).collect();
@@ -87,7 +88,10 @@ pub fn pricing_summary(service: &Value) -> String {
                         .as_array()
                         .map(|ids| ids.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
-                    format!("{price} with {}", parents.join("/"))
+                    match parents.is_empty() {
+                        true => format!("{price} with any plan"),
+                        false => format!("{price} with {}", parents.join("/")),
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
@@ -157,7 +161,9 @@ mod tests {
                  "scopes": {"type": "array", "items": {"type": "string", "enum": ["deploy:write", "logs:read"]}},
                  "label": {"type": "string"}
              }}},
-            {"id": "odd", "kind": "deployable", "pricing": {"type": "metered"}}
+            {"id": "odd", "kind": "deployable", "pricing": {"type": "metered"}},
+            {"id": "any", "kind": "deployable", "pricing": {"type": "component", "component": {"options": [
+                 {"type": "paid", "parent_service_ids": [], "paid": {"type": "freeform", "freeform": "$2"}}]}}}
         ]})
     }
 
@@ -175,6 +181,8 @@ mod tests {
         // Plan unknown: any paid option counts.
         assert_eq!(charge(get("api_token"), None).as_deref(), Some("$1/token"));
         assert!(charge(get("odd"), None).is_some_and(|t| t.contains("metered")));
+        // No parents: under any plan.
+        assert_eq!(charge(get("any"), Some("free")).as_deref(), Some("$2"));
         assert!(find(&c, "nope").is_none());
         assert!(list(&json!({"data": 3})).is_empty());
     }
@@ -189,6 +197,7 @@ mod tests {
             pricing_summary(get("api_token")),
             "free with paid; $1/token with free"
         );
+        assert_eq!(pricing_summary(get("any")), "$2 with any plan");
         assert_eq!(schema_summary(get("free")), "no configuration");
         assert_eq!(schema_summary(get("paid")), "no configuration");
         assert_eq!(

@@ -73,6 +73,55 @@ fn health_and_catalog() {
 }
 
 #[test]
+fn catalog_validate_checks_a_file_with_the_builds_validator() {
+    let s = Sandbox::new();
+    let good = s.dir.join("good.json");
+    std::fs::write(&good, domain::catalog::DEFAULT_CATALOG).unwrap();
+    let run = s.run(&["catalog", "validate", "good.json"]).ok();
+    assert!(
+        run.stdout
+            .starts_with("ok: good.json: 4 services (free, paid, api_token, domain)"),
+        "{run:#?}"
+    );
+    let run = s.run(&["--json", "catalog", "validate", "good.json"]).ok();
+    assert_eq!(
+        run.json(),
+        json!({"ok": true, "file": "good.json", "services": ["free", "paid", "api_token", "domain"]})
+    );
+
+    let mut bad: Value = serde_json::from_str(domain::catalog::DEFAULT_CATALOG).unwrap();
+    bad["services"][2]["constraints"] = json!([{"type": "count", "count": {"at_most": 0}}]);
+    std::fs::write(s.dir.join("bad.json"), bad.to_string()).unwrap();
+    let run = s.run(&["catalog", "validate", "bad.json"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert_eq!(
+        run.stderr,
+        "error: bad.json: catalog entry services[2] (\"api_token\"): constraints (count): count.at_most must be an integer from 1 to 10000\n"
+    );
+    let run = s.run(&["--json", "catalog", "validate", "bad.json"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.json()["error"]["code"], "invalid_catalog");
+
+    let run = s.run(&["catalog", "validate", "missing.json"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .starts_with("error: missing.json: cannot read it"),
+        "{run:#?}"
+    );
+    let run = s.run(&["catalog", "check", "good.json"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("usage: appctl catalog [validate <file>]"),
+        "{run:#?}"
+    );
+    // Nothing was called.
+    assert!(s.fake.world().seen.is_empty());
+}
+
+#[test]
 fn a_wrong_secret_prints_the_error_and_request_id() {
     let s = Sandbox::new();
     let run = s.run(&["health", "--secret", "whsec_wrong"]);

@@ -379,6 +379,7 @@ fn resource_status(e: &ResourceError) -> u16 {
         ResourceError::NotFound | ResourceError::LinkTargetNotFound { .. } => 404,
         ResourceError::PlanRequired
         | ResourceError::PlanAlreadyActive { .. }
+        | ResourceError::ResourceLimitReached { .. }
         | ResourceError::Busy
         | ResourceError::QuoteExpired
         | ResourceError::NotAwaitingConfirmation

@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
+pub mod pattern;
 pub mod pkce;
 pub mod protocol;
 pub mod ratelimit;

@@ -3,8 +3,9 @@
 //!
 //! Supported keywords: `type` (one of object, string, integer, number, boolean, array, null),
 //! `properties`, `required`, `additionalProperties` (boolean), `enum`, `const`, `minLength`,
-//! `maxLength`, `minimum`, `maximum`, `items`, `minItems`, `maxItems`, and the annotations
-//! `title`, `description`, `default`, `examples`, `$schema`.
+//! `maxLength`, `pattern` (ECMA-262, a search: see [`crate::pattern`]), `minimum`, `maximum`,
+//! `multipleOf`, `items`, `minItems`, `maxItems`, and the annotations `title`, `description`,
+//! `default`, `examples`, `$schema`.
 //!
 //! Invariant: [`check_schema`] refuses every other keyword, so a schema that passes it is
 //! enforced in full by [`validate`]: nothing an operator writes is silently ignored.
@@ -139,6 +140,19 @@ fn check_at(schema: &Value, path: &str, depth: usize) -> Result<(), SchemaError>
                 applies(&["string"])?;
                 non_negative_integer(value, &at)?;
             }
+            "pattern" => {
+                applies(&["string"])?;
+                let p = value
+                    .as_str()
+                    .ok_or_else(|| err(&at, "must be a string (an ECMA-262 regular expression)"))?;
+                crate::pattern::compile(p).map_err(|m| err(&at, m))?;
+            }
+            "multipleOf" => {
+                applies(&["integer", "number"])?;
+                if !value.as_f64().is_some_and(|m| m > 0.0 && m.is_finite()) {
+                    return Err(err(&at, "must be a number greater than 0"));
+                }
+            }
             "minItems" | "maxItems" => {
                 applies(&["array"])?;
                 non_negative_integer(value, &at)?;
@@ -227,6 +241,22 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// `multipleOf`: exact for integers; for other numbers the quotient must be within 1e-9
+/// (relative) of an integer, so that 0.3 is a multiple of 0.1 despite binary floating point.
+fn multiple_of(n: &serde_json::Number, m: &serde_json::Number) -> bool {
+    if let (Some(a), Some(b)) = (n.as_i64(), m.as_i64()) {
+        return b > 0 && a % b == 0;
+    }
+    if let (Some(a), Some(b)) = (n.as_u64(), m.as_u64()) {
+        return b > 0 && a % b == 0;
+    }
+    let (Some(a), Some(b)) = (n.as_f64(), m.as_f64()) else {
+        return false;
+    };
+    let q = a / b;
+    q.is_finite() && (q - q.round()).abs() <= 1e-9 * q.abs().max(1.0)
+}
+
 /// Validates `value` against a schema that passed [`check_schema`]. The error names the first
 /// failing field by JSON pointer (`/domain_query`), in a message fit for the caller.
 pub fn validate(schema: &Value, value: &Value) -> Result<(), SchemaError> {
@@ -268,6 +298,13 @@ fn validate_at(schema: &Value, value: &Value, path: &str, depth: usize) -> Resul
                     return Err(err(path, format!("must be at most {max} characters long")));
                 }
             }
+            if let Some(p) = s.get("pattern").and_then(Value::as_str) {
+                // check_schema compiled it already; a failure here refuses rather than skips.
+                let found = crate::pattern::compile(p).map(|re| re.is_match(text));
+                if found != Ok(true) {
+                    return Err(err(path, format!("must match the pattern {p}")));
+                }
+            }
         }
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(f64::NAN);
@@ -279,6 +316,11 @@ fn validate_at(schema: &Value, value: &Value, path: &str, depth: usize) -> Resul
             if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
                 if x.is_nan() || x > max {
                     return Err(err(path, format!("must be at most {max}")));
+                }
+            }
+            if let Some(m) = s.get("multipleOf").and_then(Value::as_number) {
+                if !multiple_of(n, m) {
+                    return Err(err(path, format!("must be a multiple of {m}")));
                 }
             }
         }
@@ -372,7 +414,12 @@ mod tests {
                 json!({"type": "object", "patternProperties": {}}),
                 "/patternProperties",
             ),
-            (json!({"type": "string", "pattern": "^a$"}), "/pattern"),
+            (json!({"type": "string", "pattern": "(?=a)"}), "/pattern"),
+            (json!({"type": "string", "pattern": 1}), "/pattern"),
+            (json!({"type": "integer", "pattern": "a"}), "/pattern"),
+            (json!({"type": "number", "multipleOf": 0}), "/multipleOf"),
+            (json!({"type": "number", "multipleOf": -2}), "/multipleOf"),
+            (json!({"type": "string", "multipleOf": 2}), "/multipleOf"),
             (json!({"type": "string", "format": "email"}), "/format"),
             (json!({"type": ["string", "null"]}), "/type"),
             (json!({"type": "strin"}), "/type"),
@@ -459,6 +506,33 @@ mod tests {
             assert_eq!(e.path, path, "{value} -> {e}");
             assert!(e.message.contains(needle), "{value} -> {e}");
         }
+    }
+
+    #[test]
+    fn pattern_is_a_search_in_ecma_262_syntax() {
+        let s = json!({"type": "string", "pattern": "\\d"});
+        assert_eq!(check_schema(&s), Ok(()));
+        assert_eq!(validate(&s, &json!("abc1")), Ok(()));
+        let e = validate(&s, &json!("abc")).unwrap_err();
+        assert!(e.message.contains("must match the pattern \\d"), "{e}");
+        let anchored = json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*[a-z0-9]$"});
+        assert_eq!(validate(&anchored, &json!("my-db")), Ok(()));
+        assert!(validate(&anchored, &json!("-my-db")).is_err());
+    }
+
+    #[test]
+    fn multiple_of_is_exact_for_integers_and_tolerant_for_decimals() {
+        let s = json!({"type": "integer", "multipleOf": 4});
+        assert_eq!(check_schema(&s), Ok(()));
+        assert_eq!(validate(&s, &json!(12)), Ok(()));
+        assert_eq!(validate(&s, &json!(-8)), Ok(()));
+        assert_eq!(validate(&s, &json!(0)), Ok(()));
+        let e = validate(&s, &json!(6)).unwrap_err();
+        assert_eq!(e.message, "must be a multiple of 4");
+        let d = json!({"type": "number", "multipleOf": 0.1});
+        assert_eq!(validate(&d, &json!(0.3)), Ok(()));
+        assert!(validate(&d, &json!(0.35)).is_err());
+        assert_eq!(validate(&d, &json!(u64::MAX)), Ok(()));
     }
 
     #[test]

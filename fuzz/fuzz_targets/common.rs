@@ -47,6 +47,25 @@ const KEYWORDS: &[&str] = &[
     "$schema",
     "format",
     "pattern",
+    "multipleOf",
+];
+/// ECMA-262 patterns: accepted ones, ones meaning something else in Rust (refused), and
+/// ones a backtracking engine would blow up on.
+const PATTERNS: &[&str] = &[
+    "^[a-z0-9][a-z0-9-]*[a-z0-9]$",
+    r"\d",
+    "^https://",
+    ".",
+    r"\s",
+    "^(a+)+$",
+    "(?=a)",
+    r"\A",
+    "[[a]]",
+    "a{,3}",
+    "a**",
+    "[^]",
+    r"\u00e9",
+    "é+",
 ];
 const TYPES: &[&str] = &[
     "object", "string", "integer", "number", "boolean", "array", "null", "any",
@@ -128,9 +147,9 @@ pub fn schema(u: &mut Unstructured, depth: usize) -> Result<Value> {
                 Value::Array(names)
             }
             "additionalProperties" => Value::Bool(u.arbitrary()?),
-            "minLength" | "maxLength" | "minItems" | "maxItems" | "minimum" | "maximum" => {
-                number(u)?
-            }
+            "minLength" | "maxLength" | "minItems" | "maxItems" | "minimum" | "maximum"
+            | "multipleOf" => number(u)?,
+            "pattern" if u.ratio(3, 4)? => Value::from(*u.choose(PATTERNS)?),
             "enum" => {
                 let mut options = Vec::new();
                 for _ in 0..u.int_in_range(0..=3)? {

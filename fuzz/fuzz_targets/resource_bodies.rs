@@ -5,7 +5,7 @@
 mod common;
 
 use domain::dashboard::place::{check_path, Place};
-use domain::{resources, schema};
+use domain::resources;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,15 +15,13 @@ fuzz_target!(|data: &[u8]| {
             let service = catalog.get(&req.service_id).expect("a known service");
             // A link's configuration is checked only when sent; a create's always.
             if call == resources::CreateCall::Create || req.configuration != serde_json::json!({}) {
-                assert!(
-                    schema::validate(&service.configuration_schema, &req.configuration).is_ok()
-                );
+                assert!(service.validate_configuration(&req.configuration).is_ok());
             }
         }
     }
     if let Ok(req) = resources::parse_create(data, catalog, resources::CreateCall::Create, None) {
         let service = catalog.get(&req.service_id).expect("a known service");
-        assert!(schema::validate(&service.configuration_schema, &req.configuration).is_ok());
+        assert!(service.validate_configuration(&req.configuration).is_ok());
         assert!(req.configuration.is_object());
         assert!(!req.project_id.is_empty() && req.project_id.len() <= 128);
         assert!(req

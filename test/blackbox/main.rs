@@ -3,6 +3,7 @@
 
 mod accounts;
 mod browser;
+mod catalog;
 mod common;
 mod consent;
 mod dashboard;
@@ -24,6 +25,7 @@ fn main() {
     let mut trials: Vec<Trial> = Vec::new();
     trials.extend(accounts::trials());
     trials.extend(browser::trials());
+    trials.extend(catalog::trials());
     trials.extend(consent::trials());
     trials.extend(dashboard::trials());
     trials.extend(discovery::trials());

@@ -76,10 +76,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "catalog",
-        synopsis: "catalog",
-        about: "Lists the services: id, kind, price and configuration (* = required).",
+        synopsis: "catalog [validate <file>]",
+        about: "Lists the services: id, kind, price and configuration (* = required).\n\
+                `catalog validate <file>` checks a catalog.json with the validator of the build and\n\
+                of the CATALOG setting, calling nothing: prints ok, or the error naming the entry\n\
+                and field, and exits 1.",
         min_args: 0,
-        max_args: 0,
+        max_args: 2,
         flags: &[],
     },
     CommandSpec {

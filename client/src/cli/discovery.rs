@@ -1,4 +1,8 @@
-//! Discovery commands, which need no session: `health` and `catalog`.
+//! Discovery commands, which need no session: `health` and `catalog` (and `catalog validate`,
+//! which calls nothing).
+
+use domain::catalog::Catalog;
+use serde_json::json;
 
 use crate::cli::fail::Fail;
 use crate::cli::render;
@@ -41,9 +45,45 @@ impl Cli<'_> {
     }
 
     pub(super) fn catalog(&mut self) -> Result<(), Fail> {
+        match self.p.positionals.as_slice() {
+            [] => {}
+            [verb, file] if verb == "validate" => {
+                let file = file.clone();
+                return self.validate_catalog(&file);
+            }
+            _ => {
+                return Err(Fail::Usage(
+                    "catalog takes no argument, or validate <file>".into(),
+                ))
+            }
+        }
         let answer = self.session_free()?.services()?;
         self.emit(&answer);
         self.say(&render::catalog(&answer.json));
+        Ok(())
+    }
+
+    /// `catalog validate <file>`: [`Catalog::parse`], the check `build.rs` makes of
+    /// `catalog.json` and the worker of its `CATALOG` setting.
+    fn validate_catalog(&mut self, file: &str) -> Result<(), Fail> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Fail::InvalidCatalog(format!("{file}: cannot read it: {e}")))?;
+        let catalog =
+            Catalog::parse(&text).map_err(|e| Fail::InvalidCatalog(format!("{file}: {e}")))?;
+        let ids: Vec<&str> = catalog.services().iter().map(|s| s.id.as_str()).collect();
+        if self.json {
+            let _ = writeln!(
+                self.out,
+                "{}",
+                json!({"ok": true, "file": file, "services": ids})
+            );
+        } else {
+            self.say(&format!(
+                "ok: {file}: {} services ({})",
+                ids.len(),
+                ids.join(", ")
+            ));
+        }
         Ok(())
     }
 }

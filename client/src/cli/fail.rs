@@ -20,6 +20,8 @@ pub(super) enum Fail {
     Error(Error),
     /// Refused here, before anything was sent (a paid service without --confirm-paid).
     Refused(String),
+    /// `catalog validate`: the file is not a valid catalog (the message names the entry).
+    InvalidCatalog(String),
     /// The resource ended `errored`: its answer.
     Errored(Answer),
     /// The resource was still `pending` after the timeout: its answer.
@@ -69,6 +71,12 @@ pub(super) fn report(
         Fail::Refused(message) => (
             format!("error: {message}\n"),
             json!({"error": {"code": "confirmation_required", "message": message}, "request_id": null})
+                .to_string(),
+            1,
+        ),
+        Fail::InvalidCatalog(message) => (
+            format!("error: {message}\n"),
+            json!({"error": {"code": "invalid_catalog", "message": message}, "request_id": null})
                 .to_string(),
             1,
         ),

@@ -5,15 +5,18 @@
 //! never served in discovery.
 //!
 //! Invariant: a [`Catalog`] exists only after [`Catalog::parse`] accepted every entry, so the
-//! rest of the code relies on: unique ids, `allowed_updates` and component parents that name
-//! services of the right kind, schemas within the supported subset, and behaviours that fit the
-//! service's kind and pricing.
+//! rest of the code relies on: unique ids, `allowed_updates` that name services of the catalog,
+//! component parents that are plans, schemas within the supported subset (or `{}`: no
+//! configuration), constraints of known types, and behaviours that fit the service's kind and
+//! pricing.
 //!
 //! Files: this one (the catalog's types and what the rest of the code asks of it), `validate`
 //! (parsing and every check of the invariant).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::schema::{self, SchemaError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,8 +30,43 @@ pub enum ServiceKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PaidPricing {
-    /// A human-readable price, e.g. "$20/month".
-    Freeform { freeform: String },
+    /// A human-readable price, e.g. "$20/month", with an optional longer `description` (the
+    /// real catalog carries one on some services).
+    Freeform {
+        freeform: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+    /// No charge: the real catalog writes a paid service's free tier this way.
+    Free {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+/// One entry of `paid_pricing`: a price of a paid service and the `configuration` values it
+/// applies to (`{"plan": "pro"}`, `{"region": "eu"}`). Informational, served as written: what
+/// this provider charges is `provider.price`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PriceOption {
+    Freeform {
+        freeform: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        configuration: Option<serde_json::Map<String, Value>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_default: Option<bool>,
+    },
+    Free {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        configuration: Option<serde_json::Map<String, Value>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_default: Option<bool>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,21 +74,36 @@ pub enum PaidPricing {
 pub enum ComponentOption {
     Free {
         parent_service_ids: Vec<String>,
+        /// The option the orchestrator shows first (informational, served as written).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_default: Option<bool>,
     },
     Paid {
         parent_service_ids: Vec<String>,
         paid: PaidPricing,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_default: Option<bool>,
     },
 }
 
 impl ComponentOption {
+    /// The plans this option prices the deployable under; empty means under any plan.
     pub fn parent_service_ids(&self) -> &[String] {
         match self {
-            ComponentOption::Free { parent_service_ids }
+            ComponentOption::Free {
+                parent_service_ids, ..
+            }
             | ComponentOption::Paid {
                 parent_service_ids, ..
             } => parent_service_ids,
         }
+    }
+
+    /// True when this option is offered under the plan `plan` (an empty parent list offers it
+    /// under any plan the account has).
+    pub fn offered_under(&self, plan: &str) -> bool {
+        let parents = self.parent_service_ids();
+        parents.is_empty() || parents.iter().any(|p| p == plan)
     }
 }
 
@@ -64,8 +117,17 @@ pub struct ComponentPricing {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Pricing {
     Free,
-    Paid { paid: PaidPricing },
-    Component { component: ComponentPricing },
+    /// `paid`, the price shown, and/or `paid_pricing`, the prices by configuration (at least
+    /// one of them).
+    Paid {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paid: Option<PaidPricing>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paid_pricing: Option<Vec<PriceOption>>,
+    },
+    Component {
+        component: ComponentPricing,
+    },
 }
 
 /// An amount of money in the currency's minor unit (cents for USD).
@@ -162,6 +224,44 @@ pub struct AllowedUpdate {
     pub(crate) plain: bool,
 }
 
+/// Where a service's resources live, and so where `constraints` count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum Scope {
+    Account,
+    Project,
+}
+
+/// Whether the service can be ordered. The real catalog has only `available`; any other
+/// value is refused until we know what it should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum Availability {
+    Available,
+}
+
+/// `{"at_most": n}` of a `count` constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub at_most: u32,
+}
+
+/// One entry of `constraints`, served as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "Value")]
+pub enum Constraint {
+    /// At most `count.at_most` live resources of the service per account or per project, as
+    /// its `scope` says (enforced on create).
+    Count { count: Count },
+    /// The service and the targets of its `allowed_updates` exclude one another: plans only,
+    /// where the one-plan-per-account rule already enforces it. The real catalog writes the
+    /// flag again inside (`true`), which we serve back when written.
+    MutualExclusionAllowedUpdates {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mutual_exclusion_allowed_updates: Option<bool>,
+    },
+}
+
 /// One service: the protocol's fields, in the protocol's names, plus `provider`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,15 +272,78 @@ pub struct Service {
     pub kind: ServiceKind,
     pub pricing: Pricing,
     pub allowed_updates: Vec<AllowedUpdate>,
+    /// JSON Schema for `configuration`; `{}` means the service takes none.
     pub configuration_schema: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// A URL or text for agents about the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Vec<Constraint>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<Availability>,
+    /// A name the orchestrator groups services by (e.g. `postgresql`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     #[serde(skip_serializing)]
     pub provider: Behaviour,
 }
 
 impl Service {
-    /// True when `update_service` may move a resource of this service to `target`.
-    pub fn allows_update_to(&self, target: &str) -> bool {
-        self.allowed_updates.iter().any(|u| u.service == target)
+    /// True when `update_service` may move a resource of this service to `target`: listed, and
+    /// of the same kind (an entry naming a service of the other kind tells the orchestrator
+    /// the two are related; a resource never changes kind). Naming itself allows a
+    /// configuration change, which `update_service` allows anyway.
+    pub fn allows_update_to(&self, target: &Service) -> bool {
+        self.allowed_updates.iter().any(|u| u.service == target.id) && target.kind == self.kind
+    }
+
+    /// Where its resources are counted: `scope` as written, else the account for a plan and the
+    /// project for a deployable.
+    pub fn scope(&self) -> Scope {
+        self.scope.unwrap_or(match self.kind {
+            ServiceKind::Plan => Scope::Account,
+            ServiceKind::Deployable => Scope::Project,
+        })
+    }
+
+    /// The `count` constraint's `at_most`, if any.
+    pub fn at_most(&self) -> Option<u32> {
+        self.constraints.iter().flatten().find_map(|c| match c {
+            Constraint::Count { count } => Some(count.at_most),
+            _ => None,
+        })
+    }
+
+    /// True when `configuration_schema` is `{}`: the service takes no configuration.
+    pub fn takes_no_configuration(&self) -> bool {
+        self.configuration_schema
+            .as_object()
+            .is_some_and(|o| o.is_empty())
+    }
+
+    /// Validates a create's or update's `configuration` (an object) against the service: the
+    /// schema, or for `{}` nothing but an empty object (absent is sent as `{}`).
+    pub fn validate_configuration(&self, configuration: &Value) -> Result<(), SchemaError> {
+        if self.takes_no_configuration() {
+            return match configuration.as_object() {
+                Some(o) if o.is_empty() => Ok(()),
+                Some(o) => Err(SchemaError {
+                    path: o
+                        .keys()
+                        .next()
+                        .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+                        .unwrap_or_default(),
+                    message: "is not accepted: this service takes no configuration".into(),
+                }),
+                None => Err(SchemaError {
+                    path: String::new(),
+                    message: "expected an empty object: this service takes no configuration".into(),
+                }),
+            };
+        }
+        schema::validate(&self.configuration_schema, configuration)
     }
 }
 
@@ -251,5 +414,7 @@ pub const DEFAULT_CATALOG: &str = include_str!("../../../catalog.json");
 
 mod validate;
 
+#[cfg(test)]
+mod orchestrator_tests;
 #[cfg(test)]
 mod tests;

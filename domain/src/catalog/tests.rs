@@ -29,7 +29,7 @@ fn the_default_catalog_is_valid_and_realistic() {
     assert_eq!(paid.kind, ServiceKind::Plan);
     assert!(matches!(
         &paid.pricing,
-        Pricing::Paid { paid: PaidPricing::Freeform { freeform } } if !freeform.is_empty()
+        Pricing::Paid { paid: Some(PaidPricing::Freeform { freeform, .. }), paid_pricing: None } if !freeform.is_empty()
     ));
     let domain = c.get("domain").unwrap();
     assert_eq!(domain.kind, ServiceKind::Deployable);
@@ -85,7 +85,7 @@ fn errors_name_the_bad_entry() {
 
     let mut bad = plan("x", &[]);
     bad["configuration_schema"] =
-        json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}});
+        json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)"}}});
     let e = err_of(json!([bad]));
     assert!(e.message.contains("/properties/a/pattern"), "{e}");
 
@@ -216,13 +216,25 @@ fn the_cap_currency_is_the_catalogs() {
 }
 
 #[test]
-fn updates_must_stay_within_a_kind_and_components_need_plan_parents() {
-    let mut token = plan("tok", &["free"]);
+fn updates_may_name_the_other_kind_and_the_service_itself_and_components_need_plan_parents() {
+    // As Cloudflare's Workers services do: a deployable listing the plans and itself.
+    let mut token = plan("tok", &["free", "tok"]);
     token["kind"] = json!("deployable");
     token["provider"] = json!({"type":"api_token","scopes":["read"]});
-    assert!(err_of(json!([plan("free", &[]), token.clone()]))
-        .message
-        .contains("same kind"));
+    let c = Catalog::parse(&with_services(json!([
+        plan("free", &["tok"]),
+        token.clone()
+    ])))
+    .expect("cross-kind and self entries are accepted");
+    let (free, tok) = (c.get("free").unwrap(), c.get("tok").unwrap());
+    assert_eq!(
+        served_updates(&c, "tok"),
+        json!([{"service": "free", "direction": "any"}, {"service": "tok", "direction": "any"}])
+    );
+    // update_service never changes a resource's kind; naming itself is a configuration change.
+    assert!(!tok.allows_update_to(free));
+    assert!(!free.allows_update_to(tok));
+    assert!(tok.allows_update_to(tok));
 
     token["allowed_updates"] = json!([]);
     token["pricing"] = json!({"type":"component","component":{"options":[{"type":"free","parent_service_ids":["tok"]}]}});
@@ -269,8 +281,9 @@ fn allowed_updates_are_served_as_objects_with_the_direction_inferred_from_plan_p
         json!([{"service": "free", "direction": "down"}])
     );
     assert_eq!(served_updates(&c, "api_token"), json!([]));
-    assert!(c.get("free").unwrap().allows_update_to("paid"));
-    assert!(!c.get("free").unwrap().allows_update_to("domain"));
+    let free = c.get("free").unwrap();
+    assert!(free.allows_update_to(c.get("paid").unwrap()));
+    assert!(!free.allows_update_to(c.get("domain").unwrap()));
 
     // Equal prices (and two free plans): any.
     let c = Catalog::parse(&with_services(json!([
@@ -317,7 +330,8 @@ fn allowed_updates_in_the_object_form_keep_their_direction() {
     );
     let dear = c.get("dear").unwrap();
     assert_eq!(dear.allowed_updates[0].direction, Direction::Up);
-    assert!(dear.allows_update_to("cheap") && dear.allows_update_to("free"));
+    assert!(dear.allows_update_to(c.get("cheap").unwrap()));
+    assert!(dear.allows_update_to(c.get("free").unwrap()));
 }
 
 #[test]
@@ -358,11 +372,11 @@ fn bad_allowed_updates_are_refused_naming_the_entry_and_field() {
 }
 
 /// The `allowed_updates` of every service of the real orchestrator's catalog
-/// (`fixtures/orchestrator_allowed_updates.json`) read with our parser, unchanged when served.
+/// (`fixtures/orchestrator_catalog.json`) read with our parser, unchanged when served.
 #[test]
 fn the_real_orchestrators_allowed_updates_parse() {
     let v: Value =
-        serde_json::from_str(include_str!("fixtures/orchestrator_allowed_updates.json")).unwrap();
+        serde_json::from_str(include_str!("fixtures/orchestrator_catalog.json")).unwrap();
     let services = v["services"].as_array().unwrap();
     let mut directions = BTreeMap::new();
     let mut unknown = Vec::new();
@@ -414,5 +428,183 @@ fn the_openapi_allowed_update_is_the_served_form() {
             let keys: Vec<&String> = u.as_object().unwrap().keys().collect();
             assert_eq!(keys, ["direction", "service"], "{u}");
         }
+    }
+}
+
+/// A deployable with every field real catalogs carry, in each new shape.
+fn real_shaped_deployable() -> Value {
+    json!({"id": "db", "description": "a database", "categories": ["database"],
+           "kind": "deployable", "scope": "account", "llm_context": "https://docs.example.com",
+           "constraints": [{"type": "count", "count": {"at_most": 2}}],
+           "availability": "available", "group": "postgresql",
+           "pricing": {"type": "component", "component": {"options": [
+               {"type": "free", "parent_service_ids": [], "is_default": true},
+               {"type": "paid", "parent_service_ids": ["free"],
+                "paid": {"type": "freeform", "freeform": "$1/GB", "description": "storage"}}]}},
+           "allowed_updates": [{"service": "free", "direction": "any"}, {"service": "db", "direction": "any"}],
+           "configuration_schema": {"type": "object", "properties": {
+               "name": {"type": "string", "pattern": "^[a-z][a-z0-9-]{2,62}$"},
+               "size": {"type": "integer", "multipleOf": 4, "default": 12}}},
+           "provider": {"type": "domain", "registrar": "upstream"}})
+}
+
+fn real_shaped_plan() -> Value {
+    let mut p = plan("free", &[]);
+    p["allowed_updates"] = json!([{"service": "free", "direction": "any"}]);
+    p["scope"] = json!("project");
+    p["constraints"] = json!([
+        {"type": "mutual_exclusion_allowed_updates", "mutual_exclusion_allowed_updates": true},
+        {"type": "count", "count": {"at_most": 1}}]);
+    p["configuration_schema"] = json!({});
+    p
+}
+
+#[test]
+fn the_fields_real_catalogs_carry_are_accepted_and_served_as_written() {
+    let (db, free) = (real_shaped_deployable(), real_shaped_plan());
+    let c = Catalog::parse(&with_services(json!([free.clone(), db.clone()]))).unwrap();
+    let served = c.discovery();
+    for (written, served) in [free, db].iter().zip(served["data"].as_array().unwrap()) {
+        let mut written = written.clone();
+        written.as_object_mut().unwrap().remove("provider");
+        assert_eq!(&written, served);
+    }
+    let db = c.get("db").unwrap();
+    assert_eq!((db.scope(), db.at_most()), (Scope::Account, Some(2)));
+    let free = c.get("free").unwrap();
+    assert_eq!((free.scope(), free.at_most()), (Scope::Project, Some(1)));
+    assert!(free.takes_no_configuration());
+    // Unwritten scope: the account for plans, the project for deployables.
+    let d = Catalog::parse(DEFAULT_CATALOG).unwrap();
+    assert_eq!(d.get("free").unwrap().scope(), Scope::Account);
+    assert_eq!(d.get("api_token").unwrap().scope(), Scope::Project);
+    assert_eq!(d.get("api_token").unwrap().at_most(), None);
+}
+
+/// Prices by configuration, as Render, Upstash or PlanetScale write them: served as written.
+#[test]
+fn paid_pricing_is_accepted_and_served_as_written() {
+    let mut db = real_shaped_deployable();
+    db["pricing"] = json!({"type": "paid",
+        "paid": {"type": "free", "description": "512MB RAM"},
+        "paid_pricing": [
+            {"type": "free", "description": "512MB RAM", "configuration": {"instance_type": "free"}, "is_default": true},
+            {"type": "freeform", "freeform": "$7/month", "configuration": {"instance_type": "starter"}}]});
+    let c = Catalog::parse(&with_services(json!([real_shaped_plan(), db.clone()]))).unwrap();
+    assert_eq!(c.discovery()["data"][1]["pricing"], db["pricing"]);
+    assert!(c.is_paid(c.get("db").unwrap()));
+}
+
+#[test]
+fn an_empty_schema_means_no_configuration() {
+    let c = Catalog::parse(&with_services(json!([real_shaped_plan()]))).unwrap();
+    let free = c.get("free").unwrap();
+    assert_eq!(free.validate_configuration(&json!({})), Ok(()));
+    let e = free
+        .validate_configuration(&json!({"region": "eu"}))
+        .unwrap_err();
+    assert_eq!(e.path, "/region");
+    assert!(e.message.contains("takes no configuration"), "{e}");
+    assert!(free.validate_configuration(&json!([])).is_err());
+    // Nested, `{}` is the JSON Schema that accepts any value.
+    let mut p = plan("x", &[]);
+    p["configuration_schema"] = json!({"type": "object", "properties": {"any": {}}});
+    let c = Catalog::parse(&with_services(json!([p]))).unwrap();
+    assert_eq!(
+        c.get("x")
+            .unwrap()
+            .validate_configuration(&json!({"any": [1, "two"]})),
+        Ok(())
+    );
+}
+
+#[test]
+fn bad_new_fields_are_refused_naming_the_entry_and_field() {
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "scope",
+            json!("team"),
+            "scope \"team\" is not \"account\" or \"project\"",
+        ),
+        ("availability", json!("soon"), "availability \"soon\""),
+        ("llm_context", json!(" "), "llm_context"),
+        ("llm_context", json!("x".repeat(4097)), "llm_context"),
+        ("group", json!("Postgres SQL"), "group \"Postgres SQL\""),
+        (
+            "constraints",
+            json!([{"type": "count", "count": {"at_most": 0}}]),
+            "count.at_most",
+        ),
+        (
+            "constraints",
+            json!([{"type": "count", "count": {"at_least": 1}}]),
+            "count.at_least",
+        ),
+        (
+            "constraints",
+            json!([{"type": "count"}]),
+            "count must be an object",
+        ),
+        (
+            "constraints",
+            json!([{"type": "quota"}]),
+            "unknown type \"quota\"",
+        ),
+        (
+            "constraints",
+            json!([{"count": {"at_most": 1}}]),
+            "type is missing",
+        ),
+        (
+            "constraints",
+            json!([{"type": "count", "count": {"at_most": 1}, "x": 1}]),
+            "unknown field \"x\"",
+        ),
+        (
+            "constraints",
+            json!([{"type": "count", "count": {"at_most": 1}},
+                               {"type": "count", "count": {"at_most": 2}}]),
+            "constraints[1] repeats",
+        ),
+        (
+            "constraints",
+            json!([{"type": "mutual_exclusion_allowed_updates"}]),
+            "plans only",
+        ),
+        (
+            "constraints",
+            json!([{"type": "mutual_exclusion_allowed_updates",
+                                "mutual_exclusion_allowed_updates": false}]),
+            "must be true",
+        ),
+        (
+            "configuration_schema",
+            json!({"title": "x"}),
+            "\"type\": \"object\"",
+        ),
+        (
+            "configuration_schema",
+            json!({"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 0}}}),
+            "configuration_schema/properties/n/multipleOf",
+        ),
+        (
+            "pricing",
+            json!({"type": "component", "component": {"options": [
+            {"type": "paid", "parent_service_ids": [], "paid": {"type": "freeform", "freeform": "$1", "description": ""}}]}}),
+            "pricing.component.options[0].paid.description is empty",
+        ),
+        (
+            "pricing",
+            json!({"type": "component", "component": {"options": [
+            {"type": "free", "parent_service_ids": [], "is_default": "yes"}]}}),
+            "invalid type",
+        ),
+    ];
+    for (field, value, says) in cases {
+        let mut db = real_shaped_deployable();
+        db[field] = value.clone();
+        let e = err_of(json!([real_shaped_plan(), db]));
+        assert_eq!(e.entry, "services[1] (\"db\")", "{field}: {value}");
+        assert!(e.message.contains(says), "{field}: {value}: {e}");
     }
 }

@@ -5,8 +5,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    AllowedUpdate, Behaviour, Catalog, CatalogError, Direction, PaidPricing, Price, Pricing,
-    Registrar, Service, ServiceKind, DEFAULT_CURRENCY,
+    AllowedUpdate, Availability, Behaviour, Catalog, CatalogError, ComponentOption, Constraint,
+    Count, Direction, PaidPricing, Price, PriceOption, Pricing, Registrar, Scope, Service,
+    ServiceKind, DEFAULT_CURRENCY,
 };
 use crate::schema;
 
@@ -98,6 +99,91 @@ impl TryFrom<Value> for AllowedUpdate {
     }
 }
 
+impl TryFrom<String> for Scope {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Scope, String> {
+        match s.as_str() {
+            "account" => Ok(Scope::Account),
+            "project" => Ok(Scope::Project),
+            _ => Err(format!("scope {s:?} is not \"account\" or \"project\"")),
+        }
+    }
+}
+
+impl TryFrom<String> for Availability {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Availability, String> {
+        match s.as_str() {
+            "available" => Ok(Availability::Available),
+            _ => Err(format!(
+                "availability {s:?} is not supported; the only value is \"available\""
+            )),
+        }
+    }
+}
+
+/// Largest `count.at_most`.
+const MAX_AT_MOST: u64 = 10_000;
+
+/// A `constraints` entry: `{"type":"count","count":{"at_most":n}}` or
+/// `{"type":"mutual_exclusion_allowed_updates"}` (optionally with
+/// `"mutual_exclusion_allowed_updates": true`, as the real catalog writes it).
+impl TryFrom<Value> for Constraint {
+    type Error = String;
+
+    fn try_from(v: Value) -> Result<Constraint, String> {
+        const TYPES: &str = "\"count\" or \"mutual_exclusion_allowed_updates\"";
+        let o = v
+            .as_object()
+            .ok_or_else(|| format!("constraints: {v} is not an object with a type ({TYPES})"))?;
+        let ty = o
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("constraints: type is missing or not a string; use {TYPES}"))?;
+        let only = |allowed: &[&str]| match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) => Err(format!("constraints ({ty}): unknown field {k:?}")),
+            None => Ok(()),
+        };
+        match ty {
+            "count" => {
+                only(&["type", "count"])?;
+                let count = o
+                    .get("count")
+                    .and_then(Value::as_object)
+                    .ok_or("constraints (count): count must be an object {\"at_most\": n}")?;
+                if let Some(k) = count.keys().find(|k| *k != "at_most") {
+                    return Err(format!("constraints (count): unknown field count.{k}"));
+                }
+                match count.get("at_most").and_then(Value::as_u64) {
+                    Some(n @ 1..=MAX_AT_MOST) => Ok(Constraint::Count {
+                        count: Count { at_most: n as u32 },
+                    }),
+                    _ => Err(format!(
+                        "constraints (count): count.at_most must be an integer from 1 to {MAX_AT_MOST}"
+                    )),
+                }
+            }
+            "mutual_exclusion_allowed_updates" => {
+                only(&["type", "mutual_exclusion_allowed_updates"])?;
+                match o.get("mutual_exclusion_allowed_updates") {
+                    None => Ok(None),
+                    Some(Value::Bool(true)) => Ok(Some(true)),
+                    Some(_) => Err("constraints (mutual_exclusion_allowed_updates): mutual_exclusion_allowed_updates must be true (or absent)".to_string()),
+                }
+                .map(|flag| Constraint::MutualExclusionAllowedUpdates {
+                    mutual_exclusion_allowed_updates: flag,
+                })
+            }
+            other => Err(format!("constraints: unknown type {other:?}; use {TYPES}")),
+        }
+    }
+}
+
+/// Longest `llm_context`, in characters.
+const MAX_LLM_CONTEXT: usize = 4096;
+
 /// A plan's price per interval as the catalog knows it: 0 for a free plan, the `provider`
 /// price for a paid one; none for a deployable.
 fn plan_amount(s: &Service) -> Option<u64> {
@@ -106,6 +192,77 @@ fn plan_amount(s: &Service) -> Option<u64> {
         (ServiceKind::Plan, _, Behaviour::Plan { price: Some(p) }) => Some(p.amount),
         _ => None,
     }
+}
+
+/// Most entries of `paid_pricing` (the real catalog's longest has 133).
+const MAX_PRICE_OPTIONS: usize = 500;
+
+/// A paid price as written: a non-empty `freeform`, and a `description` that says something.
+fn check_paid(paid: &PaidPricing, field: &str) -> Result<(), String> {
+    let (freeform, description) = match paid {
+        PaidPricing::Freeform {
+            freeform,
+            description,
+        } => (Some(freeform), description),
+        PaidPricing::Free { description } => (None, description),
+    };
+    check_price_text(freeform, description.as_ref(), field)
+}
+
+fn check_price_text(
+    freeform: Option<&String>,
+    description: Option<&String>,
+    field: &str,
+) -> Result<(), String> {
+    if freeform.is_some_and(|f| f.trim().is_empty()) {
+        return Err(format!("{field}.freeform is empty"));
+    }
+    if description.is_some_and(|d| d.trim().is_empty()) {
+        return Err(format!("{field}.description is empty"));
+    }
+    Ok(())
+}
+
+/// `paid_pricing`: texts that say something, a `configuration` naming at least one value, at
+/// most one default.
+fn check_price_options(options: &[PriceOption]) -> Result<(), String> {
+    if options.len() > MAX_PRICE_OPTIONS {
+        return Err(format!(
+            "pricing.paid_pricing has more than {MAX_PRICE_OPTIONS} entries"
+        ));
+    }
+    let mut defaults = 0;
+    for (j, o) in options.iter().enumerate() {
+        let field = format!("pricing.paid_pricing[{j}]");
+        let (freeform, description, configuration, is_default) = match o {
+            PriceOption::Freeform {
+                freeform,
+                description,
+                configuration,
+                is_default,
+            } => (Some(freeform), description, configuration, is_default),
+            PriceOption::Free {
+                description,
+                configuration,
+                is_default,
+            } => (None, description, configuration, is_default),
+        };
+        check_price_text(freeform, description.as_ref(), &field)?;
+        if configuration.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(format!(
+                "{field}.configuration is empty; name the configuration values this price is for, or leave it out"
+            ));
+        }
+        if *is_default == Some(true) {
+            defaults += 1;
+            if defaults > 1 {
+                return Err(format!(
+                    "{field}: a second is_default; at most one price is the default"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Catalog {
@@ -228,26 +385,25 @@ impl Catalog {
             if s.allowed_updates[..j].iter().any(|u| u.service == *target) {
                 return Err(format!("allowed_updates names {target:?} twice"));
             }
-            let other = self
-                .get(target)
-                .ok_or_else(|| format!("allowed_updates names unknown service {target:?}"))?;
-            if other.id == s.id {
-                return Err("allowed_updates names the service itself".into());
-            }
-            if other.kind != s.kind {
-                return Err(format!(
-                    "allowed_updates names {target:?}, which is not of the same kind"
-                ));
+            // The service itself (a configuration change) and services of the other kind (a
+            // deployable naming the plans it follows) are accepted as the real catalog writes
+            // them; `Service::allows_update_to` says what update_service makes of them.
+            if self.get(target).is_none() {
+                return Err(format!("allowed_updates names unknown service {target:?}"));
             }
         }
+        self.check_annotations(s)?;
         match &s.pricing {
             Pricing::Free => {}
-            Pricing::Paid {
-                paid: PaidPricing::Freeform { freeform },
-            } => {
-                if freeform.trim().is_empty() {
-                    return Err("pricing.paid.freeform is empty".into());
+            Pricing::Paid { paid, paid_pricing } => {
+                if let Some(paid) = paid {
+                    check_paid(paid, "pricing.paid")?;
                 }
+                let options = paid_pricing.as_deref().unwrap_or_default();
+                if paid.is_none() && options.is_empty() {
+                    return Err("paid pricing needs pricing.paid or pricing.paid_pricing".into());
+                }
+                check_price_options(options)?;
             }
             Pricing::Component { component } => {
                 if s.kind == ServiceKind::Plan {
@@ -256,9 +412,10 @@ impl Catalog {
                 if component.options.is_empty() {
                     return Err("pricing.component.options is empty".into());
                 }
-                for option in &component.options {
-                    if option.parent_service_ids().is_empty() {
-                        return Err("a component option has no parent_service_ids".into());
+                for (j, option) in component.options.iter().enumerate() {
+                    // An empty list offers the option under any plan (ComponentOption::offered_under).
+                    if let ComponentOption::Paid { paid, .. } = option {
+                        check_paid(paid, &format!("pricing.component.options[{j}].paid"))?;
                     }
                     for parent in option.parent_service_ids() {
                         match self.get(parent) {
@@ -276,15 +433,53 @@ impl Catalog {
                 }
             }
         }
-        schema::check_schema(&s.configuration_schema)
-            .map_err(|e| format!("configuration_schema{e}"))
-            .and_then(
-                |_| match s.configuration_schema.get("type").and_then(Value::as_str) {
-                    Some("object") => Ok(()),
-                    _ => Err("configuration_schema must have \"type\": \"object\"".into()),
-                },
-            )?;
+        if !s.takes_no_configuration() {
+            schema::check_schema(&s.configuration_schema)
+                .map_err(|e| format!("configuration_schema{e}"))
+                .and_then(
+                    |_| match s.configuration_schema.get("type").and_then(Value::as_str) {
+                        Some("object") => Ok(()),
+                        _ => Err("configuration_schema must have \"type\": \"object\" (or be {}, no configuration)".into()),
+                    },
+                )?;
+        }
         self.check_behaviour(s)
+    }
+
+    /// `llm_context`, `group` and `constraints` (`scope` and `availability` are checked as
+    /// they are read).
+    fn check_annotations(&self, s: &Service) -> Result<(), String> {
+        if let Some(text) = &s.llm_context {
+            if text.trim().is_empty() || text.chars().count() > MAX_LLM_CONTEXT {
+                return Err(format!(
+                    "llm_context must be a URL or text of 1-{MAX_LLM_CONTEXT} characters"
+                ));
+            }
+        }
+        if let Some(group) = &s.group {
+            if !valid_id(group) {
+                return Err(format!(
+                    "group {group:?} must be 1-64 characters of a-z, 0-9, '_', '-', ':' or '.'"
+                ));
+            }
+        }
+        let constraints = s.constraints.as_deref().unwrap_or_default();
+        for (j, c) in constraints.iter().enumerate() {
+            let same = |d: &Constraint| std::mem::discriminant(d) == std::mem::discriminant(c);
+            if constraints[..j].iter().any(same) {
+                return Err(format!("constraints[{j}] repeats a constraint type"));
+            }
+            if matches!(c, Constraint::MutualExclusionAllowedUpdates { .. })
+                && s.kind != ServiceKind::Plan
+            {
+                // Plans already exclude one another (one per account); for deployables the
+                // rule is not enforced yet, so it is refused rather than ignored.
+                return Err(format!(
+                    "constraints[{j}]: mutual_exclusion_allowed_updates is supported on plans only"
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_behaviour(&self, s: &Service) -> Result<(), String> {

@@ -235,6 +235,11 @@ fn resource_errors() -> Vec<ResourceError> {
         ResourceError::PlanAlreadyActive {
             service_id: "free".into(),
         },
+        ResourceError::ResourceLimitReached {
+            service_id: "api_token".into(),
+            at_most: 1,
+            scope: crate::catalog::Scope::Project,
+        },
         ResourceError::UpdateNotAllowed {
             from: "free".into(),
             to: "gold".into(),
@@ -312,6 +317,7 @@ fn resource_errors() -> Vec<ResourceError> {
             | ResourceError::RequiresPaymentCredentials
             | ResourceError::PlanRequired
             | ResourceError::PlanAlreadyActive { .. }
+            | ResourceError::ResourceLimitReached { .. }
             | ResourceError::UpdateNotAllowed { .. }
             | ResourceError::NotFound
             | ResourceError::Busy

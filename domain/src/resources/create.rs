@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::account::{Account, Draft};
-use crate::catalog::{Behaviour, Catalog, Price, Registrar, Service, ServiceKind};
+use crate::catalog::{Behaviour, Catalog, Price, Registrar, Scope, Service, ServiceKind};
 use crate::domain_names;
 use crate::ledger::CapError;
 use crate::resources::error::{invalid, ResourceError, REFUND_FAILED};
@@ -66,11 +66,13 @@ pub(crate) fn origin_of(req: &CreateRequest, call: CreateCall) -> Option<Origin>
     })
 }
 
-/// Read-only checks before a create (idempotency, plan rules, payment credentials).
+/// Read-only checks before a create (idempotency, plan rules, the service's `count`
+/// constraint, payment credentials).
 ///
 /// A call the orchestrator named returns the resource made under those names; one it did not
 /// name returns the live resource of the same project and service (one per pair). Either way
-/// plans stay at most one per account.
+/// plans stay at most one per account. Those repeats return before the count is checked, so a
+/// repeated create never counts as a new resource.
 pub fn prepare_create(
     a: &Account,
     req: &CreateRequest,
@@ -112,6 +114,25 @@ pub fn prepare_create(
     }) {
         return Ok(Preparation::Existing(r.id.clone()));
     }
+    if let Some(at_most) = service.at_most() {
+        let held = a
+            .resources
+            .iter()
+            .filter(|r| {
+                live(r)
+                    && r.status != ResourceStatus::Errored
+                    && r.service_id == service.id
+                    && (service.scope() == Scope::Account || r.project_id == req.project_id)
+            })
+            .count();
+        if held >= at_most as usize {
+            return Err(ResourceError::ResourceLimitReached {
+                service_id: service.id.clone(),
+                at_most,
+                scope: service.scope(),
+            });
+        }
+    }
     if service.kind == ServiceKind::Deployable {
         // A new plan being refunded (its subscription failed) will not be there.
         let plan = current_plan(a).filter(|p| {
@@ -127,7 +148,7 @@ pub fn prepare_create(
             let allowed = component
                 .options
                 .iter()
-                .any(|o| o.parent_service_ids().contains(&plan.service_id));
+                .any(|o| o.offered_under(&plan.service_id));
             if !allowed {
                 return Err(ResourceError::PlanRequired);
             }

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountError;
+use crate::catalog::Scope;
 use crate::ledger::format_amount;
 use crate::resources::model::ErrorInfo;
 use crate::stripe_api::PaymentError;
@@ -25,6 +26,13 @@ pub enum ResourceError {
     PlanRequired,
     PlanAlreadyActive {
         service_id: String,
+    },
+    /// The service's `count` constraint: `at_most` live resources per account or per project
+    /// (`scope`) already exist.
+    ResourceLimitReached {
+        service_id: String,
+        at_most: u32,
+        scope: Scope,
     },
     UpdateNotAllowed {
         from: String,
@@ -137,6 +145,12 @@ impl ResourceError {
             ),
             ResourceError::PlanAlreadyActive { service_id } => said("plan_already_active",
                 format!("the account already has the {service_id} plan; change it with update_service"),
+            ),
+            ResourceError::ResourceLimitReached { service_id, at_most, scope } => said("resource_limit_reached",
+                format!(
+                    "{service_id} allows at most {at_most} per {} (its count constraint in the catalog), and that many exist; remove one or use an existing one",
+                    match scope { Scope::Account => "account", Scope::Project => "project" }
+                ),
             ),
             ResourceError::UpdateNotAllowed { from, to } => said("update_not_allowed",
                 format!("{from} cannot change to {to}; see allowed_updates in the catalog"),

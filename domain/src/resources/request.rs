@@ -6,7 +6,6 @@ use crate::catalog::Catalog;
 use crate::dashboard::place::{check_path, Place, DEFAULT_PURPOSE, KNOWN_PATHS};
 use crate::resources::error::{invalid, ResourceError};
 use crate::resources::lookup::service;
-use crate::schema;
 
 // Request bodies
 
@@ -155,16 +154,16 @@ pub fn parse_create(
     };
     if configuration.is_some() || call == CreateCall::Create {
         let c = configuration.clone().unwrap_or_else(|| json!({}));
-        schema::validate(&service.configuration_schema, &c).map_err(|e| {
-            ResourceError::InvalidConfiguration {
+        service
+            .validate_configuration(&c)
+            .map_err(|e| ResourceError::InvalidConfiguration {
                 field: if e.path.is_empty() {
                     "configuration".into()
                 } else {
                     format!("configuration{}", e.path)
                 },
                 message: e.message,
-            }
-        })?;
+            })?;
     }
     let idempotency_key = match idempotency_key.map(str::trim) {
         Some("") => return Err(invalid("the Idempotency-Key header must not be empty")),

@@ -35,7 +35,7 @@ pub fn update_service(
     if let Some(configuration) = &req.configuration {
         // Checked against the service the resource is moving to, before anything changes.
         let target = service(catalog, target_id)?;
-        crate::schema::validate(&target.configuration_schema, configuration).map_err(|e| {
+        target.validate_configuration(configuration).map_err(|e| {
             ResourceError::InvalidConfiguration {
                 field: format!("configuration{}", e.path),
                 message: e.message,
@@ -57,7 +57,7 @@ pub fn update_service(
     }
     let current = service(catalog, &r.service_id)?;
     let target = service(catalog, target_id)?;
-    if !current.allows_update_to(&target.id) {
+    if !current.allows_update_to(target) {
         return Err(ResourceError::UpdateNotAllowed {
             from: r.service_id.clone(),
             to: target.id.clone(),

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::account::{self, apply, Access, Account, AccountError, Ctx, Draft, Policy};
 use crate::audit::{verify_chain, Actor, ActorKind, AuditRecord};
-use crate::catalog::{Catalog, Registrar, DEFAULT_CATALOG};
+use crate::catalog::{Catalog, Registrar, Scope, DEFAULT_CATALOG};
 use crate::ledger::ChargeStatus;
 use crate::sealing::KeyRing;
 use crate::stripe_api::{GrantedToken, PaymentError};
@@ -13,6 +13,7 @@ use crate::tokens::{self, hash, TokenKind};
 
 mod buy_domain;
 mod cancel;
+mod constraints;
 mod interop;
 mod operator;
 mod refund;
