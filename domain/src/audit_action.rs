@@ -56,6 +56,7 @@ audit_actions! {
     BillingCustomerCreated => "billing.customer_created",
     ChargeSucceeded => "charge.succeeded",
     ChargeRefunded => "charge.refunded",
+    SubscriptionStarted => "subscription.started",
     SubscriptionCanceled => "subscription.canceled",
     SubscriptionCancelFailed => "subscription.cancel_failed",
     SubscriptionCancelRetryScheduled => "subscription.cancel_retry_scheduled",

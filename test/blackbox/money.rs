@@ -8,10 +8,22 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 use crate::operator::{op, wait_for};
-use crate::resources::{create, get, ok, pay, post, settle, spt};
+use crate::resources::{account_with_free_plan, create, get, ok, pay, post, settle, spt};
 
 pub fn trials() -> Vec<Trial> {
     vec![
+        case(
+            "money::a_paid_operator_service_is_charged_once_and_cancelled_on_remove",
+            a_paid_operator_service_is_charged_once_and_cancelled_on_remove,
+        ),
+        case(
+            "money::closing_cancels_a_paid_operator_service",
+            closing_cancels_a_paid_operator_service,
+        ),
+        case(
+            "money::a_paid_operator_service_the_backend_refuses_is_cancelled_and_refunded",
+            a_paid_operator_service_the_backend_refuses_is_cancelled_and_refunded,
+        ),
         case(
             "money::a_refused_subscription_is_refunded_and_a_retry_charges_nothing",
             a_refused_subscription_is_refunded_and_a_retry_charges_nothing,
@@ -399,4 +411,118 @@ fn closing_is_not_closed_while_an_old_subscription_still_bills() {
     let subs = subscriptions(&t.account);
     assert_eq!(subs.len(), 2, "{subs:?}");
     assert!(subs.iter().all(|s| s["status"] == "canceled"), "{subs:?}");
+}
+
+/// A paid operator service (`paid_database`, $15 a month): the first period is charged with the
+/// payment token, a subscription bills it after, and then the platform's backend creates it.
+/// Retried creates charge nothing more; remove asks the backend, then cancels the subscription.
+fn a_paid_operator_service_is_charged_once_and_cancelled_on_remove() {
+    let t = account_with_free_plan();
+    let body = json!({"service_id": "paid_database", "project_id": "p",
+                      "payment_credentials": pay(&spt(5000))});
+    // Without payment credentials nothing happens.
+    assert_error(
+        &create(
+            &t.access,
+            json!({"service_id": "paid_database", "project_id": "p"}),
+        ),
+        400,
+        "requires_payment_credentials",
+    );
+    let r = ok(&create(&t.access, body.clone()));
+    let id = r["id"].as_str().unwrap().to_string();
+    let done = settle(&t.access, &id);
+    assert_eq!(done["status"], "complete", "{done}");
+    assert!(done["complete"]["access_configuration"]["DATABASE_URL"]
+        .as_str()
+        .unwrap()
+        .starts_with("postgres://"));
+    // Retries: the same resource, one charge, one subscription.
+    for _ in 0..2 {
+        assert_eq!(ok(&create(&t.access, body.clone()))["id"], id.as_str());
+    }
+    let charges: Vec<u64> = payment_intents(&t.account)
+        .iter()
+        .filter_map(|p| p["amount"].as_u64())
+        .collect();
+    assert_eq!(charges, [1500], "one first period");
+    let subs = subscriptions(&t.account);
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(
+        subs[0]["items"]["data"][0]["price"]["id"],
+        "price_db_monthly"
+    );
+    assert_eq!(spent(&t.account), 1500);
+    // Remove: the backend removes it, then the subscription is cancelled.
+    let removed = post(&t.access, &id, "remove", json!({}));
+    assert_eq!(removed.status, 200, "{}", removed.text());
+    // Removed once its subscription is cancelled: then GET answers 404.
+    wait_for("the removal", || get(&t.access, &id).status == 404);
+    assert!(
+        subscriptions(&t.account)
+            .iter()
+            .all(|s| s["status"] == "canceled"),
+        "{:?}",
+        subscriptions(&t.account)
+    );
+    let calls: Vec<Value> = with_worker(|w| w.stand_in.operator_calls())
+        .into_iter()
+        .filter(|c| c["resource_id"] == id.as_str() && c["action"] == "remove")
+        .collect();
+    assert!(!calls.is_empty(), "the backend was asked to remove it");
+}
+
+/// The backend refuses to create a paid service after its first period was charged and its
+/// subscription started: the subscription is cancelled and the charge refunded, and the
+/// resource ends errored saying so.
+fn a_paid_operator_service_the_backend_refuses_is_cancelled_and_refunded() {
+    let t = account_with_free_plan();
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid_database", "project_id": "p", "configuration": {"fail": "no_capacity"},
+               "payment_credentials": pay(&spt(5000))}),
+    ));
+    let id = r["id"].as_str().unwrap().to_string();
+    let done = settle(&t.access, &id);
+    assert_eq!(done["status"], "errored", "{done}");
+    let message = done["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no_capacity") && message.contains("refunded"),
+        "{done}"
+    );
+    let pis = payment_intents(&t.account);
+    assert_eq!(pis.len(), 1, "{pis:?}");
+    assert_eq!(refunds_of(&pis[0]).len(), 1, "refunded once");
+    assert!(subscriptions(&t.account)
+        .iter()
+        .all(|s| s["status"] == "canceled"));
+    assert_eq!(spent(&t.account), 0, "nothing spent");
+}
+
+/// Closing the account removes a paid operator service at its backend and cancels its
+/// subscription: closed means nothing bills.
+fn closing_cancels_a_paid_operator_service() {
+    let t = account_with_free_plan();
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid_database", "project_id": "p",
+               "payment_credentials": pay(&spt(5000))}),
+    ));
+    let id = r["id"].as_str().unwrap().to_string();
+    assert_eq!(settle(&t.access, &id)["status"], "complete");
+    assert_eq!(subscriptions(&t.account).len(), 1);
+    ok(&op(
+        "POST",
+        &format!("/v1/accounts/{}/close", t.account),
+        Some(json!({"reason": "test"})),
+    ));
+    wait_for("the account to close", || {
+        ok(&op("GET", &format!("/v1/accounts/{}", t.account), None))["status"] == "closed"
+    });
+    assert!(subscriptions(&t.account)
+        .iter()
+        .all(|s| s["status"] == "canceled"));
+    assert!(with_worker(|w| w.stand_in.operator_calls())
+        .iter()
+        .any(|c| c["resource_id"] == id.as_str() && c["action"] == "remove"));
 }

@@ -608,3 +608,43 @@ fn bad_new_fields_are_refused_naming_the_entry_and_field() {
         assert!(e.message.contains(says), "{field}: {value}: {e}");
     }
 }
+
+#[test]
+fn a_paid_operator_service_needs_a_recurring_price_with_its_stripe_price() {
+    let db = |price: Value| {
+        json!({"id": "db", "description": "a database", "categories": ["database"],
+               "kind": "deployable",
+               "pricing": {"type":"paid","paid":{"type":"freeform","freeform":"$15/month"}},
+               "allowed_updates": [], "configuration_schema": {},
+               "provider": {"type": "operator_backend", "url": "https://ops.example/v1", "price": price}})
+    };
+    let free = plan("free", &[]);
+    for (price, says) in [
+        (Value::Null, "usage-based"),
+        (json!({"amount": 1500, "currency": "usd"}), "one-time"),
+        (
+            json!({"amount": 1500, "currency": "usd", "interval": "week", "stripe_price": "price_1"}),
+            "interval",
+        ),
+        (
+            json!({"amount": 1500, "currency": "usd", "interval": "month"}),
+            "stripe_price",
+        ),
+        (
+            json!({"amount": 0, "currency": "usd", "interval": "month", "stripe_price": "price_1"}),
+            "amount",
+        ),
+    ] {
+        let e = err_of(json!([free.clone(), db(price.clone())]));
+        assert_eq!(e.entry, "services[1] (\"db\")", "{price}");
+        assert!(e.message.contains(says), "{price}: {e}");
+    }
+    let c = Catalog::parse(&with_services(json!([
+        free,
+        db(json!({"amount": 1500, "currency": "usd", "interval": "month", "stripe_price": "price_db"}))
+    ])))
+    .unwrap();
+    assert!(c.is_paid(c.get("db").unwrap()));
+    // Its price is in the cap's currency like every other.
+    assert_eq!(c.currency(), "usd");
+}

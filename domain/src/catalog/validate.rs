@@ -209,6 +209,25 @@ fn check_paid(paid: &PaidPricing, field: &str) -> Result<(), String> {
     check_price_text(freeform, description.as_ref(), field)
 }
 
+/// A recurring price (`what`: a paid plan, a paid operator service): `month` or `year`, and the
+/// Stripe Price its subscription bills. Without that Price Stripe would be sent
+/// `items[0][price]=` and refuse, after the first period was charged.
+fn check_recurring(price: &Price, what: &str) -> Result<(), String> {
+    match price.interval.as_deref() {
+        Some("month" | "year") => {}
+        _ => {
+            return Err(format!(
+                "{what}'s provider.price.interval must be \"month\" or \"year\""
+            ))
+        }
+    }
+    match price.stripe_price.as_deref() {
+        Some(id) if valid_stripe_id(id) => Ok(()),
+        Some(id) => Err(format!("provider.price.stripe_price {id:?} must be a Stripe Price id like \"price_...\" (1-255 characters of A-Z, a-z, 0-9, '_' or '-')")),
+        None => Err(format!("{what} needs provider.price.stripe_price, the Stripe Price (price_...) its subscription bills")),
+    }
+}
+
 fn check_price_text(
     freeform: Option<&String>,
     description: Option<&String>,
@@ -342,7 +361,9 @@ impl Catalog {
             .services
             .iter()
             .filter_map(|s| match &s.provider {
-                Behaviour::Plan { price: Some(p) } | Behaviour::Domain { price: Some(p), .. } => {
+                Behaviour::Plan { price: Some(p) }
+                | Behaviour::Domain { price: Some(p), .. }
+                | Behaviour::OperatorBackend { price: Some(p), .. } => {
                     Some((s.id.as_str(), p.currency.as_str()))
                 }
                 _ => None,
@@ -497,30 +518,17 @@ impl Catalog {
             Ok(())
         };
         match (&s.provider, s.kind) {
-            (Behaviour::Plan { price }, ServiceKind::Plan) => {
-                match (price, paid) {
-                    (Some(price), true) => {
-                        check_price(price)?;
-                        match price.interval.as_deref() {
-                        Some("month" | "year") => {}
-                        _ => return Err("a paid plan's provider.price.interval must be \"month\" or \"year\"".into()),
-                    }
-                        // The subscription is created with this Price: without it Stripe would
-                        // be sent `items[0][price]=` and refuse, after the first period was
-                        // charged.
-                        match price.stripe_price.as_deref() {
-                            Some(id) if valid_stripe_id(id) => Ok(()),
-                            Some(id) => Err(format!("provider.price.stripe_price {id:?} must be a Stripe Price id like \"price_...\" (1-255 characters of A-Z, a-z, 0-9, '_' or '-')")),
-                            None => Err("a paid plan needs provider.price.stripe_price, the Stripe Price (price_...) its subscription bills".into()),
-                        }
-                    }
-                    (None, true) => {
-                        Err("a paid plan needs provider.price (amount, currency, interval)".into())
-                    }
-                    (Some(_), false) => Err("a free plan cannot have provider.price".into()),
-                    (None, false) => Ok(()),
+            (Behaviour::Plan { price }, ServiceKind::Plan) => match (price, paid) {
+                (Some(price), true) => {
+                    check_price(price)?;
+                    check_recurring(price, "a paid plan")
                 }
-            }
+                (None, true) => {
+                    Err("a paid plan needs provider.price (amount, currency, interval)".into())
+                }
+                (Some(_), false) => Err("a free plan cannot have provider.price".into()),
+                (None, false) => Ok(()),
+            },
             (Behaviour::Plan { .. }, ServiceKind::Deployable) => {
                 Err("provider.type \"plan\" needs kind \"plan\"".into())
             }
@@ -577,8 +585,18 @@ impl Catalog {
                     return Err("provider.url must be an http(s) URL".into());
                 }
                 match (price, paid) {
-                    (_, true) => Err(
-                        "operator backends must be free services (paid ones are not supported yet)"
+                    // A fixed recurring price: the first period is charged, then a Stripe
+                    // Subscription bills it, as for a paid plan.
+                    (Some(price), true) if price.interval.is_some() => {
+                        check_price(price)?;
+                        check_recurring(price, "a paid operator service")
+                    }
+                    (Some(_), true) => Err(
+                        "provider.price without interval (a one-time price) is not supported for operator backends yet; give interval \"month\" or \"year\" and stripe_price"
+                            .into(),
+                    ),
+                    (None, true) => Err(
+                        "a paid operator service needs provider.price with interval and stripe_price (usage-based operator services are not supported yet)"
                             .into(),
                     ),
                     (Some(_), false) => Err("a free service cannot have provider.price".into()),

@@ -242,9 +242,11 @@ pub(crate) fn reserve(
     Ok(())
 }
 
-pub(crate) fn plan_price(service: &Service) -> Option<&Price> {
+/// The recurring price a subscription bills: a paid plan's, or a paid operator service's.
+pub(crate) fn recurring_price(service: &Service) -> Option<&Price> {
     match &service.provider {
         Behaviour::Plan { price } => price.as_ref(),
+        Behaviour::OperatorBackend { price, .. } => price.as_ref().filter(|p| p.interval.is_some()),
         _ => None,
     }
 }
@@ -264,14 +266,23 @@ pub(crate) fn subscribe_job(
     charge_id: &str,
     replaces: Option<String>,
 ) -> Result<Job, ResourceError> {
-    let price = plan_price(service).ok_or_else(|| invalid("this plan has no price configured"))?;
+    let price =
+        recurring_price(service).ok_or_else(|| invalid("this service has no price configured"))?;
     // The catalog refuses a paid plan without one; checked again before any money moves.
     let stripe_price = price
         .stripe_price
         .clone()
         .filter(|p| !p.is_empty())
         .ok_or_else(|| invalid("this plan has no Stripe price configured"))?;
-    let description = format!("{} plan", service.id);
+    // A paid operator service: once subscribed, its backend is asked to create it.
+    let then_operator = match &service.provider {
+        Behaviour::OperatorBackend { url, .. } => Some(url.clone()),
+        _ => None,
+    };
+    let description = match then_operator {
+        Some(_) => service.id.clone(),
+        None => format!("{} plan", service.id),
+    };
     reserve(
         d,
         charge_id,
@@ -293,6 +304,7 @@ pub(crate) fn subscribe_job(
         payment_method: None,
         replaces,
         subscription: None,
+        then_operator,
     })
 }
 
@@ -421,12 +433,25 @@ pub fn create(
             resource.detail = Detail::Operator {
                 access_configuration: None,
                 asked: None,
+                billing: None,
             };
-            resource.message = Some("the platform is provisioning it".into());
-            resource.job = start_job(
-                operator_job(d, OperatorAction::Create, url.clone(), None, None),
-                now,
-            );
+            if catalog.is_paid(service) {
+                // Paid by a recurring price: the first period is charged and the subscription
+                // started first (`Subscribe`), then the backend creates it.
+                let token = req
+                    .payment_token
+                    .clone()
+                    .ok_or(ResourceError::RequiresPaymentCredentials)?;
+                let job = subscribe_job(d, service, &ids.resource_id, token, &ids.charge_id, None)?;
+                resource.message = Some("starting the subscription".into());
+                resource.job = start_job(job, now);
+            } else {
+                resource.message = Some("the platform is provisioning it".into());
+                resource.job = start_job(
+                    operator_job(d, OperatorAction::Create, url.clone(), None, None),
+                    now,
+                );
+            }
         }
     }
     let after = summary(&resource);

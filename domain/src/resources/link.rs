@@ -104,6 +104,7 @@ pub fn link(
             Detail::Operator {
                 access_configuration: None,
                 asked: None,
+                billing: None,
             },
             start_job(
                 operator_job(d, OperatorAction::Link, url.clone(), None, None),

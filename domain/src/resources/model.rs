@@ -81,7 +81,21 @@ pub enum Detail {
         /// What the backend asked for (`needs_information`), until the orchestrator submits it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         asked: Option<InformationAsked>,
+        /// A paid service's subscription and first-period charge, while the subscription is
+        /// live (cancelled on remove and close; refunded with it if the backend cannot create
+        /// the resource).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        billing: Option<OperatorBilling>,
     },
+}
+
+/// A paid operator service's Stripe subscription and the charge of its first period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorBilling {
+    pub subscription_id: String,
+    pub payment_intent: String,
+    pub charge_id: String,
+    pub amount: u64,
 }
 
 /// An operator backend's `needs_information`: the schema it asked with, and the call to repeat
@@ -123,6 +137,10 @@ pub enum Job {
         /// cancelled).
         #[serde(default)]
         subscription: Option<String>,
+        /// A paid operator service (not a plan): once the subscription exists, its backend at
+        /// this URL is asked to create the resource.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        then_operator: Option<String>,
     },
     /// Leave a paid plan: cancel the subscription, then move to `target_service` or remove.
     Unsubscribe {
@@ -153,6 +171,10 @@ pub enum Job {
         /// on the current plan) instead of ending `errored`.
         #[serde(default)]
         keep_current: bool,
+        /// A subscription to cancel before the refund (a paid operator service whose backend
+        /// could not create it: nothing may go on billing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cancel_subscription: Option<String>,
     },
     /// Call the operator's backend (`create`, `link`, `update`, `rotate` or `remove`) until it
     /// is done.

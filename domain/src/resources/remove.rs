@@ -49,6 +49,14 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
     // What must happen elsewhere before the resource is gone, if anything. A linked resource
     // is only detached: the thing it links to stays.
     let release = match &r.detail {
+        // A paid operator service that never became complete (errored, or waiting for
+        // information) may still have a live subscription: cancel it.
+        Detail::Operator {
+            billing: Some(b), ..
+        } if r.status != ResourceStatus::Complete => Some(Job::Unsubscribe {
+            target_service: None,
+            subscription_id: b.subscription_id.clone(),
+        }),
         _ if r.status != ResourceStatus::Complete || r.linked => None,
         Detail::Plan {
             subscription_id: Some(sub),

@@ -373,6 +373,7 @@ fn a_lost_charge_answer_is_completed_by_the_webhook() {
                 payment_method: None,
                 replaces: None,
                 subscription: None,
+                then_operator: None,
             },
             started_at: T0,
             attempts: 1,

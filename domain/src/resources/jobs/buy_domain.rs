@@ -182,6 +182,7 @@ impl Work for BuyDomain {
                         amount,
                         reason: info,
                         keep_current: false,
+                        cancel_subscription: None,
                     },
                     now,
                 );

@@ -66,12 +66,18 @@ impl Work for Unsubscribe {
         r.job = None;
         r.message = message;
         r.updated_at = now;
-        r.detail = Detail::Plan {
-            subscription_id: None,
-            subscription_status: Some("canceled".into()),
-            past_due_since: None,
-            suspended: false,
-        };
+        match &mut r.detail {
+            // A paid operator service being removed: its subscription is over.
+            Detail::Operator { billing, .. } => *billing = None,
+            detail => {
+                *detail = Detail::Plan {
+                    subscription_id: None,
+                    subscription_status: Some("canceled".into()),
+                    past_due_since: None,
+                    suspended: false,
+                }
+            }
+        }
         let action = match target {
             Some(t) => {
                 r.service_id = t;
@@ -95,14 +101,57 @@ impl Work for Unsubscribe {
     }
 
     fn fail(&self, d: &mut Draft, i: usize, failed: Failed) -> Told {
-        if !matches!(failed.job, Job::Unsubscribe { .. }) {
+        let Job::Unsubscribe {
+            subscription_id, ..
+        } = &failed.job
+        else {
             return errored(d, i, failed.info);
+        };
+        // A paid operator service already gone at the platform: it is removed, and its
+        // subscription is kept on record and cancelled by the alarm until Stripe does.
+        if let Detail::Operator { billing, .. } = &mut d.account.resources[i].detail {
+            *billing = None;
+            let sub = subscription_id.clone();
+            keep_cancelling(d, i, &sub, &failed.info, failed.now);
+            d.set_status(i, ResourceStatus::Removed, AuditAction::ResourceRemoved);
+            return false;
         }
         let res = &mut d.account.resources[i];
         res.status = ResourceStatus::Complete;
         res.message = Some(format!("the change failed: {}", failed.info.message));
         true
     }
+}
+
+/// A subscription that could not be cancelled in resource `i`'s job: kept on the account's
+/// billing state and retried by the alarm (backoff) until Stripe cancels it or says it is
+/// gone; remove and close hasten it, and a closing account waits for it.
+pub(crate) fn keep_cancelling(
+    d: &mut Draft,
+    i: usize,
+    subscription_id: &str,
+    info: &crate::resources::model::ErrorInfo,
+    now: i64,
+) {
+    let id = d.account.resources[i].id.clone();
+    let retry_at = now + stale_backoff(1);
+    d.account.billing.cancelling.push(StaleSubscription {
+        subscription_id: subscription_id.to_string(),
+        resource_id: id.clone(),
+        since: now,
+        attempts: 1,
+        next_at: retry_at,
+        last_error: Some(crate::text::truncate(&info.message, 200).to_string()),
+    });
+    d.record(
+        AuditAction::SubscriptionCancelFailed,
+        None,
+        Value::Null,
+        json!({"resource_id": id, "subscription_id": subscription_id, "code": info.code,
+               "retry_at": format_rfc3339(retry_at)}),
+    );
+    let stale = stale_message(&d.account, &id);
+    d.account.resources[i].message = stale;
 }
 
 /// With no job: cancelling resource `r`'s replaced subscription, if one is due at `now` (the

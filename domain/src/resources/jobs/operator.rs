@@ -15,13 +15,24 @@ use serde_json::json;
 use crate::account::Draft;
 use crate::resources::action::{Action, ActionResult, OperatorStatus};
 use crate::resources::error::ResourceError;
-use crate::resources::jobs::work::{errored, unexpected, Failed, Next, Progress, Told, Work};
+use crate::resources::jobs::work::{
+    errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
+};
 use crate::resources::model::{
-    Detail, ErrorInfo, InformationAsked, Job, JobState, OperatorAction, ResourceStatus, Settings,
+    Detail, ErrorInfo, InformationAsked, Job, JobState, OperatorAction, OperatorBilling,
+    ResourceStatus, Settings,
 };
 use crate::resources::render::summary;
 
 pub(crate) struct Operator;
+
+/// A paid operator service's live subscription and first charge, if it has one.
+fn billing_of(r: &crate::resources::model::Resource) -> Option<OperatorBilling> {
+    match &r.detail {
+        Detail::Operator { billing, .. } => billing.clone(),
+        _ => None,
+    }
+}
 
 /// A call of the operator's backend, started now (see `Job::Operator`).
 pub(crate) fn operator_job(
@@ -134,6 +145,30 @@ impl Work for Operator {
             }
             OperatorStatus::Complete | OperatorStatus::Removed => {
                 let before = summary(&d.account.resources[i]);
+                let billing = billing_of(&d.account.resources[i]);
+                if let (OperatorAction::Remove, Some(b)) = (action, &billing) {
+                    // Gone at the platform; its subscription is cancelled next, then it is
+                    // removed (`Unsubscribe`), so nothing goes on billing.
+                    *js = JobState {
+                        job: Job::Unsubscribe {
+                            target_service: None,
+                            subscription_id: b.subscription_id.clone(),
+                        },
+                        started_at: now,
+                        attempts: 0,
+                        next_at: now,
+                        acknowledged: js.acknowledged,
+                    };
+                    let r = &mut d.account.resources[i];
+                    r.detail = Detail::Operator {
+                        access_configuration: None,
+                        asked: None,
+                        billing,
+                    };
+                    r.message = Some("cancelling its subscription".into());
+                    r.updated_at = now;
+                    return Ok(Progress::Continue);
+                }
                 let r = &mut d.account.resources[i];
                 r.job = None;
                 r.message = None;
@@ -142,6 +177,7 @@ impl Work for Operator {
                     r.detail = Detail::Operator {
                         access_configuration: None,
                         asked: None,
+                        billing: None,
                     };
                     r.status = ResourceStatus::Removed;
                     let after = summary(r);
@@ -153,6 +189,7 @@ impl Work for Operator {
                     r.detail = Detail::Operator {
                         access_configuration,
                         asked: None,
+                        billing,
                     };
                     r.status = ResourceStatus::Complete;
                     let after = summary(r);
@@ -177,6 +214,7 @@ impl Work for Operator {
                     }
                 })?;
                 let before = summary(&d.account.resources[i]);
+                let billing = billing_of(&d.account.resources[i]);
                 let r = &mut d.account.resources[i];
                 r.job = None;
                 r.updated_at = now;
@@ -189,6 +227,7 @@ impl Work for Operator {
                 r.detail = Detail::Operator {
                     access_configuration: None,
                     asked: Some(InformationAsked { action, schema }),
+                    billing,
                 };
                 let after = summary(r);
                 d.record(
@@ -228,6 +267,31 @@ impl Work for Operator {
                 ));
                 true
             }
+            // A paid service the backend could not create: its subscription is cancelled and
+            // its first period refunded (`Refund`), then it ends `errored`.
+            Job::Operator { .. } => match billing_of(&d.account.resources[i]) {
+                Some(b) => {
+                    let res = &mut d.account.resources[i];
+                    res.status = ResourceStatus::Pending;
+                    res.message = Some(
+                        "the platform could not create it; cancelling the subscription and refunding the first period"
+                            .into(),
+                    );
+                    res.job = follow_up(
+                        Job::Refund {
+                            payment_intent: b.payment_intent,
+                            charge_id: b.charge_id,
+                            amount: b.amount,
+                            reason: failed.info,
+                            keep_current: false,
+                            cancel_subscription: Some(b.subscription_id),
+                        },
+                        failed.now,
+                    );
+                    true
+                }
+                None => errored(d, i, failed.info),
+            },
             _ => errored(d, i, failed.info),
         }
     }

@@ -1,5 +1,7 @@
 //! Refund: give back a charge whose purchase could not be completed, then leave the resource
-//! `errored` with the reason (or, for a failed plan change, on its current plan).
+//! `errored` with the reason (or, for a failed plan change, on its current plan). A paid
+//! operator service whose backend could not create it first has its subscription cancelled
+//! (`cancel_subscription`), so nothing goes on billing for what does not exist.
 //!
 //! Invariants: a charge Stripe reports as already refunded (a webhook or the dashboard did it)
 //! counts as refunded; a refund that is refused for good leaves `refund_failed` on the resource
@@ -14,7 +16,7 @@ use crate::ledger::ChargeStatus;
 use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::{ResourceError, REFUND_FAILED};
 use crate::resources::jobs::work::{errored, unexpected, Failed, Next, Progress, Told, Work};
-use crate::resources::model::{ErrorInfo, Job, JobState, ResourceStatus, Settings};
+use crate::resources::model::{Detail, ErrorInfo, Job, JobState, ResourceStatus, Settings};
 use crate::stripe_api::PaymentError;
 
 pub(crate) struct Refund;
@@ -24,11 +26,19 @@ impl Work for Refund {
         let Job::Refund {
             payment_intent,
             amount,
+            cancel_subscription,
             ..
         } = &next.job.job
         else {
             return None;
         };
+        if let Some(sub) = cancel_subscription {
+            // The same key as any other cancel of that subscription: the same DELETE.
+            return Some(Action::CancelSubscription {
+                key: next.key(sub, "cancel"),
+                subscription_id: sub.clone(),
+            });
+        }
         Some(Action::Refund {
             key: next.key(payment_intent, "refund"),
             payment_intent: payment_intent.clone(),
@@ -44,6 +54,26 @@ impl Work for Refund {
         outcome: ActionResult,
         _settings: &Settings,
     ) -> Result<Progress, ResourceError> {
+        if let (
+            Job::Refund {
+                cancel_subscription: cancel @ Some(_),
+                ..
+            },
+            ActionResult::Canceled,
+        ) = (&mut js.job, &outcome)
+        {
+            let sub = cancel.take();
+            d.record(
+                AuditAction::SubscriptionCanceled,
+                None,
+                Value::Null,
+                json!({"subscription_id": sub}),
+            );
+            if let Detail::Operator { billing, .. } = &mut d.account.resources[i].detail {
+                *billing = None;
+            }
+            return Ok(Progress::Continue);
+        }
         let (
             Job::Refund {
                 charge_id,
@@ -94,6 +124,16 @@ impl Work for Refund {
     /// the dashboard): the compensation is done.
     fn refusal_answer(&self, job: &Job, error: &ResourceError) -> Option<ActionResult> {
         match (job, error) {
+            // A subscription Stripe no longer has is cancelled already.
+            (
+                Job::Refund {
+                    cancel_subscription: Some(_),
+                    ..
+                },
+                ResourceError::Payment {
+                    error: PaymentError::Failed { code, .. },
+                },
+            ) if code == "resource_missing" => Some(ActionResult::Canceled),
             (
                 Job::Refund { .. },
                 ResourceError::Payment {

@@ -14,14 +14,16 @@ use serde_json::{json, Value};
 use crate::account::Draft;
 use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
-use crate::resources::jobs::cancel::{stale_backoff, stale_message};
+use crate::resources::jobs::cancel::keep_cancelling;
+use crate::resources::jobs::operator::operator_job;
 use crate::resources::jobs::payment::{settled, verify_token};
 use crate::resources::jobs::work::{
     errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
 };
-use crate::resources::model::{Detail, Job, JobState, ResourceStatus, Settings, StaleSubscription};
+use crate::resources::model::{
+    Detail, Job, JobState, OperatorAction, OperatorBilling, ResourceStatus, Settings,
+};
 use crate::resources::render::summary;
-use crate::time::format_rfc3339;
 
 pub(crate) struct Subscribe;
 
@@ -40,6 +42,7 @@ impl Work for Subscribe {
             charge_id,
             replaces,
             subscription,
+            then_operator,
         } = &next.job.job
         else {
             return None;
@@ -63,7 +66,10 @@ impl Work for Subscribe {
                 token: token.clone(),
                 customer: a.billing.customer_id.clone(),
                 save: true,
-                description: format!("{target_service} plan, first period"),
+                description: match then_operator {
+                    Some(_) => format!("{target_service}, first period"),
+                    None => format!("{target_service} plan, first period"),
+                },
             }
         } else if let (Some(_), Some(old)) = (subscription, replaces) {
             // Same key as an Unsubscribe of that subscription: the same DELETE.
@@ -131,6 +137,48 @@ impl Work for Subscribe {
                 *payment_intent = Some(pi.clone());
                 *payment_method = pm;
                 settled(d, &id, charge_id, &pi, *amount, currency);
+            }
+            (
+                Job::Subscribe {
+                    then_operator: Some(url),
+                    payment_intent,
+                    charge_id,
+                    amount,
+                    ..
+                },
+                ActionResult::Subscription { id: sub, .. },
+            ) => {
+                // A paid operator service: paid for and subscribed; now its backend creates
+                // it (the same request's job goes on, so its answer still waits for it).
+                let billing = OperatorBilling {
+                    subscription_id: sub.clone(),
+                    payment_intent: payment_intent.clone().unwrap_or_default(),
+                    charge_id: charge_id.clone(),
+                    amount: *amount,
+                };
+                let url = url.clone();
+                d.record(
+                    AuditAction::SubscriptionStarted,
+                    None,
+                    Value::Null,
+                    json!({"resource_id": id, "subscription_id": sub}),
+                );
+                let job = operator_job(d, OperatorAction::Create, url, None, None);
+                let r = &mut d.account.resources[i];
+                r.detail = Detail::Operator {
+                    access_configuration: None,
+                    asked: None,
+                    billing: Some(billing),
+                };
+                r.message = Some("the platform is provisioning it".into());
+                r.updated_at = now;
+                *js = JobState {
+                    job,
+                    started_at: now,
+                    attempts: 0,
+                    next_at: now,
+                    acknowledged: js.acknowledged,
+                };
             }
             (
                 Job::Subscribe {
@@ -230,25 +278,7 @@ impl Work for Subscribe {
         // alarm (two subscriptions never both bill silently; remove and close cancel it too),
         // and said so. The change itself succeeded, so the caller is not told it failed.
         if let (Some(old), Some(_)) = (replaces, subscription) {
-            let id = d.account.resources[i].id.clone();
-            let retry_at = now + stale_backoff(1);
-            d.account.billing.cancelling.push(StaleSubscription {
-                subscription_id: old.clone(),
-                resource_id: id.clone(),
-                since: now,
-                attempts: 1,
-                next_at: retry_at,
-                last_error: Some(crate::text::truncate(&info.message, 200).to_string()),
-            });
-            d.record(
-                AuditAction::SubscriptionCancelFailed,
-                None,
-                Value::Null,
-                json!({"resource_id": id, "subscription_id": old, "code": info.code,
-                       "retry_at": format_rfc3339(retry_at)}),
-            );
-            let stale = stale_message(&d.account, &id);
-            d.account.resources[i].message = stale;
+            keep_cancelling(d, i, &old, &info, now);
             return false;
         }
         let res = &mut d.account.resources[i];
@@ -270,6 +300,7 @@ impl Work for Subscribe {
                     amount,
                     reason: info,
                     keep_current,
+                    cancel_subscription: None,
                 },
                 now,
             );

@@ -16,6 +16,7 @@ mod cancel;
 mod constraints;
 mod interop;
 mod operator;
+mod paid_operator;
 mod refund;
 mod subscribe;
 
@@ -40,6 +41,15 @@ fn catalog() -> Catalog {
         "configuration_schema": {"type": "object", "properties": {"domain_query": {"type": "string", "minLength": 1}},
                                  "required": ["domain_query"], "additionalProperties": false},
         "provider": {"type": "domain", "registrar": "upstream"}
+    }));
+    // A paid operator service with a fixed monthly price.
+    services.push(json!({
+        "id": "paid_db", "description": "Managed Postgres, $15/month", "categories": ["database"],
+        "kind": "deployable", "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "$15/month"}},
+        "allowed_updates": [],
+        "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
+        "provider": {"type": "operator_backend", "url": "https://platform.test/operator/v1/resources",
+                     "price": {"amount": 1500, "currency": "usd", "interval": "month", "stripe_price": "price_db_monthly"}}
     }));
     // A second paid plan, for paid -> paid changes.
     for s in services.iter_mut() {

@@ -1,0 +1,207 @@
+//! Paid operator services with a fixed recurring price: charged and subscribed like a paid
+//! plan, then created by the backend; refunded and cancelled if the backend cannot create it;
+//! cancelled on remove.
+
+use super::*;
+
+fn operator(status: &str) -> ActionResult {
+    ActionResult::Operator {
+        status: status.into(),
+        access_configuration: Some(BTreeMap::from([(
+            "DATABASE_URL".to_string(),
+            "postgres://db".to_string(),
+        )])),
+        retry_after: None,
+        error: (status == "error").then(|| ErrorInfo {
+            code: "quota".into(),
+            message: "over quota".into(),
+        }),
+        schema: None,
+        message: None,
+    }
+}
+
+/// A paid database up to its subscription (token, customer, first period, subscription).
+fn subscribed(w: &mut W, configuration: Value) -> String {
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let id = w
+        .create(
+            json!({"service_id": "paid_db", "project_id": "p", "configuration": configuration,
+                   "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_db"}}),
+            None,
+        )
+        .unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
+    assert_eq!(
+        w.account.ledger.spent(w.now),
+        1500,
+        "the first period is reserved against the cap before any call"
+    );
+    assert!(matches!(w.next(&id), Some(Action::RetrieveToken { .. })));
+    w.feed(&id, spt("spt_db", 5000)).unwrap();
+    assert!(matches!(w.next(&id), Some(Action::CreateCustomer { .. })));
+    w.feed(&id, ActionResult::Customer { id: "cus_1".into() })
+        .unwrap();
+    let Some(Action::CreatePaymentIntent { amount, .. }) = w.next(&id) else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(amount, 1500);
+    w.feed(
+        &id,
+        ActionResult::PaymentIntent {
+            id: "pi_db".into(),
+            payment_method: Some("pm_1".into()),
+        },
+    )
+    .unwrap();
+    let Some(Action::CreateSubscription { price, .. }) = w.next(&id) else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(price, "price_db_monthly");
+    w.feed(
+        &id,
+        ActionResult::Subscription {
+            id: "sub_db".into(),
+            status: "trialing".into(),
+        },
+    )
+    .unwrap();
+    id
+}
+
+#[test]
+fn charged_and_subscribed_then_created_by_the_backend_and_cancelled_on_remove() {
+    let mut w = W::new();
+    let id = subscribed(&mut w, json!({}));
+    // Subscribed: still pending, the backend is asked next.
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
+    let Some(Action::CallOperator { body, .. }) = w.next(&id) else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(body["action"], "create");
+    w.feed(&id, operator("complete")).unwrap();
+    let r = w.res(&id).clone();
+    assert_eq!(r.status, ResourceStatus::Complete);
+    assert!(matches!(
+        &r.detail,
+        Detail::Operator { billing: Some(b), .. } if b.subscription_id == "sub_db"
+    ));
+    let v = render(&r, "acct_x", &BTreeMap::new());
+    assert_eq!(
+        v["complete"]["access_configuration"]["DATABASE_URL"],
+        "postgres://db"
+    );
+    // A retried create is the same resource: no second charge.
+    let again = w
+        .create(
+            json!({"service_id": "paid_db", "project_id": "p",
+                   "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_db"}}),
+            None,
+        )
+        .unwrap();
+    assert_eq!(again, id);
+    assert_eq!(w.account.ledger.spent(w.now), 1500);
+    // Remove: the backend removes it, then the subscription is cancelled, then it is removed.
+    let cat = w.catalog.clone();
+    assert_eq!(w.run(|d| remove(d, &id, &cat)), Ok(false));
+    let Some(Action::CallOperator { body, .. }) = w.next(&id) else {
+        panic!()
+    };
+    assert_eq!(body["action"], "remove");
+    w.feed(&id, operator("removed")).unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
+    let Some(Action::CancelSubscription {
+        subscription_id, ..
+    }) = w.next(&id)
+    else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(subscription_id, "sub_db");
+    w.feed(&id, ActionResult::Canceled).unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Removed);
+    assert!(matches!(
+        &w.res(&id).detail,
+        Detail::Operator { billing: None, .. }
+    ));
+    let actions: Vec<&str> = w.log.iter().map(|r| r.action.as_str()).collect();
+    for a in [
+        "subscription.started",
+        "resource.completed",
+        "subscription.canceled",
+        "resource.removed",
+    ] {
+        assert!(actions.contains(&a), "{a}: {actions:?}");
+    }
+}
+
+#[test]
+fn a_backend_that_cannot_create_it_cancels_the_subscription_and_refunds() {
+    let mut w = W::new();
+    let id = subscribed(&mut w, json!({"fail": "quota"}));
+    assert!(matches!(w.next(&id), Some(Action::CallOperator { .. })));
+    assert!(w.feed(&id, operator("error")).is_err());
+    // Cancel first (nothing may go on billing), then refund the first period.
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
+    let Some(Action::CancelSubscription {
+        subscription_id, ..
+    }) = w.next(&id)
+    else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(subscription_id, "sub_db");
+    // Stripe no longer has it: cancelled all the same.
+    w.feed(
+        &id,
+        ActionResult::Refused {
+            error: ResourceError::Payment {
+                error: PaymentError::Failed {
+                    code: "resource_missing".into(),
+                    message: "No such subscription".into(),
+                },
+            },
+        },
+    )
+    .unwrap();
+    let Some(Action::Refund {
+        payment_intent,
+        amount,
+        ..
+    }) = w.next(&id)
+    else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!((payment_intent.as_str(), amount), ("pi_db", 1500));
+    w.feed(&id, ActionResult::Refunded { id: "re_1".into() })
+        .unwrap();
+    let r = w.res(&id).clone();
+    assert_eq!(r.status, ResourceStatus::Errored);
+    assert!(r.error.unwrap().message.contains("The charge was refunded"));
+    assert!(matches!(&r.detail, Detail::Operator { billing: None, .. }));
+    assert_eq!(w.account.ledger.spent(w.now), 0, "refunded: nothing spent");
+    // Removing the errored resource calls nothing more.
+    let cat = w.catalog.clone();
+    assert_eq!(w.run(|d| remove(d, &id, &cat)), Ok(true));
+}
+
+#[test]
+fn the_cap_refuses_a_paid_service_before_any_call() {
+    let mut w = W::new();
+    w.account.ledger.cap = 1000;
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let before = w.account.clone();
+    assert!(matches!(
+        w.create(
+            json!({"service_id": "paid_db", "project_id": "p",
+                   "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_db"}}),
+            None,
+        ),
+        Err(ResourceError::SpendingCapExceeded { amount: 1500, .. })
+    ));
+    assert_eq!(w.account, before);
+    assert_eq!(
+        w.create(json!({"service_id": "paid_db", "project_id": "p"}), None),
+        Err(ResourceError::RequiresPaymentCredentials)
+    );
+}
