@@ -17,6 +17,10 @@ pub fn trials() -> Vec<Trial> {
             a_paid_operator_service_is_charged_once_and_cancelled_on_remove,
         ),
         case(
+            "money::a_one_time_price_is_charged_once_after_it_is_acknowledged",
+            a_one_time_price_is_charged_once_after_it_is_acknowledged,
+        ),
+        case(
             "money::closing_cancels_a_paid_operator_service",
             closing_cancels_a_paid_operator_service,
         ),
@@ -525,4 +529,51 @@ fn closing_cancels_a_paid_operator_service() {
     assert!(with_worker(|w| w.stand_in.operator_calls())
         .iter()
         .any(|c| c["resource_id"] == id.as_str() && c["action"] == "remove"));
+}
+
+/// A paid operator service with a one-time price (`setup_database`, $49 once): the create is a
+/// quote (`needs_information` asking to acknowledge the amount; nothing charged), the same
+/// create again with `submitted_information` `{"amount"}` charges it once, then the backend
+/// creates it. No subscription.
+fn a_one_time_price_is_charged_once_after_it_is_acknowledged() {
+    let t = account_with_free_plan();
+    let key = unique("once");
+    let body = |info: Value| {
+        json!({"service_id": "setup_database", "project_id": "p",
+               "payment_credentials": pay(&spt(10_000)), "submitted_information": info})
+    };
+    let keyed = |b: Value| {
+        provider()
+            .create_resource_keyed(&t.access, &key, &b)
+            .unwrap()
+    };
+    let quoted = ok(&keyed(body(Value::Null)));
+    assert_eq!(quoted["status"], "needs_information", "{quoted}");
+    let id = quoted["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        quoted["needs_information"]["schema"]["properties"]["amount"]["const"],
+        4900
+    );
+    assert!(
+        payment_intents(&t.account).is_empty(),
+        "a quote charges nothing"
+    );
+    assert_error(
+        &keyed(body(json!({"amount": 490}))),
+        400,
+        "invalid_information",
+    );
+    let bought = ok(&keyed(body(json!({"amount": 4900}))));
+    assert_eq!(bought["id"], id.as_str());
+    let done = settle(&t.access, &id);
+    assert_eq!(done["status"], "complete", "{done}");
+    // Sent again: the same resource, still one charge.
+    ok(&keyed(body(json!({"amount": 4900}))));
+    let charges: Vec<u64> = payment_intents(&t.account)
+        .iter()
+        .filter_map(|p| p["amount"].as_u64())
+        .collect();
+    assert_eq!(charges, [4900]);
+    assert!(subscriptions(&t.account).is_empty());
+    assert_eq!(spent(&t.account), 4900);
 }

@@ -199,7 +199,8 @@ impl Default for Options {
 }
 
 /// The catalog the black-box worker runs with (`CATALOG` var): the default catalog plus an
-/// operator-backed `database` (free) and `paid_database` ($15 a month), a `domain_upstream` sold by the upstream registrar, a
+/// operator-backed `database` (free), `paid_database` ($15 a month) and `setup_database` ($49
+/// once), a `domain_upstream` sold by the upstream registrar, a
 /// `domain_short` whose quotes expire after 5 seconds, and a second paid plan `team` that
 /// `paid` may change to (paid -> paid). One entry of each shape real catalogs write (issue 16):
 /// `team` carries `scope` and both constraint types, `domain_upstream` prices by configuration
@@ -244,6 +245,15 @@ pub fn test_catalog(stand_in: &str) -> String {
         "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
         "provider": {"type": "operator_backend", "url": format!("{stand_in}/operator/v1/resources"),
                      "price": {"amount": 1500, "currency": "usd", "interval": "month", "stripe_price": "price_db_monthly"}}
+    }));
+    services.push(serde_json::json!({
+        "id": "setup_database", "description": "A database set up by the platform, $49 once.",
+        "categories": ["database"], "kind": "deployable",
+        "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "$49 once"}},
+        "allowed_updates": [],
+        "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
+        "provider": {"type": "operator_backend", "url": format!("{stand_in}/operator/v1/resources"),
+                     "price": {"amount": 4900, "currency": "usd"}}
     }));
     services.push(serde_json::json!({
         "id": "domain_upstream", "description": "Domains from the upstream registrar.",

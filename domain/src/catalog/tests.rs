@@ -621,7 +621,10 @@ fn a_paid_operator_service_needs_a_recurring_price_with_its_stripe_price() {
     let free = plan("free", &[]);
     for (price, says) in [
         (Value::Null, "usage-based"),
-        (json!({"amount": 1500, "currency": "usd"}), "one-time"),
+        (
+            json!({"amount": 1500, "currency": "usd", "stripe_price": "price_1"}),
+            "one-time",
+        ),
         (
             json!({"amount": 1500, "currency": "usd", "interval": "week", "stripe_price": "price_1"}),
             "interval",
@@ -647,4 +650,10 @@ fn a_paid_operator_service_needs_a_recurring_price_with_its_stripe_price() {
     assert!(c.is_paid(c.get("db").unwrap()));
     // Its price is in the cap's currency like every other.
     assert_eq!(c.currency(), "usd");
+    // A one-time price: an amount, no interval, no Stripe Price.
+    Catalog::parse(&with_services(json!([
+        plan("free", &[]),
+        db(json!({"amount": 4900, "currency": "usd"}))
+    ])))
+    .unwrap();
 }

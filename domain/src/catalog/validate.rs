@@ -591,10 +591,14 @@ impl Catalog {
                         check_price(price)?;
                         check_recurring(price, "a paid operator service")
                     }
-                    (Some(_), true) => Err(
-                        "provider.price without interval (a one-time price) is not supported for operator backends yet; give interval \"month\" or \"year\" and stripe_price"
-                            .into(),
-                    ),
+                    // A one-time price: quoted, acknowledged, charged, then created.
+                    (Some(price), true) => {
+                        check_price(price)?;
+                        match price.stripe_price {
+                            Some(_) => Err("a one-time price (no interval) is charged by amount; remove provider.price.stripe_price, or give interval for a subscription".into()),
+                            None => Ok(()),
+                        }
+                    }
                     (None, true) => Err(
                         "a paid operator service needs provider.price with interval and stripe_price (usage-based operator services are not supported yet)"
                             .into(),

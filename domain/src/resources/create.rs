@@ -10,7 +10,8 @@ use crate::resources::error::{invalid, ResourceError, REFUND_FAILED};
 use crate::resources::jobs::operator::operator_job;
 use crate::resources::lookup::{current_plan, live, service};
 use crate::resources::model::{
-    Candidate, Detail, Job, JobState, OperatorAction, Origin, Quote, Resource, ResourceStatus,
+    Candidate, Detail, InformationAsked, Job, JobState, OneTimePurchase, OperatorAction, Origin,
+    Quote, Resource, ResourceStatus,
 };
 use crate::resources::render::summary;
 use crate::resources::request::{CreateCall, CreateRequest};
@@ -154,8 +155,13 @@ pub fn prepare_create(
             }
         }
     }
-    let needs_payment_now =
-        catalog.is_paid(service) && !matches!(service.provider, Behaviour::Domain { .. });
+    // A domain and a one-time price are quoted first: their payment comes with the answer.
+    let quoted_first = match &service.provider {
+        Behaviour::Domain { .. } => true,
+        Behaviour::OperatorBackend { price: Some(p), .. } => p.interval.is_none(),
+        _ => false,
+    };
+    let needs_payment_now = catalog.is_paid(service) && !quoted_first;
     if needs_payment_now && req.payment_token.is_none() {
         return Err(ResourceError::RequiresPaymentCredentials);
     }
@@ -435,7 +441,42 @@ pub fn create(
                 asked: None,
                 billing: None,
             };
-            if catalog.is_paid(service) {
+            let one_time = match &service.provider {
+                Behaviour::OperatorBackend { price: Some(p), .. } if p.interval.is_none() => {
+                    Some(p)
+                }
+                _ => None,
+            };
+            if let (Some(price), true) = (one_time, catalog.is_paid(service)) {
+                // A one-time price: quoted, nothing charged until the orchestrator acknowledges
+                // it (`submitted_information` `{"amount"}`, `information`).
+                resource.status = ResourceStatus::NeedsInformation;
+                resource.detail = Detail::Operator {
+                    access_configuration: None,
+                    asked: Some(InformationAsked {
+                        action: OperatorAction::Create,
+                        schema: json!({
+                            "type": "object",
+                            "properties": {"amount": {"type": "integer", "const": price.amount,
+                                "description": "the one-time price in minor units (cents), to acknowledge it"}},
+                            "required": ["amount"],
+                            "additionalProperties": false
+                        }),
+                        purchase: Some(OneTimePurchase {
+                            amount: price.amount,
+                            currency: price.currency.clone(),
+                            payment_token: req.payment_token.clone(),
+                        }),
+                    }),
+                    billing: None,
+                };
+                resource.message = Some(format!(
+                    "{} is a one-time, non-refundable charge of {}: nothing is charged until you acknowledge it (send the create again with submitted_information {{\"amount\": {}}})",
+                    service.id,
+                    crate::ledger::format_amount(price.amount, &price.currency),
+                    price.amount
+                ));
+            } else if catalog.is_paid(service) {
                 // Paid by a recurring price: the first period is charged and the subscription
                 // started first (`Subscribe`), then the backend creates it.
                 let token = req

@@ -15,12 +15,12 @@ use crate::audit_action::AuditAction;
 use crate::catalog::Catalog;
 use crate::resources::asked::information_schema;
 use crate::resources::confirm::confirm_domain;
-use crate::resources::create::start_job;
+use crate::resources::create::{reserve, start_job};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::operator::operator_job;
 use crate::resources::link::link_domain;
 use crate::resources::lookup::index;
-use crate::resources::model::{Detail, ResourceStatus};
+use crate::resources::model::{Detail, InformationAsked, Job, ResourceStatus};
 use crate::resources::request::ConfirmRequest;
 use crate::resources::update::operator_url;
 use crate::schema;
@@ -69,6 +69,43 @@ pub fn submit_information(
                 payment_token,
             };
             confirm_domain(d, id, &req, charge_id)
+        }
+        Detail::Operator {
+            asked: Some(InformationAsked {
+                purchase: Some(p), ..
+            }),
+            ..
+        } => {
+            // The one-time price acknowledged: reserve it against the cap, then charge it and
+            // have the backend create the resource (`Purchase`).
+            let token = payment_token
+                .or_else(|| p.payment_token.clone())
+                .ok_or(ResourceError::RequiresPaymentCredentials)?;
+            let url = operator_url(catalog, &r.service_id)?;
+            reserve(d, charge_id, id, p.amount, &p.currency, &r.service_id)?;
+            let now = d.now();
+            let res = &mut d.account.resources[i];
+            res.status = ResourceStatus::Pending;
+            res.message = Some("charging the one-time price".into());
+            res.job = start_job(
+                Job::Purchase {
+                    amount: p.amount,
+                    currency: p.currency.clone(),
+                    token,
+                    charge_id: charge_id.to_string(),
+                    token_checked: false,
+                    payment_intent: None,
+                    then_operator: url,
+                },
+                now,
+            );
+            d.record(
+                AuditAction::ResourceInformationSubmitted,
+                None,
+                json!({"status": "needs_information"}),
+                json!({"resource_id": id, "acknowledged_amount": p.amount, "currency": p.currency}),
+            );
+            Ok(())
         }
         Detail::Operator {
             asked: Some(asked), ..

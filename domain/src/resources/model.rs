@@ -89,10 +89,12 @@ pub enum Detail {
     },
 }
 
-/// A paid operator service's Stripe subscription and the charge of its first period.
+/// A paid operator service's first charge (a recurring price's first period, or a one-time
+/// price) and, for a recurring price, its Stripe subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorBilling {
-    pub subscription_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
     pub payment_intent: String,
     pub charge_id: String,
     pub amount: u64,
@@ -104,6 +106,19 @@ pub struct OperatorBilling {
 pub struct InformationAsked {
     pub action: OperatorAction,
     pub schema: Value,
+    /// A one-time price to acknowledge (`submitted_information` `{"amount"}`) before it is
+    /// charged and the backend creates the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase: Option<OneTimePurchase>,
+}
+
+/// A one-time price quoted on a paid operator service, and the payment token its create carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneTimePurchase {
+    pub amount: u64,
+    pub currency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +190,17 @@ pub enum Job {
         /// could not create it: nothing may go on billing).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cancel_subscription: Option<String>,
+    },
+    /// Charge an acknowledged one-time price (token check, PaymentIntent), then have the
+    /// operator's backend at `then_operator` create the resource.
+    Purchase {
+        amount: u64,
+        currency: String,
+        token: String,
+        charge_id: String,
+        token_checked: bool,
+        payment_intent: Option<String>,
+        then_operator: String,
     },
     /// Call the operator's backend (`create`, `link`, `update`, `rotate` or `remove`) until it
     /// is done.

@@ -8,7 +8,7 @@ use crate::resources::error::{invalid, ResourceError};
 use crate::resources::jobs::cancel::hasten_stale;
 use crate::resources::jobs::operator::operator_job;
 use crate::resources::lookup::{index, live};
-use crate::resources::model::{Detail, Job, OperatorAction, ResourceStatus};
+use crate::resources::model::{Detail, Job, OperatorAction, OperatorBilling, ResourceStatus};
 use crate::resources::render::summary;
 use crate::resources::update::operator_url;
 
@@ -52,10 +52,15 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
         // A paid operator service that never became complete (errored, or waiting for
         // information) may still have a live subscription: cancel it.
         Detail::Operator {
-            billing: Some(b), ..
+            billing:
+                Some(OperatorBilling {
+                    subscription_id: Some(sub),
+                    ..
+                }),
+            ..
         } if r.status != ResourceStatus::Complete => Some(Job::Unsubscribe {
             target_service: None,
-            subscription_id: b.subscription_id.clone(),
+            subscription_id: sub.clone(),
         }),
         _ if r.status != ResourceStatus::Complete || r.linked => None,
         Detail::Plan {

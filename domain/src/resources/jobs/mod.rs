@@ -6,7 +6,8 @@
 //! - `buy_domain`: token, claim (builtin registrar) or charge, register;
 //! - `release_domain`: let a name go;
 //! - `refund`: give back a charge whose purchase could not be completed;
-//! - `operator`: call the operator's backend until it is done.
+//! - `operator`: call the operator's backend until it is done;
+//! - `purchase`: charge a paid operator service's one-time price, then its backend creates it.
 //!
 //! `payment` holds the steps purchases share. Adding a kind of work means one file here, one
 //! [`Job`] variant, and its arm in [`work_of`].
@@ -15,6 +16,7 @@ pub mod buy_domain;
 pub mod cancel;
 pub mod operator;
 pub mod payment;
+pub mod purchase;
 pub mod refund;
 pub mod release_domain;
 pub mod subscribe;
@@ -23,6 +25,7 @@ pub mod work;
 use crate::resources::jobs::buy_domain::BuyDomain;
 use crate::resources::jobs::cancel::Unsubscribe;
 use crate::resources::jobs::operator::Operator;
+use crate::resources::jobs::purchase::Purchase;
 use crate::resources::jobs::refund::Refund;
 use crate::resources::jobs::release_domain::ReleaseDomain;
 use crate::resources::jobs::subscribe::Subscribe;
@@ -38,5 +41,6 @@ pub(crate) fn work_of(job: &Job) -> &'static dyn Work {
         Job::ReleaseDomain { .. } => &ReleaseDomain,
         Job::Refund { .. } => &Refund,
         Job::Operator { .. } => &Operator,
+        Job::Purchase { .. } => &Purchase,
     }
 }

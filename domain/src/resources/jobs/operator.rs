@@ -146,13 +146,14 @@ impl Work for Operator {
             OperatorStatus::Complete | OperatorStatus::Removed => {
                 let before = summary(&d.account.resources[i]);
                 let billing = billing_of(&d.account.resources[i]);
-                if let (OperatorAction::Remove, Some(b)) = (action, &billing) {
+                let subscription = billing.as_ref().and_then(|b| b.subscription_id.clone());
+                if let (OperatorAction::Remove, Some(sub)) = (action, subscription) {
                     // Gone at the platform; its subscription is cancelled next, then it is
                     // removed (`Unsubscribe`), so nothing goes on billing.
                     *js = JobState {
                         job: Job::Unsubscribe {
                             target_service: None,
-                            subscription_id: b.subscription_id.clone(),
+                            subscription_id: sub,
                         },
                         started_at: now,
                         attempts: 0,
@@ -226,7 +227,11 @@ impl Work for Operator {
                 );
                 r.detail = Detail::Operator {
                     access_configuration: None,
-                    asked: Some(InformationAsked { action, schema }),
+                    asked: Some(InformationAsked {
+                        action,
+                        schema,
+                        purchase: None,
+                    }),
                     billing,
                 };
                 let after = summary(r);
@@ -267,8 +272,8 @@ impl Work for Operator {
                 ));
                 true
             }
-            // A paid service the backend could not create: its subscription is cancelled and
-            // its first period refunded (`Refund`), then it ends `errored`.
+            // A paid service the backend could not create: its subscription (if any) is
+            // cancelled and its charge refunded (`Refund`), then it ends `errored`.
             Job::Operator { .. } => match billing_of(&d.account.resources[i]) {
                 Some(b) => {
                     let res = &mut d.account.resources[i];
@@ -284,7 +289,7 @@ impl Work for Operator {
                             amount: b.amount,
                             reason: failed.info,
                             keep_current: false,
-                            cancel_subscription: Some(b.subscription_id),
+                            cancel_subscription: b.subscription_id,
                         },
                         failed.now,
                     );

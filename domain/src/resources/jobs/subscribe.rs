@@ -151,7 +151,7 @@ impl Work for Subscribe {
                 // A paid operator service: paid for and subscribed; now its backend creates
                 // it (the same request's job goes on, so its answer still waits for it).
                 let billing = OperatorBilling {
-                    subscription_id: sub.clone(),
+                    subscription_id: Some(sub.clone()),
                     payment_intent: payment_intent.clone().unwrap_or_default(),
                     charge_id: charge_id.clone(),
                     amount: *amount,

@@ -51,6 +51,15 @@ fn catalog() -> Catalog {
         "provider": {"type": "operator_backend", "url": "https://platform.test/operator/v1/resources",
                      "price": {"amount": 1500, "currency": "usd", "interval": "month", "stripe_price": "price_db_monthly"}}
     }));
+    // A paid operator service with a one-time price (quoted, acknowledged, then charged).
+    services.push(json!({
+        "id": "setup_db", "description": "A database migration service, $49 once", "categories": ["database"],
+        "kind": "deployable", "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "$49 once"}},
+        "allowed_updates": [],
+        "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
+        "provider": {"type": "operator_backend", "url": "https://platform.test/operator/v1/resources",
+                     "price": {"amount": 4900, "currency": "usd"}}
+    }));
     // A second paid plan, for paid -> paid changes.
     for s in services.iter_mut() {
         if s["id"] == "paid" {

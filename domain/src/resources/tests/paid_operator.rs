@@ -85,7 +85,7 @@ fn charged_and_subscribed_then_created_by_the_backend_and_cancelled_on_remove() 
     assert_eq!(r.status, ResourceStatus::Complete);
     assert!(matches!(
         &r.detail,
-        Detail::Operator { billing: Some(b), .. } if b.subscription_id == "sub_db"
+        Detail::Operator { billing: Some(b), .. } if b.subscription_id.as_deref() == Some("sub_db")
     ));
     let v = render(&r, "acct_x", &BTreeMap::new());
     assert_eq!(
@@ -204,4 +204,122 @@ fn the_cap_refuses_a_paid_service_before_any_call() {
         w.create(json!({"service_id": "paid_db", "project_id": "p"}), None),
         Err(ResourceError::RequiresPaymentCredentials)
     );
+}
+
+impl W {
+    /// The same create again, with the orchestrator's answer to its `needs_information`.
+    fn answer(&mut self, id: &str, info: Value, token: Option<&str>) -> Result<(), ResourceError> {
+        let info = info.as_object().cloned().unwrap();
+        let cat = self.catalog.clone();
+        let token = token.map(str::to_string);
+        self.run(|d| submit_information(d, id, &info, token, &cat, "ch_once"))
+    }
+}
+
+#[test]
+fn a_one_time_price_is_quoted_acknowledged_charged_then_created() {
+    let mut w = W::new();
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    // No payment token is needed for the quote: nothing is charged yet.
+    let id = w
+        .create(json!({"service_id": "setup_db", "project_id": "p"}), None)
+        .unwrap();
+    let r = w.res(&id).clone();
+    assert_eq!(r.status, ResourceStatus::NeedsInformation);
+    assert!(r.job.is_none());
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+    let v = render(&r, "acct_x", &BTreeMap::new());
+    assert_eq!(
+        v["needs_information"]["schema"]["properties"]["amount"]["const"],
+        4900
+    );
+    assert!(v["needs_information"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("$49.00"));
+    // A wrong amount is not an acknowledgement; without a token nothing can be charged.
+    let before = w.account.clone();
+    assert!(matches!(
+        w.answer(&id, json!({"amount": 100}), Some("spt_once")),
+        Err(ResourceError::InvalidInformation { .. })
+    ));
+    assert_eq!(
+        w.answer(&id, json!({"amount": 4900}), None),
+        Err(ResourceError::RequiresPaymentCredentials)
+    );
+    assert_eq!(w.account, before);
+    // Acknowledged: reserved against the cap, then token, charge, backend.
+    w.answer(&id, json!({"amount": 4900}), Some("spt_once"))
+        .unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Pending);
+    assert_eq!(w.account.ledger.spent(w.now), 4900);
+    assert!(matches!(w.next(&id), Some(Action::RetrieveToken { .. })));
+    w.feed(&id, spt("spt_once", 10_000)).unwrap();
+    let Some(Action::CreatePaymentIntent {
+        amount, customer, ..
+    }) = w.next(&id)
+    else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!((amount, customer), (4900, None));
+    w.feed(
+        &id,
+        ActionResult::PaymentIntent {
+            id: "pi_once".into(),
+            payment_method: None,
+        },
+    )
+    .unwrap();
+    let Some(Action::CallOperator { body, .. }) = w.next(&id) else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(body["action"], "create");
+    // The same answer again (a retry) changes nothing: one charge.
+    let during = w.account.clone();
+    w.answer(&id, json!({"amount": 4900}), Some("spt_once"))
+        .unwrap();
+    assert_eq!(w.account, during);
+    // The backend cannot create it: the charge is refunded (no subscription to cancel).
+    assert!(w.feed(&id, operator("error")).is_err());
+    let Some(Action::Refund {
+        payment_intent,
+        amount,
+        ..
+    }) = w.next(&id)
+    else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!((payment_intent.as_str(), amount), ("pi_once", 4900));
+    w.feed(&id, ActionResult::Refunded { id: "re_1".into() })
+        .unwrap();
+    assert_eq!(w.res(&id).status, ResourceStatus::Errored);
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+}
+
+#[test]
+fn a_declined_one_time_charge_puts_the_quote_back() {
+    let mut w = W::new();
+    w.create(json!({"service_id": "free", "project_id": "p"}), None)
+        .unwrap();
+    let id = w
+        .create(
+            json!({"service_id": "setup_db", "project_id": "p",
+                   "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_low"}}),
+            None,
+        )
+        .unwrap();
+    // The create's token is used when the answer carries none.
+    w.answer(&id, json!({"amount": 4900}), None).unwrap();
+    assert!(matches!(
+        w.next(&id),
+        Some(Action::RetrieveToken { token }) if token == "spt_low"
+    ));
+    // The token cannot cover it: nothing charged, the money released, the quote back.
+    assert!(w.feed(&id, spt("spt_low", 1000)).is_err());
+    let r = w.res(&id).clone();
+    assert_eq!(r.status, ResourceStatus::NeedsInformation);
+    assert!(r.message.unwrap().contains("nothing was charged"));
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+    assert!(information_schema(w.res(&id)).is_some());
 }
