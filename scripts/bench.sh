@@ -7,7 +7,9 @@
 #      the hello-world worker, in fresh Node 22 processes (bench/coldstart.mjs);
 #   2. native micro-benchmarks of the per-request CPU work (cargo bench -p app-domain);
 #   3. load: the worker against the hello-world worker under the same wrangler dev, in the same
-#      run (test/src/bin/bench.rs; ratios to the baseline, p50/p99, scale over accounts).
+#      run (test/src/bin/bench.rs; ratios to the baseline, p50/p99, scale over accounts);
+#   4. cold start under workerd: the first health call and the first account request after a
+#      restart, ours against the floor (test/src/bin/coldstart.rs).
 #
 # --quick only checks that all three run (CI): short samples, 1 s load phases, 100 accounts.
 # Extra arguments after --quick (or alone) go to the load benchmark, e.g.
@@ -48,3 +50,11 @@ step "load under wrangler dev (hello-world baseline in the same run)"
 # An optimised client, so the load generator takes as little of the machine's CPU as it can.
 cargo build -q --profile loadgen -p app-tests --bin bench
 ./target/loadgen/bench "$@"
+
+step "cold start under wrangler dev: first requests to a fresh isolate (floor and hello-world in the same run)"
+cargo build -q --profile loadgen -p app-tests --bin coldstart
+if [ -n "$quick" ]; then
+  ./target/loadgen/coldstart --quick
+else
+  ./target/loadgen/coldstart
+fi

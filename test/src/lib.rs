@@ -104,6 +104,9 @@ pub struct Options {
     /// Add the test defaults (test catalog, 2 s grace, fault injection...) for vars not given.
     /// Off for the walkthrough, which runs with `.dev.vars.example` like `make dev`.
     pub test_defaults: bool,
+    /// Wait for wrangler's "Ready on" log line instead of probing the worker: its first
+    /// request is then the caller's (the cold-start benchmark).
+    pub ready_by_log: bool,
     /// Rate Limiting bindings (`[[ratelimits]]` of wrangler.toml) to run with another
     /// `simple.limit` (`Some`), or without (`None`): the run gets its own wrangler.toml
     /// ([`wrangler_config::derive`]). Empty: wrangler.toml as it is.
@@ -134,6 +137,7 @@ impl Options {
             persist_to: None,
             stand_in: None,
             test_defaults: false,
+            ready_by_log: false,
             rate_limits: Vec::new(),
         }
     }
@@ -193,6 +197,7 @@ impl Default for Options {
             persist_to: None,
             stand_in: None,
             test_defaults: true,
+            ready_by_log: false,
             rate_limits: Vec::new(),
         }
     }
@@ -486,13 +491,27 @@ impl DevWorker {
                 log_path,
             },
         };
-        worker.wait_ready();
+        worker.wait_ready(options.ready_by_log);
         worker
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self, by_log: bool) {
         let provider = self.provider();
         let deadline = Instant::now() + Duration::from_secs(90);
+        if by_log {
+            while !fs::read_to_string(&self.handle.log_path).is_ok_and(|l| l.contains("Ready on")) {
+                assert!(
+                    Instant::now() < deadline,
+                    "wrangler dev did not say Ready within 90 s; log:\n{}",
+                    self.log_tail(60)
+                );
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    panic!("wrangler dev exited early ({status})");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(

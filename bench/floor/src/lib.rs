@@ -118,6 +118,10 @@ mod floor {
             "{}",
             serde_json::json!({"level": "info", "msg": "request", "path": path, "status": 200})
         );
+        // The floor of a signed health check (the cold-start benchmark's first request).
+        if path == "/provisioning/health" {
+            return Response::from_json(&serde_json::json!({"status": "ok"}));
+        }
         if path == "/webhook" {
             let event: Event = match serde_json::from_slice(&body) {
                 Ok(e) => e,

@@ -1,0 +1,259 @@
+//! Cold start, part 2: the latency of the first requests a fresh isolate serves under workerd
+//! (`wrangler dev`, release builds): restart the worker, wait for wrangler's "Ready on" line
+//! (no probe: the first request is the measured one), then time one signed
+//! `GET /provisioning/health` and, after it, the first account request (the first use of the
+//! Durable Objects and D1). Ours against the floor (`bench/floor`: the same two calls doing only
+//! the required work) and the hello-world worker (`GET /`), round-robin over trials so that a
+//! noisy moment is shared.
+//!
+//! usage: coldstart [--quick] [--trials N]   (default 7 trials; --quick: 1)
+//!
+//! Each restart of ours is a fresh `wrangler dev` with fresh local state and the migrations
+//! applied before it starts; the floor keeps its state (its table is created once, before the
+//! trials, by `POST /setup`). The state lives on tmpfs when the machine has one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use app_client::{Call, Provider, Signing};
+use app_tests::{flows, free_port, DevWorker, Options};
+
+/// The floor's signing key (`bench/floor`'s `KEY`).
+const FLOOR_KEY: &str = "floor-signing-key";
+
+/// A `bench/` worker under its own `wrangler dev`, stopped on drop.
+struct Bench {
+    child: Child,
+    url: String,
+}
+
+impl Bench {
+    /// Starts `bench/<name>` (built already) and waits for wrangler's "Ready on" line only.
+    fn start(name: &str, state: &Path) -> Result<Bench, String> {
+        let dir = app_tests::root().join("bench").join(name);
+        let port = free_port();
+        let log_path = dir.join("build/coldstart.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(app_tests::tool("wrangler"))
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .args(["--show-interactive-dev-session=false"])
+            .arg("--persist-to")
+            .arg(state)
+            .current_dir(&dir)
+            .env("PATH", app_tests::tool_path())
+            .env("APP_SKIP_BUILD", "1")
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("start wrangler dev: {e}"))?;
+        let bench = Bench {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("Ready on")) {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "bench/{name} not ready in 90 s ({})",
+                    log_path.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(bench)
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Milliseconds `f` takes; its reply must be `ok`.
+fn timed(
+    what: &str,
+    f: impl FnOnce() -> Result<app_client::Reply, app_client::TransportError>,
+    ok: impl Fn(&app_client::Reply) -> bool,
+) -> Result<f64, String> {
+    let t = Instant::now();
+    let reply = f().map_err(|e| format!("{what}: {e}"))?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !ok(&reply) {
+        return Err(format!("{what}: {} {}", reply.status, reply.text()));
+    }
+    Ok(ms)
+}
+
+fn build(crate_dir: &str) -> Result<(), String> {
+    let status = Command::new("sh")
+        .arg(app_tests::root().join("scripts/build.sh"))
+        .arg(crate_dir)
+        .current_dir(app_tests::root())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("scripts/build.sh {crate_dir} failed"))
+}
+
+fn state_root() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    base.join(format!("app-coldstart-{}", std::process::id()))
+}
+
+#[derive(Default)]
+struct Samples {
+    hello: Vec<f64>,
+    floor_health: Vec<f64>,
+    floor_account: Vec<f64>,
+    ours_health: Vec<f64>,
+    ours_account: Vec<f64>,
+}
+
+fn pct(xs: &[f64], p: f64) -> f64 {
+    let mut s = xs.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((p / 100.0) * s.len() as f64)
+        .floor()
+        .min(s.len() as f64 - 1.0) as usize]
+}
+
+fn run(trials: usize) -> Result<(), String> {
+    build("bench/hello")?;
+    build("bench/floor")?;
+    app_tests::build_worker();
+    let root = state_root();
+    let _ = std::fs::remove_dir_all(&root);
+    let floor_state = root.join("floor");
+    {
+        // The floor's table, once: its trials then start with it, like ours with migrations.
+        let floor = Bench::start("floor", &floor_state)?;
+        timed(
+            "floor /setup",
+            || {
+                Provider::new(&floor.url, "")
+                    .send(Call::new("POST", "/setup").signing(Signing::Unsigned))
+            },
+            |r| r.status == 200,
+        )?;
+    }
+    let mut s = Samples::default();
+    for trial in 0..trials {
+        let hello = Bench::start("hello", &root.join("hello"))?;
+        let p = Provider::new(&hello.url, "");
+        s.hello.push(timed(
+            "hello GET /",
+            || p.send(Call::get("/").signing(Signing::Unsigned)),
+            |r| r.status == 200,
+        )?);
+        drop(hello);
+
+        let floor = Bench::start("floor", &floor_state)?;
+        let p = Provider::new(&floor.url, FLOOR_KEY);
+        s.floor_health
+            .push(timed("floor health", || p.health(), |r| r.status == 200)?);
+        let body = flows::account_request(
+            &format!("acctreq_cold_floor_{trial}_{}", std::process::id()),
+            &format!("floor{trial}.{}@cold.example", std::process::id()),
+        );
+        s.floor_account.push(timed(
+            "floor account request",
+            || p.account_request(&body),
+            |r| r.status == 200,
+        )?);
+        drop(floor);
+
+        let options = Options {
+            ready_by_log: true,
+            persist_to: Some(root.join(format!("ours-{trial}"))),
+            ..Options::default()
+        }
+        .set("FAULT_INJECTION", "disabled");
+        let ours = DevWorker::start(options);
+        let p = ours.provider();
+        s.ours_health
+            .push(timed("our health", || p.health(), |r| r.status == 200)?);
+        let body = flows::account_request(
+            &format!("acctreq_cold_{trial}_{}", std::process::id()),
+            &format!("ours{trial}.{}@cold.example", std::process::id()),
+        );
+        s.ours_account.push(timed(
+            "our account request",
+            || p.account_request(&body),
+            |r| r.status == 200,
+        )?);
+        drop(ours);
+        eprintln!("cold start: trial {} of {trials} done", trial + 1);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+
+    println!(
+        "first requests to a fresh isolate under wrangler dev (workerd), {trials} restarts each"
+    );
+    println!("{:<44} {:>9} {:>9}", "request", "p50 ms", "p90 ms");
+    for (name, xs) in [
+        ("hello GET / (first request)", &s.hello),
+        ("floor signed GET /provisioning/health", &s.floor_health),
+        ("floor first account request", &s.floor_account),
+        ("ours signed GET /provisioning/health", &s.ours_health),
+        ("ours first account request", &s.ours_account),
+    ] {
+        println!("{name:<44} {:>9.1} {:>9.1}", pct(xs, 50.0), pct(xs, 90.0));
+    }
+    let ratio = |a: &[f64], b: &[f64]| pct(a, 50.0) / pct(b, 50.0);
+    println!(
+        "ours / floor (p50): health {:.2}x, first account request {:.2}x (target: at most 1.5x)",
+        ratio(&s.ours_health, &s.floor_health),
+        ratio(&s.ours_account, &s.floor_account)
+    );
+    Ok(())
+}
+
+fn main() {
+    let mut trials = 7;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => trials = 1,
+            "--trials" => {
+                trials = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| {
+                        eprintln!("--trials needs a positive number");
+                        std::process::exit(2)
+                    })
+            }
+            other => {
+                eprintln!("usage: coldstart [--quick] [--trials N] (unknown {other:?})");
+                std::process::exit(2);
+            }
+        }
+    }
+    if let Err(e) = run(trials) {
+        eprintln!("coldstart: {e}");
+        std::process::exit(1);
+    }
+}
