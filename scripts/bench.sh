@@ -7,7 +7,8 @@
 #      the hello-world worker, in fresh Node 22 processes (bench/coldstart.mjs);
 #   2. native micro-benchmarks of the per-request CPU work (cargo bench -p app-domain);
 #   3. load: the worker against the hello-world worker under the same wrangler dev, in the same
-#      run (test/src/bin/bench.rs; ratios to the baseline, p50/p99, scale over accounts).
+#      run (test/src/bin/bench/; ratios to the baseline, p50/p99, scale over accounts), and
+#      its token endpoint against the peer, bench/peer-oauth (Cloudflare's OAuth provider).
 #
 # --quick only checks that all three run (CI): short samples, 1 s load phases, 100 accounts.
 # Extra arguments after --quick (or alone) go to the load benchmark, e.g.
