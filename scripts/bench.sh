@@ -7,7 +7,8 @@
 #      the hello-world worker, in fresh Node 22 processes (bench/coldstart.mjs);
 #   2. native micro-benchmarks of the per-request CPU work (cargo bench -p app-domain);
 #   3. load: the worker against the hello-world worker under the same wrangler dev, in the same
-#      run (test/src/bin/bench.rs; ratios to the baseline, p50/p99, scale over accounts);
+#      run (test/src/bin/bench/; ratios to the baseline, p50/p99, scale over accounts), and
+#      its token endpoint against the peer, bench/peer-oauth (Cloudflare's OAuth provider);
 #   4. cold start under workerd: the first health call and the first account request after a
 #      restart, ours against the floor (test/src/bin/coldstart.rs).
 #

@@ -38,10 +38,11 @@ install_tool worker-build worker-build "$WORKER_BUILD_VERSION"
 install_tool wasm-bindgen wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
 
 # npm packages: wrangler, the Node 22 it needs, wasm-opt (binaryen), Stripe's library for tests.
+# Also Cloudflare's OAuth provider library, for the peer worker of the load benchmark (bench/peer-oauth).
 stamp="node_modules/.setup-stamp"
 want=$(cksum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x node_modules/.bin/wrangler ]; then
-  say "installing npm packages (wrangler, node 22, binaryen, stripe, playwright-core)"
+  say "installing npm packages (wrangler, node 22, binaryen, stripe, playwright-core, workers-oauth-provider)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
