@@ -16,7 +16,7 @@ use crate::account::Draft;
 use crate::resources::action::{Action, ActionResult, OperatorStatus};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::work::{
-    errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
+    continue_as, errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
 };
 use crate::resources::model::{
     Detail, ErrorInfo, InformationAsked, Job, JobState, OperatorAction, OperatorBilling,
@@ -150,16 +150,11 @@ impl Work for Operator {
                 if let (OperatorAction::Remove, Some(sub)) = (action, subscription) {
                     // Gone at the platform; its subscription is cancelled next, then it is
                     // removed (`Unsubscribe`), so nothing goes on billing.
-                    *js = JobState {
-                        job: Job::Unsubscribe {
-                            target_service: None,
-                            subscription_id: sub,
-                        },
-                        started_at: now,
-                        attempts: 0,
-                        next_at: now,
-                        acknowledged: js.acknowledged,
+                    let cancel = Job::Unsubscribe {
+                        target_service: None,
+                        subscription_id: sub,
                     };
+                    continue_as(js, cancel, now);
                     let r = &mut d.account.resources[i];
                     r.detail = Detail::Operator {
                         access_configuration: None,

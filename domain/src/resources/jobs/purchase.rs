@@ -12,7 +12,9 @@ use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::operator::operator_job;
 use crate::resources::jobs::payment::{settled, verify_token};
-use crate::resources::jobs::work::{errored, unexpected, Failed, Next, Progress, Told, Work};
+use crate::resources::jobs::work::{
+    continue_as, errored, unexpected, Failed, Next, Progress, Told, Work,
+};
 use crate::resources::model::{
     Detail, Job, JobState, OperatorAction, OperatorBilling, ResourceStatus, Settings,
 };
@@ -100,13 +102,7 @@ impl Work for Purchase {
                 };
                 r.message = Some("paid; the platform is provisioning it".into());
                 r.updated_at = now;
-                *js = JobState {
-                    job,
-                    started_at: now,
-                    attempts: 0,
-                    next_at: now,
-                    acknowledged: js.acknowledged,
-                };
+                continue_as(js, job, now);
                 Ok(Progress::Continue)
             }
             (_, other) => Err(unexpected(other)),

@@ -18,7 +18,7 @@ use crate::resources::jobs::cancel::keep_cancelling;
 use crate::resources::jobs::operator::operator_job;
 use crate::resources::jobs::payment::{settled, verify_token};
 use crate::resources::jobs::work::{
-    errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
+    continue_as, errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
 };
 use crate::resources::model::{
     Detail, Job, JobState, OperatorAction, OperatorBilling, ResourceStatus, Settings,
@@ -172,13 +172,7 @@ impl Work for Subscribe {
                 };
                 r.message = Some("the platform is provisioning it".into());
                 r.updated_at = now;
-                *js = JobState {
-                    job,
-                    started_at: now,
-                    attempts: 0,
-                    next_at: now,
-                    acknowledged: js.acknowledged,
-                };
+                continue_as(js, job, now);
             }
             (
                 Job::Subscribe {

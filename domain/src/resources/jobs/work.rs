@@ -104,6 +104,19 @@ pub(crate) fn errored(d: &mut Draft, i: usize, info: ErrorInfo) -> Told {
     true
 }
 
+/// The same work going on as another kind of job (a paid operator service: subscribed or
+/// charged, now the backend's `create`; removed at the backend, now its cancel), due at once.
+/// The request that started the first is still the one waiting, so `acknowledged` carries over.
+pub(crate) fn continue_as(js: &mut JobState, job: Job, now: i64) {
+    *js = JobState {
+        job,
+        started_at: now,
+        attempts: 0,
+        next_at: now,
+        acknowledged: js.acknowledged,
+    };
+}
+
 /// A job started by a failure to undo part of it (already acknowledged: the caller was told).
 pub(crate) fn follow_up(job: Job, now: i64) -> Option<JobState> {
     Some(JobState {
