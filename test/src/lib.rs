@@ -5,6 +5,7 @@
 //! Tests talk to it only over HTTP (through `app-client`) and read D1 only through
 //! `wrangler d1 execute --local`, as an operator would.
 
+pub mod bench_worker;
 pub mod flows;
 pub mod stand_in;
 pub mod wrangler_config;

@@ -13,74 +13,22 @@
 //! trials, by `POST /setup`). The state lives on tmpfs when the machine has one.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use app_client::{Call, Provider, Signing};
-use app_tests::{flows, free_port, DevWorker, Options};
+use app_tests::bench_worker::{build_bench, BenchWorker};
+use app_tests::{flows, DevWorker, Options};
 
 /// The floor's signing key (`bench/floor`'s `KEY`).
 const FLOOR_KEY: &str = "floor-signing-key";
 
-/// A `bench/` worker under its own `wrangler dev`, stopped on drop.
-struct Bench {
-    child: Child,
-    url: String,
-}
-
-impl Bench {
-    /// Starts `bench/<name>` (built already) and waits for wrangler's "Ready on" line only.
-    fn start(name: &str, state: &Path) -> Result<Bench, String> {
-        let dir = app_tests::root().join("bench").join(name);
-        let port = free_port();
-        let log_path = dir.join("build/coldstart.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        use std::os::unix::process::CommandExt;
-        let child = Command::new(app_tests::tool("wrangler"))
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .args(["--show-interactive-dev-session=false"])
-            .arg("--persist-to")
-            .arg(state)
-            .current_dir(&dir)
-            .env("PATH", app_tests::tool_path())
-            .env("APP_SKIP_BUILD", "1")
-            .env("CI", "true")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("start wrangler dev: {e}"))?;
-        let bench = Bench {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("Ready on")) {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "bench/{name} not ready in 90 s ({})",
-                    log_path.display()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(bench)
-    }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
+/// Starts `bench/<name>` (built already) and waits for wrangler's "Ready on" line only.
+fn start(name: &str, state: &Path) -> Result<BenchWorker, String> {
+    let worker = BenchWorker::spawn(name, state, "coldstart.log")?;
+    worker
+        .wait_ready()
+        .map_err(|e| format!("bench/{name}: {e}"))?;
+    Ok(worker)
 }
 
 /// Milliseconds `f` takes; its reply must be `ok`.
@@ -96,20 +44,6 @@ fn timed(
         return Err(format!("{what}: {} {}", reply.status, reply.text()));
     }
     Ok(ms)
-}
-
-fn build(crate_dir: &str) -> Result<(), String> {
-    let status = Command::new("sh")
-        .arg(app_tests::root().join("scripts/build.sh"))
-        .arg(crate_dir)
-        .current_dir(app_tests::root())
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| e.to_string())?;
-    status
-        .success()
-        .then_some(())
-        .ok_or_else(|| format!("scripts/build.sh {crate_dir} failed"))
 }
 
 fn state_root() -> PathBuf {
@@ -140,15 +74,15 @@ fn pct(xs: &[f64], p: f64) -> f64 {
 }
 
 fn run(trials: usize) -> Result<(), String> {
-    build("bench/hello")?;
-    build("bench/floor")?;
+    build_bench("hello")?;
+    build_bench("floor")?;
     app_tests::build_worker();
     let root = state_root();
     let _ = std::fs::remove_dir_all(&root);
     let floor_state = root.join("floor");
     {
         // The floor's table, once: its trials then start with it, like ours with migrations.
-        let floor = Bench::start("floor", &floor_state)?;
+        let floor = start("floor", &floor_state)?;
         timed(
             "floor /setup",
             || {
@@ -160,7 +94,7 @@ fn run(trials: usize) -> Result<(), String> {
     }
     let mut s = Samples::default();
     for trial in 0..trials {
-        let hello = Bench::start("hello", &root.join("hello"))?;
+        let hello = start("hello", &root.join("hello"))?;
         let p = Provider::new(&hello.url, "");
         s.hello.push(timed(
             "hello GET /",
@@ -169,7 +103,7 @@ fn run(trials: usize) -> Result<(), String> {
         )?);
         drop(hello);
 
-        let floor = Bench::start("floor", &floor_state)?;
+        let floor = start("floor", &floor_state)?;
         let p = Provider::new(&floor.url, FLOOR_KEY);
         s.floor_health
             .push(timed("floor health", || p.health(), |r| r.status == 200)?);

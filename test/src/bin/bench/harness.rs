@@ -2,14 +2,13 @@
 //! its statistics, the reference workers of `bench/` under their own `wrangler dev`, and the
 //! signed requests the floor and ours both answer.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use app_client::{unix_now, Call, Provider, Signing};
+use app_tests::bench_worker::{build_bench, BenchWorker};
 use app_tests::flows;
-use app_tests::free_port;
 use serde_json::json;
 
 #[derive(Clone)]
@@ -194,10 +193,10 @@ pub(crate) fn expect_ok(
 /// The signing key of the floor worker (`bench/floor/src/lib.rs`, `KEY`).
 pub(crate) const FLOOR_KEY: &str = "floor-signing-key";
 
-/// A reference worker of `bench/` (the hello-world baseline or the floor) under its own
-/// `wrangler dev`, stopped on drop.
+/// A reference worker of `bench/` (the hello-world baseline, the floor or the peer) under its
+/// own `wrangler dev`, stopped on drop.
 pub(crate) struct Reference {
-    child: Child,
+    worker: BenchWorker,
     pub url: String,
 }
 
@@ -211,47 +210,12 @@ impl Reference {
         probe: Call,
         ready: &str,
     ) -> Result<Reference, String> {
-        let crate_dir = format!("bench/{name}");
-        let dir = app_tests::root().join(&crate_dir);
-        if dir.join("Cargo.toml").is_file() {
-            let status = Command::new("sh")
-                .arg(app_tests::root().join("scripts/build.sh"))
-                .arg(&crate_dir)
-                .current_dir(app_tests::root())
-                .stdout(Stdio::null())
-                .status()
-                .map_err(|e| format!("scripts/build.sh {crate_dir}: {e}"))?;
-            if !status.success() {
-                return Err(format!("scripts/build.sh {crate_dir} failed"));
-            }
-        }
+        build_bench(name)?;
         let _ = std::fs::remove_dir_all(state);
-        let port = free_port();
-        std::fs::create_dir_all(dir.join("build")).map_err(|e| format!("build folder: {e}"))?;
-        let log_path = dir.join("build/wrangler.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        use std::os::unix::process::CommandExt;
-        let child = Command::new(app_tests::tool("wrangler"))
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .args(["--show-interactive-dev-session=false"])
-            .arg("--persist-to")
-            .arg(state)
-            .current_dir(&dir)
-            .env("PATH", app_tests::tool_path())
-            .env("APP_SKIP_BUILD", "1")
-            .env("CI", "true")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("start wrangler dev: {e}"))?;
+        let worker = BenchWorker::spawn(name, state, "wrangler.log")?;
         let reference = Reference {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: worker.url.clone(),
+            worker,
         };
         let client = Provider::new(&reference.url, "");
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -265,7 +229,7 @@ impl Reference {
         }
         Err(format!(
             "bench/{name} did not answer within 90 s (log: {})",
-            log_path.display()
+            reference.worker.log_path.display()
         ))
     }
 
@@ -332,16 +296,6 @@ impl Reference {
             deliver_event(p, "/webhook", FLOOR_KEY, account, n)
         });
         Ok((accounts, webhooks))
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
     }
 }
 
