@@ -203,6 +203,17 @@ fn effects(
     }
 }
 
+/// The live resource a subscription bills: a paid plan, or a paid operator service.
+fn billed_index(d: &Draft, subscription: &str) -> Option<usize> {
+    plan_index(d, subscription).or_else(|| {
+        d.account.resources.iter().position(|r| {
+            matches!(&r.detail, Detail::Operator { billing: Some(b), .. }
+                if b.subscription_id.as_deref() == Some(subscription))
+                && r.status != ResourceStatus::Removed
+        })
+    })
+}
+
 fn plan_index(d: &Draft, subscription: &str) -> Option<usize> {
     d.account.resources.iter().position(|r| {
         matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == subscription)
@@ -262,7 +273,8 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
         let amount = e.object["amount_paid"].as_u64().unwrap_or(0);
         let currency = e.object["currency"].as_str().unwrap_or("usd").to_string();
         let invoice_id = e.object["id"].as_str().unwrap_or(&e.id).to_string();
-        let resource = plan
+        // A renewal counts against the month's spend, attributed to what it pays for.
+        let resource = billed_index(d, &sub)
             .map(|i| d.account.resources[i].id.clone())
             .unwrap_or_default();
         if amount > 0

@@ -431,3 +431,58 @@ fn applied_event_ids_are_not_part_of_the_state() {
     let old: Account = serde_json::from_value(v).unwrap();
     assert_eq!(old.stripe.processed.get("evt_old"), Some(&T0));
 }
+
+/// A paid operator service's renewal invoice is recorded once, against that resource (its
+/// subscription is on the resource's `billing`, not a plan's).
+#[test]
+fn an_operator_service_renewal_is_attributed_to_its_resource() {
+    let mut a = account();
+    a.resources.push(Resource {
+        id: "res_db".into(),
+        service_id: "paid_db".into(),
+        project_id: "p".into(),
+        kind: crate::catalog::ServiceKind::Deployable,
+        status: ResourceStatus::Complete,
+        created_at: T0,
+        updated_at: T0,
+        configuration: json!({}),
+        detail: Detail::Operator {
+            access_configuration: None,
+            asked: None,
+            billing: Some(crate::resources::model::OperatorBilling {
+                subscription_id: Some("sub_db".into()),
+                payment_intent: "pi_db".into(),
+                charge_id: "chg_db".into(),
+                amount: 1500,
+            }),
+        },
+        job: None,
+        error: None,
+        message: None,
+        origin: None,
+        environment: None,
+        linked: false,
+    });
+    let renewal = json!({"id": "in_db", "object": "invoice", "subscription": "sub_db",
+                         "currency": "usd", "amount_paid": 1500, "status": "paid"});
+    let (a, outcomes) = deliver(
+        &a,
+        &[
+            event("evt_db1", "invoice.paid", T0 + 10, renewal.clone()),
+            event("evt_db2", "invoice.paid", T0 + 11, renewal),
+        ],
+        T0 + 20,
+    );
+    assert_eq!(outcomes[0], EventOutcome::Applied);
+    let charges: Vec<_> = a
+        .ledger
+        .charges
+        .iter()
+        .filter(|c| c.id == "in_db")
+        .collect();
+    assert_eq!(charges.len(), 1, "recorded once");
+    assert_eq!(
+        (charges[0].resource_id.as_str(), charges[0].amount),
+        ("res_db", 1500)
+    );
+}
