@@ -489,7 +489,14 @@ pub fn create(
             } else {
                 resource.message = Some("the platform is provisioning it".into());
                 resource.job = start_job(
-                    operator_job(d, OperatorAction::Create, url.clone(), None, None),
+                    // Information the orchestrator already has goes with the first call.
+                    operator_job(
+                        d,
+                        OperatorAction::Create,
+                        url.clone(),
+                        req.submitted_information.clone().map(Value::Object),
+                        None,
+                    ),
                     now,
                 );
             }

@@ -656,3 +656,21 @@ fn configuration_only_updates() {
     assert_eq!(w.res(&tok).configuration["label"], "again");
     assert!(parse_update(b"{}").is_err());
 }
+
+#[test]
+fn information_sent_with_the_first_create_goes_to_the_backend_at_once() {
+    let mut w = W::with_plan();
+    let id = w
+        .call(
+            CreateCall::Create,
+            json!({"service_id": "database", "project_id": "p",
+                   "submitted_information": {"region": "eu"}}),
+            Some("db-at-once"),
+            None,
+        )
+        .unwrap();
+    let Some(Action::CallOperator { body, .. }) = w.next(&id) else {
+        panic!()
+    };
+    assert_eq!(body["submitted_information"], json!({"region": "eu"}));
+}
