@@ -97,7 +97,12 @@ pub fn is_development(env: &Env) -> bool {
 /// the exact value `false` turns it off).
 pub fn policy(env: &Env) -> Policy {
     Policy {
-        access_ttl: seconds(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 365 * 86_400),
+        access_ttl: seconds(
+            env,
+            "ACCESS_TOKEN_TTL_SECONDS",
+            3600,
+            domain::deployment::MAX_ACCESS_TOKEN_TTL_SECONDS,
+        ),
         refresh_requires_signature: string(env, "REFRESH_REQUIRES_SIGNATURE").as_deref()
             != Some("false"),
         ..Policy::default()

@@ -1,4 +1,5 @@
-//! Refusing to serve outside development with development settings.
+//! Refusing to serve outside development with development settings, or with token settings
+//! it could only ignore.
 //!
 //! [`check`] takes the settings (a lookup by name) and answers what is wrong with them for a
 //! deployment whose `ENVIRONMENT` is not `development`: a secret whose value is published in
@@ -24,6 +25,9 @@ pub const NOT_SECRETS: &[&str] = &[
     "STRIPE_API_BASE",
     "REGISTRAR_API_BASE",
 ];
+
+/// The longest access token lifetime `ACCESS_TOKEN_TTL_SECONDS` may set: 365 days.
+pub const MAX_ACCESS_TOKEN_TTL_SECONDS: i64 = 365 * 86_400;
 
 /// Stripe's API when `STRIPE_API_BASE` is not set (wrangler.toml's default too).
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
@@ -114,6 +118,28 @@ pub fn check(get: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
             setting: "PUBLIC_BASE_URL".into(),
             fix: "is not set; set it to this worker's public https:// origin in wrangler.toml [vars] (links handed out must not follow the request's Host)".into(),
         });
+    }
+    // A lifetime or switch the worker cannot read would silently be its default instead (a
+    // year asked for, an hour given; a `False` taken as the strict `true`): refuse and say so.
+    if let Some(ttl) = get("ACCESS_TOKEN_TTL_SECONDS") {
+        let ok = ttl
+            .trim()
+            .parse::<i64>()
+            .is_ok_and(|t| (1..=MAX_ACCESS_TOKEN_TTL_SECONDS).contains(&t));
+        if !ok {
+            problems.push(Problem {
+                setting: "ACCESS_TOKEN_TTL_SECONDS".into(),
+                fix: format!("is {ttl:?}, not a number of seconds from 1 to {MAX_ACCESS_TOKEN_TTL_SECONDS} (365 days); fix it in wrangler.toml [vars] or remove it for the 1-hour default"),
+            });
+        }
+    }
+    if let Some(v) = get("REFRESH_REQUIRES_SIGNATURE") {
+        if !matches!(v.trim(), "true" | "false") {
+            problems.push(Problem {
+                setting: "REFRESH_REQUIRES_SIGNATURE".into(),
+                fix: format!("is {v:?}; set it to true or false in wrangler.toml [vars]"),
+            });
+        }
     }
     if let Some(Err(e)) = get(KEYS_SETTING).map(|v| KeyRing::parse(&v)) {
         problems.push(Problem {
@@ -267,5 +293,24 @@ mod tests {
             message(&problems),
             "this deployment refuses to serve with development settings: ORCHESTRATOR_SECRETS: has a value published in .dev.vars.example; set a new random one with `wrangler secret put ORCHESTRATOR_SECRETS`"
         );
+    }
+
+    #[test]
+    fn token_settings_it_cannot_read_are_refused_not_ignored() {
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL_SECONDS", "0"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "31536001"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "1h"),
+            ("REFRESH_REQUIRES_SIGNATURE", "False"),
+            ("REFRESH_REQUIRES_SIGNATURE", "no"),
+        ] {
+            let mut s = good();
+            s.insert(name, value.to_string());
+            assert_eq!(run(&s), vec![name.to_string()], "{name}={value}");
+        }
+        let mut s = good();
+        s.insert("ACCESS_TOKEN_TTL_SECONDS", "31536000".into());
+        s.insert("REFRESH_REQUIRES_SIGNATURE", "false".into());
+        assert_eq!(run(&s), Vec::<String>::new());
     }
 }
