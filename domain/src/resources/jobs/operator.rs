@@ -105,23 +105,16 @@ impl Work for Operator {
         };
         let action = *action;
         let new_configuration = new_configuration.clone();
-        let (status, access_configuration, retry_after, error, schema, message) = match outcome {
-            ActionResult::Operator {
-                status,
-                access_configuration,
-                retry_after,
-                error,
-                schema,
-                message,
-            } => (
-                status,
-                access_configuration,
-                retry_after,
-                error,
-                schema,
-                message,
-            ),
-            other => return Err(unexpected(other)),
+        let ActionResult::Operator {
+            status,
+            access_configuration,
+            retry_after,
+            error,
+            schema,
+            message,
+        } = outcome
+        else {
+            return Err(unexpected(outcome));
         };
         let now = d.now();
         match status {
