@@ -15,6 +15,7 @@ mod dashboard_ops;
 mod effects;
 mod resource_ops;
 mod store;
+mod usage_ops;
 
 use std::cell::RefCell;
 
@@ -37,8 +38,8 @@ use crate::http::{new_id, now_ms, random};
 use crate::rpc::account::{
     AccountCall, AccountOp, CheckCode, Close, DashboardCall, DashboardSignIn, Decide, Decided,
     ExchangeCode, FlushAudit, Introspect, IntrospectApiKey, IssuedTokens, OpenDashboard, Opened,
-    OperatorView, OwnerSession, Refresh, Rendered, ResourceCall, Resume, Revoke, SignIn, SignedIn,
-    Suspend, ViewConsent,
+    OperatorView, OwnerSession, Refresh, Rendered, ReportUsage, ResourceCall, Resume, Revoke,
+    SignIn, SignedIn, Suspend, ViewConsent,
 };
 use crate::rpc::op::{Encoded, Op};
 use crate::rpc::transport::respond;
@@ -501,6 +502,9 @@ impl Account {
             AccountOp::OperatorView(OperatorView) => {
                 encode::<OperatorView>(Rendered(dashboard::operator_view(&current, now)))
             }
+            AccountOp::ReportUsage(ReportUsage { report }) => {
+                encode::<ReportUsage>(self.report_usage(&current, report, ctx).await)
+            }
             AccountOp::FlushAudit(FlushAudit) => {
                 // A flush already running owns the outbox and would make this call return at
                 // once: wait for it to end (at most 2 s: a hanging D1 write must not hang the
@@ -589,6 +593,8 @@ impl DurableObject for Account {
                     }))
                     .await;
             }
+            // The cap's pause first: the `suspend`/`resume` calls it starts are due below.
+            self.engine.continue_usage(&ctx, self.catalog().ok()).await;
             let Some(a) = self.load() else {
                 return Response::ok("done");
             };

@@ -129,6 +129,7 @@ async fn handle(
         | Route::OperatorAuditExport(_)
         | Route::OperatorAuditVerify(_)
         | Route::OperatorAction(..)
+        | Route::OperatorUsage
         | Route::DevFaults => operator::handle(&route, &incoming, env, request_id).await,
         Route::OpenApi => {
             let mut response = Response::ok(OPENAPI).map_err(internal)?;

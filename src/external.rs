@@ -46,8 +46,10 @@ pub async fn execute(
         Action::RetrieveToken { .. }
         | Action::CreateCustomer { .. }
         | Action::CreatePaymentIntent { .. }
+        | Action::CreateSetupIntent { .. }
         | Action::CreateSubscription { .. }
         | Action::CancelSubscription { .. }
+        | Action::ReportMeterEvent { .. }
         | Action::Refund { .. } => stripe(env, account, resource_id, action).await,
         Action::ClaimDomain {
             domain,
@@ -195,6 +197,35 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
                 .call(Method::Post, "/v1/payment_intents", &params, Some(key))
                 .await
         }
+        Action::CreateSetupIntent {
+            key,
+            token,
+            customer,
+        } => {
+            let params = stripe_api::setup_intent_params(customer, token, &account.id, resource_id);
+            stripe
+                .call(Method::Post, "/v1/setup_intents", &params, Some(key))
+                .await
+        }
+        Action::ReportMeterEvent {
+            identifier,
+            event_name,
+            customer,
+            value,
+            timestamp,
+        } => {
+            let params = stripe_api::meter_event_params(
+                event_name, customer, *value, identifier, *timestamp,
+            );
+            stripe
+                .call(
+                    Method::Post,
+                    "/v1/billing/meter_events",
+                    &params,
+                    Some(identifier),
+                )
+                .await
+        }
         Action::CreateSubscription {
             key,
             customer,
@@ -300,6 +331,23 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
         },
         Action::CancelSubscription { .. } => ActionResult::Canceled,
         Action::Refund { .. } => ActionResult::Refunded { id: id() },
+        Action::CreateSetupIntent { .. } => {
+            let pm = object.get("payment_method").and_then(Value::as_str);
+            match (object.get("status").and_then(Value::as_str), pm) {
+                (Some("succeeded"), Some(pm)) => ActionResult::SetupIntent {
+                    id: id(),
+                    payment_method: pm.to_string(),
+                },
+                (status, _) => payment_refused(
+                    "setup_incomplete",
+                    &format!(
+                        "saving the payment method ended as {}",
+                        status.unwrap_or("unknown")
+                    ),
+                ),
+            }
+        }
+        Action::ReportMeterEvent { .. } => ActionResult::MeterEvent,
         _ => refused("internal", "not a Stripe action"),
     }
 }

@@ -17,7 +17,7 @@ use worker::{Env, Headers, Response};
 
 use crate::http::{self, Incoming, Problem};
 use crate::rpc::account::{
-    self, AccountCall, AccountOp, Close, FlushAudit, OperatorView, Resume, Suspend,
+    self, AccountCall, AccountOp, Close, FlushAudit, OperatorView, ReportUsage, Resume, Suspend,
 };
 use crate::rpc::op::{CallError, Op};
 use crate::{config, faults_do};
@@ -335,6 +335,19 @@ pub async fn handle(
                 _ => account_op(env, request_id, id, Close { reason }).await?,
             }
             account_view(env, request_id, id).await?
+        }
+        Route::OperatorUsage => {
+            let report =
+                domain::usage::UsageReport::parse(&body, inc.now).map_err(|e| Problem {
+                    failure: e.failure(),
+                    envelope: domain::errors::Envelope::Plain,
+                })?;
+            let account_id = report.account_id.clone();
+            if !domain::tokens::valid_account_id(&account_id) {
+                return Err(account_not_found());
+            }
+            let answer = account_op(env, request_id, &account_id, ReportUsage { report }).await?;
+            return http::json(answer.status, &answer.body).map_err(internal);
         }
         Route::DevFaults => {
             let n = body["d1_write_failures"]

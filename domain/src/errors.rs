@@ -342,6 +342,41 @@ impl PaymentError {
     }
 }
 
+impl crate::usage::UsageError {
+    /// A refused usage report (`POST /v1/usage`), rendered with [`Envelope::Plain`].
+    pub fn failure(&self) -> Failure {
+        use crate::usage::UsageError;
+        match self {
+            UsageError::Invalid { field, message } => Failure::new(
+                400,
+                "invalid_usage",
+                format!("{}: {message}", truncate(field, 60)),
+            ),
+            UsageError::ResourceNotFound => Failure::new(
+                404,
+                "resource_not_found",
+                "this account has no such resource (or it was removed)",
+            ),
+            UsageError::NotUsageBased { service_id } => Failure::new(
+                400,
+                "not_usage_based",
+                format!("the resource's service {} is not usage-based: only services with provider.metered take usage reports", truncate(service_id, 60)),
+            ),
+            UsageError::IdempotencyConflict => Failure::new(
+                409,
+                "idempotency_conflict",
+                "this idempotency_key was already used with a different usage report; use a new key",
+            ),
+            UsageError::AccountClosed => Failure::new(
+                409,
+                "account_closed",
+                "the account is closed or closing: its usage-based resources are gone",
+            ),
+            UsageError::Account(e) => e.bearer_failure(),
+        }
+    }
+}
+
 impl ResourceError {
     /// Rendered with [`Envelope::Resource`].
     pub fn failure(&self) -> Failure {

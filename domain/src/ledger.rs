@@ -8,6 +8,9 @@
 //! - A reservation becomes `charged` when the payment succeeds, and is released (`released`)
 //!   when it definitely fails; an outage keeps it reserved while the purchase is retried.
 //! - Budget alerts (50 %, 80 %, 100 % of the cap) are raised once per month each.
+//! - Usage a platform reported (`usage`, `crate::usage`) is money spent in the month it
+//!   occurred: it counts against the cap like a charge, and is never refused (it happened);
+//!   the cap stops it by pausing the usage-based resources instead.
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +85,57 @@ pub struct Ledger {
     pub charges: Vec<Charge>,
     /// (month, threshold) pairs already alerted.
     pub alerts: Vec<(i64, u64)>,
+    /// Usage reported by the operator's platform for usage-based services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<UsageRecord>,
+}
+
+/// One usage report, once (by the platform's idempotency key), and its delivery to Stripe as
+/// a Billing meter event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// The platform's idempotency key for the report.
+    pub key: String,
+    /// SHA-256 (hex) of the report's fields: the same key with another report is refused.
+    pub fingerprint: String,
+    pub resource_id: String,
+    /// In the service's own unit (what the platform measured).
+    pub quantity: u64,
+    /// What it costs, in the currency's minor unit.
+    pub amount: u64,
+    pub currency: String,
+    pub occurred_at: i64,
+    /// First second of the month it counts against (the month it occurred in).
+    pub month: i64,
+    pub received_at: i64,
+    /// The month's spend had already reached the cap when it was reported (the resource was
+    /// paused or being paused): billed all the same, shown as over the cap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_cap: bool,
+    pub meter: MeterDelivery,
+}
+
+/// A usage record's meter event: sent until Stripe accepts it (`billed_at`) or refuses it for
+/// good (`error`, with `billed_at` unset).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterDelivery {
+    /// The meter event's `identifier` (and the call's idempotency key).
+    pub identifier: String,
+    pub event_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_at: Option<i64>,
+    #[serde(default)]
+    pub attempts: u32,
+    pub next_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl MeterDelivery {
+    /// Still to be sent.
+    pub fn pending(&self) -> bool {
+        self.billed_at.is_none() && self.error.is_none()
+    }
 }
 
 impl Default for Ledger {
@@ -91,6 +145,7 @@ impl Default for Ledger {
             currency: "usd".into(),
             charges: Vec::new(),
             alerts: Vec::new(),
+            usage: Vec::new(),
         }
     }
 }
@@ -115,7 +170,17 @@ impl Ledger {
                 }
                 ChargeStatus::Released => 0,
             })
-            .sum()
+            .sum::<u64>()
+            .saturating_add(self.usage_in(month))
+    }
+
+    /// Usage reported for the month starting at `month`.
+    pub fn usage_in(&self, month: i64) -> u64 {
+        self.usage
+            .iter()
+            .filter(|u| u.month == month)
+            .map(|u| u.amount)
+            .fold(0, u64::saturating_add)
     }
 
     /// Takes `currency` (the catalog's) as the cap's when it differs and nothing counts against
@@ -232,6 +297,9 @@ impl Ledger {
         let horizon = now - 400 * 86_400;
         self.charges.retain(|c| c.month >= horizon);
         self.alerts.retain(|(m, _)| *m >= horizon);
+        // Unsent meter events stay until they are sent or refused.
+        self.usage
+            .retain(|u| u.month >= horizon || u.meter.pending());
     }
 }
 

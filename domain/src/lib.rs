@@ -40,4 +40,5 @@ pub mod stripe_events;
 pub mod text;
 pub mod time;
 pub mod tokens;
+pub mod usage;
 pub mod wire;

@@ -36,6 +36,8 @@ pub enum Route {
     OperatorAuditVerify(String),
     /// `suspend`, `resume` or `close`.
     OperatorAction(String, &'static str),
+    /// A usage report from the operator's platform.
+    OperatorUsage,
     DevFaults,
     OpenApi,
 }
@@ -97,6 +99,7 @@ impl Route {
             | Route::OperatorAuditExport(_)
             | Route::OperatorAuditVerify(_)
             | Route::OperatorAction(..)
+            | Route::OperatorUsage
             | Route::DevFaults => Family::OperatorApi,
         }
     }
@@ -132,6 +135,7 @@ impl Route {
             Route::OperatorAction(_, "suspend") => "operator_suspend",
             Route::OperatorAction(_, "resume") => "operator_resume",
             Route::OperatorAction(..) => "operator_close",
+            Route::OperatorUsage => "operator_usage",
             Route::DevFaults => "dev_faults",
             Route::OpenApi => "openapi",
         }
@@ -329,6 +333,7 @@ pub const TABLE: &[Endpoint] = &[
         "POST",
         |id| Route::OperatorAction(id, "close")
     ),
+    ep!("POST", "/v1/usage", "POST", |_| Route::OperatorUsage),
     ep!("POST", "/dev/faults", "POST", |_| Route::DevFaults),
     ep!("GET", "/openapi.json", "GET", |_| Route::OpenApi),
 ];

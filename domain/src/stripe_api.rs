@@ -232,23 +232,66 @@ pub fn customer_params(
     p
 }
 
-/// A subscription whose first period was already paid by a PaymentIntent: it starts in trial
-/// until the period ends, so the first invoice is not charged twice.
+/// A subscription: one whose first period was already paid by a PaymentIntent starts in trial
+/// until that period ends (`trial_end`), so the first invoice is not charged twice; a metered
+/// one (`None`) bills from now, in arrears.
 pub fn subscription_params(
     customer: &str,
     price: &str,
     payment_method: &str,
-    trial_end: i64,
+    trial_end: Option<i64>,
+    account_id: &str,
+    resource_id: &str,
+) -> Vec<(&'static str, String)> {
+    let mut p = vec![
+        ("customer", customer.to_string()),
+        ("items[0][price]", price.to_string()),
+        ("default_payment_method", payment_method.to_string()),
+        ("metadata[account_id]", account_id.to_string()),
+        ("metadata[resource_id]", resource_id.to_string()),
+    ];
+    if let Some(t) = trial_end {
+        p.insert(3, ("trial_end", t.to_string()));
+    }
+    p
+}
+
+/// A confirmed SetupIntent saving the granted token's payment method on `customer` for
+/// off-session use (a metered subscription's invoices), charging nothing.
+pub fn setup_intent_params(
+    customer: &str,
+    token: &str,
     account_id: &str,
     resource_id: &str,
 ) -> Vec<(&'static str, String)> {
     vec![
         ("customer", customer.to_string()),
-        ("items[0][price]", price.to_string()),
-        ("default_payment_method", payment_method.to_string()),
-        ("trial_end", trial_end.to_string()),
+        ("confirm", "true".into()),
+        ("usage", "off_session".into()),
+        (
+            "payment_method_data[shared_payment_granted_token]",
+            token.to_string(),
+        ),
         ("metadata[account_id]", account_id.to_string()),
         ("metadata[resource_id]", resource_id.to_string()),
+    ]
+}
+
+/// A Billing meter event: `value` for `customer` under the meter's `event_name`, once per
+/// `identifier`.
+pub fn meter_event_params(
+    event_name: &str,
+    customer: &str,
+    value: u64,
+    identifier: &str,
+    timestamp: i64,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("event_name", event_name.to_string()),
+        ("payload[stripe_customer_id]", customer.to_string()),
+        ("payload[value]", value.to_string()),
+        ("identifier", identifier.to_string()),
+        ("timestamp", timestamp.to_string()),
     ]
 }
 

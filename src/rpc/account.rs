@@ -103,6 +103,8 @@ account_ops! {
     OperatorView(OperatorView) -> Rendered, AccountError;
     /// Sends the account's outbox to D1 now (the operator reads the audit trail from D1).
     FlushAudit(FlushAudit) -> (), AccountError;
+    /// Records a usage report (`POST /v1/usage`); refusals are answers too.
+    ReportUsage(ReportUsage) -> UsageAnswer, AccountError;
 }
 
 /// A response body the domain rendered; the worker sends it as it is.
@@ -199,6 +201,18 @@ pub struct Resume {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Close {
     pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportUsage {
+    pub report: domain::usage::UsageReport,
+}
+
+/// The answer to a usage report: its HTTP status and body (the record, or the error envelope).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UsageAnswer {
+    pub status: u16,
+    pub body: Value,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -183,7 +183,22 @@ pub enum Behaviour {
         url: String,
         #[serde(default)]
         price: Option<Price>,
+        /// Usage-based pricing (paid, no `price`): the platform reports usage
+        /// (`POST /v1/usage`), billed through this Stripe meter and metered price.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metered: Option<Metered>,
     },
+}
+
+/// A usage-based operator service's Stripe billing: meter events named `event_name` carry
+/// each report's amount in the smallest currency unit, and `stripe_price` (a metered price
+/// on that meter, one unit = one cent) turns their sum into the invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metered {
+    pub event_name: String,
+    pub stripe_price: String,
+    pub currency: String,
 }
 
 fn default_quote_ttl() -> u64 {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{
     AllowedUpdate, Availability, Behaviour, Catalog, CatalogError, ComponentOption, Constraint,
-    Count, Direction, PaidPricing, Price, PriceOption, Pricing, Registrar, Scope, Service,
+    Count, Direction, Metered, PaidPricing, Price, PriceOption, Pricing, Registrar, Scope, Service,
     ServiceKind, DEFAULT_CURRENCY,
 };
 use crate::schema;
@@ -212,6 +212,33 @@ fn check_paid(paid: &PaidPricing, field: &str) -> Result<(), String> {
 /// A recurring price (`what`: a paid plan, a paid operator service): `month` or `year`, and the
 /// Stripe Price its subscription bills. Without that Price Stripe would be sent
 /// `items[0][price]=` and refuse, after the first period was charged.
+/// A usage-based service's meter: a Stripe meter event name (1-100 characters, as Stripe
+/// allows), a Stripe Price id, and a currency.
+fn check_metered(m: &Metered) -> Result<(), String> {
+    if m.event_name.is_empty()
+        || m.event_name.len() > 100
+        || m.event_name.chars().any(|c| c.is_control())
+    {
+        return Err(
+            "provider.metered.event_name must be the Stripe meter's event name (1-100 characters)"
+                .into(),
+        );
+    }
+    if !valid_stripe_id(&m.stripe_price) {
+        return Err(format!(
+            "provider.metered.stripe_price {:?} must be a Stripe Price id like \"price_...\"",
+            m.stripe_price
+        ));
+    }
+    if !valid_currency(&m.currency) {
+        return Err(format!(
+            "provider.metered.currency {:?} must be a lowercase ISO 4217 code",
+            m.currency
+        ));
+    }
+    Ok(())
+}
+
 fn check_recurring(price: &Price, what: &str) -> Result<(), String> {
     match price.interval.as_deref() {
         Some("month" | "year") => {}
@@ -366,6 +393,9 @@ impl Catalog {
                 | Behaviour::OperatorBackend { price: Some(p), .. } => {
                     Some((s.id.as_str(), p.currency.as_str()))
                 }
+                Behaviour::OperatorBackend {
+                    metered: Some(m), ..
+                } => Some((s.id.as_str(), m.currency.as_str())),
                 _ => None,
             })
             .collect();
@@ -580,31 +610,45 @@ impl Catalog {
                     (Registrar::Upstream, None) => Ok(()),
                 }
             }
-            (Behaviour::OperatorBackend { url, price }, _) => {
+            (
+                Behaviour::OperatorBackend {
+                    url,
+                    price,
+                    metered,
+                },
+                _,
+            ) => {
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
                     return Err("provider.url must be an http(s) URL".into());
                 }
-                match (price, paid) {
+                match (price, metered, paid) {
+                    (Some(_), Some(_), _) => Err(
+                        "provider.price and provider.metered exclude each other: a fixed price, or usage-based".into(),
+                    ),
                     // A fixed recurring price: the first period is charged, then a Stripe
                     // Subscription bills it, as for a paid plan.
-                    (Some(price), true) if price.interval.is_some() => {
+                    (Some(price), None, true) if price.interval.is_some() => {
                         check_price(price)?;
                         check_recurring(price, "a paid operator service")
                     }
                     // A one-time price: quoted, acknowledged, charged, then created.
-                    (Some(price), true) => {
+                    (Some(price), None, true) => {
                         check_price(price)?;
                         match price.stripe_price {
                             Some(_) => Err("a one-time price (no interval) is charged by amount; remove provider.price.stripe_price, or give interval for a subscription".into()),
                             None => Ok(()),
                         }
                     }
-                    (None, true) => Err(
-                        "a paid operator service needs provider.price with interval and stripe_price (usage-based operator services are not supported yet)"
+                    // Usage-based: reported by the platform, billed by a Stripe meter.
+                    (None, Some(m), true) => check_metered(m),
+                    (None, None, true) => Err(
+                        "a paid operator service needs provider.price (fixed) or provider.metered (usage-based)"
                             .into(),
                     ),
-                    (Some(_), false) => Err("a free service cannot have provider.price".into()),
-                    (None, false) => Ok(()),
+                    (_, _, false) => match (price, metered) {
+                        (None, None) => Ok(()),
+                        _ => Err("a free service cannot have provider.price or provider.metered".into()),
+                    },
                 }
             }
         }

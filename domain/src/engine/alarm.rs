@@ -14,7 +14,8 @@ const CLOSING_POLL_MS: i64 = 5_000;
 
 impl<S: Store, E: Effects> Engine<S, E> {
     /// Sets the alarm to the earliest pending work: a failed flush, a resource job, a grace
-    /// deadline, a closing account, or records still in the outbox.
+    /// deadline, a closing account, usage work (the cap's pause, meter events), or records still
+    /// in the outbox.
     pub async fn reschedule(&self) {
         let flush = match self.flush_failing.get() {
             Some(false) => None,
@@ -29,6 +30,7 @@ impl<S: Store, E: Effects> Engine<S, E> {
             .peek(|a| {
                 [
                     next_wake(a).map(|s| s * 1000),
+                    crate::usage::next_wake(a, now / 1000).map(|s| s * 1000),
                     next_grace_deadline(a, grace).map(|s| s * 1000),
                     a.closing.as_ref().map(|_| now + CLOSING_POLL_MS),
                 ]

@@ -23,6 +23,8 @@
 //!   next call, an answer to a step that is no longer current is dropped, and one drive makes
 //!   at most [`core::MAX_STEPS`] calls. A resource's job is driven by one caller at a time;
 //!   what is not finished in the request is finished by the alarm.
+//! - Usage reports' meter events are sent by the alarm, one call and one commit each, and the
+//!   hard cap's pause is brought in line with the spend there (`usage`).
 //! - The in-memory copy is the stored state: only this object writes it.
 
 pub mod alarm;
@@ -30,6 +32,7 @@ pub mod core;
 pub mod jobs;
 pub mod outbox;
 pub mod ports;
+pub mod usage;
 
 #[cfg(test)]
 mod memory;

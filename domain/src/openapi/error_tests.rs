@@ -357,6 +357,36 @@ struct ErrorFamily {
     routes: fn(&Route) -> bool,
 }
 
+/// Every usage report refusal (`crate::usage::UsageError`), one of each variant.
+fn usage_errors() -> Vec<crate::usage::UsageError> {
+    use crate::usage::UsageError;
+    let all = vec![
+        UsageError::Invalid {
+            field: "amount".into(),
+            message: "must be at most 1000000".into(),
+        },
+        UsageError::ResourceNotFound,
+        UsageError::NotUsageBased {
+            service_id: "database".into(),
+        },
+        UsageError::IdempotencyConflict,
+        UsageError::AccountClosed,
+        UsageError::Account(AccountError::Unavailable),
+    ];
+    for e in &all {
+        // A new variant must be added above.
+        match e {
+            UsageError::Invalid { .. }
+            | UsageError::ResourceNotFound
+            | UsageError::NotUsageBased { .. }
+            | UsageError::IdempotencyConflict
+            | UsageError::AccountClosed
+            | UsageError::Account(_) => {}
+        }
+    }
+    all
+}
+
 fn families() -> Vec<ErrorFamily> {
     let transport = || {
         [
@@ -386,6 +416,8 @@ fn families() -> Vec<ErrorFamily> {
                     .iter()
                     .map(AccountError::bearer_failure),
                 )
+                // `POST /v1/usage`.
+                .chain(usage_errors().iter().map(crate::usage::UsageError::failure))
                 .collect(),
             // src/operator.rs: a wrong operator secret, an unknown account.
             glue_codes: &["unauthorized", "account_not_found"],

@@ -29,12 +29,29 @@ pub enum Action {
         save: bool,
         description: String,
     },
+    /// Saves the token's payment method on the customer without charging (a confirmed
+    /// SetupIntent for off-session use).
+    CreateSetupIntent {
+        key: String,
+        token: String,
+        customer: String,
+    },
     CreateSubscription {
         key: String,
         customer: String,
         price: String,
         payment_method: String,
-        trial_end: i64,
+        /// The paid first period's end (a trial until then); `None` bills from now (a metered
+        /// price, invoiced in arrears).
+        trial_end: Option<i64>,
+    },
+    /// Sends one usage report to Stripe as a Billing meter event (`identifier` makes it once).
+    ReportMeterEvent {
+        identifier: String,
+        event_name: String,
+        customer: String,
+        value: u64,
+        timestamp: i64,
     },
     CancelSubscription {
         key: String,
@@ -80,6 +97,12 @@ pub enum ActionResult {
         id: String,
         status: String,
     },
+    SetupIntent {
+        id: String,
+        payment_method: String,
+    },
+    /// Stripe accepted the meter event.
+    MeterEvent,
     Canceled,
     Claimed {
         expires_at: i64,

@@ -440,6 +440,7 @@ pub fn create(
                 access_configuration: None,
                 asked: None,
                 billing: None,
+                usage: None,
             };
             let one_time = match &service.provider {
                 Behaviour::OperatorBackend { price: Some(p), .. } if p.interval.is_none() => {
@@ -469,6 +470,7 @@ pub fn create(
                         }),
                     }),
                     billing: None,
+                    usage: None,
                 };
                 resource.message = Some(format!(
                     "{} is a one-time, non-refundable charge of {}: nothing is charged until you acknowledge it (send the create again with submitted_information {{\"amount\": {}}})",
@@ -476,6 +478,45 @@ pub fn create(
                     crate::ledger::format_amount(price.amount, &price.currency),
                     price.amount
                 ));
+            } else if let (
+                Behaviour::OperatorBackend {
+                    metered: Some(m), ..
+                },
+                true,
+            ) = (&service.provider, catalog.is_paid(service))
+            {
+                // Usage-based: subscribed to the metered price (nothing charged now), then the
+                // backend creates it; reported usage counts against the cap from then on.
+                let token = req
+                    .payment_token
+                    .clone()
+                    .ok_or(ResourceError::RequiresPaymentCredentials)?;
+                let ledger = &mut d.account.ledger;
+                ledger.adopt_currency(&m.currency, now);
+                let spent = ledger.spent(now);
+                if spent >= ledger.cap {
+                    // It would only start paused: say so before anything is set up.
+                    return Err(ResourceError::SpendingCapExceeded {
+                        spent,
+                        cap: ledger.cap,
+                        amount: 0,
+                        currency: ledger.currency.clone(),
+                    });
+                }
+                resource.message = Some("setting up usage-based billing".into());
+                resource.job = start_job(
+                    Job::StartMetered {
+                        token,
+                        currency: m.currency.clone(),
+                        stripe_price: m.stripe_price.clone(),
+                        event_name: m.event_name.clone(),
+                        key: ids.charge_id.clone(),
+                        token_checked: false,
+                        payment_method: None,
+                        then_operator: url.clone(),
+                    },
+                    now,
+                );
             } else if catalog.is_paid(service) {
                 // Paid by a recurring price: the first period is charged and the subscription
                 // started first (`Subscribe`), then the backend creates it.

@@ -105,6 +105,7 @@ pub fn link(
                 access_configuration: None,
                 asked: None,
                 billing: None,
+                usage: None,
             },
             start_job(
                 operator_job(d, OperatorAction::Link, url.clone(), None, None),

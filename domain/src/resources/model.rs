@@ -86,7 +86,39 @@ pub enum Detail {
         /// the resource).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         billing: Option<OperatorBilling>,
+        /// A usage-based service's metered subscription and pause state (absent otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<UsageBilling>,
     },
+}
+
+/// A usage-based operator service's billing: the subscription on its metered price (Stripe
+/// invoices the month's meter events), and whether the hard cap paused it.
+///
+/// `paused` is what the cap wants (set when the month's spend reaches the cap, cleared when
+/// there is room again); `suspended` is what the backend confirmed. The two differ only while
+/// a `suspend` or `resume` call is under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageBilling {
+    pub subscription_id: String,
+    /// The Stripe meter's event name its reports are sent under.
+    pub event_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
+    /// After a `suspend` or `resume` that failed for good, the next try waits until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<i64>,
+}
+
+/// Why a usage-based resource is paused: the month's spend reached the cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub since: i64,
+    /// The cap and the spend when it paused.
+    pub cap: u64,
+    pub spent: u64,
 }
 
 /// A paid operator service's first charge (a recurring price's first period, or a one-time
@@ -202,8 +234,23 @@ pub enum Job {
         payment_intent: Option<String>,
         then_operator: String,
     },
-    /// Call the operator's backend (`create`, `link`, `update`, `rotate` or `remove`) until it
-    /// is done.
+    /// Start a usage-based operator service: check the token, make sure the account is a
+    /// Stripe customer, save the token's payment method (a SetupIntent: nothing is charged
+    /// now), subscribe it to the metered price, then have the backend at `then_operator` create
+    /// the resource. Stripe invoices the month's meter events at the period's end.
+    StartMetered {
+        token: String,
+        currency: String,
+        stripe_price: String,
+        event_name: String,
+        /// Names this start's Stripe calls (their idempotency keys).
+        key: String,
+        token_checked: bool,
+        payment_method: Option<String>,
+        then_operator: String,
+    },
+    /// Call the operator's backend (`create`, `link`, `update`, `rotate`, `remove`, `suspend`
+    /// or `resume`) until it is done.
     Operator {
         action: OperatorAction,
         url: String,
@@ -235,6 +282,10 @@ pub enum OperatorAction {
     Update,
     Rotate,
     Remove,
+    /// Stop the resource's usage (the hard cap was reached); it keeps its data.
+    Suspend,
+    /// Let a suspended resource run again (the cap was raised, or a new month began).
+    Resume,
 }
 
 impl OperatorAction {
@@ -245,6 +296,8 @@ impl OperatorAction {
             OperatorAction::Update => "update",
             OperatorAction::Rotate => "rotate",
             OperatorAction::Remove => "remove",
+            OperatorAction::Suspend => "suspend",
+            OperatorAction::Resume => "resume",
         }
     }
 }

@@ -8,7 +8,9 @@ use crate::resources::error::{invalid, ResourceError};
 use crate::resources::jobs::cancel::hasten_stale;
 use crate::resources::jobs::operator::operator_job;
 use crate::resources::lookup::{index, live};
-use crate::resources::model::{Detail, Job, OperatorAction, OperatorBilling, ResourceStatus};
+use crate::resources::model::{
+    Detail, Job, OperatorAction, OperatorBilling, ResourceStatus, UsageBilling,
+};
 use crate::resources::render::summary;
 use crate::resources::update::operator_url;
 
@@ -61,6 +63,15 @@ pub fn remove(d: &mut Draft, id: &str, catalog: &Catalog) -> Result<bool, Resour
         } if r.status != ResourceStatus::Complete => Some(Job::Unsubscribe {
             target_service: None,
             subscription_id: sub.clone(),
+        }),
+        Detail::Operator {
+            usage: Some(UsageBilling {
+                subscription_id, ..
+            }),
+            ..
+        } if r.status != ResourceStatus::Complete => Some(Job::Unsubscribe {
+            target_service: None,
+            subscription_id: subscription_id.clone(),
         }),
         _ if r.status != ResourceStatus::Complete || r.linked => None,
         Detail::Plan {

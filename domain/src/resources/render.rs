@@ -28,6 +28,12 @@ pub fn summary(r: &Resource) -> Value {
             subscription_id: Some(s),
             ..
         } => v["subscription_id"] = json!(s),
+        Detail::Operator { usage: Some(u), .. } => {
+            v["usage_based"] = json!(true);
+            if u.paused.is_some() {
+                v["paused"] = json!(true);
+            }
+        }
         _ => {}
     }
     v
@@ -108,6 +114,15 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
             }
             if let Some(m) = &r.message {
                 v["complete"]["message"] = json!(m);
+            }
+            if let Detail::Operator { usage: Some(u), .. } = &r.detail {
+                // Our extension: the hard cap's pause, and where the owner lifts it.
+                if let Some(p) = &u.paused {
+                    v["paused"] = json!({"reason": "spending_cap_reached",
+                        "since": format_rfc3339(p.since), "cap": p.cap, "spent": p.spent,
+                        "suspended": u.suspended, "raise_cap": {"method": "POST",
+                        "path": "/provisioning/deep_links", "purpose": "billing"}});
+                }
             }
         }
         ResourceStatus::Pending => {

@@ -455,6 +455,7 @@ fn an_operator_service_renewal_is_attributed_to_its_resource() {
                 charge_id: "chg_db".into(),
                 amount: 1500,
             }),
+            usage: None,
         },
         job: None,
         error: None,

@@ -1,6 +1,6 @@
 //! The operator's own platform backend: `POST /operator/v1/resources`.
 //!
-//! Body (JSON): `{"action":"create"|"link"|"update"|"rotate"|"remove","account_id",
+//! Body (JSON): `{"action":"create"|"link"|"update"|"rotate"|"remove"|"suspend"|"resume","account_id",
 //! "resource_id","service_id","project_id","configuration"?,"submitted_information"?,
 //! "environment"?,"linked"?}`; `account_id`, `resource_id` and `service_id` are non-empty
 //! strings, `project_id` is a string or null, `configuration` and `submitted_information`
@@ -22,6 +22,9 @@
 //! - `update`: complete with the same secret (`configuration.fail` answers an error instead);
 //!   404 `resource_not_found` before a create completed.
 //! - `rotate`: complete with a new secret (404 `resource_not_found` before a create completed).
+//! - `suspend` / `resume` (the gateway's hard cap): complete with the same access
+//!   configuration, the resource marked suspended or not (`suspended` in the state); 404
+//!   `resource_not_found` before a create completed.
 //! - `remove`: `{"status":"removed"}`; the resource is forgotten.
 //!
 //! Final answers are replayed for the same key; a pending one is not (the retry is the poll).
@@ -64,8 +67,15 @@ fn validate(body: &Value) -> Result<Request, String> {
         return Err(format!("Unknown field {unknown:?}."));
     }
     let action = match body.get("action").and_then(Value::as_str) {
-        Some(a @ ("create" | "link" | "update" | "rotate" | "remove")) => a.to_string(),
-        _ => return Err("action must be one of create, link, update, rotate, remove.".into()),
+        Some(a @ ("create" | "link" | "update" | "rotate" | "remove" | "suspend" | "resume")) => {
+            a.to_string()
+        }
+        _ => {
+            return Err(
+                "action must be one of create, link, update, rotate, remove, suspend, resume."
+                    .into(),
+            )
+        }
     };
     for field in ["account_id", "resource_id", "service_id"] {
         if body
@@ -302,6 +312,22 @@ fn perform(st: &mut State, request: &Request) -> Outcome {
                 )),
             }
         }
+        "suspend" | "resume" => match st.operator_resources.get_mut(id) {
+            Some(OperatorResource {
+                secret: Some(secret),
+                region,
+                suspended,
+                ..
+            }) => {
+                *suspended = request.action == "suspend";
+                complete(id, secret, region.as_deref())
+            }
+            _ => Outcome::Rejected(error(
+                404,
+                "resource_not_found",
+                &format!("{id} has not been created (or is still pending)."),
+            )),
+        },
         "rotate" => {
             let fresh = st.random_chars(32);
             match st.operator_resources.get_mut(id) {

@@ -44,6 +44,8 @@ pub(crate) struct State {
     pub(crate) payment_intents: Vec<Value>,
     pub(crate) subscriptions: Vec<Value>,
     pub(crate) refunds: Vec<Value>,
+    pub(crate) setup_intents: Vec<Value>,
+    pub(crate) meter_events: Vec<Value>,
     pub(crate) idempotency: HashMap<String, Stored>,
     pub(crate) faults: Vec<Fault>,
     pub(crate) requests: Vec<Value>,
@@ -71,6 +73,8 @@ impl State {
             payment_intents: Vec::new(),
             subscriptions: Vec::new(),
             refunds: Vec::new(),
+            setup_intents: Vec::new(),
+            meter_events: Vec::new(),
             idempotency: HashMap::new(),
             faults: Vec::new(),
             requests: Vec::new(),
@@ -138,6 +142,10 @@ impl State {
             "payment_intents": self.payment_intents,
             "subscriptions": self.subscriptions,
             "refunds": self.refunds,
+            "setup_intents": self.setup_intents,
+            "meter_events": self.meter_events,
+            "suspended_resources": self.operator_resources.iter()
+                .filter(|(_, r)| r.suspended).map(|(id, _)| id.clone()).collect::<Vec<_>>(),
             "registrations": self.registrations,
             "operator_calls": self.operator_calls,
             "operator_pending_calls": self.operator_pending_calls,
@@ -156,4 +164,6 @@ pub(crate) struct OperatorResource {
     pub(crate) secret: Option<String>,
     /// What `needs_information` asked for, once submitted.
     pub(crate) region: Option<String>,
+    /// Stopped by a `suspend` (the gateway's hard cap), until a `resume`.
+    pub(crate) suspended: bool,
 }

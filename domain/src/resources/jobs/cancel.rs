@@ -68,7 +68,10 @@ impl Work for Unsubscribe {
         r.updated_at = now;
         match &mut r.detail {
             // A paid operator service being removed: its subscription is over.
-            Detail::Operator { billing, .. } => *billing = None,
+            Detail::Operator { billing, usage, .. } => {
+                *billing = None;
+                *usage = None;
+            }
             detail => {
                 *detail = Detail::Plan {
                     subscription_id: None,
@@ -109,8 +112,9 @@ impl Work for Unsubscribe {
         };
         // A paid operator service already gone at the platform: it is removed, and its
         // subscription is kept on record and cancelled by the alarm until Stripe does.
-        if let Detail::Operator { billing, .. } = &mut d.account.resources[i].detail {
+        if let Detail::Operator { billing, usage, .. } = &mut d.account.resources[i].detail {
             *billing = None;
+            *usage = None;
             let sub = subscription_id.clone();
             keep_cancelling(d, i, &sub, &failed.info, failed.now);
             d.set_status(i, ResourceStatus::Removed, AuditAction::ResourceRemoved);

@@ -7,13 +7,16 @@
 //! - `release_domain`: let a name go;
 //! - `refund`: give back a charge whose purchase could not be completed;
 //! - `operator`: call the operator's backend until it is done;
-//! - `purchase`: charge a paid operator service's one-time price, then its backend creates it.
+//! - `purchase`: charge a paid operator service's one-time price, then its backend creates it;
+//! - `metered`: subscribe a usage-based operator service (nothing charged now), then its
+//!   backend creates it.
 //!
 //! `payment` holds the steps purchases share. Adding a kind of work means one file here, one
 //! [`Job`] variant, and its arm in [`work_of`].
 
 pub mod buy_domain;
 pub mod cancel;
+pub mod metered;
 pub mod operator;
 pub mod payment;
 pub mod purchase;
@@ -24,6 +27,7 @@ pub mod work;
 
 use crate::resources::jobs::buy_domain::BuyDomain;
 use crate::resources::jobs::cancel::Unsubscribe;
+use crate::resources::jobs::metered::StartMetered;
 use crate::resources::jobs::operator::Operator;
 use crate::resources::jobs::purchase::Purchase;
 use crate::resources::jobs::refund::Refund;
@@ -42,5 +46,6 @@ pub(crate) fn work_of(job: &Job) -> &'static dyn Work {
         Job::Refund { .. } => &Refund,
         Job::Operator { .. } => &Operator,
         Job::Purchase { .. } => &Purchase,
+        Job::StartMetered { .. } => &StartMetered,
     }
 }

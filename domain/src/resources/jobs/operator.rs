@@ -20,7 +20,7 @@ use crate::resources::jobs::work::{
 };
 use crate::resources::model::{
     Detail, ErrorInfo, InformationAsked, Job, JobState, OperatorAction, OperatorBilling,
-    ResourceStatus, Settings,
+    ResourceStatus, Settings, UsageBilling,
 };
 use crate::resources::render::summary;
 
@@ -30,6 +30,14 @@ pub(crate) struct Operator;
 fn billing_of(r: &crate::resources::model::Resource) -> Option<OperatorBilling> {
     match &r.detail {
         Detail::Operator { billing, .. } => billing.clone(),
+        _ => None,
+    }
+}
+
+/// A usage-based service's metered billing, if it has one.
+pub(crate) fn usage_of(r: &crate::resources::model::Resource) -> Option<UsageBilling> {
+    match &r.detail {
+        Detail::Operator { usage, .. } => usage.clone(),
         _ => None,
     }
 }
@@ -139,7 +147,11 @@ impl Work for Operator {
             OperatorStatus::Complete | OperatorStatus::Removed => {
                 let before = summary(&d.account.resources[i]);
                 let billing = billing_of(&d.account.resources[i]);
-                let subscription = billing.as_ref().and_then(|b| b.subscription_id.clone());
+                let mut usage = usage_of(&d.account.resources[i]);
+                let subscription = billing
+                    .as_ref()
+                    .and_then(|b| b.subscription_id.clone())
+                    .or_else(|| usage.as_ref().map(|u| u.subscription_id.clone()));
                 if let (OperatorAction::Remove, Some(sub)) = (action, subscription) {
                     // Gone at the platform; its subscription is cancelled next, then it is
                     // removed (`Unsubscribe`), so nothing goes on billing.
@@ -153,6 +165,7 @@ impl Work for Operator {
                         access_configuration: None,
                         asked: None,
                         billing,
+                        usage,
                     };
                     r.message = Some("cancelling its subscription".into());
                     r.updated_at = now;
@@ -167,18 +180,38 @@ impl Work for Operator {
                         access_configuration: None,
                         asked: None,
                         billing: None,
+                        usage: None,
                     };
                     r.status = ResourceStatus::Removed;
                     let after = summary(r);
                     d.record(AuditAction::ResourceRemoved, None, before, after);
+                } else if matches!(action, OperatorAction::Suspend | OperatorAction::Resume) {
+                    // The access configuration stays; only the pause state moves.
+                    let suspended = action == OperatorAction::Suspend;
+                    if let Detail::Operator { usage: Some(u), .. } = &mut r.detail {
+                        u.suspended = suspended;
+                    }
+                    r.message = crate::usage::pause_message(r, &d.account.ledger.currency);
+                    let after = summary(r);
+                    let recorded = if suspended {
+                        AuditAction::ResourceSuspended
+                    } else {
+                        AuditAction::ResourceResumed
+                    };
+                    d.record(recorded, None, before, after);
                 } else {
                     if let Some(c) = new_configuration {
                         r.configuration = c;
+                    }
+                    if let Some(u) = usage.as_mut() {
+                        // A create's answer: the resource runs now (a pause applies later).
+                        u.suspended = false;
                     }
                     r.detail = Detail::Operator {
                         access_configuration,
                         asked: None,
                         billing,
+                        usage,
                     };
                     r.status = ResourceStatus::Complete;
                     let after = summary(r);
@@ -204,6 +237,7 @@ impl Work for Operator {
                 })?;
                 let before = summary(&d.account.resources[i]);
                 let billing = billing_of(&d.account.resources[i]);
+                let usage = usage_of(&d.account.resources[i]);
                 let r = &mut d.account.resources[i];
                 r.job = None;
                 r.updated_at = now;
@@ -221,6 +255,7 @@ impl Work for Operator {
                         purchase: None,
                     }),
                     billing,
+                    usage,
                 };
                 let after = summary(r);
                 d.record(
@@ -258,6 +293,10 @@ impl Work for Operator {
                     action.as_str(),
                     failed.info.message
                 ));
+                if let Detail::Operator { usage: Some(u), .. } = &mut res.detail {
+                    // The cap's pause is tried again later, not in a loop.
+                    u.retry_at = Some(failed.now + crate::usage::PAUSE_RETRY_SECONDS);
+                }
                 true
             }
             // A paid service the backend could not create: its subscription (if any) is
@@ -283,7 +322,29 @@ impl Work for Operator {
                     );
                     true
                 }
-                None => errored(d, i, failed.info),
+                None => match usage_of(&d.account.resources[i]) {
+                    // A usage-based service: only its metered subscription to cancel.
+                    Some(u) => {
+                        let res = &mut d.account.resources[i];
+                        res.status = ResourceStatus::Pending;
+                        res.message = Some(
+                            "the platform could not create it; cancelling its subscription".into(),
+                        );
+                        res.job = follow_up(
+                            Job::Refund {
+                                payment_intent: String::new(),
+                                charge_id: String::new(),
+                                amount: 0,
+                                reason: failed.info,
+                                keep_current: false,
+                                cancel_subscription: Some(u.subscription_id),
+                            },
+                            failed.now,
+                        );
+                        true
+                    }
+                    None => errored(d, i, failed.info),
+                },
             },
             _ => errored(d, i, failed.info),
         }

@@ -47,3 +47,14 @@ pub(crate) fn settled(
         json!({"resource_id": id, "charge_id": charge_id, "payment_intent": pi, "amount": amount, "currency": currency}),
     );
 }
+
+/// Stripe made the account its customer (once per account; later purchases reuse it).
+pub(crate) fn customer_created(d: &mut Draft, customer: String) {
+    d.account.billing.customer_id = Some(customer.clone());
+    d.record(
+        AuditAction::BillingCustomerCreated,
+        None,
+        Value::Null,
+        json!({"customer": customer}),
+    );
+}

@@ -99,6 +99,7 @@ impl Work for Purchase {
                     access_configuration: None,
                     asked: None,
                     billing: Some(billing),
+                    usage: None,
                 };
                 r.message = Some("paid; the platform is provisioning it".into());
                 r.updated_at = now;

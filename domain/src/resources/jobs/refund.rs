@@ -1,7 +1,8 @@
 //! Refund: give back a charge whose purchase could not be completed, then leave the resource
 //! `errored` with the reason (or, for a failed plan change, on its current plan). A paid
 //! operator service whose backend could not create it first has its subscription cancelled
-//! (`cancel_subscription`), so nothing goes on billing for what does not exist.
+//! (`cancel_subscription`), so nothing goes on billing for what does not exist; a usage-based
+//! one was never charged (`amount` 0), so cancelling is the whole job.
 //!
 //! Invariants: a charge Stripe reports as already refunded (a webhook or the dashboard did it)
 //! counts as refunded; a refund that is refused for good leaves `refund_failed` on the resource
@@ -69,8 +70,21 @@ impl Work for Refund {
                 Value::Null,
                 json!({"subscription_id": sub}),
             );
-            if let Detail::Operator { billing, .. } = &mut d.account.resources[i].detail {
+            if let Detail::Operator { billing, usage, .. } = &mut d.account.resources[i].detail {
                 *billing = None;
+                *usage = None;
+            }
+            if let Job::Refund {
+                amount: 0, reason, ..
+            } = &js.job
+            {
+                // A usage-based service was never charged: cancelling is all there is to undo.
+                let r = &mut d.account.resources[i];
+                r.job = None;
+                r.message = None;
+                r.error = Some(reason.clone());
+                d.set_status(i, ResourceStatus::Errored, AuditAction::ResourceFailed);
+                return Ok(Progress::Ended);
             }
             return Ok(Progress::Continue);
         }

@@ -16,7 +16,7 @@ use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::cancel::keep_cancelling;
 use crate::resources::jobs::operator::operator_job;
-use crate::resources::jobs::payment::{settled, verify_token};
+use crate::resources::jobs::payment::{customer_created, settled, verify_token};
 use crate::resources::jobs::work::{
     continue_as, errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
 };
@@ -83,7 +83,7 @@ impl Work for Subscribe {
                 customer: a.billing.customer_id.clone().unwrap_or_default(),
                 price: stripe_price.clone(),
                 payment_method: payment_method.clone().unwrap_or_default(),
-                trial_end: next.job.started_at + period_days * 86_400,
+                trial_end: Some(next.job.started_at + period_days * 86_400),
             }
         })
     }
@@ -112,13 +112,7 @@ impl Work for Subscribe {
                 *token_checked = true;
             }
             (Job::Subscribe { .. }, ActionResult::Customer { id: customer }) => {
-                d.account.billing.customer_id = Some(customer.clone());
-                d.record(
-                    AuditAction::BillingCustomerCreated,
-                    None,
-                    Value::Null,
-                    json!({"customer": customer}),
-                );
+                customer_created(d, customer);
             }
             (
                 Job::Subscribe {
@@ -169,6 +163,7 @@ impl Work for Subscribe {
                     access_configuration: None,
                     asked: None,
                     billing: Some(billing),
+                    usage: None,
                 };
                 r.message = Some("the platform is provisioning it".into());
                 r.updated_at = now;

@@ -15,6 +15,7 @@ mod buy_domain;
 mod cancel;
 mod constraints;
 mod interop;
+mod metered;
 mod operator;
 mod paid_operator;
 mod refund;
@@ -59,6 +60,15 @@ fn catalog() -> Catalog {
         "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
         "provider": {"type": "operator_backend", "url": "https://platform.test/operator/v1/resources",
                      "price": {"amount": 4900, "currency": "usd"}}
+    }));
+    // A usage-based operator service (reported usage, billed by a Stripe meter).
+    services.push(json!({
+        "id": "metered_db", "description": "Serverless Postgres, billed by usage", "categories": ["database"],
+        "kind": "deployable", "pricing": {"type": "paid", "paid": {"type": "freeform", "freeform": "$0.10 per GB-hour"}},
+        "allowed_updates": [],
+        "configuration_schema": {"type": "object", "properties": {"fail": {"type": "string"}}, "additionalProperties": false},
+        "provider": {"type": "operator_backend", "url": "https://platform.test/operator/v1/resources",
+                     "metered": {"event_name": "db_usage_cents", "stripe_price": "price_db_usage", "currency": "usd"}}
     }));
     // A second paid plan, for paid -> paid changes.
     for s in services.iter_mut() {
@@ -232,7 +242,7 @@ fn subscribe(w: &mut W, id: &str) {
         ("price_pro_monthly", "pm_1")
     );
     assert!(
-        trial_end > w.now + 25 * 86_400,
+        trial_end > Some(w.now + 25 * 86_400),
         "the first period is already paid"
     );
     w.feed(

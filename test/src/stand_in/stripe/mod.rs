@@ -9,6 +9,8 @@
 //! | `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}` | confirmed payments with a granted token |
 //! | `POST /v1/subscriptions`, `GET`/`DELETE /v1/subscriptions/{id}` | subscriptions |
 //! | `POST /v1/refunds`, `GET /v1/refunds/{id}` | refunds of succeeded PaymentIntents |
+//! | `POST /v1/setup_intents` | save a granted token's payment method (nothing charged) |
+//! | `POST /v1/billing/meter_events` | usage for metered prices (unique `identifier`) |
 //!
 //! Operations that change something emit their event (`events.rs`; the webhook hub delivers
 //! it): a payment `payment_intent.succeeded` or `payment_intent.payment_failed` (every 402
@@ -26,9 +28,11 @@ pub(crate) mod errors;
 pub(crate) mod events;
 pub(crate) mod granted_tokens;
 pub(crate) mod invoices;
+pub(crate) mod meter_events;
 pub(crate) mod params;
 pub(crate) mod payment_intents;
 pub(crate) mod refunds;
 pub(crate) mod routes;
+pub(crate) mod setup_intents;
 pub(crate) mod subscriptions;
 pub(crate) mod token;

@@ -12,9 +12,11 @@ use crate::stand_in::state::State;
 use super::customers::create_customer;
 use super::errors::{invalid, missing_object, unrecognized};
 use super::granted_tokens::{create_token_call, revoke_token};
+use super::meter_events::create_meter_event;
 use super::params::{allow, Params, Res};
 use super::payment_intents::create_payment_intent;
 use super::refunds::create_refund;
+use super::setup_intents::create_setup_intent;
 use super::subscriptions::{cancel_subscription, create_subscription};
 
 /// Longest idempotency key Stripe accepts.
@@ -33,6 +35,8 @@ enum Route {
     CancelSubscription(String),
     CreateRefund,
     GetRefund(String),
+    CreateSetupIntent,
+    CreateMeterEvent,
 }
 
 fn route(method: &str, path: &str) -> Option<Route> {
@@ -56,6 +60,8 @@ fn route(method: &str, path: &str) -> Option<Route> {
         ("DELETE", ["subscriptions", s]) => Route::CancelSubscription(id(s)),
         ("POST", ["refunds"]) => Route::CreateRefund,
         ("GET", ["refunds", r]) => Route::GetRefund(id(r)),
+        ("POST", ["setup_intents"]) => Route::CreateSetupIntent,
+        ("POST", ["billing", "meter_events"]) => Route::CreateMeterEvent,
         _ => return None,
     })
 }
@@ -203,6 +209,8 @@ fn perform(st: &mut State, route: &Route, p: &Params) -> Res<Outcome> {
         Route::CancelSubscription(id) => cancel_subscription(st, p, id)?,
         Route::CreateRefund => create_refund(st, p)?,
         Route::GetRefund(id) => get_object(p, &st.refunds, "refund", id)?,
+        Route::CreateSetupIntent => create_setup_intent(st, p)?,
+        Route::CreateMeterEvent => create_meter_event(st, p)?,
     };
     Ok(Outcome::Final(reply))
 }

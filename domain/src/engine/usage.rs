@@ -1,0 +1,54 @@
+//! Usage work of the alarm: the hard cap's pause brought in line with the spend
+//! (`usage::reconcile`, whose `suspend`/`resume` calls are resource jobs), and usage records'
+//! meter events sent to Stripe, each answer committed before the next call.
+
+use crate::account::{apply, Ctx};
+use crate::catalog::Catalog;
+use crate::engine::core::Engine;
+use crate::engine::ports::{Effects, Store};
+use crate::resources::ResourceError;
+use crate::usage;
+
+impl<S: Store, E: Effects> Engine<S, E> {
+    /// Runs the cap's reconciliation if it is due, then drives the `suspend`/`resume` jobs it
+    /// started, then sends the meter events that are due.
+    pub async fn continue_usage(&self, ctx: &Ctx, catalog: Option<&Catalog>) {
+        let now = self.now_s();
+        let Some(current) = self.load() else { return };
+        if let Some(catalog) = catalog {
+            if usage::next_wake(&current, now).is_some_and(|t| t <= now) {
+                let _ = self
+                    .commit(apply(&current, ctx, |d| {
+                        usage::reconcile(d, catalog);
+                        Ok::<(), ResourceError>(())
+                    }))
+                    .await;
+            }
+        }
+        self.send_meter_events(ctx).await;
+        self.reschedule().await;
+    }
+
+    /// Sends the due meter events, one call and one commit each.
+    pub async fn send_meter_events(&self, ctx: &Ctx) {
+        let Some(current) = self.load() else { return };
+        for key in usage::meter::due(&current, self.now_s()) {
+            let Some(current) = self.load() else { return };
+            let Some((resource_id, action)) = usage::meter::action(&current, &key) else {
+                continue;
+            };
+            let outcome = self.effects.perform(&current, &resource_id, action).await;
+            let Some(current) = self.load() else { return };
+            let step = Ctx {
+                now: self.now_s(),
+                ..ctx.clone()
+            };
+            let _ = self
+                .commit(apply(&current, &step, |d| {
+                    usage::meter::apply(d, &key, outcome);
+                    Ok::<(), ResourceError>(())
+                }))
+                .await;
+        }
+    }
+}

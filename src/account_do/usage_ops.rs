@@ -1,0 +1,44 @@
+//! The account object's usage reports (`POST /v1/usage`): recorded once with the cap's pause
+//! in the same commit (`domain::usage::report`); the meter event and any `suspend` call are
+//! the alarm's, which is armed for them before the answer.
+
+use domain::account::{self, Account as AccountState, Ctx};
+use domain::errors::Envelope;
+use domain::usage::{self, UsageError, UsageReport};
+
+use crate::account_do::Account;
+use crate::rpc::account::UsageAnswer;
+
+fn refused(e: &UsageError) -> UsageAnswer {
+    let f = e.failure();
+    UsageAnswer {
+        status: f.status,
+        body: f.render(&Envelope::Plain),
+    }
+}
+
+impl Account {
+    pub(super) async fn report_usage(
+        &self,
+        current: &AccountState,
+        report: UsageReport,
+        ctx: &Ctx,
+    ) -> UsageAnswer {
+        let Ok(catalog) = self.catalog() else {
+            return refused(&UsageError::Account(account::AccountError::Unavailable));
+        };
+        let applied = account::apply(current, ctx, |d| usage::report(d, &report, catalog));
+        let (record, replayed) = match self.commit(applied).await {
+            Ok(done) => done,
+            Err(e) => return refused(&e),
+        };
+        self.reschedule().await;
+        let Some(a) = self.load() else {
+            return refused(&UsageError::Account(account::AccountError::NotFound));
+        };
+        UsageAnswer {
+            status: if replayed { 200 } else { 201 },
+            body: usage::render(&a, &record, replayed, ctx.now),
+        }
+    }
+}
