@@ -288,12 +288,13 @@ owner's sign-in.</p>",
 <input type=\"hidden\" name=\"session\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"set_cap\">\
 <label for=\"cap\">Monthly spending cap (dollars)</label>\
 <input type=\"number\" id=\"cap\" name=\"cap_dollars\" min=\"0\" max=\"10000\" step=\"1\" value=\"{}\" required>\
-<p><button class=\"primary\" id=\"save-cap\" type=\"submit\">Save cap</button></p></form></section>",
+<p><button class=\"primary\" id=\"save-cap\" type=\"submit\">Save cap</button></p></form>{}</section>",
         mark("billing"),
         format_amount(v.spent, &v.currency),
         format_amount(v.cap, &v.currency),
         escape(session),
-        v.cap / 100
+        v.cap / 100,
+        usage_notes(v)
     ));
     for q in &v.quotes {
         body.push_str(&format!(
@@ -336,6 +337,26 @@ owner's sign-in.</p>",
     }
     body.push_str("</ul>");
     layout("Your account", style_nonce, &body)
+}
+
+/// What the hard cap did to usage-based resources: which it paused, and usage reported after
+/// the cap was reached (billed, since it happened).
+fn usage_notes(v: &crate::dashboard::View) -> String {
+    let mut out = String::new();
+    if !v.paused.is_empty() {
+        let ids: Vec<String> = v.paused.iter().map(|id| escape(id)).collect();
+        out.push_str(&format!(
+            "<p class=\"error\" id=\"paused\">Paused by the spending cap: <code>{}</code>. Raise the cap to resume them now; they resume by themselves when the next month begins.</p>",
+            ids.join("</code>, <code>")
+        ));
+    }
+    if v.over_cap > 0 {
+        out.push_str(&format!(
+            "<p class=\"note\" id=\"over-cap\">{} of usage was reported after the cap was reached (while pausing); it is billed all the same.</p>",
+            crate::ledger::format_amount(v.over_cap, &v.currency)
+        ));
+    }
+    out
 }
 
 /// A page that only explains something (errors, expired links).
@@ -444,7 +465,35 @@ mod tests {
             currency: "usd".into(),
             quotes: vec![],
             landing: None,
+            over_cap: 0,
+            paused: vec![],
         }
+    }
+
+    #[test]
+    fn paused_resources_and_usage_over_the_cap_are_said_escaped() {
+        let auth = DashboardAuth {
+            session: "s",
+            signed_in: true,
+            sign_in: SignIn {
+                login_url: None,
+                dev_form: None,
+                nonce: "n",
+            },
+        };
+        let quiet = dashboard_page(&dashboard_view(), &auth, None, "n");
+        assert!(!quiet.contains("id=\"paused\"") && !quiet.contains("id=\"over-cap\""));
+        let v = crate::dashboard::View {
+            over_cap: 250,
+            paused: vec!["res_<1>".into()],
+            ..dashboard_view()
+        };
+        let page = dashboard_page(&v, &auth, None, "n");
+        assert!(
+            page.contains("Paused by the spending cap: <code>res_&lt;1&gt;</code>"),
+            "{page}"
+        );
+        assert!(page.contains("$2.50 of usage was reported after the cap was reached"));
     }
 
     #[test]

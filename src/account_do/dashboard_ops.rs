@@ -60,6 +60,8 @@ impl Account {
                     .await;
                 match result {
                     Ok(()) => {
+                        // Room under a raised cap resumes what the cap paused, before the page.
+                        self.after_cap_change(ctx).await;
                         notice = Some(format!(
                             "The monthly cap is now {}.",
                             domain::ledger::format_amount(cap, &current.ledger.currency)

@@ -4,6 +4,7 @@
 
 use domain::account::{self, Account as AccountState, Ctx};
 use domain::errors::Envelope;
+use domain::resources::{Detail, Job};
 use domain::usage::{self, UsageError, UsageReport};
 
 use crate::account_do::Account;
@@ -18,6 +19,23 @@ fn refused(e: &UsageError) -> UsageAnswer {
 }
 
 impl Account {
+    /// The cap changed: the pause follows the spend at once, and the `resume` (or `suspend`)
+    /// calls it starts are driven now (what they cannot finish, the alarm does).
+    pub(super) async fn after_cap_change(&self, ctx: &Ctx) {
+        self.engine.continue_usage(ctx, self.catalog().ok()).await;
+        let Some(a) = self.load() else { return };
+        let pausing = a.resources.iter().filter(|r| {
+            matches!(&r.detail, Detail::Operator { usage: Some(_), .. })
+                && r.job
+                    .as_ref()
+                    .is_some_and(|j| matches!(j.job, Job::Operator { .. }))
+        });
+        let ids: Vec<String> = pausing.map(|r| r.id.clone()).collect();
+        for id in ids {
+            let _ = self.drive(&id, ctx).await;
+        }
+    }
+
     pub(super) async fn report_usage(
         &self,
         current: &AccountState,

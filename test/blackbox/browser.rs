@@ -26,7 +26,7 @@ fn drive(url: &str, email: &str, decision: &str) -> Value {
     run_script("consent.mjs", &input)
 }
 
-fn run_script(script: &str, input: &Value) -> Value {
+pub fn run_script(script: &str, input: &Value) -> Value {
     let out = Command::new(root().join("node_modules/.bin/node"))
         .arg(root().join("test/browser").join(script))
         .arg(input.to_string())

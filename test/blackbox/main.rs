@@ -15,6 +15,7 @@ mod resources;
 mod robustness;
 mod secrets;
 mod signatures;
+mod usage;
 mod walkthrough;
 mod webhooks;
 
@@ -36,6 +37,7 @@ fn main() {
     trials.extend(robustness::trials());
     trials.extend(secrets::trials());
     trials.extend(signatures::trials());
+    trials.extend(usage::trials());
     trials.extend(webhooks::trials());
     trials.extend(walkthrough::trials());
     let conclusion = libtest_mimic::run(&args, trials);

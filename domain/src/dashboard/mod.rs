@@ -363,6 +363,12 @@ pub struct View {
     /// Where the session's link landed, if not the top of the page.
     #[serde(default)]
     pub landing: Option<Landing>,
+    /// Usage reported this month after the cap was reached (billed all the same).
+    #[serde(default)]
+    pub over_cap: u64,
+    /// Usage-based resources the cap paused.
+    #[serde(default)]
+    pub paused: Vec<String>,
 }
 
 /// The section a deep link opened on, as the page marks it.
@@ -452,6 +458,18 @@ pub fn view(a: &Account, now: i64) -> View {
                     },
                     ServiceKind::Plan,
                 ) => format!("subscription {s}"),
+                (Detail::Operator { usage: Some(u), .. }, _) => {
+                    let used = crate::ledger::format_amount(
+                        usage_this_month(a, &r.id, now),
+                        &a.ledger.currency,
+                    );
+                    match u.paused {
+                        Some(_) => {
+                            format!("usage-based, {used} this month; paused by the spending cap")
+                        }
+                        None => format!("usage-based, {used} this month"),
+                    }
+                }
                 _ => String::new(),
             },
         })
@@ -480,11 +498,56 @@ pub fn view(a: &Account, now: i64) -> View {
         currency: a.ledger.currency.clone(),
         quotes,
         landing: None,
+        over_cap: {
+            let (month, _) = crate::time::month_bounds(now);
+            a.ledger
+                .usage
+                .iter()
+                .filter(|u| u.month == month && u.over_cap)
+                .map(|u| u.amount)
+                .fold(0, u64::saturating_add)
+        },
+        paused: a
+            .resources
+            .iter()
+            .filter(|r| r.status != ResourceStatus::Removed)
+            .filter(|r| matches!(&r.detail, Detail::Operator { usage: Some(u), .. } if u.paused.is_some()))
+            .map(|r| r.id.clone())
+            .collect(),
     }
 }
 
 /// The operator's view of an account (`GET /v1/accounts/{id}`): state, plan, resources without
 /// secrets, spend this month, and where the audit chain stands.
+/// Usage reported for resource `id` in the month of `now`.
+fn usage_this_month(a: &Account, id: &str, now: i64) -> u64 {
+    let (month, _) = crate::time::month_bounds(now);
+    a.ledger
+        .usage
+        .iter()
+        .filter(|u| u.month == month && u.resource_id == id)
+        .map(|u| u.amount)
+        .fold(0, u64::saturating_add)
+}
+
+/// The month's usage as the operator sees it: reported, over the cap, not yet billed, failed.
+fn usage_summary(a: &Account, now: i64) -> Value {
+    let (month, _) = crate::time::month_bounds(now);
+    let this: Vec<_> = a.ledger.usage.iter().filter(|u| u.month == month).collect();
+    let sum = |f: &dyn Fn(&&crate::ledger::UsageRecord) -> bool| {
+        this.iter()
+            .filter(|u| f(u))
+            .map(|u| u.amount)
+            .fold(0, u64::saturating_add)
+    };
+    json!({
+        "reported": sum(&|_| true),
+        "over_cap": sum(&|u| u.over_cap),
+        "unbilled": a.ledger.usage.iter().filter(|u| u.meter.pending()).count(),
+        "billing_failed": a.ledger.usage.iter().filter(|u| u.meter.error.is_some()).map(|u| u.key.clone()).collect::<Vec<_>>(),
+    })
+}
+
 pub fn operator_view(a: &Account, now: i64) -> Value {
     let (month, _) = crate::time::month_bounds(now);
     let resources: Vec<Value> = a.resources.iter().map(resources::summary).collect();
@@ -502,7 +565,8 @@ pub fn operator_view(a: &Account, now: i64) -> Value {
         "subscriptions_cancelling": a.billing.cancelling,
         "resources": resources,
         "spend": {"month": crate::time::format_rfc3339(month), "spent": a.ledger.spent(now),
-                  "cap": a.ledger.cap, "currency": a.ledger.currency},
+                  "cap": a.ledger.cap, "currency": a.ledger.currency,
+                  "usage": usage_summary(a, now)},
         "live_grants": a.grants.iter().filter(|g| g.revoked_at.is_none()).count(),
         "live_token_pairs": a.families.iter().filter(|f| f.revoked_at.is_none()).count(),
         "audit": {"next_seq": a.chain.next_seq, "last_hash": a.chain.last_hash},

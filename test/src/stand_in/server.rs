@@ -170,6 +170,24 @@ impl StandIn {
         self.state().operator_calls.clone()
     }
 
+    /// Every SetupIntent created, in order.
+    pub fn setup_intents(&self) -> Vec<Value> {
+        self.state().setup_intents.clone()
+    }
+
+    /// Every Billing meter event accepted, in order.
+    pub fn meter_events(&self) -> Vec<Value> {
+        self.state().meter_events.clone()
+    }
+
+    /// Whether the operator backend has `resource_id` suspended (the gateway's hard cap).
+    pub fn operator_suspended(&self, resource_id: &str) -> bool {
+        self.state()
+            .operator_resources
+            .get(resource_id)
+            .is_some_and(|r| r.suspended)
+    }
+
     /// How many `create` calls per resource answer `pending` before `complete` (default 1).
     pub fn set_operator_pending_calls(&self, n: u32) {
         self.state().operator_pending_calls = n;
