@@ -37,9 +37,9 @@ use crate::account_do::store::SqlStore;
 use crate::http::{new_id, now_ms, random};
 use crate::rpc::account::{
     AccountCall, AccountOp, CheckCode, Close, DashboardCall, DashboardSignIn, Decide, Decided,
-    ExchangeCode, FlushAudit, Introspect, IntrospectApiKey, IssuedTokens, OpenDashboard, Opened,
-    OperatorView, OwnerSession, Refresh, Rendered, ReportUsage, ResourceCall, Resume, Revoke,
-    SignIn, SignedIn, Suspend, ViewConsent,
+    ExchangeCode, FlushAudit, GrantCredits, Introspect, IntrospectApiKey, IssuedTokens,
+    OpenDashboard, Opened, OperatorView, OwnerSession, Refresh, Rendered, ReportUsage,
+    ResourceCall, Resume, Revoke, SignIn, SignedIn, Suspend, ViewConsent,
 };
 use crate::rpc::op::{Encoded, Op};
 use crate::rpc::transport::respond;
@@ -501,6 +501,9 @@ impl Account {
             }
             AccountOp::OperatorView(OperatorView) => {
                 encode::<OperatorView>(Rendered(dashboard::operator_view(&current, now)))
+            }
+            AccountOp::GrantCredits(GrantCredits { grant }) => {
+                encode::<GrantCredits>(self.grant_credits(&current, grant, ctx).await)
             }
             AccountOp::ReportUsage(ReportUsage { report }) => {
                 encode::<ReportUsage>(self.report_usage(&current, report, ctx).await)

@@ -130,6 +130,7 @@ async fn handle(
         | Route::OperatorAuditVerify(_)
         | Route::OperatorAction(..)
         | Route::OperatorUsage
+        | Route::OperatorCredits(_)
         | Route::DevFaults => operator::handle(&route, &incoming, env, request_id).await,
         Route::OpenApi => {
             let mut response = Response::ok(OPENAPI).map_err(internal)?;

@@ -50,6 +50,7 @@ pub async fn execute(
         | Action::CreateSubscription { .. }
         | Action::CancelSubscription { .. }
         | Action::ReportMeterEvent { .. }
+        | Action::CreateCreditGrant { .. }
         | Action::Refund { .. } => stripe(env, account, resource_id, action).await,
         Action::ClaimDomain {
             domain,
@@ -207,6 +208,31 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
                 .call(Method::Post, "/v1/setup_intents", &params, Some(key))
                 .await
         }
+        Action::CreateCreditGrant {
+            key,
+            customer,
+            amount,
+            currency,
+            expires_at,
+            name,
+        } => {
+            let params = stripe_api::credit_grant_params(
+                customer,
+                *amount,
+                currency,
+                *expires_at,
+                name,
+                &account.id,
+            );
+            stripe
+                .call(
+                    Method::Post,
+                    "/v1/billing/credit_grants",
+                    &params,
+                    Some(key),
+                )
+                .await
+        }
         Action::ReportMeterEvent {
             identifier,
             event_name,
@@ -348,6 +374,7 @@ async fn stripe(env: &Env, account: &Account, resource_id: &str, action: Action)
             }
         }
         Action::ReportMeterEvent { .. } => ActionResult::MeterEvent,
+        Action::CreateCreditGrant { .. } => ActionResult::CreditGrant { id: id() },
         _ => refused("internal", "not a Stripe action"),
     }
 }

@@ -17,7 +17,8 @@ use worker::{Env, Headers, Response};
 
 use crate::http::{self, Incoming, Problem};
 use crate::rpc::account::{
-    self, AccountCall, AccountOp, Close, FlushAudit, OperatorView, ReportUsage, Resume, Suspend,
+    self, AccountCall, AccountOp, Close, FlushAudit, GrantCredits, OperatorView, ReportUsage,
+    Resume, Suspend,
 };
 use crate::rpc::op::{CallError, Op};
 use crate::{config, faults_do};
@@ -205,7 +206,8 @@ pub async fn handle(
         | Route::OperatorAudit(id)
         | Route::OperatorAuditExport(id)
         | Route::OperatorAuditVerify(id)
-        | Route::OperatorAction(id, _) => Some(id.as_str()),
+        | Route::OperatorAction(id, _)
+        | Route::OperatorCredits(id) => Some(id.as_str()),
         _ => None,
     };
     let detail = json!({"query": inc.query, "body": body});
@@ -347,6 +349,17 @@ pub async fn handle(
                 return Err(account_not_found());
             }
             let answer = account_op(env, request_id, &account_id, ReportUsage { report }).await?;
+            return http::json(answer.status, &answer.body).map_err(internal);
+        }
+        Route::OperatorCredits(id) => {
+            let grant =
+                domain::usage::credits::CreditGrant::parse(&body, inc.now).map_err(|e| {
+                    Problem {
+                        failure: e.failure(),
+                        envelope: domain::errors::Envelope::Plain,
+                    }
+                })?;
+            let answer = account_op(env, request_id, id, GrantCredits { grant }).await?;
             return http::json(answer.status, &answer.body).map_err(internal);
         }
         Route::DevFaults => {

@@ -343,13 +343,19 @@ impl PaymentError {
 }
 
 impl crate::usage::UsageError {
-    /// A refused usage report (`POST /v1/usage`), rendered with [`Envelope::Plain`].
+    /// A refused usage report (`POST /v1/usage`) or credit grant (`POST
+    /// /v1/accounts/{id}/credits`), rendered with [`Envelope::Plain`].
     pub fn failure(&self) -> Failure {
         use crate::usage::UsageError;
         match self {
             UsageError::Invalid { field, message } => Failure::new(
                 400,
                 "invalid_usage",
+                format!("{}: {message}", truncate(field, 60)),
+            ),
+            UsageError::InvalidCredit { field, message } => Failure::new(
+                400,
+                "invalid_credit",
                 format!("{}: {message}", truncate(field, 60)),
             ),
             UsageError::ResourceNotFound => Failure::new(
@@ -365,7 +371,7 @@ impl crate::usage::UsageError {
             UsageError::IdempotencyConflict => Failure::new(
                 409,
                 "idempotency_conflict",
-                "this idempotency_key was already used with a different usage report; use a new key",
+                "this idempotency_key was already used with a different body; use a new key",
             ),
             UsageError::AccountClosed => Failure::new(
                 409,

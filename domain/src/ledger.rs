@@ -88,6 +88,53 @@ pub struct Ledger {
     /// Usage reported by the operator's platform for usage-based services.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usage: Vec<UsageRecord>,
+    /// Credits the operator granted (a startup program): usage draws on them first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credits: Vec<Credit>,
+}
+
+/// Credits granted to the account, drawn by usage before anything reaches the payment method
+/// (`crate::usage::credits`). Mirrored at Stripe as a Billing credit grant on metered prices,
+/// which Stripe applies to the usage invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub id: String,
+    /// The operator's idempotency key for the grant.
+    pub key: String,
+    pub fingerprint: String,
+    pub amount: u64,
+    pub currency: String,
+    pub reason: String,
+    pub granted_at: i64,
+    pub expires_at: i64,
+    /// How much usage has drawn so far.
+    #[serde(default)]
+    pub used: u64,
+    /// The Stripe credit grant, once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_grant: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    pub next_at: i64,
+    /// Why Stripe refused the grant for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Credit {
+    /// What is left to draw at `now` (nothing once expired).
+    pub fn left(&self, now: i64) -> u64 {
+        if now >= self.expires_at {
+            0
+        } else {
+            self.amount.saturating_sub(self.used)
+        }
+    }
+
+    /// Still to be created at Stripe.
+    pub fn unsynced(&self) -> bool {
+        self.stripe_grant.is_none() && self.error.is_none()
+    }
 }
 
 /// One usage report, once (by the platform's idempotency key), and its delivery to Stripe as
@@ -112,6 +159,9 @@ pub struct UsageRecord {
     /// paused or being paused): billed all the same, shown as over the cap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub over_cap: bool,
+    /// The part of `amount` credits paid: not the owner's money, so not counted against the cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub credited: u64,
     pub meter: MeterDelivery,
 }
 
@@ -131,6 +181,10 @@ pub struct MeterDelivery {
     pub error: Option<String>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl MeterDelivery {
     /// Still to be sent.
     pub fn pending(&self) -> bool {
@@ -146,6 +200,7 @@ impl Default for Ledger {
             charges: Vec::new(),
             alerts: Vec::new(),
             usage: Vec::new(),
+            credits: Vec::new(),
         }
     }
 }
@@ -174,13 +229,39 @@ impl Ledger {
             .saturating_add(self.usage_in(month))
     }
 
-    /// Usage reported for the month starting at `month`.
+    /// Usage reported for the month starting at `month`, less what credits paid.
     pub fn usage_in(&self, month: i64) -> u64 {
         self.usage
             .iter()
             .filter(|u| u.month == month)
-            .map(|u| u.amount)
+            .map(|u| u.amount.saturating_sub(u.credited))
             .fold(0, u64::saturating_add)
+    }
+
+    /// Credits left to draw at `now`.
+    pub fn credit_left(&self, now: i64) -> u64 {
+        self.credits
+            .iter()
+            .map(|c| c.left(now))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Draws up to `amount` from the credits unexpired at `now`, those expiring first first;
+    /// answers what was drawn.
+    pub fn draw_credits(&mut self, amount: u64, now: i64) -> u64 {
+        let mut order: Vec<usize> = (0..self.credits.len()).collect();
+        order.sort_by_key(|&i| self.credits[i].expires_at);
+        let mut drawn = 0;
+        for i in order {
+            let c = &mut self.credits[i];
+            let take = c.left(now).min(amount - drawn);
+            c.used += take;
+            drawn += take;
+            if drawn == amount {
+                break;
+            }
+        }
+        drawn
     }
 
     /// Takes `currency` (the catalog's) as the cap's when it differs and nothing counts against
@@ -300,6 +381,7 @@ impl Ledger {
         // Unsent meter events stay until they are sent or refused.
         self.usage
             .retain(|u| u.month >= horizon || u.meter.pending());
+        self.credits.retain(|c| c.expires_at >= horizon);
     }
 }
 

@@ -339,10 +339,25 @@ owner's sign-in.</p>",
     layout("Your account", style_nonce, &body)
 }
 
-/// What the hard cap did to usage-based resources: which it paused, and usage reported after
-/// the cap was reached (billed, since it happened).
+/// Credits left, what the hard cap did to usage-based resources (which it paused), and usage
+/// reported after the cap was reached (billed, since it happened).
 fn usage_notes(v: &crate::dashboard::View) -> String {
     let mut out = String::new();
+    if !v.credits.is_empty() {
+        out.push_str("<div id=\"credits\">");
+    }
+    for c in &v.credits {
+        out.push_str(&format!(
+            "<p class=\"note\">Credits: {} left of {} ({}), until {}. Usage draws on them before your payment method; what they pay does not count against your cap.</p>",
+            crate::ledger::format_amount(c.left, &v.currency),
+            crate::ledger::format_amount(c.amount, &v.currency),
+            escape(&c.reason),
+            escape(&format_rfc3339(c.expires_at))
+        ));
+    }
+    if !v.credits.is_empty() {
+        out.push_str("</div>");
+    }
     if !v.paused.is_empty() {
         let ids: Vec<String> = v.paused.iter().map(|id| escape(id)).collect();
         out.push_str(&format!(
@@ -467,6 +482,7 @@ mod tests {
             landing: None,
             over_cap: 0,
             paused: vec![],
+            credits: vec![],
         }
     }
 
@@ -494,6 +510,20 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("$2.50 of usage was reported after the cap was reached"));
+        let v = crate::dashboard::View {
+            credits: vec![crate::dashboard::CreditLine {
+                amount: 10_000_000,
+                left: 9_999_000,
+                reason: "<startup>".into(),
+                expires_at: 1_900_000_000,
+            }],
+            ..dashboard_view()
+        };
+        let page = dashboard_page(&v, &auth, None, "n");
+        assert!(
+            page.contains("Credits: $99990.00 left of $100000.00 (&lt;startup&gt;)"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum Route {
     OperatorAction(String, &'static str),
     /// A usage report from the operator's platform.
     OperatorUsage,
+    /// Credits granted to an account.
+    OperatorCredits(String),
     DevFaults,
     OpenApi,
 }
@@ -100,6 +102,7 @@ impl Route {
             | Route::OperatorAuditVerify(_)
             | Route::OperatorAction(..)
             | Route::OperatorUsage
+            | Route::OperatorCredits(_)
             | Route::DevFaults => Family::OperatorApi,
         }
     }
@@ -136,6 +139,7 @@ impl Route {
             Route::OperatorAction(_, "resume") => "operator_resume",
             Route::OperatorAction(..) => "operator_close",
             Route::OperatorUsage => "operator_usage",
+            Route::OperatorCredits(_) => "operator_credits",
             Route::DevFaults => "dev_faults",
             Route::OpenApi => "openapi",
         }
@@ -332,6 +336,13 @@ pub const TABLE: &[Endpoint] = &[
         Param::AccountId,
         "POST",
         |id| Route::OperatorAction(id, "close")
+    ),
+    ep!(
+        "POST",
+        "/v1/accounts/{id}/credits",
+        Param::AccountId,
+        "POST",
+        Route::OperatorCredits
     ),
     ep!("POST", "/v1/usage", "POST", |_| Route::OperatorUsage),
     ep!("POST", "/dev/faults", "POST", |_| Route::DevFaults),

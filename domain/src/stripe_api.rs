@@ -277,6 +277,29 @@ pub fn setup_intent_params(
     ]
 }
 
+/// A Billing credit grant of `amount` (minor units) on `customer`, for metered prices (the
+/// usage invoice), promotional, expiring at `expires_at`.
+pub fn credit_grant_params(
+    customer: &str,
+    amount: u64,
+    currency: &str,
+    expires_at: i64,
+    name: &str,
+    account_id: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("customer", customer.to_string()),
+        ("amount[type]", "monetary".into()),
+        ("amount[monetary][value]", amount.to_string()),
+        ("amount[monetary][currency]", currency.to_string()),
+        ("applicability_config[scope][price_type]", "metered".into()),
+        ("category", "promotional".into()),
+        ("expires_at", expires_at.to_string()),
+        ("name", name.to_string()),
+        ("metadata[account_id]", account_id.to_string()),
+    ]
+}
+
 /// A Billing meter event: `value` for `customer` under the meter's `event_name`, once per
 /// `identifier`.
 pub fn meter_event_params(

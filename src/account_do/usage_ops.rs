@@ -5,6 +5,7 @@
 use domain::account::{self, Account as AccountState, Ctx};
 use domain::errors::Envelope;
 use domain::resources::{Detail, Job};
+use domain::usage::credits::{self, CreditGrant};
 use domain::usage::{self, UsageError, UsageReport};
 
 use crate::account_do::Account;
@@ -19,6 +20,25 @@ fn refused(e: &UsageError) -> UsageAnswer {
 }
 
 impl Account {
+    pub(super) async fn grant_credits(
+        &self,
+        current: &AccountState,
+        grant: CreditGrant,
+        ctx: &Ctx,
+    ) -> UsageAnswer {
+        let applied = account::apply(current, ctx, |d| credits::grant(d, &grant));
+        let (credit, replayed) = match self.commit(applied).await {
+            Ok(done) => done,
+            Err(e) => return refused(&e),
+        };
+        // The Stripe grant is the alarm's (once the account is a customer).
+        self.reschedule().await;
+        UsageAnswer {
+            status: if replayed { 200 } else { 201 },
+            body: credits::render(&credit, replayed, ctx.now),
+        }
+    }
+
     /// The cap changed: the pause follows the spend at once, and the `resume` (or `suspend`)
     /// calls it starts are driven now (what they cannot finish, the alarm does).
     pub(super) async fn after_cap_change(&self, ctx: &Ctx) {

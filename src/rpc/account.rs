@@ -105,6 +105,8 @@ account_ops! {
     FlushAudit(FlushAudit) -> (), AccountError;
     /// Records a usage report (`POST /v1/usage`); refusals are answers too.
     ReportUsage(ReportUsage) -> UsageAnswer, AccountError;
+    /// Grants credits (`POST /v1/accounts/{id}/credits`); refusals are answers too.
+    GrantCredits(GrantCredits) -> UsageAnswer, AccountError;
 }
 
 /// A response body the domain rendered; the worker sends it as it is.
@@ -208,7 +210,12 @@ pub struct ReportUsage {
     pub report: domain::usage::UsageReport,
 }
 
-/// The answer to a usage report: its HTTP status and body (the record, or the error envelope).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GrantCredits {
+    pub grant: domain::usage::credits::CreditGrant,
+}
+
+/// The answer to a usage report or a credit grant: its HTTP status and body (the record, or the error envelope).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UsageAnswer {
     pub status: u16,

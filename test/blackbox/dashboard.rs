@@ -63,7 +63,7 @@ fn deep_link(t: &Tokens, body: serde_json::Value) -> Reply {
 }
 
 /// Opens a link's URL as a browser does: the fragment stays in the browser.
-fn open_url(url: &str) -> Reply {
+pub fn open_url(url: &str) -> Reply {
     let path = url.strip_prefix(provider().base()).unwrap();
     let path = path.split('#').next().unwrap();
     let opened = page(path);

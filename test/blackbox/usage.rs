@@ -24,6 +24,10 @@ pub fn trials() -> Vec<Trial> {
             "usage::raising_the_cap_in_chromium_resumes",
             raising_the_cap_in_chromium_resumes,
         ),
+        case(
+            "usage::credits_pay_usage_before_the_card",
+            credits_pay_usage_before_the_card,
+        ),
     ]
 }
 
@@ -392,4 +396,127 @@ fn raising_the_cap_in_chromium_resumes() {
     ] {
         assert!(rows.iter().any(|r| r["action"] == a), "{a}");
     }
+}
+
+fn grant(account: &str, body: Value) -> app_client::Reply {
+    op(
+        "POST",
+        &format!("/v1/accounts/{account}/credits"),
+        Some(body),
+    )
+}
+
+fn credits_pay_usage_before_the_card() {
+    let owner = email();
+    let t = new_account(&owner);
+    ok(&create(
+        &t.access,
+        json!({"service_id": "free", "project_id": "p"}),
+    ));
+    // Granted before the account is a Stripe customer.
+    let expires = domain::time::format_rfc3339(app_client::unix_now() + 90 * 86_400);
+    let body = json!({"amount": 2000, "currency": "usd", "expires_at": expires,
+                      "reason": "startup program", "idempotency_key": "startup-1"});
+    let first = grant(&t.account, body.clone());
+    assert_eq!(first.status, 201, "{}", first.text());
+    let again = grant(&t.account, body.clone());
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["id"], first.json()["id"]);
+    assert_eq!(again.json()["replayed"], true);
+    let mut other = body.clone();
+    other["amount"] = json!(5000);
+    assert_plain_error(&grant(&t.account, other), 409, "idempotency_conflict");
+    let mut bad = body.clone();
+    bad["idempotency_key"] = json!("startup-2");
+    bad["amount"] = json!(0);
+    assert_plain_error(&grant(&t.account, bad.clone()), 400, "invalid_credit");
+    bad["amount"] = json!(100);
+    bad["expires_at"] = json!("2020-01-01T00:00:00Z");
+    assert_plain_error(&grant(&t.account, bad), 400, "invalid_credit");
+    assert_plain_error(
+        &grant("acct_aaaaaaaaaaaaaaaa", body.clone()),
+        404,
+        "account_not_found",
+    );
+
+    // Once the account is a customer, Stripe gets the same credits for metered prices.
+    let id = metered(&t);
+    let customer = customer_of(&t.account);
+    wait_for("the Stripe credit grant", || {
+        with_worker(|w| w.stand_in.credit_grants())
+            .iter()
+            .any(|g| g["customer"] == customer.as_str())
+    });
+    let grants: Vec<Value> = with_worker(|w| w.stand_in.credit_grants())
+        .into_iter()
+        .filter(|g| g["customer"] == customer.as_str())
+        .collect();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0]["amount"]["monetary"]["value"], 2000);
+    assert_eq!(
+        grants[0]["applicability_config"]["scope"]["price_type"],
+        "metered"
+    );
+    assert_eq!(grants[0]["category"], "promotional");
+
+    // $15 of usage: all credits. $10 more: $5 credits, then $5 the card's.
+    let a = report(report_body(&t.account, &id, "u1", 1500, 5));
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.json()["credited"], 1500);
+    assert_eq!(
+        spend(&t.account)["spent"],
+        0,
+        "credits are not the owner's money"
+    );
+    let b = report(report_body(&t.account, &id, "u2", 1000, 1));
+    assert_eq!(b.json()["credited"], 500);
+    let s = spend(&t.account);
+    assert_eq!(s["spent"], 500);
+    assert_eq!(s["credit_left"], 0);
+    assert_eq!(s["usage"]["credited"], 2000);
+    let view = ok(&op("GET", &format!("/v1/accounts/{}", t.account), None));
+    assert_eq!(view["credits"][0]["used"], 2000);
+    assert!(
+        view["credits"][0]["stripe_credit_grant"].as_str().is_some(),
+        "{view}"
+    );
+    // Meter events carry the whole usage: Stripe takes the grant off the invoice.
+    wait_for("the meter events", || meter_events_of(&customer).len() == 2);
+    let billed: u64 = meter_events_of(&customer)
+        .iter()
+        .map(|e| {
+            e["payload"]["value"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(billed, 2500);
+
+    // The owner sees the credits and their use on the dashboard.
+    let link = ok(&call(
+        &t.access,
+        app_client::Call::post_json("/provisioning/deep_links", &json!({"purpose": "billing"})),
+    ));
+    let html = crate::dashboard::open_url(link["url"].as_str().unwrap()).text();
+    assert!(
+        html.contains("Credits: $0.00 left of $20.00 (startup program)"),
+        "{html}"
+    );
+    assert!(html.contains("$5.00 of $100.00 cap"), "{html}");
+    // And the audit trail has all of it.
+    let rows = audit_rows(&t.account, 1);
+    for a in ["credit.granted", "credit.synced"] {
+        assert!(rows.iter().any(|r| r["action"] == a), "{a}");
+    }
+    let credited: Vec<i64> = rows
+        .iter()
+        .filter(|r| r["action"] == "usage.recorded")
+        .filter_map(|r| {
+            let after: Value = serde_json::from_str(r["after"].as_str()?).ok()?;
+            after["credited"].as_i64()
+        })
+        .collect();
+    assert_eq!(credited, [1500, 500]);
 }

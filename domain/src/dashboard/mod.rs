@@ -369,6 +369,18 @@ pub struct View {
     /// Usage-based resources the cap paused.
     #[serde(default)]
     pub paused: Vec<String>,
+    /// Credits granted and not expired.
+    #[serde(default)]
+    pub credits: Vec<CreditLine>,
+}
+
+/// A credit grant as the owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditLine {
+    pub amount: u64,
+    pub left: u64,
+    pub reason: String,
+    pub expires_at: i64,
 }
 
 /// The section a deep link opened on, as the page marks it.
@@ -507,6 +519,18 @@ pub fn view(a: &Account, now: i64) -> View {
                 .map(|u| u.amount)
                 .fold(0, u64::saturating_add)
         },
+        credits: a
+            .ledger
+            .credits
+            .iter()
+            .filter(|c| c.expires_at > now)
+            .map(|c| CreditLine {
+                amount: c.amount,
+                left: c.left(now),
+                reason: c.reason.clone(),
+                expires_at: c.expires_at,
+            })
+            .collect(),
         paused: a
             .resources
             .iter()
@@ -542,6 +566,7 @@ fn usage_summary(a: &Account, now: i64) -> Value {
     };
     json!({
         "reported": sum(&|_| true),
+        "credited": this.iter().map(|u| u.credited).fold(0, u64::saturating_add),
         "over_cap": sum(&|u| u.over_cap),
         "unbilled": a.ledger.usage.iter().filter(|u| u.meter.pending()).count(),
         "billing_failed": a.ledger.usage.iter().filter(|u| u.meter.error.is_some()).map(|u| u.key.clone()).collect::<Vec<_>>(),
@@ -566,7 +591,9 @@ pub fn operator_view(a: &Account, now: i64) -> Value {
         "resources": resources,
         "spend": {"month": crate::time::format_rfc3339(month), "spent": a.ledger.spent(now),
                   "cap": a.ledger.cap, "currency": a.ledger.currency,
-                  "usage": usage_summary(a, now)},
+                  "usage": usage_summary(a, now),
+                  "credit_left": a.ledger.credit_left(now)},
+        "credits": a.ledger.credits.iter().map(|c| crate::usage::credits::render(c, false, now)).collect::<Vec<_>>(),
         "live_grants": a.grants.iter().filter(|g| g.revoked_at.is_none()).count(),
         "live_token_pairs": a.families.iter().filter(|f| f.revoked_at.is_none()).count(),
         "audit": {"next_seq": a.chain.next_seq, "last_hash": a.chain.last_hash},

@@ -29,8 +29,28 @@ impl<S: Store, E: Effects> Engine<S, E> {
         self.reschedule().await;
     }
 
-    /// Sends the due meter events, one call and one commit each.
+    /// Sends the due credit grants and meter events to Stripe, one call and one commit each
+    /// (grants first: Stripe applies them to the usage invoice).
     pub async fn send_meter_events(&self, ctx: &Ctx) {
+        let Some(current) = self.load() else { return };
+        for id in usage::credits::due(&current, self.now_s()) {
+            let Some(current) = self.load() else { return };
+            let Some(action) = usage::credits::action(&current, &id) else {
+                continue;
+            };
+            let outcome = self.effects.perform(&current, "", action).await;
+            let Some(current) = self.load() else { return };
+            let step = Ctx {
+                now: self.now_s(),
+                ..ctx.clone()
+            };
+            let _ = self
+                .commit(apply(&current, &step, |d| {
+                    usage::credits::apply(d, &id, outcome);
+                    Ok::<(), ResourceError>(())
+                }))
+                .await;
+        }
         let Some(current) = self.load() else { return };
         for key in usage::meter::due(&current, self.now_s()) {
             let Some(current) = self.load() else { return };

@@ -365,6 +365,10 @@ fn usage_errors() -> Vec<crate::usage::UsageError> {
             field: "amount".into(),
             message: "must be at most 1000000".into(),
         },
+        UsageError::InvalidCredit {
+            field: "expires_at".into(),
+            message: "is in the past".into(),
+        },
         UsageError::ResourceNotFound,
         UsageError::NotUsageBased {
             service_id: "database".into(),
@@ -377,6 +381,7 @@ fn usage_errors() -> Vec<crate::usage::UsageError> {
         // A new variant must be added above.
         match e {
             UsageError::Invalid { .. }
+            | UsageError::InvalidCredit { .. }
             | UsageError::ResourceNotFound
             | UsageError::NotUsageBased { .. }
             | UsageError::IdempotencyConflict

@@ -45,6 +45,15 @@ pub enum Action {
         /// price, invoiced in arrears).
         trial_end: Option<i64>,
     },
+    /// Creates the Stripe Billing credit grant that mirrors a credit (metered prices only).
+    CreateCreditGrant {
+        key: String,
+        customer: String,
+        amount: u64,
+        currency: String,
+        expires_at: i64,
+        name: String,
+    },
     /// Sends one usage report to Stripe as a Billing meter event (`identifier` makes it once).
     ReportMeterEvent {
         identifier: String,
@@ -103,6 +112,9 @@ pub enum ActionResult {
     },
     /// Stripe accepted the meter event.
     MeterEvent,
+    CreditGrant {
+        id: String,
+    },
     Canceled,
     Claimed {
         expires_at: i64,

@@ -124,7 +124,7 @@ pub fn reconcile(d: &mut Draft, catalog: &Catalog) {
 
 /// When [`reconcile`] must run again for `a` (unix seconds): at once while a usage-based
 /// resource's pause and the spend disagree or its backend call is due, at the start of the
-/// next month while one is paused, and when an unsent meter event is due.
+/// next month while one is paused, and when an unsent meter event or credit grant is due.
 pub fn next_wake(a: &Account, now: i64) -> Option<i64> {
     let meter = a
         .ledger
@@ -132,6 +132,7 @@ pub fn next_wake(a: &Account, now: i64) -> Option<i64> {
         .iter()
         .filter(|u| u.meter.pending())
         .map(|u| u.meter.next_at)
+        .chain(crate::usage::credits::next_wake(a))
         .min();
     let mut usage = a
         .resources

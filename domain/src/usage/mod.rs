@@ -1,4 +1,4 @@
-//! Usage reports (our extension; docs/PROTOCOL.md §6.3): the operator's platform reports what a
+//! Usage reports (our extension; docs/PROTOCOL.md §6.4): the operator's platform reports what a
 //! usage-based resource used (`POST /v1/usage`); the gateway records it once in the account's
 //! ledger, counts it against the month's spend, sends it to Stripe as a Billing meter event
 //! (`meter`), and pauses the account's usage-based resources when the spend reaches the cap
@@ -14,6 +14,7 @@
 //!   Stripe accepts or refuses it: an outage delays billing, never loses it.
 
 pub mod cap;
+pub mod credits;
 pub mod meter;
 
 use serde_json::{json, Value};
@@ -43,6 +44,8 @@ pub const MAX_AHEAD_SECONDS: i64 = 300;
 pub enum UsageError {
     /// A field is missing, of the wrong type or out of range.
     Invalid { field: String, message: String },
+    /// A credit grant's field is missing, of the wrong type or out of range.
+    InvalidCredit { field: String, message: String },
     /// No live resource with this id in this account.
     ResourceNotFound,
     /// The resource is not a usage-based service.
@@ -185,6 +188,7 @@ pub fn render(a: &crate::account::Account, u: &UsageRecord, replayed: bool, now:
         "occurred_at": format_rfc3339(u.occurred_at),
         "recorded_at": format_rfc3339(u.received_at),
         "over_cap": u.over_cap,
+        "credited": u.credited,
         "billing": billing,
         "billing_error": u.meter.error,
         "replayed": replayed,
@@ -244,22 +248,27 @@ pub fn report(
         ));
     }
     let month = month_bounds(report.occurred_at).0;
+    let event_name = billing.event_name.clone();
+    let resource_id = r.id.clone();
+    let spent_before = d.account.ledger.spent(report.occurred_at);
+    // Credits pay first: what they cover is not the owner's money, so not against the cap.
+    let credited = d.account.ledger.draw_credits(report.amount, now);
     let ledger = &d.account.ledger;
-    let spent_before = ledger.spent(report.occurred_at);
     let record = UsageRecord {
         key: report.idempotency_key.clone(),
         fingerprint,
-        resource_id: r.id.clone(),
+        resource_id,
         quantity: report.quantity,
         amount: report.amount,
         currency: report.currency.clone(),
         occurred_at: report.occurred_at,
         month,
         received_at: now,
-        over_cap: spent_before >= ledger.cap,
+        over_cap: spent_before >= ledger.cap && credited < report.amount,
+        credited,
         meter: MeterDelivery {
             identifier: meter::identifier(&d.account.id, &report.idempotency_key),
-            event_name: billing.event_name.clone(),
+            event_name,
             billed_at: None,
             attempts: 0,
             next_at: now,
@@ -276,6 +285,7 @@ pub fn report(
         json!({"resource_id": record.resource_id, "key": record.key, "quantity": record.quantity,
                "amount": record.amount, "currency": record.currency,
                "occurred_at": record.occurred_at, "over_cap": record.over_cap,
+               "credited": record.credited, "credit_left": d.account.ledger.credit_left(now),
                "spent_this_month": spent, "cap": cap}),
     );
     for threshold in d.account.ledger.new_alerts(now) {

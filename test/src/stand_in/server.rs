@@ -175,6 +175,11 @@ impl StandIn {
         self.state().setup_intents.clone()
     }
 
+    /// Every Billing credit grant created, in order.
+    pub fn credit_grants(&self) -> Vec<Value> {
+        self.state().credit_grants.clone()
+    }
+
     /// Every Billing meter event accepted, in order.
     pub fn meter_events(&self) -> Vec<Value> {
         self.state().meter_events.clone()

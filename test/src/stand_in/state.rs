@@ -46,6 +46,7 @@ pub(crate) struct State {
     pub(crate) refunds: Vec<Value>,
     pub(crate) setup_intents: Vec<Value>,
     pub(crate) meter_events: Vec<Value>,
+    pub(crate) credit_grants: Vec<Value>,
     pub(crate) idempotency: HashMap<String, Stored>,
     pub(crate) faults: Vec<Fault>,
     pub(crate) requests: Vec<Value>,
@@ -75,6 +76,7 @@ impl State {
             refunds: Vec::new(),
             setup_intents: Vec::new(),
             meter_events: Vec::new(),
+            credit_grants: Vec::new(),
             idempotency: HashMap::new(),
             faults: Vec::new(),
             requests: Vec::new(),
@@ -144,6 +146,7 @@ impl State {
             "refunds": self.refunds,
             "setup_intents": self.setup_intents,
             "meter_events": self.meter_events,
+            "credit_grants": self.credit_grants,
             "suspended_resources": self.operator_resources.iter()
                 .filter(|(_, r)| r.suspended).map(|(id, _)| id.clone()).collect::<Vec<_>>(),
             "registrations": self.registrations,

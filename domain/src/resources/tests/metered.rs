@@ -498,3 +498,143 @@ fn bad_reports_are_refused_precisely_and_change_nothing() {
     assert_eq!(w.account, before);
     assert!(w.account.ledger.usage.is_empty());
 }
+
+fn grant(w: &mut W, body: Value) -> Result<(crate::ledger::Credit, bool), UsageError> {
+    let g = usage::credits::CreditGrant::parse(&body, w.now)?;
+    let mut refused = None;
+    let out = w.run(|d| match usage::credits::grant(d, &g) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            refused = Some(e);
+            Err(ResourceError::Unavailable)
+        }
+    });
+    match (out, refused) {
+        (Ok(Some(v)), _) => Ok(v),
+        (_, Some(e)) => Err(e),
+        (other, None) => panic!("{other:?}"),
+    }
+}
+
+fn credit_body(key: &str, amount: u64, now: i64) -> Value {
+    json!({"amount": amount, "currency": "usd", "reason": "startup program",
+           "expires_at": crate::time::format_rfc3339(now + 90 * 86_400), "idempotency_key": key})
+}
+
+#[test]
+fn credits_pay_usage_first_and_do_not_count_against_the_cap() {
+    let mut w = W::new();
+    // Granted before the account is a Stripe customer: sent to Stripe once it is one.
+    let (c, replayed) = grant(&mut w, credit_body("startup", 1_000, T0)).unwrap();
+    assert!(!replayed);
+    assert!(
+        usage::credits::due(&w.account, w.now).is_empty(),
+        "no customer yet"
+    );
+    assert_eq!(
+        grant(&mut w, credit_body("startup", 1_000, T0)).unwrap(),
+        (c.clone(), true)
+    );
+    assert_eq!(
+        grant(&mut w, credit_body("startup", 2_000, T0)),
+        Err(UsageError::IdempotencyConflict)
+    );
+    let id = running(&mut w);
+    assert_eq!(usage::credits::due(&w.account, w.now), vec![c.id.clone()]);
+    let Some(Action::CreateCreditGrant {
+        customer, amount, ..
+    }) = usage::credits::action(&w.account, &c.id)
+    else {
+        panic!()
+    };
+    assert_eq!((customer.as_str(), amount), ("cus_1", 1_000));
+    let cid = c.id.clone();
+    w.run(|d| {
+        usage::credits::apply(
+            d,
+            &cid,
+            ActionResult::CreditGrant {
+                id: "credgr_1".into(),
+            },
+        );
+        Ok(())
+    })
+    .unwrap();
+    assert!(usage::credits::due(&w.account, w.now).is_empty());
+    // $6 of usage: all credits; $7 more: $4 credits, $3 the owner's.
+    w.account.ledger.cap = 500;
+    let (a, _) = send(&mut w, report(&id, "a", 600, T0)).unwrap();
+    assert_eq!(a.credited, 600);
+    assert_eq!(w.account.ledger.spent(w.now), 0);
+    let (b, _) = send(&mut w, report(&id, "b", 700, T0)).unwrap();
+    assert_eq!(b.credited, 400);
+    assert_eq!(w.account.ledger.spent(w.now), 300);
+    assert_eq!(w.account.ledger.credit_left(w.now), 0);
+    assert!(usage_of(&w, &id).paused.is_none(), "$3 of a $5 cap");
+    // Meter events carry the whole usage: Stripe applies the grant on the invoice.
+    let Some((_, Action::ReportMeterEvent { value, .. })) = usage::meter::action(&w.account, "b")
+    else {
+        panic!()
+    };
+    assert_eq!(value, 700);
+    // Then the cap applies to the owner's money only.
+    send(&mut w, report(&id, "c", 200, T0)).unwrap();
+    assert!(usage_of(&w, &id).paused.is_some());
+    let granted = w
+        .log
+        .iter()
+        .filter(|r| r.action == "credit.granted")
+        .count();
+    let synced = w.log.iter().filter(|r| r.action == "credit.synced").count();
+    assert_eq!((granted, synced), (1, 1));
+}
+
+#[test]
+fn expired_credits_pay_nothing_and_bad_grants_change_nothing() {
+    let mut w = W::new();
+    let id = running(&mut w);
+    let mut body = credit_body("short", 1_000, T0);
+    body["expires_at"] = json!(crate::time::format_rfc3339(T0 + 60));
+    grant(&mut w, body).unwrap();
+    w.now += 120;
+    let now = w.now;
+    let (u, _) = send(&mut w, report(&id, "a", 100, now)).unwrap();
+    assert_eq!(u.credited, 0);
+    let before = w.account.clone();
+    let good = credit_body("k", 100, w.now);
+    let with = |field: &str, v: Value| {
+        let mut b = good.clone();
+        b[field] = v;
+        b
+    };
+    for (body, field) in [
+        (with("amount", json!(0)), "amount"),
+        (
+            with("amount", json!(usage::credits::MAX_CREDIT + 1)),
+            "amount",
+        ),
+        (with("amount", json!(-5)), "amount"),
+        (with("currency", json!("eur")), "currency"),
+        (
+            with("expires_at", json!(crate::time::format_rfc3339(T0 - 1))),
+            "expires_at",
+        ),
+        (
+            with(
+                "expires_at",
+                json!(crate::time::format_rfc3339(T0 + 4 * 366 * 86_400)),
+            ),
+            "expires_at",
+        ),
+        (with("reason", json!(" ")), "reason"),
+        (with("reason", json!("x".repeat(501))), "reason"),
+        (with("idempotency_key", json!(null)), "idempotency_key"),
+        (with("bonus", json!(1)), "bonus"),
+    ] {
+        match grant(&mut w, body.clone()) {
+            Err(UsageError::InvalidCredit { field: f, .. }) => assert_eq!(f, field, "{body}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    assert_eq!(w.account, before);
+}

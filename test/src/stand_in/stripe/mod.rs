@@ -11,6 +11,7 @@
 //! | `POST /v1/refunds`, `GET /v1/refunds/{id}` | refunds of succeeded PaymentIntents |
 //! | `POST /v1/setup_intents` | save a granted token's payment method (nothing charged) |
 //! | `POST /v1/billing/meter_events` | usage for metered prices (unique `identifier`) |
+//! | `POST /v1/billing/credit_grants` | credits for metered prices |
 //!
 //! Operations that change something emit their event (`events.rs`; the webhook hub delivers
 //! it): a payment `payment_intent.succeeded` or `payment_intent.payment_failed` (every 402
@@ -23,6 +24,7 @@
 //! granted token's data alone, so that the shared state can hold it without importing the
 //! operations on it.
 
+pub(crate) mod credit_grants;
 pub(crate) mod customers;
 pub(crate) mod errors;
 pub(crate) mod events;

@@ -9,6 +9,7 @@ use crate::stand_in::http::{Handled, Incoming, Reply};
 use crate::stand_in::idempotency::{run, Api, Call, Outcome};
 use crate::stand_in::state::State;
 
+use super::credit_grants::create_credit_grant;
 use super::customers::create_customer;
 use super::errors::{invalid, missing_object, unrecognized};
 use super::granted_tokens::{create_token_call, revoke_token};
@@ -37,6 +38,7 @@ enum Route {
     GetRefund(String),
     CreateSetupIntent,
     CreateMeterEvent,
+    CreateCreditGrant,
 }
 
 fn route(method: &str, path: &str) -> Option<Route> {
@@ -62,6 +64,7 @@ fn route(method: &str, path: &str) -> Option<Route> {
         ("GET", ["refunds", r]) => Route::GetRefund(id(r)),
         ("POST", ["setup_intents"]) => Route::CreateSetupIntent,
         ("POST", ["billing", "meter_events"]) => Route::CreateMeterEvent,
+        ("POST", ["billing", "credit_grants"]) => Route::CreateCreditGrant,
         _ => return None,
     })
 }
@@ -211,6 +214,7 @@ fn perform(st: &mut State, route: &Route, p: &Params) -> Res<Outcome> {
         Route::GetRefund(id) => get_object(p, &st.refunds, "refund", id)?,
         Route::CreateSetupIntent => create_setup_intent(st, p)?,
         Route::CreateMeterEvent => create_meter_event(st, p)?,
+        Route::CreateCreditGrant => create_credit_grant(st, p)?,
     };
     Ok(Outcome::Final(reply))
 }
