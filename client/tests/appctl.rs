@@ -1251,3 +1251,42 @@ fn names_make_several_resources_of_one_service_in_one_project() {
     let run = s.run(&["get", "deploy"]).ok();
     assert!(run.stdout.contains(ids[1].as_str().unwrap()), "{run:#?}");
 }
+
+#[test]
+fn usage_and_credit_speak_the_operator_api_with_the_operator_secret() {
+    let s = Sandbox::new();
+    s.login(NEW);
+    s.run(&["add", "free"]).ok();
+    let run = s
+        .run(&["usage", "free", "--amount", "250", "--key", "k1"])
+        .ok();
+    assert!(
+        run.stdout
+            .starts_with("recorded 250 (key k1): this month 250 of a 10000 cap"),
+        "{run:#?}"
+    );
+    let seen = s.fake.wait_for("POST", "/v1/usage");
+    let body = seen.json();
+    assert_eq!(body["account_id"], "acct_fake_1");
+    assert!(body["resource_id"].as_str().unwrap().starts_with("res_"));
+    assert_eq!(
+        (body["amount"].as_u64(), body["quantity"].as_u64()),
+        (Some(250), Some(250))
+    );
+    assert_eq!(body["currency"], "usd");
+    assert!(body["occurred_at"].as_str().unwrap().ends_with('Z'));
+    let run = s
+        .run(&[
+            "credit", "--amount", "5000", "--reason", "startup", "--days", "30",
+        ])
+        .ok();
+    assert!(
+        run.stdout.starts_with("granted 5000 cents until "),
+        "{run:#?}"
+    );
+    let seen = s.fake.wait_for("POST", "/v1/accounts/acct_fake_1/credits");
+    assert_eq!(seen.json()["reason"], "startup");
+    let run = s.run(&["usage", "free"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stderr.contains("--amount is required"), "{run:#?}");
+}

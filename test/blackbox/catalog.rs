@@ -45,7 +45,15 @@ fn real_catalog_shapes_are_served_as_written() {
         app_tests::test_catalog(&w.stand_in.base_url)
     }))
     .unwrap();
-    for id in ["team", "domain_upstream", "counted_token", "sandbox"] {
+    for id in [
+        "team",
+        "domain_upstream",
+        "counted_token",
+        "sandbox",
+        "paid_database",
+        "setup_database",
+        "metered_database",
+    ] {
         let mut written = configured["services"]
             .as_array()
             .unwrap()

@@ -251,6 +251,42 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: &[switch("verify"), valued("operator-secret", "<s>")],
     },
     CommandSpec {
+        name: "usage",
+        synopsis: "usage <id|service_id> --amount <cents> [--quantity <n>] [--key <k>] [--currency <code>]\n      [--project <p>] [--operator-secret <s>]",
+        about: "Reports usage of a usage-based resource as the operator's platform does\n\
+                (POST /v1/usage): --amount in cents (counted against the cap, billed as a meter\n\
+                event), --quantity in the service's unit (default: the amount), --key names the\n\
+                report (default: a new one; the same key is recorded once), --currency the account's\n\
+                spending currency (default usd).",
+        min_args: 1,
+        max_args: 1,
+        flags: &[
+            valued("amount", "<cents>"),
+            valued("quantity", "<n>"),
+            valued("key", "<k>"),
+            valued("currency", "<code>"),
+            valued("project", "<p>"),
+            valued("operator-secret", "<s>"),
+        ],
+    },
+    CommandSpec {
+        name: "credit",
+        synopsis: "credit --amount <cents> --reason <text> [--days <n>] [--key <k>] [--currency <code>]\n      [--operator-secret <s>]",
+        about: "Grants the account credits as the operator does (POST /v1/accounts/{id}/credits):\n\
+                usage draws on them before the payment method. --days until they expire (default 90),\n\
+                --currency the account's spending currency (default usd).",
+        min_args: 0,
+        max_args: 0,
+        flags: &[
+            valued("amount", "<cents>"),
+            valued("reason", "<text>"),
+            valued("days", "<n>"),
+            valued("key", "<k>"),
+            valued("currency", "<code>"),
+            valued("operator-secret", "<s>"),
+        ],
+    },
+    CommandSpec {
         name: "help",
         synopsis: "help [<command>]",
         about: "Prints this text, or one command's.",

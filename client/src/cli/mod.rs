@@ -112,6 +112,8 @@ fn dispatch(cli: &mut Cli) -> Result<(), Fail> {
         "payment-token" => cli.payment_token_command(),
         "simulate" => cli.simulate(),
         "audit" => cli.audit(),
+        "usage" => cli.usage(),
+        "credit" => cli.credit(),
         other => Err(Fail::Usage(format!("unknown command {other:?}"))),
     }
 }

@@ -142,6 +142,7 @@ impl World {
     }
 
     fn handle(&mut self, mut seen: Seen) -> (u16, Value) {
+        const OPERATOR_BEARER: &str = "Bearer op_dev_operator_secret_000000000000000000";
         let now = app_client::unix_now();
         seen.signature_ok = domain::signature::verify(
             seen.header("stripe-signature"),
@@ -155,7 +156,16 @@ impl World {
         if seen.path.starts_with("/_stand_in/") {
             return self.stand_in(&seen);
         }
-        if !seen.signature_ok {
+        // The operator API is not signed: it takes the operator secret.
+        if seen.path.starts_with("/v1/") {
+            if seen.header("authorization") != Some(OPERATOR_BEARER) {
+                return plain(
+                    401,
+                    "unauthorized",
+                    "send Authorization: Bearer <OPERATOR_SECRET>",
+                );
+            }
+        } else if !seen.signature_ok {
             return plain(401, "invalid_signature", "the signature does not match");
         }
         if seen.path.starts_with("/provisioning/") && seen.header("api-version") != Some("0.1d") {
@@ -184,6 +194,24 @@ impl World {
             ("GET", "/provisioning/services") => (200, catalog()),
             ("POST", "/provisioning/account_requests") => self.account_request(&seen.json(), now),
             ("POST", "/oauth/token") => self.token(&seen.form()),
+            // The operator API's usage reports and credit grants: echoed as records.
+            ("POST", "/v1/usage") => {
+                let b = seen.json();
+                (
+                    201,
+                    serde_json::json!({"object": "usage_record", "id": b["idempotency_key"],
+                    "amount": b["amount"], "replayed": false, "paused": false,
+                    "spent_this_month": b["amount"], "cap": 10000}),
+                )
+            }
+            ("POST", p) if p.starts_with("/v1/accounts/") && p.ends_with("/credits") => {
+                let b = seen.json();
+                (
+                    201,
+                    serde_json::json!({"object": "credit", "id": "credit_1",
+                    "amount": b["amount"], "expires_at": b["expires_at"], "replayed": false}),
+                )
+            }
             _ if path.starts_with("/provisioning/resources")
                 || path == "/provisioning/deep_links" =>
             {
