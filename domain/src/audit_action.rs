@@ -54,6 +54,8 @@ audit_actions! {
     ResourceUnpaused => "resource.unpaused",
     ResourceSuspended => "resource.suspended",
     ResourceResumed => "resource.resumed",
+    ResourcePastDue => "resource.past_due",
+    ResourcePaid => "resource.paid",
     UsageRecorded => "usage.recorded",
     UsageBilled => "usage.billed",
     UsageBillingFailed => "usage.billing_failed",

@@ -125,6 +125,12 @@ pub fn format_rfc3339(t: i64) -> String {
     )
 }
 
+/// Seconds to wait before retry `attempts` of a step an outage stopped: 2 s doubling, at most
+/// 5 minutes.
+pub fn backoff(attempts: u32) -> i64 {
+    (1i64 << attempts.min(8)).min(300)
+}
+
 /// The first second of the calendar month (UTC) containing `t`, and of the next one.
 pub fn month_bounds(t: i64) -> (i64, i64) {
     let (y, m, _) = civil_from_days(t.div_euclid(86_400));

@@ -581,6 +581,7 @@ mod tests {
             origin: None,
             environment: None,
             linked: false,
+            hold: None,
         }
     }
 

@@ -28,6 +28,10 @@ pub fn trials() -> Vec<Trial> {
             "usage::credits_pay_usage_before_the_card",
             credits_pay_usage_before_the_card,
         ),
+        case(
+            "usage::an_unpaid_operator_service_is_suspended_until_paid",
+            an_unpaid_operator_service_is_suspended_until_paid,
+        ),
     ]
 }
 
@@ -519,4 +523,49 @@ fn credits_pay_usage_before_the_card() {
         })
         .collect();
     assert_eq!(credited, [1500, 500]);
+}
+
+/// A paid operator service's renewal fails and stays unpaid past the grace period (2 s in the
+/// test worker): its backend is asked to suspend it, and to resume it once the invoice is paid.
+fn an_unpaid_operator_service_is_suspended_until_paid() {
+    use crate::webhooks::{deliver, event};
+    let t = account_with_free_plan();
+    let r = ok(&create(
+        &t.access,
+        json!({"service_id": "paid_database", "project_id": "p",
+               "payment_credentials": pay(&spt(5000))}),
+    ));
+    let id = r["id"].as_str().unwrap().to_string();
+    assert_eq!(settle(&t.access, &id)["status"], "complete");
+    let sub = with_worker(|w| w.stand_in.subscriptions())
+        .into_iter()
+        .find(|s| s["metadata"]["account_id"] == t.account.as_str())
+        .and_then(|s| s["id"].as_str().map(str::to_string))
+        .expect("its subscription");
+    let failed = with_worker(|w| w.stand_in.invoice_object(&sub, false, 1500));
+    let body = event("invoice.payment_failed", app_client::unix_now(), failed).to_string();
+    assert_eq!(ok(&deliver(&body, None))["outcome"], "applied");
+    wait_for("the suspend", || {
+        with_worker(|w| w.stand_in.operator_suspended(&id))
+    });
+    let held = ok(&get(&t.access, &id));
+    assert_eq!(held["status"], "complete", "{held}");
+    assert_eq!(held["paused"]["reason"], "invoice_unpaid", "{held}");
+    let paid = with_worker(|w| w.stand_in.invoice_object(&sub, true, 1500));
+    let body = event("invoice.paid", app_client::unix_now() + 1, paid).to_string();
+    assert_eq!(ok(&deliver(&body, None))["outcome"], "applied");
+    wait_for("the resume", || {
+        !with_worker(|w| w.stand_in.operator_suspended(&id))
+    });
+    assert!(ok(&get(&t.access, &id))["paused"].is_null());
+    let rows = audit_rows(&t.account, 1);
+    for a in [
+        "resource.past_due",
+        "resource.paused",
+        "resource.suspended",
+        "resource.paid",
+        "resource.resumed",
+    ] {
+        assert!(rows.iter().any(|r| r["action"] == a), "{a}");
+    }
 }

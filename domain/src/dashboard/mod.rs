@@ -470,17 +470,20 @@ pub fn view(a: &Account, now: i64) -> View {
                     },
                     ServiceKind::Plan,
                 ) => format!("subscription {s}"),
-                (Detail::Operator { usage: Some(u), .. }, _) => {
+                (Detail::Operator { usage: Some(_), .. }, _) => {
                     let used = crate::ledger::format_amount(
                         usage_this_month(a, &r.id, now),
                         &a.ledger.currency,
                     );
-                    match u.paused {
+                    match r.hold.as_ref().and_then(|h| h.cap.as_ref()) {
                         Some(_) => {
                             format!("usage-based, {used} this month; paused by the spending cap")
                         }
                         None => format!("usage-based, {used} this month"),
                     }
+                }
+                (Detail::Operator { .. }, _) if r.hold.as_ref().is_some_and(|h| h.unpaid) => {
+                    "paused: its invoice is unpaid; update the payment method".to_string()
                 }
                 _ => String::new(),
             },
@@ -535,7 +538,7 @@ pub fn view(a: &Account, now: i64) -> View {
             .resources
             .iter()
             .filter(|r| r.status != ResourceStatus::Removed)
-            .filter(|r| matches!(&r.detail, Detail::Operator { usage: Some(u), .. } if u.paused.is_some()))
+            .filter(|r| r.hold.as_ref().is_some_and(|h| h.cap.is_some()))
             .map(|r| r.id.clone())
             .collect(),
     }

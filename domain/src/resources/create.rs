@@ -373,6 +373,7 @@ pub fn create(
         origin: origin_of(req, CreateCall::Create),
         environment: req.environment.clone(),
         linked: false,
+        hold: None,
     };
     match &service.provider {
         Behaviour::Plan { .. } => {

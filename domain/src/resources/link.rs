@@ -136,6 +136,7 @@ pub fn link(
         origin: origin_of(req, CreateCall::Link),
         environment: req.environment.clone(),
         linked: true,
+        hold: None,
     };
     let after = summary(&resource);
     d.account.resources.push(resource);

@@ -93,23 +93,72 @@ pub enum Detail {
 }
 
 /// A usage-based operator service's billing: the subscription on its metered price (Stripe
-/// invoices the month's meter events), and whether the hard cap paused it.
-///
-/// `paused` is what the cap wants (set when the month's spend reaches the cap, cleared when
-/// there is room again); `suspended` is what the backend confirmed. The two differ only while
-/// a `suspend` or `resume` call is under way.
+/// invoices the month's meter events) and the meter its reports are sent under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageBilling {
     pub subscription_id: String,
     /// The Stripe meter's event name its reports are sent under.
     pub event_name: String,
+}
+
+/// An operator resource held stopped at its backend (our extension): by the hard cap (a
+/// usage-based service of an account whose month reached its cap), or by its subscription's
+/// invoice unpaid past the grace period (a paid service, like a paid plan).
+///
+/// `cap` and `unpaid` say why it should be stopped; `suspended` is what the backend confirmed.
+/// They differ only while a `suspend` or `resume` call is under way (`usage::reconcile`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused: Option<Pause>,
+    pub cap: Option<Pause>,
+    /// The subscription's latest invoice is unpaid since then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past_due_since: Option<i64>,
+    /// ...past the grace period (`PAYMENT_GRACE_SECONDS`): stopped until it is paid.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpaid: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspended: bool,
     /// After a `suspend` or `resume` that failed for good, the next try waits until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<i64>,
+}
+
+impl Hold {
+    /// After a `suspend` or `resume` that failed for good, the next try waits this long.
+    pub const RETRY_SECONDS: i64 = 300;
+
+    /// What a held resource says, and how the owner lifts the hold (`None`: not held).
+    pub fn message(&self, currency: &str) -> Option<String> {
+        use crate::ledger::format_amount;
+        if !self.wanted() {
+            return None;
+        }
+        let state = if self.suspended { "paused" } else { "pausing" };
+        Some(match (&self.cap, self.past_due_since) {
+            (Some(p), _) => format!(
+                "{state}: this month's spending ({}) reached the account's cap of {}. Usage reported meanwhile is still billed. It resumes when the owner raises the cap on the dashboard (a deep link with purpose \"billing\") or when the next month begins.",
+                format_amount(p.spent, currency),
+                format_amount(p.cap, currency)
+            ),
+            (None, since) => format!(
+                "{state}: its subscription's invoice is unpaid{} past the grace period. It resumes once the invoice is paid (the owner can update the payment method).",
+                since
+                    .map(|t| format!(" since {}", crate::time::format_rfc3339(t)))
+                    .unwrap_or_default()
+            ),
+        })
+    }
+
+    /// Whether the resource should be stopped.
+    pub fn wanted(&self) -> bool {
+        self.cap.is_some() || self.unpaid
+    }
+
+    /// Nothing to remember: the resource holds no `hold`.
+    pub fn is_clear(&self) -> bool {
+        *self == Hold::default()
+    }
 }
 
 /// Why a usage-based resource is paused: the month's spend reached the cap.
@@ -355,6 +404,9 @@ pub struct Resource {
     /// deletes, releases or cancels nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub linked: bool,
+    /// Held stopped at its operator backend, or on the way there or back (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
 }
 
 /// The names a create or link call carried, and the fingerprint of its body: the same key or

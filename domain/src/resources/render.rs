@@ -28,13 +28,11 @@ pub fn summary(r: &Resource) -> Value {
             subscription_id: Some(s),
             ..
         } => v["subscription_id"] = json!(s),
-        Detail::Operator { usage: Some(u), .. } => {
-            v["usage_based"] = json!(true);
-            if u.paused.is_some() {
-                v["paused"] = json!(true);
-            }
-        }
+        Detail::Operator { usage: Some(_), .. } => v["usage_based"] = json!(true),
         _ => {}
+    }
+    if r.hold.as_ref().is_some_and(|h| h.wanted()) {
+        v["paused"] = json!(true);
     }
     v
 }
@@ -115,14 +113,18 @@ pub fn render(r: &Resource, account_id: &str, secrets: &BTreeMap<String, String>
             if let Some(m) = &r.message {
                 v["complete"]["message"] = json!(m);
             }
-            if let Detail::Operator { usage: Some(u), .. } = &r.detail {
-                // Our extension: the hard cap's pause, and where the owner lifts it.
-                if let Some(p) = &u.paused {
-                    v["paused"] = json!({"reason": "spending_cap_reached",
+            // Our extension: why the platform holds it stopped, and where the owner lifts it.
+            if let Some(h) = r.hold.as_ref().filter(|h| h.wanted()) {
+                v["paused"] = match (&h.cap, h.past_due_since) {
+                    (Some(p), _) => json!({"reason": "spending_cap_reached",
                         "since": format_rfc3339(p.since), "cap": p.cap, "spent": p.spent,
-                        "suspended": u.suspended, "raise_cap": {"method": "POST",
-                        "path": "/provisioning/deep_links", "purpose": "billing"}});
-                }
+                        "suspended": h.suspended, "raise_cap": {"method": "POST",
+                        "path": "/provisioning/deep_links", "purpose": "billing"}}),
+                    (None, since) => json!({"reason": "invoice_unpaid",
+                        "since": since.map(format_rfc3339), "suspended": h.suspended,
+                        "update_payment_method": {"method": "POST",
+                        "path": "/provisioning/deep_links", "purpose": "billing"}}),
+                };
             }
         }
         ResourceStatus::Pending => {

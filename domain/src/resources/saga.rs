@@ -67,9 +67,7 @@ pub fn due(a: &Account, now: i64) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn backoff(attempts: u32) -> i64 {
-    (1i64 << attempts.min(8)).min(300)
-}
+use crate::time::backoff;
 
 /// Records the answer to the resource's current action. `Err` when the job failed for good
 /// (the changes that say so are kept).

@@ -214,6 +214,49 @@ fn billed_index(d: &Draft, subscription: &str) -> Option<usize> {
     })
 }
 
+/// The live operator resource (paid or usage-based) whose subscription this is.
+fn operator_index(d: &Draft, subscription: &str) -> Option<usize> {
+    d.account.resources.iter().position(|r| {
+        let billed = match &r.detail {
+            Detail::Operator { billing, usage, .. } => {
+                billing
+                    .as_ref()
+                    .is_some_and(|b| b.subscription_id.as_deref() == Some(subscription))
+                    || usage
+                        .as_ref()
+                        .is_some_and(|u| u.subscription_id == subscription)
+            }
+            _ => false,
+        };
+        billed && r.status != ResourceStatus::Removed
+    })
+}
+
+/// An operator resource's invoice failed (it is past due from then) or was paid (the hold
+/// for it is lifted; `usage::reconcile` resumes it at the backend).
+fn operator_invoice(d: &mut Draft, i: usize, e: &StripeEvent, sub: &str, failed: bool) {
+    let before = summary(&d.account.resources[i]);
+    let r = &mut d.account.resources[i];
+    let mut hold = r.hold.clone().unwrap_or_default();
+    let action = if failed {
+        if hold.past_due_since.is_some() {
+            return;
+        }
+        hold.past_due_since = Some(e.created);
+        AuditAction::ResourcePastDue
+    } else {
+        if hold.past_due_since.is_none() && !hold.unpaid {
+            return;
+        }
+        hold.past_due_since = None;
+        hold.unpaid = false;
+        AuditAction::ResourcePaid
+    };
+    r.hold = (!hold.is_clear()).then_some(hold);
+    let after = json!({"resource_id": r.id, "subscription_id": sub, "since": e.created});
+    d.record(action, e.consent(), before, after);
+}
+
 fn plan_index(d: &Draft, subscription: &str) -> Option<usize> {
     d.account.resources.iter().position(|r| {
         matches!(&r.detail, Detail::Plan { subscription_id: Some(s), .. } if s == subscription)
@@ -302,6 +345,9 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
     }
     d.account.stripe.invoices.insert(sub.clone(), (k, failed));
     let Some(i) = plan else {
+        if let Some(i) = operator_index(d, &sub) {
+            operator_invoice(d, i, e, &sub, failed);
+        }
         return EventOutcome::Applied;
     };
     let before = summary(&d.account.resources[i]);
@@ -336,9 +382,34 @@ fn invoice(d: &mut Draft, e: &StripeEvent) -> EventOutcome {
     EventOutcome::Applied
 }
 
-/// Suspends plans whose invoice stayed unpaid past the grace period. Returns how many.
+/// Suspends plans, and holds operator resources stopped, whose invoice stayed unpaid past the
+/// grace period. Returns how many.
 pub fn enforce_grace(d: &mut Draft, grace: i64) -> usize {
     let now = d.now();
+    let currency = d.account.ledger.currency.clone();
+    let held: Vec<usize> = (0..d.account.resources.len())
+        .filter(|&i| {
+            d.account.resources[i]
+                .hold
+                .as_ref()
+                .is_some_and(|h| !h.unpaid && h.past_due_since.is_some_and(|t| t + grace <= now))
+        })
+        .collect();
+    for &i in &held {
+        let before = summary(&d.account.resources[i]);
+        let r = &mut d.account.resources[i];
+        if let Some(h) = r.hold.as_mut() {
+            h.unpaid = true;
+        }
+        r.message = r.hold.as_ref().and_then(|h| h.message(&currency));
+        let id = r.id.clone();
+        d.record(
+            AuditAction::ResourcePaused,
+            None,
+            before,
+            json!({"resource_id": id, "reason": "invoice unpaid after the grace period"}),
+        );
+    }
     let due: Vec<usize> = (0..d.account.resources.len())
         .filter(|&i| {
             matches!(d.account.resources[i].detail, Detail::Plan { past_due_since: Some(since), suspended: false, .. } if since + grace <= now)
@@ -357,7 +428,7 @@ pub fn enforce_grace(d: &mut Draft, grace: i64) -> usize {
             json!({"resource_id": id, "reason": "invoice unpaid after the grace period"}),
         );
     }
-    due.len()
+    due.len() + held.len()
 }
 
 /// When the next grace period ends.
@@ -370,7 +441,12 @@ pub fn next_grace_deadline(a: &crate::account::Account, grace: i64) -> Option<i6
                 suspended: false,
                 ..
             } => Some(since + grace),
-            _ => None,
+            _ => r
+                .hold
+                .as_ref()
+                .filter(|h| !h.unpaid)
+                .and_then(|h| h.past_due_since)
+                .map(|since| since + grace),
         })
         .min()
 }

@@ -40,6 +40,7 @@ fn account() -> Account {
         origin: None,
         environment: None,
         linked: false,
+        hold: None,
     });
     a.ledger
         .record_charge("chg_dom", "res_dom", 1200, "usd", T0, "domain");
@@ -385,6 +386,7 @@ fn a_lost_charge_answer_is_completed_by_the_webhook() {
         origin: None,
         environment: None,
         linked: false,
+        hold: None,
     });
     let pi = json!({"id": "pi_9", "object": "payment_intent", "amount": 2000, "payment_method": "pm_9", "metadata": {"resource_id": "res_new"}});
     // A charge of another amount is not ours to settle.
@@ -432,11 +434,14 @@ fn applied_event_ids_are_not_part_of_the_state() {
     assert_eq!(old.stripe.processed.get("evt_old"), Some(&T0));
 }
 
-/// A paid operator service's renewal invoice is recorded once, against that resource (its
-/// subscription is on the resource's `billing`, not a plan's).
-#[test]
-fn an_operator_service_renewal_is_attributed_to_its_resource() {
-    let mut a = account();
+fn db(a: &Account) -> &Resource {
+    a.resources
+        .iter()
+        .find(|r| r.id == "res_db")
+        .expect("res_db")
+}
+
+fn with_paid_database(mut a: Account) -> Account {
     a.resources.push(Resource {
         id: "res_db".into(),
         service_id: "paid_db".into(),
@@ -463,7 +468,16 @@ fn an_operator_service_renewal_is_attributed_to_its_resource() {
         origin: None,
         environment: None,
         linked: false,
+        hold: None,
     });
+    a
+}
+
+/// A paid operator service's renewal invoice is recorded once, against that resource (its
+/// subscription is on the resource's `billing`, not a plan's).
+#[test]
+fn an_operator_service_renewal_is_attributed_to_its_resource() {
+    let a = with_paid_database(account());
     let renewal = json!({"id": "in_db", "object": "invoice", "subscription": "sub_db",
                          "currency": "usd", "amount_paid": 1500, "status": "paid"});
     let (a, outcomes) = deliver(
@@ -486,4 +500,50 @@ fn an_operator_service_renewal_is_attributed_to_its_resource() {
         (charges[0].resource_id.as_str(), charges[0].amount),
         ("res_db", 1500)
     );
+}
+
+/// A paid operator service whose renewal stays unpaid past the grace period is held stopped
+/// (`hold.unpaid`; `usage::reconcile` then asks its backend to suspend it), and let go once the
+/// invoice is paid.
+#[test]
+fn an_unpaid_operator_service_is_held_after_the_grace_period_until_paid() {
+    let grace = 3600;
+    let a = with_paid_database(account());
+    let unpaid = json!({"id": "in_db2", "object": "invoice", "subscription": "sub_db",
+                        "currency": "usd", "amount_paid": 0, "status": "open"});
+    let (a, _) = deliver(
+        &a,
+        &[event("evt_f1", "invoice.payment_failed", T0 + 10, unpaid)],
+        T0 + 20,
+    );
+    let h = db(&a).hold.clone().expect("past due");
+    assert_eq!((h.past_due_since, h.unpaid), (Some(T0 + 10), false));
+    assert_eq!(next_grace_deadline(&a, grace), Some(T0 + 10 + grace));
+    // Within the grace period nothing is held.
+    let applied = crate::account::apply(&a, &ctx(T0 + 100), |d| {
+        Ok::<_, crate::account::AccountError>(enforce_grace(d, grace))
+    });
+    assert_eq!(applied.result, Ok(0));
+    // After it, the resource is held and says why.
+    let applied = crate::account::apply(&a, &ctx(T0 + 10 + grace), |d| {
+        Ok::<_, crate::account::AccountError>(enforce_grace(d, grace))
+    });
+    assert_eq!(applied.result, Ok(1));
+    let held = applied.account;
+    assert!(db(&held)
+        .hold
+        .as_ref()
+        .is_some_and(|h| h.unpaid && !h.suspended));
+    let v = resources::render(db(&held), &held.id, &Default::default());
+    assert_eq!(v["paused"]["reason"], "invoice_unpaid", "{v}");
+    assert_eq!(next_grace_deadline(&held, grace), None);
+    // Paid: the hold is lifted (the backend is asked to resume it if it had suspended it).
+    let paid = json!({"id": "in_db2", "object": "invoice", "subscription": "sub_db",
+                      "currency": "usd", "amount_paid": 1500, "status": "paid"});
+    let (after, _) = deliver(
+        &held,
+        &[event("evt_p1", "invoice.paid", T0 + 20 + grace, paid)],
+        T0 + 30 + grace,
+    );
+    assert_eq!(db(&after).hold, None);
 }

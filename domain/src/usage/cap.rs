@@ -1,38 +1,31 @@
-//! The hard cap over usage: when the month's spend reaches the cap, the account's usage-based
-//! resources are paused (their backend is called with `suspend`); when there is room again
-//! (the owner raised the cap, or a new month began) they resume (`resume`).
+//! Holding operator resources stopped at their backend (`Resource.hold`): the hard cap pauses
+//! an account's usage-based resources when the month's spend reaches the cap, and lets them go
+//! when there is room again (the owner raised the cap, or a new month began); an unpaid invoice
+//! past the grace period stops a paid operator service until it is paid (`stripe_events`).
 //!
-//! Two fields per resource (`UsageBilling`): `paused` is what the cap wants, `suspended` what
-//! the backend confirmed. [`reconcile`] moves `paused` with the spend, and starts the backend
-//! call that brings `suspended` in line on every resource that is idle; [`next_wake`] says when
-//! it must run again (at once while the two differ, at the next month for a paused resource).
+//! The hold's `cap` and `unpaid` say why a resource should be stopped; `suspended` is what the
+//! backend confirmed. [`reconcile`] moves `cap` with the spend and starts the backend's
+//! `suspend` or `resume` on every idle resource whose two disagree; [`next_wake`] says when it
+//! must run again (at once while they disagree, at the next month while the cap holds one).
 
 use serde_json::json;
 
 use crate::account::{Account, Draft};
 use crate::audit_action::AuditAction;
 use crate::catalog::{Behaviour, Catalog};
-use crate::ledger::format_amount;
 use crate::resources::jobs::operator::operator_job;
-use crate::resources::model::{Detail, JobState, OperatorAction, Pause, Resource, ResourceStatus};
+use crate::resources::model::{
+    Detail, Hold, JobState, OperatorAction, Pause, Resource, ResourceStatus,
+};
 use crate::resources::render::summary;
 use crate::time::month_bounds;
 
 /// After a `suspend` or `resume` that failed for good, the next try waits this long.
-pub const PAUSE_RETRY_SECONDS: i64 = 300;
+pub const PAUSE_RETRY_SECONDS: i64 = Hold::RETRY_SECONDS;
 
-/// What a paused resource says, and where the owner lifts the pause.
+/// What a held resource says, and how the owner lifts the hold.
 pub fn pause_message(r: &Resource, currency: &str) -> Option<String> {
-    let Detail::Operator { usage: Some(u), .. } = &r.detail else {
-        return None;
-    };
-    let p = u.paused.as_ref()?;
-    let state = if u.suspended { "paused" } else { "pausing" };
-    Some(format!(
-        "{state}: this month's spending ({}) reached the account's cap of {}. Usage reported meanwhile is still billed. It resumes when the owner raises the cap on the dashboard (a deep link with purpose \"billing\") or when the next month begins.",
-        format_amount(p.spent, currency),
-        format_amount(p.cap, currency)
-    ))
+    r.hold.as_ref()?.message(currency)
 }
 
 fn backend_url(catalog: &Catalog, service_id: &str) -> Option<String> {
@@ -42,13 +35,14 @@ fn backend_url(catalog: &Catalog, service_id: &str) -> Option<String> {
     }
 }
 
-/// Whether the cap is reached for the month of `now`.
-fn at_cap(a: &Account, now: i64) -> bool {
-    a.ledger.spent(now) >= a.ledger.cap
+/// Whether `r` is an operator resource the hold applies to (usage-based or paid) and is live.
+fn holdable(r: &Resource) -> bool {
+    r.status != ResourceStatus::Removed
+        && matches!(&r.detail, Detail::Operator { usage, billing, .. } if usage.is_some() || billing.is_some())
 }
 
-/// Moves every usage-based resource's pause with the spend, and starts the `suspend` or
-/// `resume` call on those that are idle and not yet where the cap wants them.
+/// Moves the cap's pause of every usage-based resource with the spend, and starts the
+/// `suspend` or `resume` call on the idle operator resources whose hold is not yet applied.
 pub fn reconcile(d: &mut Draft, catalog: &Catalog) {
     let now = d.now();
     let spent = d.account.ledger.spent(now);
@@ -58,44 +52,40 @@ pub fn reconcile(d: &mut Draft, catalog: &Catalog) {
     let closing = d.account.closing.is_some();
     for i in 0..d.account.resources.len() {
         let r = &d.account.resources[i];
-        let Detail::Operator { usage: Some(u), .. } = &r.detail else {
-            continue;
-        };
-        if r.status == ResourceStatus::Removed {
+        if !holdable(r) {
             continue;
         }
+        let usage_based = matches!(&r.detail, Detail::Operator { usage: Some(_), .. });
         let before = summary(r);
-        let moved = match (full, u.paused.is_some()) {
+        let mut hold = r.hold.clone().unwrap_or_default();
+        let moved = match (usage_based && full, hold.cap.is_some()) {
             (true, false) => Some(AuditAction::ResourcePaused),
             (false, true) => Some(AuditAction::ResourceUnpaused),
             _ => None,
         };
-        let idle = !closing && r.job.is_none() && r.status == ResourceStatus::Complete;
-        let url = backend_url(catalog, &r.service_id);
-        let r = &mut d.account.resources[i];
-        let Detail::Operator { usage: Some(u), .. } = &mut r.detail else {
-            continue;
-        };
         if moved.is_some() {
-            u.paused = full.then_some(Pause {
+            hold.cap = (usage_based && full).then_some(Pause {
                 since: now,
                 cap,
                 spent,
             });
         }
-        let call = match (u.paused.is_some(), u.suspended) {
+        let idle = !closing && r.job.is_none() && r.status == ResourceStatus::Complete;
+        let call = match (hold.wanted(), hold.suspended) {
             (true, false) => Some(OperatorAction::Suspend),
             (false, true) => Some(OperatorAction::Resume),
             _ => None,
         };
-        let due = u.retry_at.is_none_or(|t| t <= now);
-        let start = match (call, url, idle && due) {
+        let due = hold.retry_at.is_none_or(|t| t <= now);
+        let start = match (call, backend_url(catalog, &r.service_id), idle && due) {
             (Some(action), Some(url), true) => {
-                u.retry_at = None;
+                hold.retry_at = None;
                 Some((action, url))
             }
             _ => None,
         };
+        let r = &mut d.account.resources[i];
+        r.hold = (!hold.is_clear()).then_some(hold);
         if let Some(action) = moved {
             r.message = pause_message(r, &currency);
             r.updated_at = now;
@@ -104,7 +94,7 @@ pub fn reconcile(d: &mut Draft, catalog: &Catalog) {
                 action,
                 None,
                 before,
-                json!({"resource": after, "spent_this_month": spent, "cap": cap}),
+                json!({"resource": after, "reason": "spending_cap", "spent_this_month": spent, "cap": cap}),
             );
         }
         if let Some((action, url)) = start {
@@ -122,11 +112,11 @@ pub fn reconcile(d: &mut Draft, catalog: &Catalog) {
     }
 }
 
-/// When [`reconcile`] must run again for `a` (unix seconds): at once while a usage-based
-/// resource's pause and the spend disagree or its backend call is due, at the start of the
-/// next month while one is paused, and when an unsent meter event or credit grant is due.
+/// When [`reconcile`] must run again for `a` (unix seconds): at once while a resource's hold
+/// and the spend disagree or its backend call is due, at the start of the next month while the
+/// cap holds one, and when an unsent meter event or credit grant is due.
 pub fn next_wake(a: &Account, now: i64) -> Option<i64> {
-    let meter = a
+    let mut wake = a
         .ledger
         .usage
         .iter()
@@ -134,32 +124,25 @@ pub fn next_wake(a: &Account, now: i64) -> Option<i64> {
         .map(|u| u.meter.next_at)
         .chain(crate::usage::credits::next_wake(a))
         .min();
-    let mut usage = a
-        .resources
-        .iter()
-        .filter(|r| r.status != ResourceStatus::Removed)
-        .filter_map(|r| match &r.detail {
-            Detail::Operator { usage: Some(u), .. } => Some((r, u)),
-            _ => None,
-        })
-        .peekable();
-    if usage.peek().is_none() {
-        return meter;
+    let mut held = a.resources.iter().filter(|r| holdable(r)).peekable();
+    if held.peek().is_none() {
+        return wake;
     }
-    let full = at_cap(a, now);
-    let mut wake = meter;
+    let full = a.ledger.spent(now) >= a.ledger.cap;
     let mut earliest = |t: i64| wake = Some(wake.map_or(t, |w| w.min(t)));
-    for (r, u) in usage {
-        if full != u.paused.is_some() {
+    for r in held {
+        let usage_based = matches!(&r.detail, Detail::Operator { usage: Some(_), .. });
+        let hold = r.hold.clone().unwrap_or_else(Hold::default);
+        if (usage_based && full) != hold.cap.is_some() {
             earliest(now);
-        } else if u.paused.is_some() != u.suspended
+        } else if hold.wanted() != hold.suspended
             && r.job.is_none()
             && r.status == ResourceStatus::Complete
             && a.closing.is_none()
         {
-            earliest(u.retry_at.unwrap_or(now).max(now));
+            earliest(hold.retry_at.unwrap_or(now).max(now));
         }
-        if u.paused.is_some() {
+        if hold.cap.is_some() {
             earliest(month_bounds(now).1);
         }
     }

@@ -19,7 +19,7 @@ use crate::audit_action::AuditAction;
 use crate::ledger::Credit;
 use crate::resources::{Action, ActionResult, ResourceError};
 use crate::time::{format_rfc3339, parse_rfc3339};
-use crate::usage::{UsageError, MAX_KEY_LEN};
+use crate::usage::error::{UsageError, MAX_KEY_LEN};
 
 /// Largest grant: $100,000 in cents (a startup program's credit).
 pub const MAX_CREDIT: u64 = 10_000_000;
@@ -250,7 +250,7 @@ pub fn apply(d: &mut Draft, id: &str, outcome: ActionResult) {
         }
         ActionResult::Unavailable { .. } => {
             c.attempts += 1;
-            c.next_at = now + crate::resources::saga::backoff(c.attempts);
+            c.next_at = now + crate::time::backoff(c.attempts);
             return;
         }
         ActionResult::Refused { error } => {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::account::{Account, Draft};
 use crate::audit_action::AuditAction;
 use crate::resources::{Action, ActionResult, ResourceError};
-use crate::usage::MAX_AGE_SECONDS;
+use crate::usage::error::MAX_AGE_SECONDS;
 
 /// Most meter events one alarm sends.
 pub const BATCH: usize = 25;
@@ -91,7 +91,7 @@ pub fn apply(d: &mut Draft, key: &str, outcome: ActionResult) {
                 return;
             }
             u.meter.attempts += 1;
-            u.meter.next_at = now + crate::resources::saga::backoff(u.meter.attempts);
+            u.meter.next_at = now + crate::time::backoff(u.meter.attempts);
         }
         ActionResult::Refused { error } => {
             let message = match error {

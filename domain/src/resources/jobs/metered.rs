@@ -114,9 +114,6 @@ impl Work for StartMetered {
                 let usage = UsageBilling {
                     subscription_id: sub.clone(),
                     event_name: event_name.clone(),
-                    paused: None,
-                    suspended: false,
-                    retry_at: None,
                 };
                 let url = then_operator.clone();
                 d.record(

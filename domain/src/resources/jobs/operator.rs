@@ -147,7 +147,7 @@ impl Work for Operator {
             OperatorStatus::Complete | OperatorStatus::Removed => {
                 let before = summary(&d.account.resources[i]);
                 let billing = billing_of(&d.account.resources[i]);
-                let mut usage = usage_of(&d.account.resources[i]);
+                let usage = usage_of(&d.account.resources[i]);
                 let subscription = billing
                     .as_ref()
                     .and_then(|b| b.subscription_id.clone())
@@ -188,10 +188,15 @@ impl Work for Operator {
                 } else if matches!(action, OperatorAction::Suspend | OperatorAction::Resume) {
                     // The access configuration stays; only the pause state moves.
                     let suspended = action == OperatorAction::Suspend;
-                    if let Detail::Operator { usage: Some(u), .. } = &mut r.detail {
-                        u.suspended = suspended;
+                    let hold = r.hold.get_or_insert_with(Default::default);
+                    hold.suspended = suspended;
+                    if hold.is_clear() {
+                        r.hold = None;
                     }
-                    r.message = crate::usage::pause_message(r, &d.account.ledger.currency);
+                    r.message = r
+                        .hold
+                        .as_ref()
+                        .and_then(|h| h.message(&d.account.ledger.currency));
                     let after = summary(r);
                     let recorded = if suspended {
                         AuditAction::ResourceSuspended
@@ -203,9 +208,9 @@ impl Work for Operator {
                     if let Some(c) = new_configuration {
                         r.configuration = c;
                     }
-                    if let Some(u) = usage.as_mut() {
+                    if let Some(h) = r.hold.as_mut() {
                         // A create's answer: the resource runs now (a pause applies later).
-                        u.suspended = false;
+                        h.suspended = false;
                     }
                     r.detail = Detail::Operator {
                         access_configuration,
@@ -293,9 +298,9 @@ impl Work for Operator {
                     action.as_str(),
                     failed.info.message
                 ));
-                if let Detail::Operator { usage: Some(u), .. } = &mut res.detail {
-                    // The cap's pause is tried again later, not in a loop.
-                    u.retry_at = Some(failed.now + crate::usage::PAUSE_RETRY_SECONDS);
+                if let Some(h) = res.hold.as_mut() {
+                    // The hold is tried again later, not in a loop.
+                    h.retry_at = Some(failed.now + crate::resources::model::Hold::RETRY_SECONDS);
                 }
                 true
             }

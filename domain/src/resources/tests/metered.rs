@@ -7,23 +7,6 @@ use crate::audit_action::AuditAction;
 use crate::resources::model::UsageBilling;
 use crate::usage::{self, UsageError, UsageReport};
 
-fn operator(status: &str) -> ActionResult {
-    ActionResult::Operator {
-        status: status.into(),
-        access_configuration: Some(BTreeMap::from([(
-            "DATABASE_URL".to_string(),
-            "postgres://db".to_string(),
-        )])),
-        retry_after: None,
-        error: (status == "error").then(|| ErrorInfo {
-            code: "quota".into(),
-            message: "over quota".into(),
-        }),
-        schema: None,
-        message: None,
-    }
-}
-
 /// A usage-based database up to its subscription: token, customer, SetupIntent, metered
 /// subscription. Nothing is charged or reserved.
 fn subscribed(w: &mut W, configuration: Value) -> String {
@@ -118,6 +101,10 @@ fn send(w: &mut W, body: Value) -> Result<(crate::ledger::UsageRecord, bool), Us
         (_, Some(e)) => Err(e),
         (other, None) => panic!("{other:?}"),
     }
+}
+
+fn hold(w: &W, id: &str) -> crate::resources::model::Hold {
+    w.res(id).hold.clone().unwrap_or_default()
 }
 
 fn usage_of(w: &W, id: &str) -> UsageBilling {
@@ -307,7 +294,7 @@ fn the_cap_pauses_usage_at_the_cap_and_raising_it_resumes() {
     let id = running(&mut w);
     w.account.ledger.cap = 1_000;
     send(&mut w, report(&id, "a", 600, T0)).unwrap();
-    assert!(usage_of(&w, &id).paused.is_none());
+    assert!(hold(&w, &id).cap.is_none());
     assert_eq!(
         usage::next_wake(&w.account, w.now),
         Some(w.now),
@@ -319,9 +306,9 @@ fn the_cap_pauses_usage_at_the_cap_and_raising_it_resumes() {
         !rec.over_cap,
         "the report that reached the cap was within it"
     );
-    let u = usage_of(&w, &id);
+    let u = hold(&w, &id);
     assert_eq!(
-        u.paused.as_ref().map(|p| (p.cap, p.spent)),
+        u.cap.as_ref().map(|p| (p.cap, p.spent)),
         Some((1_000, 1_000))
     );
     assert!(!u.suspended);
@@ -332,7 +319,7 @@ fn the_cap_pauses_usage_at_the_cap_and_raising_it_resumes() {
     w.feed(&id, operator("complete")).unwrap();
     let r = w.res(&id).clone();
     assert_eq!(r.status, ResourceStatus::Complete);
-    assert!(usage_of(&w, &id).suspended);
+    assert!(hold(&w, &id).suspended);
     let v = render(&r, "acct_x", &BTreeMap::new());
     assert_eq!(v["paused"]["reason"], "spending_cap_reached");
     assert_eq!(v["paused"]["raise_cap"]["purpose"], "billing");
@@ -356,13 +343,13 @@ fn the_cap_pauses_usage_at_the_cap_and_raising_it_resumes() {
     w.account.ledger.cap = 5_000;
     assert_eq!(usage::next_wake(&w.account, w.now), Some(w.now));
     reconcile(&mut w);
-    assert!(usage_of(&w, &id).paused.is_none());
+    assert!(hold(&w, &id).cap.is_none());
     let Some(Action::CallOperator { body, .. }) = w.next(&id) else {
         panic!("{:?}", w.next(&id))
     };
     assert_eq!(body["action"], "resume");
     w.feed(&id, operator("complete")).unwrap();
-    assert!(!usage_of(&w, &id).suspended);
+    assert!(!hold(&w, &id).suspended);
     assert_eq!(w.res(&id).message, None);
     assert_eq!(usage::next_wake(&w.account, w.now), None);
     let actions: Vec<&str> = w.log.iter().map(|r| r.action.as_str()).collect();
@@ -383,7 +370,7 @@ fn a_new_month_resumes_what_the_cap_paused() {
     w.account.ledger.cap = 500;
     send(&mut w, report(&id, "a", 500, T0)).unwrap();
     w.feed(&id, operator("complete")).unwrap();
-    assert!(usage_of(&w, &id).suspended);
+    assert!(hold(&w, &id).suspended);
     let (_, next_month) = crate::time::month_bounds(w.now);
     w.now = next_month;
     reconcile(&mut w);
@@ -401,8 +388,8 @@ fn a_failed_suspend_is_tried_again_later_not_in_a_loop() {
     send(&mut w, report(&id, "a", 100, T0)).unwrap();
     w.feed(&id, operator("error")).unwrap_err();
     assert_eq!(w.res(&id).status, ResourceStatus::Complete);
-    let u = usage_of(&w, &id);
-    assert!(u.paused.is_some() && !u.suspended);
+    let u = hold(&w, &id);
+    assert!(u.cap.is_some() && !u.suspended);
     assert_eq!(u.retry_at, Some(w.now + usage::PAUSE_RETRY_SECONDS));
     w.account
         .ledger
@@ -570,7 +557,7 @@ fn credits_pay_usage_first_and_do_not_count_against_the_cap() {
     assert_eq!(b.credited, 400);
     assert_eq!(w.account.ledger.spent(w.now), 300);
     assert_eq!(w.account.ledger.credit_left(w.now), 0);
-    assert!(usage_of(&w, &id).paused.is_none(), "$3 of a $5 cap");
+    assert!(hold(&w, &id).cap.is_none(), "$3 of a $5 cap");
     // Meter events carry the whole usage: Stripe applies the grant on the invoice.
     let Some((_, Action::ReportMeterEvent { value, .. })) = usage::meter::action(&w.account, "b")
     else {
@@ -579,7 +566,7 @@ fn credits_pay_usage_first_and_do_not_count_against_the_cap() {
     assert_eq!(value, 700);
     // Then the cap applies to the owner's money only.
     send(&mut w, report(&id, "c", 200, T0)).unwrap();
-    assert!(usage_of(&w, &id).paused.is_some());
+    assert!(hold(&w, &id).cap.is_some());
     let granted = w
         .log
         .iter()

@@ -182,6 +182,25 @@ fn ctx(now: i64) -> Ctx {
     }
 }
 
+/// An operator backend's answer with `status`: a database URL when complete, a `quota` error
+/// when `error`.
+fn operator(status: &str) -> ActionResult {
+    ActionResult::Operator {
+        status: status.into(),
+        access_configuration: Some(BTreeMap::from([(
+            "DATABASE_URL".to_string(),
+            "postgres://db".to_string(),
+        )])),
+        retry_after: None,
+        error: (status == "error").then(|| ErrorInfo {
+            code: "quota".into(),
+            message: "over quota".into(),
+        }),
+        schema: None,
+        message: None,
+    }
+}
+
 fn spt(token: &str, max: u64) -> ActionResult {
     ActionResult::Token {
         token: GrantedToken {

@@ -4,23 +4,6 @@
 
 use super::*;
 
-fn operator(status: &str) -> ActionResult {
-    ActionResult::Operator {
-        status: status.into(),
-        access_configuration: Some(BTreeMap::from([(
-            "DATABASE_URL".to_string(),
-            "postgres://db".to_string(),
-        )])),
-        retry_after: None,
-        error: (status == "error").then(|| ErrorInfo {
-            code: "quota".into(),
-            message: "over quota".into(),
-        }),
-        schema: None,
-        message: None,
-    }
-}
-
 /// A paid database up to its subscription (token, customer, first period, subscription).
 fn subscribed(w: &mut W, configuration: Value) -> String {
     w.create(json!({"service_id": "free", "project_id": "p"}), None)
@@ -322,4 +305,59 @@ fn a_declined_one_time_charge_puts_the_quote_back() {
     assert!(r.message.unwrap().contains("nothing was charged"));
     assert_eq!(w.account.ledger.spent(w.now), 0);
     assert!(information_schema(w.res(&id)).is_some());
+}
+
+/// An invoice unpaid past the grace period holds the service (`stripe_events::enforce_grace`
+/// sets `hold.unpaid`): the backend is asked to suspend it, and to resume it once paid.
+#[test]
+fn an_unpaid_service_is_suspended_at_its_backend_and_resumed_when_paid() {
+    let mut w = W::new();
+    let id = subscribed(&mut w, json!({}));
+    w.feed(&id, operator("complete")).unwrap();
+    let cat = w.catalog.clone();
+    let reconcile = |w: &mut W| {
+        w.run(|d| {
+            crate::usage::reconcile(d, &cat);
+            Ok(())
+        })
+        .unwrap()
+    };
+    reconcile(&mut w);
+    assert!(w.res(&id).job.is_none(), "nothing to hold");
+    let i = w.account.resources.iter().position(|r| r.id == id).unwrap();
+    w.account.resources[i].hold = Some(crate::resources::model::Hold {
+        past_due_since: Some(T0),
+        unpaid: true,
+        ..Default::default()
+    });
+    assert_eq!(crate::usage::next_wake(&w.account, w.now), Some(w.now));
+    reconcile(&mut w);
+    let Some(Action::CallOperator { body, .. }) = w.next(&id) else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(body["action"], "suspend");
+    w.feed(&id, operator("complete")).unwrap();
+    let h = w.res(&id).hold.clone().unwrap();
+    assert!(h.unpaid && h.suspended);
+    assert!(w
+        .res(&id)
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("invoice is unpaid"));
+    // The cap does not hold a fixed-price service.
+    w.account.ledger.cap = 0;
+    reconcile(&mut w);
+    assert!(w.res(&id).hold.as_ref().unwrap().cap.is_none());
+    // Paid (the webhook clears `unpaid`): resumed.
+    w.account.resources[i].hold.as_mut().unwrap().unpaid = false;
+    w.account.resources[i].hold.as_mut().unwrap().past_due_since = None;
+    reconcile(&mut w);
+    let Some(Action::CallOperator { body, .. }) = w.next(&id) else {
+        panic!("{:?}", w.next(&id))
+    };
+    assert_eq!(body["action"], "resume");
+    w.feed(&id, operator("complete")).unwrap();
+    assert_eq!(w.res(&id).hold, None);
+    assert_eq!(w.res(&id).message, None);
 }

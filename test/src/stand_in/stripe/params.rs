@@ -196,3 +196,24 @@ pub(crate) fn email(params: &Params) -> Res<Option<String>> {
     }
     Ok(Some(email.to_string()))
 }
+
+/// Where a granted token is passed.
+pub(crate) const TOKEN_PARAM: &str = "payment_method_data[shared_payment_granted_token]";
+
+/// `payment_method_data[shared_payment_granted_token]`, required, with nothing else in
+/// `payment_method_data` (PaymentIntents and SetupIntents paid with a granted token).
+pub(crate) fn granted_token_param(p: &Params) -> Res<String> {
+    let Some(pm_data) = get_hash(p, "payment_method_data", "payment_method_data")? else {
+        return Err(reject(
+            Some("parameter_missing"),
+            &format!("Missing required param: {TOKEN_PARAM}."),
+            TOKEN_PARAM,
+        ));
+    };
+    allow(
+        pm_data,
+        &["shared_payment_granted_token"],
+        "payment_method_data",
+    )?;
+    Ok(req_str(pm_data, "shared_payment_granted_token", TOKEN_PARAM)?.to_string())
+}

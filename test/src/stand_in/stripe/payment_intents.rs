@@ -11,7 +11,10 @@ use crate::stand_in::state::State;
 
 use super::errors::{fail, reject, stripe_error};
 use super::events::create_event;
-use super::params::{allow, currency, get_hash, metadata, opt_str, req_int, req_str, Params, Res};
+use super::params::{
+    allow, currency, granted_token_param, metadata, opt_str, req_int, req_str, Params, Res,
+    TOKEN_PARAM,
+};
 
 /// What a PaymentIntent request asked for, validated.
 struct Intent {
@@ -23,8 +26,6 @@ struct Intent {
     receipt_email: Option<String>,
     metadata: Map<String, Value>,
 }
-
-const TOKEN_PARAM: &str = "payment_method_data[shared_payment_granted_token]";
 
 pub(crate) fn create_payment_intent(st: &mut State, p: &Params) -> Res<Reply> {
     allow(
@@ -69,19 +70,7 @@ pub(crate) fn create_payment_intent(st: &mut State, p: &Params) -> Res<Reply> {
             ))
         }
     }
-    let Some(pm_data) = get_hash(p, "payment_method_data", "payment_method_data")? else {
-        return Err(reject(
-            Some("parameter_missing"),
-            &format!("Missing required param: {TOKEN_PARAM}."),
-            TOKEN_PARAM,
-        ));
-    };
-    allow(
-        pm_data,
-        &["shared_payment_granted_token"],
-        "payment_method_data",
-    )?;
-    let token_id = req_str(pm_data, "shared_payment_granted_token", TOKEN_PARAM)?.to_string();
+    let token_id = granted_token_param(p)?;
     let customer = opt_str(p, "customer", "customer")?.map(str::to_string);
     let setup_future_usage = opt_str(p, "setup_future_usage", "setup_future_usage")?;
     if let Some(usage) = setup_future_usage {

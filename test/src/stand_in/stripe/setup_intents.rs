@@ -11,9 +11,9 @@ use crate::stand_in::state::State;
 
 use super::errors::{fail, reject, stripe_error};
 use super::events::create_event;
-use super::params::{allow, get_hash, metadata, opt_str, req_str, Params, Res};
-
-const TOKEN_PARAM: &str = "payment_method_data[shared_payment_granted_token]";
+use super::params::{
+    allow, granted_token_param, metadata, opt_str, req_str, Params, Res, TOKEN_PARAM,
+};
 
 pub(crate) fn create_setup_intent(st: &mut State, p: &Params) -> Res<Reply> {
     allow(
@@ -46,19 +46,7 @@ pub(crate) fn create_setup_intent(st: &mut State, p: &Params) -> Res<Reply> {
             "usage",
         ));
     }
-    let Some(pm_data) = get_hash(p, "payment_method_data", "payment_method_data")? else {
-        return Err(reject(
-            Some("parameter_missing"),
-            &format!("Missing required param: {TOKEN_PARAM}."),
-            TOKEN_PARAM,
-        ));
-    };
-    allow(
-        pm_data,
-        &["shared_payment_granted_token"],
-        "payment_method_data",
-    )?;
-    let token_id = req_str(pm_data, "shared_payment_granted_token", TOKEN_PARAM)?.to_string();
+    let token_id = granted_token_param(p)?;
     let metadata = metadata(p)?;
     if !st.customers.iter().any(|c| c["id"] == customer.as_str()) {
         return Err(fail(
