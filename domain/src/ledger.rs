@@ -514,6 +514,44 @@ mod tests {
     }
 
     #[test]
+    fn a_ledger_stored_before_usage_and_credits_reads_and_writes_back_the_same() {
+        let old = r#"{"cap":10000,"currency":"usd","charges":[{"id":"c1","resource_id":"r1","amount":1200,"currency":"usd","month":1798761600,"status":"charged","created_at":1800000000,"refunded":0,"payment_intent":"pi_1","description":"domain"}],"alerts":[[1798761600,50]]}"#;
+        let l: Ledger = serde_json::from_str(old).unwrap();
+        assert!(l.usage.is_empty() && l.credits.is_empty());
+        assert_eq!(serde_json::to_string(&l).unwrap(), old);
+    }
+
+    #[test]
+    fn credits_are_drawn_soonest_expiry_first_and_not_after_they_expire() {
+        let credit = |id: &str, amount: u64, expires_at: i64| Credit {
+            id: id.into(),
+            key: id.into(),
+            fingerprint: String::new(),
+            amount,
+            currency: "usd".into(),
+            reason: "startup".into(),
+            granted_at: 0,
+            expires_at,
+            used: 0,
+            stripe_grant: None,
+            attempts: 0,
+            next_at: 0,
+            error: None,
+        };
+        let mut l = Ledger {
+            credits: vec![credit("late", 500, 2_000), credit("soon", 300, 1_000)],
+            ..Ledger::default()
+        };
+        assert_eq!(l.credit_left(0), 800);
+        assert_eq!(l.draw_credits(400, 0), 400);
+        assert_eq!((l.credits[1].used, l.credits[0].used), (300, 100));
+        // After the first expires, only the second's rest is left.
+        assert_eq!(l.credit_left(1_500), 400);
+        assert_eq!(l.draw_credits(1_000, 1_500), 400);
+        assert_eq!(l.draw_credits(10, 1_500), 0);
+    }
+
+    #[test]
     fn amounts_are_formatted_for_humans() {
         assert_eq!(format_amount(1200, "usd"), "$12.00");
         assert_eq!(format_amount(5, "eur"), "€0.05");
