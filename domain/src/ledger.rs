@@ -50,6 +50,13 @@ pub struct Charge {
     pub payment_intent: Option<String>,
     #[serde(default)]
     pub description: String,
+    /// The part of the price credits paid (not in `amount`, which is the payment method's part).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub credited: u64,
+    /// Which credits paid it, and how much each: given back if the purchase is refunded or
+    /// never made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credits: Vec<(String, u64)>,
 }
 
 impl Charge {
@@ -74,6 +81,8 @@ impl Charge {
             refunded: 0,
             payment_intent: None,
             description: description.to_string(),
+            credited: 0,
+            credits: Vec::new(),
         }
     }
 }
@@ -249,16 +258,25 @@ impl Ledger {
     /// Draws up to `amount` from the credits unexpired at `now`, those expiring first first;
     /// answers what was drawn.
     pub fn draw_credits(&mut self, amount: u64, now: i64) -> u64 {
+        self.draw(amount, now).iter().map(|(_, n)| n).sum()
+    }
+
+    /// [`Ledger::draw_credits`], answering how much each credit gave.
+    fn draw(&mut self, amount: u64, now: i64) -> Vec<(String, u64)> {
         let mut order: Vec<usize> = (0..self.credits.len()).collect();
         order.sort_by_key(|&i| self.credits[i].expires_at);
-        let mut drawn = 0;
+        let mut drawn = Vec::new();
+        let mut total = 0;
         for i in order {
-            let c = &mut self.credits[i];
-            let take = c.left(now).min(amount - drawn);
-            c.used += take;
-            drawn += take;
-            if drawn == amount {
+            if total == amount {
                 break;
+            }
+            let c = &mut self.credits[i];
+            let take = c.left(now).min(amount - total);
+            if take > 0 {
+                c.used += take;
+                total += take;
+                drawn.push((c.id.clone(), take));
             }
         }
         drawn
@@ -276,7 +294,9 @@ impl Ledger {
         Some(std::mem::replace(&mut self.currency, currency.to_string()))
     }
 
-    /// Reserves `amount` for `resource_id`, or says why not.
+    /// Reserves `amount` for `resource_id`, credits first: what credits unexpired at `now`
+    /// cover is drawn from them, and only the rest (the payment method's part, answered) is
+    /// reserved against the cap. Or says why not, drawing nothing.
     pub fn reserve(
         &mut self,
         id: &str,
@@ -285,30 +305,48 @@ impl Ledger {
         currency: &str,
         description: &str,
         now: i64,
-    ) -> Result<(), CapError> {
+    ) -> Result<u64, CapError> {
         if currency != self.currency {
             return Err(CapError::Currency {
                 expected: self.currency.clone(),
             });
         }
+        let credited = self.credit_left(now).min(amount);
+        let card = amount - credited;
         let spent = self.spent(now);
-        if spent.saturating_add(amount) > self.cap {
+        if spent.saturating_add(card) > self.cap {
             return Err(CapError::Exceeded {
                 spent,
                 cap: self.cap,
-                amount,
+                amount: card,
             });
         }
-        self.charges.push(Charge::new(
+        let credits = self.draw(credited, now);
+        let mut charge = Charge::new(
             ChargeStatus::Reserved,
             id,
             resource_id,
-            amount,
+            card,
             currency,
             description,
             now,
-        ));
-        Ok(())
+        );
+        charge.credited = credited;
+        charge.credits = credits;
+        self.charges.push(charge);
+        Ok(card)
+    }
+
+    /// Gives back the credits charge `id` drew (its purchase was refunded or never made).
+    pub fn return_credits(&mut self, id: &str) {
+        let Some(c) = self.charges.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
+        for (credit, n) in std::mem::take(&mut c.credits) {
+            if let Some(k) = self.credits.iter_mut().find(|k| k.id == credit) {
+                k.used = k.used.saturating_sub(n);
+            }
+        }
     }
 
     /// Records a charge made outside a reservation (a subscription renewal Stripe collected),
@@ -349,8 +387,21 @@ impl Ledger {
         }
     }
 
-    /// Releases a reservation that will never be charged.
+    /// Marks a reservation paid by credits alone (nothing for the payment method).
+    pub fn settle_by_credits(&mut self, id: &str) {
+        if let Some(c) = self.get_mut(id) {
+            c.status = ChargeStatus::Charged;
+        }
+    }
+
+    /// Releases a reservation that will never be charged, giving its credits back.
     pub fn release(&mut self, id: &str) {
+        if self
+            .get_mut(id)
+            .is_some_and(|c| c.status == ChargeStatus::Reserved)
+        {
+            self.return_credits(id);
+        }
         if let Some(c) = self.get_mut(id) {
             if c.status == ChargeStatus::Reserved {
                 c.status = ChargeStatus::Released;

@@ -29,6 +29,10 @@ pub fn trials() -> Vec<Trial> {
             credits_pay_usage_before_the_card,
         ),
         case(
+            "usage::credits_pay_a_one_time_price_before_the_card",
+            credits_pay_a_one_time_price_before_the_card,
+        ),
+        case(
             "usage::an_unpaid_operator_service_is_suspended_until_paid",
             an_unpaid_operator_service_is_suspended_until_paid,
         ),
@@ -568,4 +572,58 @@ fn an_unpaid_operator_service_is_suspended_until_paid() {
     ] {
         assert!(rows.iter().any(|r| r["action"] == a), "{a}");
     }
+}
+
+/// Credits pay fixed prices too: a $49 one-time price with $60 of credits charges the card
+/// nothing; the next one, with $11 left, charges the card $38.
+fn credits_pay_a_one_time_price_before_the_card() {
+    let t = account_with_free_plan();
+    let expires = domain::time::format_rfc3339(app_client::unix_now() + 30 * 86_400);
+    let granted = grant(
+        &t.account,
+        json!({"amount": 6000, "currency": "usd", "expires_at": expires,
+               "reason": "startup program", "idempotency_key": "startup"}),
+    );
+    assert_eq!(granted.status, 201, "{}", granted.text());
+    let buy = |key: &str| -> String {
+        let body = |info: Value| {
+            json!({"service_id": "setup_database", "project_id": "p",
+                   "payment_credentials": pay(&spt(10_000)), "submitted_information": info})
+        };
+        let quoted = ok(&provider()
+            .create_resource_keyed(&t.access, key, &body(Value::Null))
+            .unwrap());
+        let id = quoted["id"].as_str().unwrap().to_string();
+        ok(&provider()
+            .create_resource_keyed(&t.access, key, &body(json!({"amount": 4900})))
+            .unwrap());
+        let done = settle(&t.access, &id);
+        assert_eq!(done["status"], "complete", "{done}");
+        id
+    };
+    buy(&unique("once"));
+    let card = |account: &str| -> Vec<u64> {
+        with_worker(|w| w.stand_in.payment_intents())
+            .iter()
+            .filter(|p| p["metadata"]["account_id"] == account)
+            .filter_map(|p| p["amount"].as_u64())
+            .collect()
+    };
+    assert!(card(&t.account).is_empty(), "credits paid it all");
+    let s = spend(&t.account);
+    assert_eq!(
+        (s["spent"].as_u64(), s["credit_left"].as_u64()),
+        (Some(0), Some(1100))
+    );
+    buy(&unique("twice"));
+    assert_eq!(
+        card(&t.account),
+        [3800],
+        "the card pays what credits did not"
+    );
+    let s = spend(&t.account);
+    assert_eq!(
+        (s["spent"].as_u64(), s["credit_left"].as_u64()),
+        (Some(3800), Some(0))
+    );
 }

@@ -65,7 +65,8 @@ pub fn confirm_domain(
         .or_else(|| payment_token.clone())
         .ok_or(ResourceError::RequiresPaymentCredentials)?;
     let candidate = candidate.clone();
-    reserve(
+    // Credits pay first; `card` is what is left for the payment method.
+    let card = reserve(
         d,
         charge_id,
         id,
@@ -79,7 +80,7 @@ pub fn confirm_domain(
     res.job = start_job(
         Job::BuyDomain {
             domain: candidate.domain.clone(),
-            amount: candidate.amount,
+            amount: card,
             currency: candidate.currency.clone(),
             token,
             charge_id: charge_id.to_string(),

@@ -205,7 +205,7 @@ pub(crate) fn reserve(
     amount: u64,
     currency: &str,
     description: &str,
-) -> Result<(), ResourceError> {
+) -> Result<u64, ResourceError> {
     let now = d.now();
     // Prices are in the catalog's one currency, which the cap counts in (README).
     if let Some(previous) = d.account.ledger.adopt_currency(currency, now) {
@@ -216,7 +216,8 @@ pub(crate) fn reserve(
             json!({"currency": currency, "cap": d.account.ledger.cap}),
         );
     }
-    d.account
+    let card = d
+        .account
         .ledger
         .reserve(charge_id, resource_id, amount, currency, description, now)
         .map_err(|e| match e {
@@ -235,7 +236,8 @@ pub(crate) fn reserve(
         None,
         Value::Null,
         json!({"charge_id": charge_id, "resource_id": resource_id, "amount": amount,
-               "currency": currency, "spent_this_month": spent, "cap": cap}),
+               "currency": currency, "credited": amount - card, "payment_method": card,
+               "spent_this_month": spent, "cap": cap}),
     );
     for threshold in d.account.ledger.new_alerts(now) {
         d.record(
@@ -245,7 +247,7 @@ pub(crate) fn reserve(
             json!({"threshold_percent": threshold, "spent_this_month": spent, "cap": cap}),
         );
     }
-    Ok(())
+    Ok(card)
 }
 
 /// The recurring price a subscription bills: a paid plan's, or a paid operator service's.
@@ -289,7 +291,8 @@ pub(crate) fn subscribe_job(
         Some(_) => service.id.clone(),
         None => format!("{} plan", service.id),
     };
-    reserve(
+    // Credits pay first; `card` is what is left for the payment method.
+    let card = reserve(
         d,
         charge_id,
         resource_id,
@@ -300,7 +303,7 @@ pub(crate) fn subscribe_job(
     Ok(Job::Subscribe {
         target_service: service.id.clone(),
         token,
-        amount: price.amount,
+        amount: card,
         currency: price.currency.clone(),
         stripe_price,
         period_days: period_days(price),

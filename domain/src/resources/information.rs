@@ -82,14 +82,15 @@ pub fn submit_information(
                 .or_else(|| p.payment_token.clone())
                 .ok_or(ResourceError::RequiresPaymentCredentials)?;
             let url = operator_url(catalog, &r.service_id)?;
-            reserve(d, charge_id, id, p.amount, &p.currency, &r.service_id)?;
+            // Credits pay first; `card` is what is left for the payment method.
+            let card = reserve(d, charge_id, id, p.amount, &p.currency, &r.service_id)?;
             let now = d.now();
             let res = &mut d.account.resources[i];
             res.status = ResourceStatus::Pending;
             res.message = Some("charging the one-time price".into());
             res.job = start_job(
                 Job::Purchase {
-                    amount: p.amount,
+                    amount: card,
                     currency: p.currency.clone(),
                     token,
                     charge_id: charge_id.to_string(),

@@ -12,7 +12,7 @@ use crate::account::Draft;
 use crate::catalog::Registrar;
 use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
-use crate::resources::jobs::payment::{settled, verify_token};
+use crate::resources::jobs::payment::{paid_by_credits, settled, verify_token};
 use crate::resources::jobs::work::{
     errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
 };
@@ -42,7 +42,7 @@ impl Work for BuyDomain {
             Action::RetrieveToken {
                 token: token.clone(),
             }
-        } else if payment_intent.is_none() && !claim_first {
+        } else if payment_intent.is_none() && *amount > 0 && !claim_first {
             Action::CreatePaymentIntent {
                 key: next.key(charge_id, "domain-pi"),
                 amount: *amount,
@@ -90,13 +90,24 @@ impl Work for BuyDomain {
                     claimed,
                     payment_intent,
                     domain,
+                    amount,
+                    charge_id,
                     ..
                 },
                 ActionResult::Claimed { expires_at },
             ) => {
-                if payment_intent.is_none() {
+                // Held before the charge (the builtin registrar), or registered once paid. A
+                // price credits paid in full has no charge: its first builtin claim holds it.
+                let builtin = d.account.resources[i].registrar() == Registrar::Builtin;
+                let held_first =
+                    payment_intent.is_none() && (*amount > 0 || (builtin && !*claimed));
+                if held_first {
                     *claimed = true;
                     return Ok(Progress::Continue);
+                }
+                if payment_intent.is_none() {
+                    let charge_id = charge_id.clone();
+                    paid_by_credits(d, &id, &charge_id);
                 }
                 // Charged and registered: done.
                 let name = domain.clone();

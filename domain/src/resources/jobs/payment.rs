@@ -58,3 +58,24 @@ pub(crate) fn customer_created(d: &mut Draft, customer: String) {
         json!({"customer": customer}),
     );
 }
+
+/// A purchase credits paid in full: nothing goes to the payment method, the reservation is
+/// settled and recorded.
+pub(crate) fn paid_by_credits(d: &mut Draft, id: &str, charge_id: &str) {
+    d.account.ledger.settle_by_credits(charge_id);
+    let credited = d
+        .account
+        .ledger
+        .charges
+        .iter()
+        .find(|c| c.id == charge_id)
+        .map(|c| c.credited)
+        .unwrap_or(0);
+    d.record(
+        AuditAction::ChargeSucceeded,
+        None,
+        Value::Null,
+        json!({"resource_id": id, "charge_id": charge_id, "payment_intent": null, "amount": 0,
+               "credited": credited}),
+    );
+}

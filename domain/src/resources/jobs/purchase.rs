@@ -11,7 +11,7 @@ use crate::account::Draft;
 use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::operator::operator_job;
-use crate::resources::jobs::payment::{settled, verify_token};
+use crate::resources::jobs::payment::{paid_by_credits, settled, verify_token};
 use crate::resources::jobs::work::{
     continue_as, errored, unexpected, Failed, Next, Progress, Told, Work,
 };
@@ -20,6 +20,45 @@ use crate::resources::model::{
 };
 
 pub(crate) struct Purchase;
+
+fn charge_id_of(job: &Job) -> String {
+    match job {
+        Job::Purchase { charge_id, .. } => charge_id.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Paid (`pi`, empty when credits paid it all): the job becomes the backend's `create`, the
+/// charge kept in the resource's `billing` (refunded if the backend cannot create it).
+fn hand_over(d: &mut Draft, i: usize, js: &mut JobState, pi: String) {
+    let Job::Purchase {
+        amount,
+        charge_id,
+        then_operator,
+        ..
+    } = &js.job
+    else {
+        return;
+    };
+    let now = d.now();
+    let billing = OperatorBilling {
+        subscription_id: None,
+        payment_intent: pi,
+        charge_id: charge_id.clone(),
+        amount: *amount,
+    };
+    let job = operator_job(d, OperatorAction::Create, then_operator.clone(), None, None);
+    let r = &mut d.account.resources[i];
+    r.detail = Detail::Operator {
+        access_configuration: None,
+        asked: None,
+        billing: Some(billing),
+        usage: None,
+    };
+    r.message = Some("paid; the platform is provisioning it".into());
+    r.updated_at = now;
+    continue_as(js, job, now);
+}
 
 impl Work for Purchase {
     fn next_action(&self, next: &Next) -> Option<Action> {
@@ -59,7 +98,6 @@ impl Work for Purchase {
         outcome: ActionResult,
         _settings: &Settings,
     ) -> Result<Progress, ResourceError> {
-        let now = d.now();
         let id = d.account.resources[i].id.clone();
         match (&mut js.job, outcome) {
             (
@@ -73,6 +111,13 @@ impl Work for Purchase {
             ) => {
                 verify_token(d, &id, &token, *amount, currency)?;
                 *token_checked = true;
+                if *amount > 0 {
+                    return Ok(Progress::Continue);
+                }
+                // Credits paid it all: nothing to charge; the backend creates it now.
+                let charge_id = charge_id_of(&js.job);
+                paid_by_credits(d, &id, &charge_id);
+                hand_over(d, i, js, String::new());
                 Ok(Progress::Continue)
             }
             (
@@ -80,30 +125,12 @@ impl Work for Purchase {
                     amount,
                     currency,
                     charge_id,
-                    then_operator,
                     ..
                 },
                 ActionResult::PaymentIntent { id: pi, .. },
             ) => {
                 settled(d, &id, charge_id, &pi, *amount, currency);
-                let billing = OperatorBilling {
-                    subscription_id: None,
-                    payment_intent: pi,
-                    charge_id: charge_id.clone(),
-                    amount: *amount,
-                };
-                let url = then_operator.clone();
-                let job = operator_job(d, OperatorAction::Create, url, None, None);
-                let r = &mut d.account.resources[i];
-                r.detail = Detail::Operator {
-                    access_configuration: None,
-                    asked: None,
-                    billing: Some(billing),
-                    usage: None,
-                };
-                r.message = Some("paid; the platform is provisioning it".into());
-                r.updated_at = now;
-                continue_as(js, job, now);
+                hand_over(d, i, js, pi);
                 Ok(Progress::Continue)
             }
             (_, other) => Err(unexpected(other)),

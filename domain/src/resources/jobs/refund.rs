@@ -75,10 +75,17 @@ impl Work for Refund {
                 *usage = None;
             }
             if let Job::Refund {
-                amount: 0, reason, ..
+                amount: 0,
+                reason,
+                charge_id,
+                ..
             } = &js.job
             {
-                // A usage-based service was never charged: cancelling is all there is to undo.
+                // Nothing went to the card (a usage-based service, or credits paid the first
+                // period): cancelling, and giving credits back, is all there is to undo.
+                if !charge_id.is_empty() {
+                    crate::resources::jobs::operator::refunded_by_credits(d, charge_id);
+                }
                 let r = &mut d.account.resources[i];
                 r.job = None;
                 r.message = None;
@@ -108,6 +115,8 @@ impl Work for Refund {
             c.refunded = amount;
             c.status = ChargeStatus::Refunded;
         }
+        // What credits paid of it goes back to them.
+        d.account.ledger.return_credits(&cid);
         d.record(
             AuditAction::ChargeRefunded,
             None,

@@ -16,7 +16,7 @@ use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::cancel::keep_cancelling;
 use crate::resources::jobs::operator::operator_job;
-use crate::resources::jobs::payment::{customer_created, settled, verify_token};
+use crate::resources::jobs::payment::{customer_created, paid_by_credits, settled, verify_token};
 use crate::resources::jobs::work::{
     continue_as, errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
 };
@@ -58,7 +58,15 @@ impl Work for Subscribe {
                 email: a.owner.email.clone(),
                 name: a.owner.name.clone(),
             }
-        } else if payment_intent.is_none() {
+        } else if payment_intent.is_none() && payment_method.is_none() && *amount == 0 {
+            // Credits paid the first period: nothing to charge, but the subscription bills
+            // the card from the next period, so its payment method is saved (a SetupIntent).
+            Action::CreateSetupIntent {
+                key: next.key(charge_id, "subscribe-setup"),
+                token: token.clone(),
+                customer: a.billing.customer_id.clone().unwrap_or_default(),
+            }
+        } else if payment_intent.is_none() && *amount > 0 {
             Action::CreatePaymentIntent {
                 key: next.key(charge_id, "subscribe-pi"),
                 amount: *amount,
@@ -115,6 +123,21 @@ impl Work for Subscribe {
                 customer_created(d, customer);
             }
             (
+                Job::Subscribe { payment_method, .. },
+                ActionResult::SetupIntent {
+                    id: setup,
+                    payment_method: pm,
+                },
+            ) => {
+                d.record(
+                    AuditAction::PaymentMethodSaved,
+                    None,
+                    Value::Null,
+                    json!({"resource_id": id, "setup_intent": setup, "payment_method": pm}),
+                );
+                *payment_method = Some(pm);
+            }
+            (
                 Job::Subscribe {
                     payment_intent,
                     payment_method,
@@ -144,6 +167,10 @@ impl Work for Subscribe {
             ) => {
                 // A paid operator service: paid for and subscribed; now its backend creates
                 // it (the same request's job goes on, so its answer still waits for it).
+                if payment_intent.is_none() {
+                    let charge_id = charge_id.clone();
+                    paid_by_credits(d, &id, &charge_id);
+                }
                 let billing = OperatorBilling {
                     subscription_id: Some(sub.clone()),
                     payment_intent: payment_intent.clone().unwrap_or_default(),
@@ -174,10 +201,17 @@ impl Work for Subscribe {
                     target_service,
                     replaces,
                     subscription,
+                    payment_intent,
+                    charge_id,
                     ..
                 },
                 ActionResult::Subscription { id: sub, status },
             ) => {
+                if payment_intent.is_none() {
+                    // Credits paid the first period.
+                    let charge_id = charge_id.clone();
+                    paid_by_credits(d, &id, &charge_id);
+                }
                 let target = target_service.clone();
                 // paid -> paid: the new plan is in place now; the old subscription is cancelled
                 // next, in this job (the resource stays busy until it is).

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn domain_world(registrar_service: &str, candidates: Vec<Candidate>) -> (W, String) {
+pub(super) fn domain_world(registrar_service: &str, candidates: Vec<Candidate>) -> (W, String) {
     let mut w = W::new();
     w.create(json!({"service_id": "free", "project_id": "p"}), None)
         .unwrap();

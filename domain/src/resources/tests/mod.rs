@@ -14,6 +14,7 @@ use crate::tokens::{self, hash, TokenKind};
 mod buy_domain;
 mod cancel;
 mod constraints;
+mod credits;
 mod interop;
 mod metered;
 mod operator;

@@ -191,7 +191,12 @@ fn the_cap_refuses_a_paid_service_before_any_call() {
 
 impl W {
     /// The same create again, with the orchestrator's answer to its `needs_information`.
-    fn answer(&mut self, id: &str, info: Value, token: Option<&str>) -> Result<(), ResourceError> {
+    pub(super) fn answer(
+        &mut self,
+        id: &str,
+        info: Value,
+        token: Option<&str>,
+    ) -> Result<(), ResourceError> {
         let info = info.as_object().cloned().unwrap();
         let cat = self.catalog.clone();
         let token = token.map(str::to_string);
