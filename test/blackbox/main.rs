@@ -14,6 +14,7 @@ mod operator;
 mod resources;
 mod robustness;
 mod secrets;
+mod shards;
 mod signatures;
 mod walkthrough;
 mod webhooks;
@@ -35,6 +36,7 @@ fn main() {
     trials.extend(resources::trials());
     trials.extend(robustness::trials());
     trials.extend(secrets::trials());
+    trials.extend(shards::trials());
     trials.extend(signatures::trials());
     trials.extend(webhooks::trials());
     trials.extend(walkthrough::trials());
