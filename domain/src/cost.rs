@@ -249,24 +249,29 @@ pub struct D1Load {
     pub rows_written_per_s: f64,
     /// The share of one database's query budget used (above 1: it does not fit).
     pub utilisation: f64,
-    /// Days until each database reaches its size limit at this rate (`bytes_per_flow` each).
-    pub days_to_full: f64,
+    /// The most flows a second the databases together sustain (the ceiling).
+    pub ceiling_per_s: f64,
+    /// How many flows fill the databases together to their size limit (`bytes_per_flow` each).
+    pub flows_to_full: f64,
 }
 
 pub fn d1_load(c: &Counts, per_s: f64, shards: u32, bytes_per_flow: f64, l: &D1Limits) -> D1Load {
     let n = f64::from(shards.max(1));
     let queries_per_s = c.d1_queries * per_s / n;
-    let bytes_per_day = bytes_per_flow * per_s * 86_400.0 / n;
+    let per_flow = |total: f64, each: f64| {
+        if each > 0.0 {
+            total / each
+        } else {
+            f64::INFINITY
+        }
+    };
     D1Load {
         queries_per_s,
         round_trips_per_s: c.d1_round_trips * per_s / n,
         rows_written_per_s: c.d1_rows_written * per_s / n,
         utilisation: queries_per_s / l.queries_per_s,
-        days_to_full: if bytes_per_day > 0.0 {
-            l.max_bytes / bytes_per_day
-        } else {
-            f64::INFINITY
-        },
+        ceiling_per_s: per_flow(n * l.queries_per_s, c.d1_queries),
+        flows_to_full: per_flow(n * l.max_bytes, bytes_per_flow),
     }
 }
 
@@ -352,9 +357,12 @@ mod tests {
         let one = d1_load(&signup(), 1000.0, 1, 2000.0, &D1);
         assert_eq!(one.queries_per_s, 8000.0);
         assert_eq!(one.utilisation, 8.0);
+        assert_eq!(one.ceiling_per_s, 125.0);
+        assert_eq!(one.flows_to_full, 5e6);
         let eight = d1_load(&signup(), 1000.0, 8, 2000.0, &D1);
         assert_eq!(eight.utilisation, 1.0);
-        assert!((eight.days_to_full - 8.0 * one.days_to_full).abs() < 1e-6);
+        assert_eq!(eight.ceiling_per_s, 1000.0);
+        assert_eq!(eight.flows_to_full, 40e6);
         assert_eq!(shards_needed(&signup(), 1000.0, 0.5, &D1), 16);
         assert_eq!(shards_needed(&signup(), 1.0, 0.5, &D1), 1);
     }

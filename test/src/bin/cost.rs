@@ -15,7 +15,9 @@
 //! stand-in's webhooks were delivered), then runs the flow, waits again, and takes the
 //! difference. CPU is the CPU time of the workerd process (`/proc`, user + system) over the
 //! same window, less its idle rate: an upper bound of what Cloudflare bills, since workerd
-//! here also runs local D1, local storage and the HTTP entry worker.
+//! here also runs local D1, local storage and the HTTP entry worker; "net" subtracts, per
+//! invocation, workerd's CPU for the cheapest request (an unsigned health check, refused).
+//! D1's size per sign-up is its growth over `10 x runs` more sign-ups (D1 reports whole pages).
 
 use std::time::{Duration, Instant};
 
@@ -449,16 +451,57 @@ fn measure_all(s: &Settings, worker: &DevWorker) -> Result<(), String> {
     for flow in &FLOWS {
         measured.push(measure(flow, &p, &w, &cpu, idle_ms_per_s, s.runs)?);
     }
-    print_counts(&measured);
+    let floor = invocation_floor(&p, &w, &cpu, idle_ms_per_s, s.runs * 10)?;
+    print_counts(&measured, floor);
     print_prices(&measured);
-    print_ceiling(&measured[0]);
+    let bytes = bytes_per_signup(&p, &w, s.runs * 10)?;
+    print_ceiling(&measured[0], bytes);
     Ok(())
 }
 
-fn print_counts(m: &[Measured]) {
-    println!("\nper flow (mean of the runs; CPU: workerd process, an upper bound):");
+/// workerd's CPU for the cheapest invocation (an unsigned health check, refused with `401`
+/// before anything is read): what the local runtime spends on any request (its entry worker,
+/// HTTP), ours or not.
+fn invocation_floor(
+    p: &Provider,
+    w: &WorkerHandle,
+    cpu: &Cpu,
+    idle_ms_per_s: f64,
+    n: u32,
+) -> Result<f64, String> {
+    settle(w);
+    let (before, t0) = (cpu.ms(), Instant::now());
+    for _ in 0..n {
+        let call =
+            app_client::Call::get("/provisioning/health").signing(app_client::Signing::Unsigned);
+        let reply = p.send(call).map_err(|e| e.to_string())?;
+        if reply.status != 401 {
+            return Err(format!("unsigned health answered {}", reply.status));
+        }
+    }
+    settle(w);
+    let spent = cpu.ms() - before - idle_ms_per_s * t0.elapsed().as_secs_f64();
+    Ok(spent.max(0.0) / f64::from(n))
+}
+
+/// D1's growth per sign-up over `n` sign-ups (D1 reports its size in whole pages, so one
+/// sign-up alone would read as 0 or 4,096 bytes).
+fn bytes_per_signup(p: &Provider, w: &WorkerHandle, n: u32) -> Result<f64, String> {
+    settle(w);
+    let (before, _) = meter(w);
+    for _ in 0..n {
+        account(p, "size", rand_n())?;
+    }
+    settle(w);
+    Ok(meter(w).0.since(&before).d1_bytes as f64 / f64::from(n))
+}
+
+fn print_counts(m: &[Measured], floor: f64) {
     println!(
-        "{:<32} {:>6} {:>6} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>8} {:>6} {:>8} {:>8}",
+        "\nper flow (mean of the runs; CPU: workerd process, an upper bound; net: less {floor:.1} ms per invocation, workerd's CPU for an unsigned health check):"
+    );
+    println!(
+        "{:<32} {:>6} {:>6} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
         "flow",
         "invoc",
         "DO req",
@@ -471,12 +514,13 @@ fn print_counts(m: &[Measured]) {
         "D1 wr",
         "subreq",
         "stand-in",
-        "CPU ms"
+        "CPU ms",
+        "net"
     );
     for f in m {
         let c = &f.counts;
         println!(
-            "{:<32} {:>6.1} {:>6.1} {:>8.1} {:>8.1} {:>8.1} {:>6.1} {:>6.1} {:>8.1} {:>8.1} {:>6.1} {:>8.1} {:>8.1}",
+            "{:<32} {:>6.1} {:>6.1} {:>8.1} {:>8.1} {:>8.1} {:>6.1} {:>6.1} {:>8.1} {:>8.1} {:>6.1} {:>8.1} {:>8.1} {:>6.1}",
             f.name,
             c.invocations,
             c.do_requests,
@@ -489,7 +533,8 @@ fn print_counts(m: &[Measured]) {
             c.d1_rows_written,
             c.subrequests,
             f.stand_in_calls,
-            c.cpu_ms
+            c.cpu_ms,
+            (c.cpu_ms - floor * c.invocations).max(0.0)
         );
     }
 }
@@ -525,31 +570,32 @@ fn print_prices(m: &[Measured]) {
     }
 }
 
-fn print_ceiling(signup: &Measured) {
+fn print_ceiling(signup: &Measured, bytes: f64) {
     let c = &signup.counts;
-    let bytes = signup.meter.d1_bytes as f64 / signup.runs;
     println!(
         "\nD1 at 1,000 sign-ups a second (a sign-up = new account + token: {:.1} statements in {:.1} round trips, {:.1} rows written, ~{bytes:.0} bytes of database each):",
         c.d1_queries, c.d1_round_trips, c.d1_rows_written
     );
     println!(
-        "{:>7} {:>14} {:>14} {:>14} {:>12} {:>12}",
+        "{:>7} {:>14} {:>14} {:>14} {:>12} {:>18} {:>18}",
         "shards",
         "queries/s each",
         "trips/s each",
         "rows wr/s each",
         "of 1,000 q/s",
-        "days to 10 GB"
+        "ceiling signups/s",
+        "M signups to 10 GB"
     );
     for shards in [1u32, 2, 4, 8, 16, 32] {
         let l = cost::d1_load(c, 1000.0, shards, bytes, &D1);
         println!(
-            "{shards:>7} {:>14.0} {:>14.0} {:>14.0} {:>11.0}% {:>12.1}",
+            "{shards:>7} {:>14.0} {:>14.0} {:>14.0} {:>11.0}% {:>18.0} {:>18.1}",
             l.queries_per_s,
             l.round_trips_per_s,
             l.rows_written_per_s,
             l.utilisation * 100.0,
-            l.days_to_full
+            l.ceiling_per_s,
+            l.flows_to_full / 1e6
         );
     }
     println!(
