@@ -7,8 +7,6 @@
 //! `INSERT OR IGNORE`, so a batch retried after an ambiguous failure never duplicates a row.
 
 use domain::audit::{AuditAction, AuditRecord};
-use futures_util::future::join_all;
-use serde_json::Value;
 use worker::wasm_bindgen::JsValue;
 use worker::Env;
 
@@ -125,12 +123,7 @@ pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
         );
         statements.extend(derived(&db, r)?);
     }
-    let results = db.batch(statements).await.map_err(|e| e.to_string())?;
-    crate::meter::d1(&results);
-    match results.iter().find(|r| !r.success()) {
-        Some(failed) => Err(failed.error().unwrap_or_else(|| "D1 batch failed".into())),
-        None => Ok(()),
-    }
+    audit_db::batch(&db, &statements).await
 }
 
 /// Records a webhook event that matched no account (written directly: there is no outbox).
@@ -171,19 +164,10 @@ pub async fn account_of(env: &Env, stripe_ids: &[String]) -> Result<Option<Strin
         placeholders.join(", ")
     );
     let ids: Vec<JsValue> = stripe_ids.iter().map(|id| JsValue::from_str(id)).collect();
-    let mut asks = Vec::new();
-    for db in audit_db::all(env)? {
-        let statement = db.prepare(&query).bind(&ids).map_err(|e| e.to_string())?;
-        asks.push(async move { statement.all().await });
-    }
     let mut found: Vec<(String, String)> = Vec::new();
-    for answer in join_all(asks).await {
-        let answer = answer.map_err(|e| e.to_string())?;
-        crate::meter::d1(std::slice::from_ref(&answer));
-        for row in answer.results::<Value>().map_err(|e| e.to_string())? {
-            if let (Some(s), Some(a)) = (row["stripe_id"].as_str(), row["account_id"].as_str()) {
-                found.push((s.to_string(), a.to_string()));
-            }
+    for row in audit_db::rows_everywhere(env, &query, &ids).await? {
+        if let (Some(s), Some(a)) = (row["stripe_id"].as_str(), row["account_id"].as_str()) {
+            found.push((s.to_string(), a.to_string()));
         }
     }
     Ok(stripe_ids

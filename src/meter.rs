@@ -9,7 +9,10 @@
 use std::cell::{Cell, RefCell};
 
 use domain::cost::Meter;
-use worker::{D1Result, Env, SqlCursor};
+use worker::js_sys::Reflect;
+use worker::wasm_bindgen::JsValue;
+use worker::worker_sys::D1Result;
+use worker::{Env, SqlCursor};
 
 thread_local! {
     static ON: Cell<Option<bool>> = const { Cell::new(None) };
@@ -81,7 +84,15 @@ pub fn sql(cursor: &SqlCursor) {
     });
 }
 
-/// One D1 round trip and its statements' results.
+/// A number in a D1 answer's `meta` (0 when absent).
+fn meta_number(meta: &JsValue, name: &str) -> u64 {
+    Reflect::get(meta, &JsValue::from_str(name))
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0) as u64
+}
+
+/// One D1 round trip and its statements' answers.
 pub fn d1(results: &[D1Result]) {
     if !counting() {
         return;
@@ -90,10 +101,10 @@ pub fn d1(results: &[D1Result]) {
     let mut written = 0;
     let mut size = 0;
     for r in results {
-        if let Ok(Some(meta)) = r.meta() {
-            read += meta.rows_read.unwrap_or(0) as u64;
-            written += meta.rows_written.unwrap_or(0) as u64;
-            size = size.max(meta.size_after.unwrap_or(0) as u64);
+        if let Ok(meta) = r.meta() {
+            read += meta_number(&meta, "rows_read");
+            written += meta_number(&meta, "rows_written");
+            size = size.max(meta_number(&meta, "size_after"));
         }
     }
     add(|m| {
@@ -117,8 +128,7 @@ pub fn report(env: &Env) {
     if !on(env) {
         return;
     }
-    let totals = TOTALS.with(|t| *t.borrow());
+    let m = TOTALS.with(|t| *t.borrow());
     let isolate = ISOLATE.with(Cell::get);
-    let line = serde_json::json!({"cost_meter": totals, "isolate": isolate});
-    worker::console_log!("{line}");
+    worker::console_log!("{}", m.log_line(isolate));
 }

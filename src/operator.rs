@@ -11,7 +11,6 @@ use domain::audit::{Actor, ActorKind, AuditRecord};
 use domain::errors::{ApiError, Failure};
 use domain::form::Form;
 use domain::routes::Route;
-use futures_util::future::join_all;
 use serde_json::{json, Value};
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Response};
@@ -208,19 +207,7 @@ async fn list_accounts(
         JsValue::from_str(after),
         JsValue::from_f64(limit as f64),
     ];
-    let mut asks = Vec::new();
-    for db in audit_db::all(env)? {
-        let statement = db
-            .prepare(query)
-            .bind(&bindings)
-            .map_err(|e| e.to_string())?;
-        asks.push(async move { statement.all().await });
-    }
-    let mut rows = Vec::new();
-    for answer in join_all(asks).await {
-        let answer = answer.map_err(|e| e.to_string())?;
-        rows.extend(answer.results::<Value>().map_err(|e| e.to_string())?);
-    }
+    let mut rows = audit_db::rows_everywhere(env, query, &bindings).await?;
     rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     rows.truncate(limit as usize);
     Ok(rows)

@@ -98,6 +98,25 @@ impl Meter {
         }
     }
 
+    /// The worker's log line of these totals, `{"cost_meter":{...},"isolate":n}`; written by
+    /// hand, as serde in the worker would add its code for this one development line.
+    pub fn log_line(&self, isolate: u64) -> String {
+        format!(
+            "{{\"cost_meter\":{{\"invocations\":{},\"do_requests\":{},\"do_active_ms\":{},\"do_rows_read\":{},\"do_rows_written\":{},\"d1_queries\":{},\"d1_round_trips\":{},\"d1_rows_read\":{},\"d1_rows_written\":{},\"subrequests\":{},\"d1_bytes\":{}}},\"isolate\":{isolate}}}",
+            self.invocations,
+            self.do_requests,
+            self.do_active_ms,
+            self.do_rows_read,
+            self.do_rows_written,
+            self.d1_queries,
+            self.d1_round_trips,
+            self.d1_rows_read,
+            self.d1_rows_written,
+            self.subrequests,
+            self.d1_bytes
+        )
+    }
+
     /// The sum of two isolates' totals (of two deltas: their growth added up, except the
     /// size, the larger of the two).
     pub fn plus(&self, other: &Meter) -> Meter {
@@ -350,6 +369,27 @@ mod tests {
         assert_eq!(c.cpu_ms, 5.0);
         // 20 ms measured plus two outbound calls of 250 ms each.
         assert!((c.do_active_s - 0.52).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_log_line_reads_back_as_the_meter() {
+        let m = Meter {
+            invocations: 1,
+            do_requests: 2,
+            do_active_ms: 3,
+            do_rows_read: 4,
+            do_rows_written: 5,
+            d1_queries: 6,
+            d1_round_trips: 7,
+            d1_rows_read: 8,
+            d1_rows_written: 9,
+            subrequests: 10,
+            d1_bytes: 11,
+        };
+        let v: serde_json::Value = serde_json::from_str(&m.log_line(42)).unwrap();
+        assert_eq!(v["isolate"], 42);
+        let back: Meter = serde_json::from_value(v["cost_meter"].clone()).unwrap();
+        assert_eq!(back, m);
     }
 
     #[test]
