@@ -10,7 +10,10 @@
 #      run (test/src/bin/bench/; ratios to the baseline, p50/p99, scale over accounts), and
 #      its token endpoint against the peer, bench/peer-oauth (Cloudflare's OAuth provider);
 #   4. cold start under workerd: the first health call and the first account request after a
-#      restart, ours against the floor (test/src/bin/coldstart.rs).
+#      restart, ours against the floor (test/src/bin/coldstart.rs);
+#   5. the cost model: each flow's billable work counted by the worker's development meter,
+#      priced per million at Workers Paid prices, and the D1 ceiling at 1,000 sign-ups a
+#      second (test/src/bin/cost.rs).
 #
 # --quick only checks that all three run (CI): short samples, 1 s load phases, 100 accounts.
 # Extra arguments after --quick (or alone) go to the load benchmark, e.g.
@@ -58,4 +61,12 @@ if [ -n "$quick" ]; then
   ./target/loadgen/coldstart --quick
 else
   ./target/loadgen/coldstart
+fi
+
+step "cost model: billable work per flow, priced per million (Workers Paid), and the D1 ceiling"
+cargo build -q --profile loadgen -p app-tests --bin cost
+if [ -n "$quick" ]; then
+  ./target/loadgen/cost --quick
+else
+  ./target/loadgen/cost
 fi

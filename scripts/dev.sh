@@ -8,7 +8,10 @@ set -eu
 cd "$ROOT"
 sh scripts/setup.sh
 sh scripts/build.sh
-CI=true wrangler d1 migrations apply AUDIT_DB --local
+# Every audit database wrangler.toml binds (AUDIT_DB, and AUDIT_DB_1... when sharded).
+for db in $(sed -n 's/^binding = "\(AUDIT_DB[0-9_]*\)".*/\1/p' wrangler.toml); do
+  CI=true wrangler d1 migrations apply "$db" --local
+done
 
 STAND_IN_PORT="${STAND_IN_PORT:-12111}"
 cargo build --quiet -p app-tests --bin stand-in

@@ -43,7 +43,7 @@ use crate::rpc::account::{
 };
 use crate::rpc::op::{Encoded, Op};
 use crate::rpc::transport::respond;
-use crate::{config, discovery, storage};
+use crate::{config, discovery, meter, storage};
 
 /// The Durable Object. It keeps the name `Account` (the domain's is imported here as
 /// `AccountState`): `#[durable_object]` exports the struct's name as the JS class, which
@@ -575,14 +575,28 @@ impl DurableObject for Account {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let started = meter::object_request(&self.env);
         let call: AccountCall = match req.json().await {
             Ok(call) => call,
             Err(e) => return Response::error(format!("bad internal call: {e}"), 400),
         };
-        respond(self.run(call).await)
+        let answer = respond(self.run(call).await);
+        meter::object_done(&self.env, started);
+        answer
     }
 
     async fn alarm(&self) -> Result<Response> {
+        let started = meter::object_request(&self.env);
+        self.run_alarm().await;
+        meter::object_done(&self.env, started);
+        Response::ok("done")
+    }
+}
+
+impl Account {
+    /// What the alarm does: flush the outbox, enforce grace periods, drive due jobs, continue
+    /// a close, and set the next alarm.
+    async fn run_alarm(&self) {
         // The runtime clears a fired alarm; read it again rather than trust the copy.
         self.engine.alarm_fired();
         self.flush().await;
@@ -599,7 +613,7 @@ impl DurableObject for Account {
             // The cap's pause first: the `suspend`/`resume` calls it starts are due below.
             self.engine.continue_usage(&ctx, self.catalog().ok()).await;
             let Some(a) = self.load() else {
-                return Response::ok("done");
+                return;
             };
             for id in resources::due(&a, ctx.now) {
                 let _ = self.drive(&id, &ctx).await;
@@ -609,6 +623,5 @@ impl DurableObject for Account {
             }
         }
         self.reschedule().await;
-        Response::ok("done")
     }
 }

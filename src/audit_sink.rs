@@ -1,11 +1,16 @@
 //! Writes audit records from an account's outbox to D1 (`audit_events`).
 //!
+//! An account's records go to its shard of the trail (`audit_db`), with the rows derived from
+//! them, in one batch.
+//!
 //! Idempotent by construction: rows are keyed by (account_id, seq) and inserted with
 //! `INSERT OR IGNORE`, so a batch retried after an ambiguous failure never duplicates a row.
 
 use domain::audit::{AuditAction, AuditRecord};
 use worker::wasm_bindgen::JsValue;
 use worker::Env;
+
+use crate::audit_db;
 
 const INSERT: &str = "INSERT OR IGNORE INTO audit_events \
 (account_id, seq, at, actor, actor_id, on_behalf_of, action, request_id, consent, before, after, prev_hash, hash, authentication) \
@@ -92,9 +97,7 @@ pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
     if crate::faults_do::take_d1_failure(env, &records[0].account_id).await {
         return Err("D1 write failed (injected by the development fault switch)".into());
     }
-    let db = env
-        .d1("AUDIT_DB")
-        .map_err(|e| format!("AUDIT_DB binding: {e}"))?;
+    let db = audit_db::of_account(env, &records[0].account_id)?;
     let mut statements = Vec::with_capacity(records.len());
     for r in records {
         let values = [
@@ -120,11 +123,7 @@ pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
         );
         statements.extend(derived(&db, r)?);
     }
-    let results = db.batch(statements).await.map_err(|e| e.to_string())?;
-    match results.iter().find(|r| !r.success()) {
-        Some(failed) => Err(failed.error().unwrap_or_else(|| "D1 batch failed".into())),
-        None => Ok(()),
-    }
+    audit_db::batch(&db, &statements).await
 }
 
 /// Records a webhook event that matched no account (written directly: there is no outbox).
@@ -135,9 +134,7 @@ pub async fn unknown_account_event(
     created: i64,
     now: i64,
 ) -> Result<(), String> {
-    let db = env
-        .d1("AUDIT_DB")
-        .map_err(|e| format!("AUDIT_DB binding: {e}"))?;
+    let db = audit_db::home(env)?;
     db.prepare(WEBHOOK)
         .bind(&[
             JsValue::from_str(id),
@@ -154,25 +151,26 @@ pub async fn unknown_account_event(
         .map_err(|e| e.to_string())
 }
 
-/// The account a Stripe object belongs to, from `stripe_objects`.
+/// The account a Stripe object belongs to, from `stripe_objects`: the first of `stripe_ids`
+/// any shard knows. Its row is in the account's shard, which the ids do not name, so every
+/// shard is asked (at once; one query each).
 pub async fn account_of(env: &Env, stripe_ids: &[String]) -> Result<Option<String>, String> {
     if stripe_ids.is_empty() {
         return Ok(None);
     }
-    let db = env
-        .d1("AUDIT_DB")
-        .map_err(|e| format!("AUDIT_DB binding: {e}"))?;
-    for id in stripe_ids {
-        let row: Option<String> = db
-            .prepare("SELECT account_id FROM stripe_objects WHERE stripe_id = ?1")
-            .bind(&[JsValue::from_str(id)])
-            .map_err(|e| e.to_string())?
-            .first(Some("account_id"))
-            .await
-            .map_err(|e| e.to_string())?;
-        if row.is_some() {
-            return Ok(row);
+    let placeholders: Vec<String> = (1..=stripe_ids.len()).map(|i| format!("?{i}")).collect();
+    let query = format!(
+        "SELECT stripe_id, account_id FROM stripe_objects WHERE stripe_id IN ({})",
+        placeholders.join(", ")
+    );
+    let ids: Vec<JsValue> = stripe_ids.iter().map(|id| JsValue::from_str(id)).collect();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for row in audit_db::rows_everywhere(env, &query, &ids).await? {
+        if let (Some(s), Some(a)) = (row["stripe_id"].as_str(), row["account_id"].as_str()) {
+            found.push((s.to_string(), a.to_string()));
         }
     }
-    Ok(None)
+    Ok(stripe_ids
+        .iter()
+        .find_map(|id| found.iter().find(|(s, _)| s == id).map(|(_, a)| a.clone())))
 }

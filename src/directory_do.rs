@@ -36,7 +36,7 @@ use crate::rpc::account::{self, AccountCall, CheckCode};
 use crate::rpc::directory::{AccountRequestCall, ClaimRequest, DirectoryOp};
 use crate::rpc::op::{CallError, Encoded};
 use crate::rpc::transport::respond;
-use crate::{config, storage};
+use crate::{config, meter, storage};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS owner (email TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
@@ -58,14 +58,24 @@ impl DurableObject for Directory {
     fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         for statement in SCHEMA {
-            if let Err(e) = sql.exec(statement, None) {
-                worker::console_error!("directory schema: {e}");
+            match sql.exec(statement, None) {
+                Ok(cursor) => meter::sql(&cursor),
+                Err(e) => worker::console_error!("directory schema: {e}"),
             }
         }
         Directory { state, env }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let started = meter::object_request(&self.env);
+        let answer = self.serve(req).await;
+        meter::object_done(&self.env, started);
+        answer
+    }
+}
+
+impl Directory {
+    async fn serve(&self, mut req: Request) -> Result<Response> {
         let op: DirectoryOp = match req.json().await {
             Ok(op) => op,
             Err(e) => return Response::error(format!("bad internal call: {e}"), 400),
@@ -112,9 +122,7 @@ impl DurableObject for Directory {
         };
         respond(Encoded::answer::<AccountRequestCall>(outcome))
     }
-}
 
-impl Directory {
     /// Claims an account request id for its first body. Synchronous storage only, so two
     /// requests with one id are decided one after the other: exactly one claims it.
     fn claim(
@@ -132,13 +140,17 @@ impl Directory {
             worker::console_error!("request claim: {e}");
             AccountRequestError::Unavailable
         };
-        sql.exec(CLAIM_SCHEMA, None).map_err(unavailable)?;
+        meter::sql(&sql.exec(CLAIM_SCHEMA, None).map_err(unavailable)?);
         let recorded: Vec<ClaimRow> = sql
             .exec(
                 "SELECT fingerprint FROM claim WHERE id = ?",
                 vec![SqlStorageValue::from(id)],
             )
-            .and_then(|c| c.to_array())
+            .and_then(|c| {
+                let rows = c.to_array();
+                meter::sql(&c);
+                rows
+            })
             .map_err(unavailable)?;
         let recorded = recorded.first().map(|r| r.fingerprint.as_str());
         match account_request::claim(recorded, fingerprint) {
@@ -146,11 +158,13 @@ impl Directory {
             Claim::Conflict => Err(AccountRequestError::IdempotencyConflict),
             Claim::New => {
                 let now = (now_ms() / 1000) as i64;
-                sql.exec(
-                    "INSERT INTO claim (id, fingerprint, email, claimed_at) VALUES (?, ?, ?, ?)",
-                    vec![id.into(), fingerprint.into(), email.into(), now.into()],
-                )
-                .map_err(unavailable)?;
+                let inserted = sql
+                    .exec(
+                        "INSERT INTO claim (id, fingerprint, email, claimed_at) VALUES (?, ?, ?, ?)",
+                        vec![id.into(), fingerprint.into(), email.into(), now.into()],
+                    )
+                    .map_err(unavailable)?;
+                meter::sql(&inserted);
                 Ok(())
             }
         }
@@ -186,7 +200,11 @@ impl Step {
         self.storage
             .sql()
             .exec(query, bindings)
-            .and_then(|c| c.to_array())
+            .and_then(|c| {
+                let rows = c.to_array();
+                meter::sql(&c);
+                rows
+            })
             .unwrap_or_default()
     }
 

@@ -10,8 +10,8 @@ use worker::{event, Context, Env, Request, Response};
 
 use crate::http::{self, Incoming, LogLine, Problem};
 use crate::{
-    account_requests, config, consent, dashboard, discovery, limits, oauth, operator, resources,
-    verify, webhooks,
+    account_requests, config, consent, dashboard, discovery, limits, meter, oauth, operator,
+    resources, verify, webhooks,
 };
 
 /// `docs/openapi.json` as served: the same document without indentation (`build.rs`).
@@ -20,6 +20,7 @@ const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let started = http::now_ms();
+    meter::invocation(&env);
     let request_id = http::new_id("req");
     let method = req.method().to_string();
     let path = req.path();
@@ -59,6 +60,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         error_code,
     }
     .emit();
+    meter::report(&env);
     Ok(response)
 }
 

@@ -13,6 +13,8 @@ mod account_do;
 #[cfg(target_arch = "wasm32")]
 mod account_requests;
 #[cfg(target_arch = "wasm32")]
+mod audit_db;
+#[cfg(target_arch = "wasm32")]
 mod audit_sink;
 #[cfg(target_arch = "wasm32")]
 mod config;
@@ -36,6 +38,8 @@ mod gate;
 mod http;
 #[cfg(target_arch = "wasm32")]
 mod limits;
+#[cfg(target_arch = "wasm32")]
+mod meter;
 #[cfg(target_arch = "wasm32")]
 mod oauth;
 #[cfg(target_arch = "wasm32")]

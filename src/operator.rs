@@ -21,7 +21,7 @@ use crate::rpc::account::{
     Resume, Suspend,
 };
 use crate::rpc::op::{CallError, Op};
-use crate::{config, faults_do};
+use crate::{audit_db, config, faults_do};
 
 fn plain(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
     Problem {
@@ -40,9 +40,17 @@ fn internal(e: worker::Error) -> Problem {
     Problem::plain(ApiError::Internal)
 }
 
-fn db(env: &Env) -> Result<worker::D1Database, Problem> {
-    env.d1("AUDIT_DB")
-        .map_err(|_| Problem::plain(ApiError::Internal))
+/// A shard of the audit trail, or `internal` (a binding `AUDIT_SHARDS` names is missing).
+fn bound<T>(found: Result<T, String>) -> Result<T, Problem> {
+    found.map_err(|e| {
+        worker::console_error!("audit database: {e}");
+        Problem::plain(ApiError::Internal)
+    })
+}
+
+/// The database of `account`'s rows.
+fn db(env: &Env, account: &str) -> Result<worker::D1Database, Problem> {
+    bound(audit_db::of_account(env, account))
 }
 
 async fn record_call(
@@ -53,7 +61,11 @@ async fn record_call(
     detail: &Value,
     now: i64,
 ) -> Result<(), Problem> {
-    let db = db(env)?;
+    // With the account's rows when the call names one, else in the home shard.
+    let db = bound(match target {
+        Some(account) => audit_db::of_account(env, account),
+        None => audit_db::home(env),
+    })?;
     db.prepare("INSERT INTO operator_events (at, request_id, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)")
         .bind(&[
             JsValue::from_f64(now as f64),
@@ -99,8 +111,8 @@ async fn audit_page(
     after: i64,
     limit: u32,
 ) -> Result<Vec<Value>, worker::Error> {
-    db(env)
-        .map_err(|_| worker::Error::RustError("AUDIT_DB".into()))?
+    db(env, account)
+        .map_err(|_| worker::Error::RustError("the account's audit database".into()))?
         .prepare(
             "SELECT * FROM audit_events WHERE account_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )
@@ -178,6 +190,30 @@ async fn send_audit(env: &Env, request_id: &str, account_id: &str) -> Result<(),
     }
 }
 
+/// Accounts in id order after `after`, at most `limit`, from every shard: each shard's first
+/// `limit` merged, since the first `limit` overall are among them.
+async fn list_accounts(
+    env: &Env,
+    status: Option<&str>,
+    email: Option<&str>,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<Value>, String> {
+    let query = "SELECT account_id AS id, email, status, created_at, updated_at FROM accounts \
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR email = ?2) AND account_id > ?3 \
+                 ORDER BY account_id LIMIT ?4";
+    let bindings = [
+        status.map(JsValue::from_str).unwrap_or(JsValue::NULL),
+        email.map(JsValue::from_str).unwrap_or(JsValue::NULL),
+        JsValue::from_str(after),
+        JsValue::from_f64(limit as f64),
+    ];
+    let mut rows = audit_db::rows_everywhere(env, query, &bindings).await?;
+    rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    rows.truncate(limit as usize);
+    Ok(rows)
+}
+
 pub async fn handle(
     route: &Route,
     inc: &Incoming,
@@ -230,23 +266,8 @@ pub async fn handle(
             };
             let n = limit(&q, 20, 100)?;
             let after = q.get("starting_after").unwrap_or("");
-            let rows = db(env)?
-                .prepare(
-                    "SELECT account_id AS id, email, status, created_at, updated_at FROM accounts \
-                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR email = ?2) AND account_id > ?3 \
-                     ORDER BY account_id LIMIT ?4",
-                )
-                .bind(&[
-                    status.map(JsValue::from_str).unwrap_or(JsValue::NULL),
-                    email.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL),
-                    JsValue::from_str(after),
-                    JsValue::from_f64((n + 1) as f64),
-                ])
-                .map_err(|e| unavailable(request_id, "accounts", e))?
-                .all()
+            let rows = list_accounts(env, status, email.as_deref(), after, n + 1)
                 .await
-                .map_err(|e| unavailable(request_id, "accounts", e))?
-                .results::<Value>()
                 .map_err(|e| unavailable(request_id, "accounts", e))?;
             let has_more = rows.len() > n as usize;
             let data: Vec<Value> = rows.into_iter().take(n as usize).collect();

@@ -39,6 +39,7 @@ pub async fn send(
     }
     init.with_headers(h);
     let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    crate::meter::subrequest();
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Fetch::Request(request);

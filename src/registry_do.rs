@@ -10,11 +10,13 @@ use worker::{
 };
 
 use crate::http::now_ms;
+use crate::meter;
 use crate::rpc::registry::{RegistryAnswer, RegistryOp};
 
 #[durable_object]
 pub struct Registry {
     state: State,
+    env: Env,
 }
 
 #[derive(Deserialize)]
@@ -32,7 +34,11 @@ impl Registry {
                 "SELECT account_id, resource_id FROM claim WHERE id = 1",
                 None,
             )
-            .and_then(|c| c.to_array::<Row>())
+            .and_then(|c| {
+                let rows = c.to_array::<Row>();
+                meter::sql(&c);
+                rows
+            })
             .ok()?
             .into_iter()
             .next()
@@ -40,15 +46,24 @@ impl Registry {
 }
 
 impl DurableObject for Registry {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let _ = state.storage().sql().exec(
             "CREATE TABLE IF NOT EXISTS claim (id INTEGER PRIMARY KEY CHECK (id = 1), account_id TEXT NOT NULL, resource_id TEXT NOT NULL, claimed_at INTEGER NOT NULL)",
             None,
         );
-        Registry { state }
+        Registry { state, env }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let started = meter::object_request(&self.env);
+        let answer = self.serve(req).await;
+        meter::object_done(&self.env, started);
+        answer
+    }
+}
+
+impl Registry {
+    async fn serve(&self, mut req: Request) -> Result<Response> {
         let op: RegistryOp = match req.json().await {
             Ok(op) => op,
             Err(e) => return Response::error(format!("bad internal call: {e}"), 400),
@@ -70,14 +85,14 @@ impl DurableObject for Registry {
                 resource_id,
             } => {
                 if holder.is_none() {
-                    sql.exec(
+                    meter::sql(&sql.exec(
                         "INSERT INTO claim (id, account_id, resource_id, claimed_at) VALUES (1, ?, ?, ?)",
                         vec![
                             SqlStorageValue::from(account_id.as_str()),
                             SqlStorageValue::from(resource_id.as_str()),
                             SqlStorageValue::from((now_ms() / 1000) as i64),
                         ],
-                    )?;
+                    )?);
                     RegistryAnswer {
                         taken: true,
                         owned: true,
@@ -94,7 +109,7 @@ impl DurableObject for Registry {
                 resource_id,
             } => {
                 if is(&account_id, &resource_id) {
-                    sql.exec("DELETE FROM claim WHERE id = 1", None)?;
+                    meter::sql(&sql.exec("DELETE FROM claim WHERE id = 1", None)?);
                     RegistryAnswer {
                         taken: false,
                         owned: false,

@@ -27,7 +27,8 @@ pub fn atomically(storage: &Storage, statements: Vec<Statement>) -> worker::Resu
     let mut pending = Some(statements);
     let body = Closure::<dyn FnMut() -> Result<JsValue, JsValue>>::new(move || {
         for (query, bindings) in pending.take().unwrap_or_default() {
-            sql.exec(query, bindings).map_err(JsValue::from)?;
+            let cursor = sql.exec(query, bindings).map_err(JsValue::from)?;
+            crate::meter::sql(&cursor);
         }
         Ok(JsValue::UNDEFINED)
     });

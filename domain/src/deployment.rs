@@ -141,6 +141,13 @@ pub fn check(get: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
             });
         }
     }
+    // A shard count it cannot read would put accounts' audit trails in the wrong databases.
+    if let Err(e) = crate::audit_shards::parse(get("AUDIT_SHARDS").as_deref()) {
+        problems.push(Problem {
+            setting: "AUDIT_SHARDS".into(),
+            fix: format!("{e} in wrangler.toml [vars]"),
+        });
+    }
     if let Some(Err(e)) = get(KEYS_SETTING).map(|v| KeyRing::parse(&v)) {
         problems.push(Problem {
             setting: KEYS_SETTING.into(),
@@ -303,6 +310,8 @@ mod tests {
             ("ACCESS_TOKEN_TTL_SECONDS", "1h"),
             ("REFRESH_REQUIRES_SIGNATURE", "False"),
             ("REFRESH_REQUIRES_SIGNATURE", "no"),
+            ("AUDIT_SHARDS", "0"),
+            ("AUDIT_SHARDS", "two"),
         ] {
             let mut s = good();
             s.insert(name, value.to_string());
@@ -311,6 +320,7 @@ mod tests {
         let mut s = good();
         s.insert("ACCESS_TOKEN_TTL_SECONDS", "31536000".into());
         s.insert("REFRESH_REQUIRES_SIGNATURE", "false".into());
+        s.insert("AUDIT_SHARDS", "2".into());
         assert_eq!(run(&s), Vec::<String>::new());
     }
 }

@@ -16,6 +16,7 @@ use serde_json::Value;
 use worker::{SqlStorageValue, State};
 
 use crate::account_do::effects::internal;
+use crate::meter;
 use crate::storage::{self, Statement};
 
 const SCHEMA: &[&str] = &[
@@ -40,8 +41,9 @@ impl SqlStore {
     pub fn open(state: State) -> SqlStore {
         let sql = state.storage().sql();
         for statement in SCHEMA {
-            if let Err(e) = sql.exec(statement, None) {
-                worker::console_error!("account schema: {e}");
+            match sql.exec(statement, None) {
+                Ok(cursor) => meter::sql(&cursor),
+                Err(e) => worker::console_error!("account schema: {e}"),
             }
         }
         SqlStore {
@@ -60,6 +62,7 @@ impl SqlStore {
         let sql = self.state.storage().sql();
         let ready = EVENTS_SCHEMA.iter().all(|statement| {
             sql.exec(statement, None)
+                .map(|cursor| meter::sql(&cursor))
                 .map_err(|e| internal("events schema", e))
                 .is_ok()
         });
@@ -103,7 +106,11 @@ impl SqlStore {
             .storage()
             .sql()
             .exec(query, bindings)
-            .and_then(|c| c.to_array())
+            .and_then(|c| {
+                let rows = c.to_array();
+                meter::sql(&c);
+                rows
+            })
             .unwrap_or_default()
     }
 
@@ -170,10 +177,13 @@ impl Store for SqlStore {
     }
 
     fn delete_outbox_through(&self, seq: u64) {
-        let _ = self.state.storage().sql().exec(
+        let deleted = self.state.storage().sql().exec(
             "DELETE FROM outbox WHERE seq <= ?",
             vec![SqlStorageValue::from(seq as i64)],
         );
+        if let Ok(cursor) = deleted {
+            meter::sql(&cursor);
+        }
     }
 
     fn kv(&self, key: &str) -> Option<String> {
@@ -186,7 +196,7 @@ impl Store for SqlStore {
 
     fn set_kv(&self, key: &str, value: Option<String>) {
         let sql = self.state.storage().sql();
-        let _ = match value {
+        let done = match value {
             Some(v) => sql.exec(
                 "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
                 vec![SqlStorageValue::from(key), SqlStorageValue::from(v)],
@@ -196,6 +206,9 @@ impl Store for SqlStore {
                 vec![SqlStorageValue::from(key)],
             ),
         };
+        if let Ok(cursor) = done {
+            meter::sql(&cursor);
+        }
     }
 
     async fn alarm(&self) -> Result<Option<i64>, String> {

@@ -14,6 +14,7 @@ mod operator;
 mod resources;
 mod robustness;
 mod secrets;
+mod shards;
 mod signatures;
 mod usage;
 mod walkthrough;
@@ -36,6 +37,7 @@ fn main() {
     trials.extend(resources::trials());
     trials.extend(robustness::trials());
     trials.extend(secrets::trials());
+    trials.extend(shards::trials());
     trials.extend(signatures::trials());
     trials.extend(usage::trials());
     trials.extend(webhooks::trials());

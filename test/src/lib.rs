@@ -7,16 +7,20 @@
 
 pub mod bench_worker;
 pub mod catalog;
+pub mod d1;
 pub mod flows;
+pub mod paths;
 pub mod stand_in;
 pub mod wrangler_config;
 
 pub use catalog::test_catalog;
+pub use d1::{apply_migrations, d1_execute};
+pub use paths::{root, tool, tool_path};
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -47,29 +51,6 @@ pub const TOKEN_MAC_KEY: &str = "test_token_mac_key_0123456789abcdefgh";
 
 /// The operator's login page, as configured for tests.
 pub const OWNER_LOGIN_URL: &str = "https://login.test/sign-in";
-
-/// The repository root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
-}
-
-pub fn tool(name: &str) -> PathBuf {
-    root().join("node_modules/.bin").join(name)
-}
-
-/// PATH with the project's Node 22 and tools first, as `scripts/env.sh` sets it.
-pub fn tool_path() -> String {
-    let root = root();
-    format!(
-        "{}:{}:{}",
-        root.join("node_modules/.bin").display(),
-        root.join(".tools/bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
 
 /// Builds the worker once per test process with `scripts/build.sh`.
 pub fn build_worker() {
@@ -115,6 +96,9 @@ pub struct Options {
     /// `simple.limit` (`Some`), or without (`None`): the run gets its own wrangler.toml
     /// ([`wrangler_config::derive`]). Empty: wrangler.toml as it is.
     pub rate_limits: Vec<(String, Option<u32>)>,
+    /// D1 databases of the audit trail (`AUDIT_SHARDS`; more than 1: the run's wrangler.toml
+    /// binds `AUDIT_DB_1`... and every one gets the migrations).
+    pub audit_shards: u32,
 }
 
 impl Options {
@@ -143,6 +127,7 @@ impl Options {
             test_defaults: false,
             ready_by_log: false,
             rate_limits: Vec::new(),
+            audit_shards: 1,
         }
     }
 
@@ -203,6 +188,7 @@ impl Default for Options {
             test_defaults: true,
             ready_by_log: false,
             rate_limits: Vec::new(),
+            audit_shards: 1,
         }
     }
 }
@@ -225,6 +211,9 @@ pub struct WorkerHandle {
     pub run_dir: PathBuf,
     pub persist_to: PathBuf,
     log_path: PathBuf,
+    /// The run's own wrangler.toml, when it has one; and its number of audit databases.
+    config: Option<PathBuf>,
+    pub audit_shards: u32,
 }
 
 impl std::ops::Deref for DevWorker {
@@ -287,6 +276,9 @@ impl DevWorker {
         };
         let defaults = stand_in::Config::default();
         let mut vars = options.vars.clone();
+        if options.audit_shards > 1 && !vars.iter().any(|(k, _)| k == "AUDIT_SHARDS") {
+            vars.push(("AUDIT_SHARDS".into(), options.audit_shards.to_string()));
+        }
         let wiring = [
             ("STRIPE_API_BASE", stand_in.base_url.clone()),
             (
@@ -344,18 +336,20 @@ impl DevWorker {
         }
         fs::write(&env_file, env_text).expect("write env file");
 
-        apply_migrations(&persist_to);
-        // Another limit for a Rate Limiting binding lives in wrangler.toml itself: this run
-        // gets its own copy.
-        let config = (!options.rate_limits.is_empty()).then(|| {
+        // Another limit for a Rate Limiting binding, or more audit databases, live in
+        // wrangler.toml itself: this run gets its own copy.
+        let shards = options.audit_shards.max(1);
+        let config = (!options.rate_limits.is_empty() || shards > 1).then(|| {
             let toml =
                 fs::read_to_string(root().join("wrangler.toml")).expect("read wrangler.toml");
+            let toml = wrangler_config::with_audit_shards(&toml, shards);
             let derived = wrangler_config::derive(&toml, &root(), &options.rate_limits)
                 .unwrap_or_else(|e| panic!("wrangler.toml for this run: {e}"));
             let path = run_dir.join("wrangler.toml");
             fs::write(&path, derived).expect("write the run's wrangler.toml");
             path
         });
+        apply_migrations(&persist_to, config.as_deref(), shards);
 
         let log_path = run_dir.join("wrangler.log");
         let log = fs::File::create(&log_path).expect("create log");
@@ -398,6 +392,8 @@ impl DevWorker {
                 run_dir,
                 persist_to,
                 log_path,
+                config,
+                audit_shards: shards,
             },
         };
         worker.wait_ready(options.ready_by_log);
@@ -508,16 +504,29 @@ impl WorkerHandle {
         text
     }
 
+    /// Runs SQL against the local `AUDIT_DB` (the only audit database, or shard 0) with
+    /// `wrangler d1 execute --local` and returns the result rows.
+    pub fn d1(&self, sql: &str) -> Vec<Value> {
+        self.d1_shard(0, sql)
+    }
+
+    /// The same against audit shard `shard` (`AUDIT_DB_<shard>`).
+    pub fn d1_shard(&self, shard: u32, sql: &str) -> Vec<Value> {
+        let binding = domain::audit_shards::binding(shard);
+        d1_execute(&self.persist_to, self.config.as_deref(), &binding, sql)
+    }
+
+    /// The same against every audit shard, the rows one after the other.
+    pub fn d1_all(&self, sql: &str) -> Vec<Value> {
+        (0..self.audit_shards)
+            .flat_map(|s| self.d1_shard(s, sql))
+            .collect()
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log();
         let all: Vec<&str> = log.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// Runs SQL against the local D1 database with `wrangler d1 execute --local` and returns
-    /// the result rows.
-    pub fn d1(&self, sql: &str) -> Vec<Value> {
-        d1_execute(&self.persist_to, sql)
     }
 }
 
@@ -525,65 +534,6 @@ impl Drop for DevWorker {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn wrangler() -> Command {
-    let mut cmd = Command::new(tool("wrangler"));
-    cmd.current_dir(root())
-        .env("PATH", tool_path())
-        .env("CI", "true")
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Applies `migrations/` to the local D1 database in `persist_to`.
-pub fn apply_migrations(persist_to: &Path) {
-    let out = wrangler()
-        .args([
-            "d1",
-            "migrations",
-            "apply",
-            "AUDIT_DB",
-            "--local",
-            "--persist-to",
-        ])
-        .arg(persist_to)
-        .output()
-        .expect("run wrangler d1 migrations apply");
-    assert!(
-        out.status.success(),
-        "wrangler d1 migrations apply failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs one SQL statement against local D1 and returns its rows.
-pub fn d1_execute(persist_to: &Path, sql: &str) -> Vec<Value> {
-    let out = wrangler()
-        .args([
-            "d1",
-            "execute",
-            "AUDIT_DB",
-            "--local",
-            "--json",
-            "--persist-to",
-        ])
-        .arg(persist_to)
-        .args(["--command", sql])
-        .output()
-        .expect("run wrangler d1 execute");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "wrangler d1 execute failed for {sql}:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("d1 output is not JSON ({e}):\n{stdout}"));
-    parsed[0]["results"].as_array().cloned().unwrap_or_default()
 }
 
 /// Runs `node test/stripe_compat.mjs <mode> <json>` with the project's Node and Stripe's

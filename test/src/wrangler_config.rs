@@ -77,6 +77,64 @@ pub fn derive(toml: &str, root: &Path, limits: &[(String, Option<u32>)]) -> Resu
     Ok(out)
 }
 
+/// wrangler.toml with `shards` audit databases: `AUDIT_DB` as it is, then `AUDIT_DB_1`... as
+/// copies of its block under their own name and id (local D1 keeps one database per id).
+pub fn with_audit_shards(toml: &str, shards: u32) -> String {
+    let Some(start) = toml.find("\n[[d1_databases]]").map(|i| i + 1) else {
+        return toml.to_string();
+    };
+    let block: String = toml[start..]
+        .lines()
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.trim_start().starts_with('['))
+        .filter(|(_, l)| !l.trim_start().starts_with('#'))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let mut out = toml.to_string();
+    for shard in 1..shards {
+        let binding = domain::audit_shards::binding(shard);
+        out.push_str(&format!("\n# Audit shard {shard} (this run only).\n"));
+        out.push_str(
+            &block
+                .replace("\"AUDIT_DB\"", &format!("\"{binding}\""))
+                .replace(
+                    "database_name = \"app-provider-audit\"",
+                    &format!("database_name = \"app-provider-audit-{shard}\""),
+                )
+                .replace(
+                    "00000000-0000-0000-0000-000000000000",
+                    &format!("00000000-0000-0000-0000-{shard:012}"),
+                ),
+        );
+    }
+    out
+}
+
+#[test]
+fn a_run_can_have_more_audit_databases() {
+    let toml = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
+    assert_eq!(with_audit_shards(&toml, 1), toml);
+    let two = with_audit_shards(&toml, 3);
+    assert_eq!(two.matches("\n[[d1_databases]]").count(), 3);
+    for (binding, id) in [
+        ("AUDIT_DB_1", "000000000001"),
+        ("AUDIT_DB_2", "000000000002"),
+    ] {
+        assert!(two.contains(&format!("binding = \"{binding}\"")), "{two}");
+        assert!(two.contains(&format!("database_id = \"00000000-0000-0000-0000-{id}\"")));
+    }
+    // Each copy is a whole block: it names its migrations, and nothing after it is copied.
+    assert_eq!(two.matches("\nmigrations_dir = \"migrations\"").count(), 3);
+    assert_eq!(two.matches("[observability]").count(), 1);
+    let derived = derive(&two, Path::new("/r"), &[]).unwrap();
+    assert_eq!(
+        derived
+            .matches("\nmigrations_dir = \"/r/migrations\"")
+            .count(),
+        3
+    );
+}
+
 #[test]
 fn a_run_can_change_or_drop_a_rate_limit() {
     let toml = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
