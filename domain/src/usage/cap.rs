@@ -20,14 +20,6 @@ use crate::resources::model::{
 use crate::resources::render::summary;
 use crate::time::month_bounds;
 
-/// After a `suspend` or `resume` that failed for good, the next try waits this long.
-pub const PAUSE_RETRY_SECONDS: i64 = Hold::RETRY_SECONDS;
-
-/// What a held resource says, and how the owner lifts the hold.
-pub fn pause_message(r: &Resource, currency: &str) -> Option<String> {
-    r.hold.as_ref()?.message(currency)
-}
-
 fn backend_url(catalog: &Catalog, service_id: &str) -> Option<String> {
     match &catalog.get(service_id)?.provider {
         Behaviour::OperatorBackend { url, .. } => Some(url.clone()),
@@ -56,13 +48,13 @@ pub fn reconcile(d: &mut Draft, catalog: &Catalog) {
             continue;
         }
         let usage_based = matches!(&r.detail, Detail::Operator { usage: Some(_), .. });
-        let before = summary(r);
         let mut hold = r.hold.clone().unwrap_or_default();
         let moved = match (usage_based && full, hold.cap.is_some()) {
             (true, false) => Some(AuditAction::ResourcePaused),
             (false, true) => Some(AuditAction::ResourceUnpaused),
             _ => None,
         };
+        let before = moved.map(|_| summary(r));
         if moved.is_some() {
             hold.cap = (usage_based && full).then_some(Pause {
                 since: now,
@@ -86,8 +78,8 @@ pub fn reconcile(d: &mut Draft, catalog: &Catalog) {
         };
         let r = &mut d.account.resources[i];
         r.hold = (!hold.is_clear()).then_some(hold);
-        if let Some(action) = moved {
-            r.message = pause_message(r, &currency);
+        if let (Some(action), Some(before)) = (moved, before) {
+            r.message = r.hold.as_ref().and_then(|h| h.message(&currency));
             r.updated_at = now;
             let after = summary(r);
             d.record(

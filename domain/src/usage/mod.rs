@@ -19,7 +19,7 @@ pub mod error;
 pub mod meter;
 pub mod report;
 
-pub use cap::{next_wake, pause_message, reconcile, PAUSE_RETRY_SECONDS};
+pub use cap::{next_wake, reconcile};
 pub use error::{
     UsageError, MAX_AGE_SECONDS, MAX_AHEAD_SECONDS, MAX_AMOUNT, MAX_KEY_LEN, MAX_QUANTITY,
 };

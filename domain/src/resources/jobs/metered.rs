@@ -15,7 +15,9 @@ use crate::audit_action::AuditAction;
 use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::operator::operator_job;
-use crate::resources::jobs::payment::{customer_created, verify_token};
+use crate::resources::jobs::payment::{
+    create_customer, customer_created, method_saved, verify_token,
+};
 use crate::resources::jobs::work::{continue_as, unexpected, Next, Progress, Work};
 use crate::resources::model::{Detail, Job, JobState, OperatorAction, Settings, UsageBilling};
 
@@ -40,11 +42,7 @@ impl Work for StartMetered {
                 token: token.clone(),
             }
         } else if a.billing.customer_id.is_none() {
-            Action::CreateCustomer {
-                key: format!("{}:customer", a.id),
-                email: a.owner.email.clone(),
-                name: a.owner.name.clone(),
-            }
+            create_customer(a)
         } else if payment_method.is_none() {
             Action::CreateSetupIntent {
                 key: next.key(key, "metered-setup"),
@@ -95,12 +93,7 @@ impl Work for StartMetered {
                     payment_method: pm,
                 },
             ) => {
-                d.record(
-                    AuditAction::PaymentMethodSaved,
-                    None,
-                    Value::Null,
-                    json!({"resource_id": id, "setup_intent": setup, "payment_method": pm}),
-                );
+                method_saved(d, &id, &setup, &pm);
                 *payment_method = Some(pm);
             }
             (

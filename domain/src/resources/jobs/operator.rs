@@ -42,21 +42,6 @@ pub(crate) fn usage_of(r: &crate::resources::model::Resource) -> Option<UsageBil
     }
 }
 
-/// A purchase credits paid in full was not delivered: its credits are given back and the
-/// charge marked refunded.
-pub(crate) fn refunded_by_credits(d: &mut Draft, charge_id: &str) {
-    d.account.ledger.return_credits(charge_id);
-    if let Some(c) = d.account.ledger.get_mut(charge_id) {
-        c.status = crate::ledger::ChargeStatus::Refunded;
-    }
-    d.record(
-        AuditAction::ChargeRefunded,
-        None,
-        serde_json::Value::Null,
-        json!({"charge_id": charge_id, "refund": null, "amount": 0, "credits_returned": true}),
-    );
-}
-
 /// A call of the operator's backend, started now (see `Job::Operator`).
 pub(crate) fn operator_job(
     d: &Draft,
@@ -324,7 +309,7 @@ impl Work for Operator {
             Job::Operator { .. } => match billing_of(&d.account.resources[i]) {
                 // Credits paid it all and nothing bills: they are given back, nothing to refund.
                 Some(b) if b.amount == 0 && b.subscription_id.is_none() => {
-                    refunded_by_credits(d, &b.charge_id);
+                    crate::resources::jobs::payment::refunded_by_credits(d, &b.charge_id);
                     let info = crate::resources::model::ErrorInfo {
                         message: format!("{} The credits were given back.", failed.info.message),
                         ..failed.info

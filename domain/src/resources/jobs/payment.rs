@@ -4,7 +4,8 @@
 use crate::audit_action::AuditAction;
 use serde_json::{json, Value};
 
-use crate::account::Draft;
+use crate::account::{Account, Draft};
+use crate::resources::action::Action;
 use crate::resources::error::ResourceError;
 use crate::stripe_api::{self, GrantedToken};
 
@@ -48,6 +49,26 @@ pub(crate) fn settled(
     );
 }
 
+/// The call that makes the account a Stripe customer: one key per account, whichever purchase
+/// asks first, so two purchases never make two customers.
+pub(crate) fn create_customer(a: &Account) -> Action {
+    Action::CreateCustomer {
+        key: format!("{}:customer", a.id),
+        email: a.owner.email.clone(),
+        name: a.owner.name.clone(),
+    }
+}
+
+/// A SetupIntent saved the token's payment method (`pm`) on the customer, for later charges.
+pub(crate) fn method_saved(d: &mut Draft, id: &str, setup: &str, pm: &str) {
+    d.record(
+        AuditAction::PaymentMethodSaved,
+        None,
+        Value::Null,
+        json!({"resource_id": id, "setup_intent": setup, "payment_method": pm}),
+    );
+}
+
 /// Stripe made the account its customer (once per account; later purchases reuse it).
 pub(crate) fn customer_created(d: &mut Draft, customer: String) {
     d.account.billing.customer_id = Some(customer.clone());
@@ -77,5 +98,20 @@ pub(crate) fn paid_by_credits(d: &mut Draft, id: &str, charge_id: &str) {
         Value::Null,
         json!({"resource_id": id, "charge_id": charge_id, "payment_intent": null, "amount": 0,
                "credited": credited}),
+    );
+}
+
+/// A purchase credits paid in full was not delivered: its credits are given back and the
+/// charge marked refunded.
+pub(crate) fn refunded_by_credits(d: &mut Draft, charge_id: &str) {
+    d.account.ledger.return_credits(charge_id);
+    if let Some(c) = d.account.ledger.get_mut(charge_id) {
+        c.status = crate::ledger::ChargeStatus::Refunded;
+    }
+    d.record(
+        AuditAction::ChargeRefunded,
+        None,
+        Value::Null,
+        json!({"charge_id": charge_id, "refund": null, "amount": 0, "credits_returned": true}),
     );
 }

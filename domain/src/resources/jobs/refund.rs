@@ -84,7 +84,7 @@ impl Work for Refund {
                 // Nothing went to the card (a usage-based service, or credits paid the first
                 // period): cancelling, and giving credits back, is all there is to undo.
                 if !charge_id.is_empty() {
-                    crate::resources::jobs::operator::refunded_by_credits(d, charge_id);
+                    crate::resources::jobs::payment::refunded_by_credits(d, charge_id);
                 }
                 let r = &mut d.account.resources[i];
                 r.job = None;

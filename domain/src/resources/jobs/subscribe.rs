@@ -16,7 +16,9 @@ use crate::resources::action::{Action, ActionResult};
 use crate::resources::error::ResourceError;
 use crate::resources::jobs::cancel::keep_cancelling;
 use crate::resources::jobs::operator::operator_job;
-use crate::resources::jobs::payment::{customer_created, paid_by_credits, settled, verify_token};
+use crate::resources::jobs::payment::{
+    create_customer, customer_created, method_saved, paid_by_credits, settled, verify_token,
+};
 use crate::resources::jobs::work::{
     continue_as, errored, follow_up, unexpected, Failed, Next, Progress, Told, Work,
 };
@@ -53,11 +55,7 @@ impl Work for Subscribe {
                 token: token.clone(),
             }
         } else if a.billing.customer_id.is_none() {
-            Action::CreateCustomer {
-                key: format!("{}:customer", a.id),
-                email: a.owner.email.clone(),
-                name: a.owner.name.clone(),
-            }
+            create_customer(a)
         } else if payment_intent.is_none() && payment_method.is_none() && *amount == 0 {
             // Credits paid the first period: nothing to charge, but the subscription bills
             // the card from the next period, so its payment method is saved (a SetupIntent).
@@ -129,12 +127,7 @@ impl Work for Subscribe {
                     payment_method: pm,
                 },
             ) => {
-                d.record(
-                    AuditAction::PaymentMethodSaved,
-                    None,
-                    Value::Null,
-                    json!({"resource_id": id, "setup_intent": setup, "payment_method": pm}),
-                );
+                method_saved(d, &id, &setup, &pm);
                 *payment_method = Some(pm);
             }
             (

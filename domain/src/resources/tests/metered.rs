@@ -390,7 +390,10 @@ fn a_failed_suspend_is_tried_again_later_not_in_a_loop() {
     assert_eq!(w.res(&id).status, ResourceStatus::Complete);
     let u = hold(&w, &id);
     assert!(u.cap.is_some() && !u.suspended);
-    assert_eq!(u.retry_at, Some(w.now + usage::PAUSE_RETRY_SECONDS));
+    assert_eq!(
+        u.retry_at,
+        Some(w.now + crate::resources::model::Hold::RETRY_SECONDS)
+    );
     w.account
         .ledger
         .usage
@@ -398,11 +401,11 @@ fn a_failed_suspend_is_tried_again_later_not_in_a_loop() {
         .for_each(|u| u.meter.billed_at = Some(T0));
     assert_eq!(
         usage::next_wake(&w.account, w.now),
-        Some(w.now + usage::PAUSE_RETRY_SECONDS)
+        Some(w.now + crate::resources::model::Hold::RETRY_SECONDS)
     );
     reconcile(&mut w);
     assert!(w.res(&id).job.is_none(), "not before retry_at");
-    w.now += usage::PAUSE_RETRY_SECONDS;
+    w.now += crate::resources::model::Hold::RETRY_SECONDS;
     reconcile(&mut w);
     assert!(
         matches!(w.next(&id), Some(Action::CallOperator { body, .. }) if body["action"] == "suspend")
