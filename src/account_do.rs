@@ -217,7 +217,8 @@ impl Account {
                 let rendered = self
                     .resource(&access_hash, &public_base, resource, &ctx)
                     .await
-                    .map(Rendered);
+                    .map(Rendered)
+                    .map_err(|e| e.failure());
                 Encoded::answer::<ResourceCall>(rendered)
             }
             AccountOp::Dashboard(DashboardCall {

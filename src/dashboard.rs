@@ -322,12 +322,9 @@ pub async fn submit(inc: &Incoming, env: &Env, request_id: &str) -> Result<Respo
             &nonce,
         ),
         Err(CallError::Refused(DashboardFailure::Page(e))) => explain(e, &nonce),
-        Err(CallError::Refused(DashboardFailure::Resource(e))) => message(
-            e.failure().status,
-            "That did not work",
-            &e.failure().message,
-            &nonce,
-        ),
+        Err(CallError::Refused(DashboardFailure::Resource(f))) => {
+            message(f.status, "That did not work", &f.message, &nonce)
+        }
         Err(CallError::Transport(_)) => message(
             503,
             "Please try again",

@@ -88,7 +88,9 @@ impl Directory {
             DirectoryOp::AccountRequest(call) => call,
             DirectoryOp::ClaimRequest(c) => {
                 let claimed = self.claim(&c.id, &c.fingerprint, &c.email);
-                return respond(Encoded::answer::<ClaimRequest>(claimed));
+                return respond(Encoded::answer::<ClaimRequest>(
+                    claimed.map_err(|e| e.failure()),
+                ));
             }
         };
         // A request without an id goes by a fresh name (its code, consent and records).
@@ -98,7 +100,9 @@ impl Directory {
                 Ok(bytes) => account_request::unnamed_key(&bytes),
                 Err(_) => {
                     let failed: Answer = Err(AccountRequestError::Internal);
-                    return respond(Encoded::answer::<AccountRequestCall>(failed));
+                    return respond(Encoded::answer::<AccountRequestCall>(
+                        failed.map_err(|e| e.failure()),
+                    ));
                 }
             },
         };
@@ -120,7 +124,9 @@ impl Directory {
             Ok(answer) => answer,
             Err(_) => Err(AccountRequestError::Unavailable),
         };
-        respond(Encoded::answer::<AccountRequestCall>(outcome))
+        respond(Encoded::answer::<AccountRequestCall>(
+            outcome.map_err(|e| e.failure()),
+        ))
     }
 
     /// Claims an account request id for its first body. Synchronous storage only, so two

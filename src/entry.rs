@@ -46,7 +46,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         Ok(response) => (response, None),
         Err(problem) => (
             http::problem_response(&problem, allow)?,
-            Some(problem.failure.code),
+            Some(problem.failure.code.clone()),
         ),
     };
     http::finish(&mut response, &request_id)?;
@@ -57,7 +57,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         route: route_name,
         status: response.status_code(),
         duration_ms: http::now_ms().saturating_sub(started),
-        error_code,
+        error_code: error_code.as_deref(),
     }
     .emit();
     meter::report(&env);

@@ -165,10 +165,10 @@ where
     match account::call(env, account_id, operator_call(request_id, op)).await {
         Ok(answer) => Ok(answer),
         Err(CallError::Refused(AccountError::NotFound)) => Err(account_not_found()),
-        Err(CallError::Refused(e)) => {
-            let f = e.bearer_failure();
-            Err(plain(f.status, f.code, f.message))
-        }
+        Err(CallError::Refused(e)) => Err(Problem {
+            failure: e.bearer_failure(),
+            envelope: domain::errors::Envelope::Plain,
+        }),
         Err(CallError::Transport(e)) => Err(Problem::plain(e)),
     }
 }

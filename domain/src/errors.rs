@@ -4,6 +4,9 @@
 //! Handlers never build error JSON themselves: they return a typed error, convert it into a
 //! [`Failure`] here, and render it with the [`Envelope`] of their endpoint family.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::account::{AccountError, AccountStatus, ConsentError};
@@ -28,10 +31,14 @@ pub enum Envelope {
 }
 
 /// A failure ready to be rendered: HTTP status, stable machine code, human message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Durable Objects answer their refusals in this form when the worker only renders them
+/// (resource calls, account requests): the worker then needs no decoder for the typed error,
+/// which is most of a large enum's code in the wasm (BENCHMARKS.md, "Wasm size").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub status: u16,
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     pub message: String,
     /// Seconds, for `429` and `503` answers (`Retry-After`).
     pub retry_after: Option<u64>,
@@ -41,7 +48,7 @@ impl Failure {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         Failure {
             status,
-            code,
+            code: Cow::Borrowed(code),
             message: message.into(),
             retry_after: None,
         }
@@ -497,7 +504,7 @@ mod tests {
         ];
         for (error, status, code) in cases {
             let f = error.failure();
-            assert_eq!((f.status, f.code), (status, code), "{error:?}");
+            assert_eq!((f.status, &*f.code), (status, code), "{error:?}");
         }
         assert_eq!(
             ApiError::RateLimited { retry_after: 3 }

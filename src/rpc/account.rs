@@ -10,6 +10,7 @@ use domain::account::{
 };
 use domain::audit::Actor;
 use domain::dashboard::{DashboardError, View};
+use domain::errors::Failure;
 use domain::resources::{
     ConfirmRequest, CreateRequest, DeepLinkRequest, ResourceError, UpdateRequest,
 };
@@ -92,7 +93,8 @@ account_ops! {
     Close(Close) -> (), AccountError;
     /// A resource endpoint: authenticated by the bearer's hash inside the object; answers the
     /// response body.
-    Resource(ResourceCall) -> Rendered, ResourceError;
+    /// Refusals come rendered (`ResourceError::failure`): the worker only sends them on.
+    Resource(ResourceCall) -> Rendered, Failure;
     OpenDashboard(OpenDashboard) -> Opened, AccountError;
     Dashboard(DashboardCall) -> Shown, DashboardFailure;
     /// The owner signs in on a dashboard session (the operator's assertion: by the session's
@@ -308,17 +310,24 @@ pub struct Shown {
     pub nonce: String,
 }
 
-/// Why a dashboard action failed: a page to show.
+/// Why a dashboard action failed: a page to show. A resource action's refusal comes rendered
+/// (`ResourceError::failure`), as for resource calls.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DashboardFailure {
     Page(DashboardError),
-    Resource(ResourceError),
+    Resource(Failure),
+}
+
+impl From<ResourceError> for DashboardFailure {
+    fn from(e: ResourceError) -> Self {
+        DashboardFailure::Resource(e.failure())
+    }
 }
 
 impl From<AccountError> for DashboardFailure {
     fn from(e: AccountError) -> Self {
-        DashboardFailure::Resource(ResourceError::from(e))
+        DashboardFailure::from(ResourceError::from(e))
     }
 }
 

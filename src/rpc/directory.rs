@@ -3,7 +3,8 @@
 //! request id (`request:<id>`, a reserved name in the same namespace), which keeps the id's
 //! first body so ids are idempotent across emails. One more (tiny) object per request id.
 
-use domain::account_request::{AccountRequest, AccountRequestError, Outcome};
+use domain::account_request::{AccountRequest, Outcome};
+use domain::errors::Failure;
 use serde::{Deserialize, Serialize};
 use worker::Env;
 
@@ -26,9 +27,10 @@ pub struct AccountRequestCall {
     pub request_id: String,
 }
 
+// Refusals come rendered (`AccountRequestError::failure`): the worker only sends them on.
 impl Op for AccountRequestCall {
     type Answer = Outcome;
-    type Error = AccountRequestError;
+    type Error = Failure;
 }
 
 /// On the claim object of an account request id: records the first body's fingerprint, or says
@@ -42,24 +44,21 @@ pub struct ClaimRequest {
 
 impl Op for ClaimRequest {
     type Answer = ();
-    type Error = AccountRequestError;
+    type Error = Failure;
 }
 
 /// Runs `call` on the directory object of its request's (normalised) email.
 pub async fn account_request(
     env: &Env,
     call: AccountRequestCall,
-) -> Result<Outcome, CallError<AccountRequestError>> {
+) -> Result<Outcome, CallError<Failure>> {
     let name = format!("email:{}", call.request.email);
     let stub = transport::stub(env, "DIRECTORY", &name).map_err(CallError::Transport)?;
     transport::call::<AccountRequestCall>(stub, &DirectoryOp::AccountRequest(call)).await
 }
 
 /// Runs `claim` on the claim object of its account request id.
-pub async fn claim_request(
-    env: &Env,
-    claim: ClaimRequest,
-) -> Result<(), CallError<AccountRequestError>> {
+pub async fn claim_request(env: &Env, claim: ClaimRequest) -> Result<(), CallError<Failure>> {
     let name = format!("request:{}", claim.id);
     let stub = transport::stub(env, "DIRECTORY", &name).map_err(CallError::Transport)?;
     transport::call::<ClaimRequest>(stub, &DirectoryOp::ClaimRequest(claim)).await

@@ -502,7 +502,7 @@ fn every_error_code_is_documented_in_its_envelope() {
         let produced: BTreeSet<&str> = family
             .failures
             .iter()
-            .map(|f| f.code)
+            .map(|f| &*f.code)
             .chain(family.glue_codes.iter().copied())
             .collect();
         let missing: Vec<_> = produced.difference(&documented).collect();
@@ -573,7 +573,7 @@ fn every_error_code_appears_in_the_document() {
     collect(&doc, &mut strings);
     for family in families() {
         for f in &family.failures {
-            assert!(strings.contains(f.code), "{} is not documented", f.code);
+            assert!(strings.contains(&*f.code), "{} is not documented", f.code);
         }
     }
 }
