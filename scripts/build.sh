@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds the worker to build/ (release profile, then wasm-opt -Oz) and prints the wasm size.
+# Builds the worker to build/ (release profile, then wasm-opt -Oz) and its static assets to
+# build/assets/, and prints the wasm size.
 # wrangler runs this as its build command. APP_SKIP_BUILD=1 reuses an existing build: the test
 # harness sets it after building once.
 #
@@ -14,6 +15,14 @@
 set -eu
 . "$(dirname "$0")/env.sh"
 cd "$ROOT/${1:-.}"
+# The worker's static assets (wrangler.toml [assets]): the OpenAPI document, without its
+# indentation, served by `GET /openapi.json` through the ASSETS binding instead of from the wasm.
+if [ -f docs/openapi.json ]; then
+  mkdir -p build/assets
+  node -e 'const fs = require("fs");
+    fs.writeFileSync(process.argv[2], JSON.stringify(JSON.parse(fs.readFileSync(process.argv[1], "utf8"))));' \
+    docs/openapi.json build/assets/openapi.json
+fi
 if [ "${APP_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
   exit 0
 fi

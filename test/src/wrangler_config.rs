@@ -60,6 +60,9 @@ pub fn derive(toml: &str, root: &Path, limits: &[(String, Option<u32>)]) -> Resu
                     format!("command = \"sh {root}/scripts/build.sh\"")
                 }
                 (Some("watch_dir"), _) if header == "[build]" => continue,
+                (Some("directory"), _) if header == "[assets]" => {
+                    format!("directory = \"{root}/build/assets\"")
+                }
                 (Some("migrations_dir"), _) => {
                     format!("migrations_dir = \"{root}/migrations\"")
                 }
@@ -151,6 +154,7 @@ fn a_run_can_change_or_drop_a_rate_limit() {
     assert_eq!(derived.matches("[[ratelimits]]").count(), 1);
     assert!(derived.contains("main = \"/r/build/worker/shim.mjs\""));
     assert!(derived.contains("command = \"sh /r/scripts/build.sh\""));
+    assert!(derived.contains("directory = \"/r/build/assets\""));
     assert!(derived.contains("migrations_dir = \"/r/migrations\""));
     assert!(!derived.contains("watch_dir"));
     // Everything else is as it was.
