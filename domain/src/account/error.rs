@@ -1,12 +1,14 @@
 //! Why an account operation failed. Errors travel between Durable Objects as JSON, so their
-//! serde names are part of the wire between objects.
+//! serde names are part of the wire between objects. They are never stored, and they use serde's
+//! default (externally tagged) form: a `tag = "..."` form is decoded through serde's buffering
+//! `Content`, about three times the code in the wasm (BENCHMARKS.md, "Wasm size").
 
 use serde::{Deserialize, Serialize};
 
 use super::model::{Account, AccountStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ConsentError {
     Unknown,
     Expired,
@@ -18,7 +20,7 @@ pub enum ConsentError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AccountError {
     /// No such account (never created, or its object is empty).
     NotFound,
