@@ -38,15 +38,9 @@ pub struct FaultState {
 }
 
 async fn call(env: &Env, op: &FaultOp) -> Option<FaultState> {
-    let ns = env.durable_object("FAULTS").ok()?;
-    let stub = ns.get_by_name("global").ok()?;
-    let body = serde_json::to_string(op).ok()?;
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_body(Some(body.into()));
-    let req = Request::new_with_init("https://internal/faults", &init).ok()?;
-    let mut resp = stub.fetch_with_request(req).await.ok()?;
-    resp.json().await.ok()
+    let stub = crate::rpc::transport::stub(env, "FAULTS", "global").ok()?;
+    let text = crate::rpc::transport::post(stub, op).await.ok()?;
+    crate::rpc::transport::decode(&text).ok()
 }
 
 /// True when this D1 write of `account_id`'s records must fail (and counts it).
