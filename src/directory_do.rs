@@ -1,13 +1,14 @@
 //! The directory Durable Object: one per normalised email (`email:<email>`), so "find or
 //! create the account" is atomic. It also remembers every account request id it answered
-//! (idempotency). The same class, under `request:<id>`, is the claim object of one account
-//! request id: it keeps the first body's fingerprint, so an id is idempotent across emails.
+//! (idempotency). The same class, under `claims:<hh>` (`account_request::claim_object`: 256
+//! objects by the first byte of SHA-256(id)), keeps the claims of account request ids: each id's
+//! first body's fingerprint, so an id is idempotent across emails.
 //!
 //! Storage (SQLite, see docs/STORAGE.md):
 //! - `owner(email, account_id, created_at)`: at most one row: the account of this email.
 //! - `requests(id, fingerprint, account_id, outcome, issued_at)`: answered account requests
 //!   that have an id (a request without one is never replayed, so it is not kept).
-//! - `claim(id, fingerprint, email, claimed_at)` (claim objects only): the id's first body.
+//! - `claim(id, fingerprint, email, claimed_at)` (claim objects only): each id's first body.
 //!
 //! Invariants:
 //! - Requests are handled one at a time (`blockConcurrencyWhile` around the whole step,
@@ -43,13 +44,15 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, account_id TEXT NOT NULL, outcome TEXT NOT NULL, issued_at INTEGER NOT NULL)",
 ];
 
-/// Created only in claim objects (`request:<id>`).
+/// Created only in claim objects (`claims:<hh>`), on their first claim in each instance.
 const CLAIM_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS claim (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, email TEXT NOT NULL, claimed_at INTEGER NOT NULL)";
 
 #[durable_object]
 pub struct Directory {
     state: State,
     env: Env,
+    /// Whether this instance made sure its `claim` table exists (claim objects only).
+    claim_table: std::cell::Cell<bool>,
 }
 
 type Answer = std::result::Result<Outcome, AccountRequestError>;
@@ -63,7 +66,11 @@ impl DurableObject for Directory {
                 Err(e) => worker::console_error!("directory schema: {e}"),
             }
         }
-        Directory { state, env }
+        Directory {
+            state,
+            env,
+            claim_table: std::cell::Cell::new(false),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -146,7 +153,10 @@ impl Directory {
             worker::console_error!("request claim: {e}");
             AccountRequestError::Unavailable
         };
-        meter::sql(&sql.exec(CLAIM_SCHEMA, None).map_err(unavailable)?);
+        if !self.claim_table.get() {
+            meter::sql(&sql.exec(CLAIM_SCHEMA, None).map_err(unavailable)?);
+            self.claim_table.set(true);
+        }
         let recorded: Vec<ClaimRow> = sql
             .exec(
                 "SELECT fingerprint FROM claim WHERE id = ?",

@@ -1,7 +1,7 @@
 //! Operations on directory objects: the object of a normalised email (`email:<email>`), which
-//! finds or creates the account of an account request, and the claim object of an account
-//! request id (`request:<id>`, a reserved name in the same namespace), which keeps the id's
-//! first body so ids are idempotent across emails. One more (tiny) object per request id.
+//! finds or creates the account of an account request, and the claim objects of account
+//! request ids (`claims:<hh>`, 256 names reserved in the same namespace, chosen by the id's
+//! hash), which keep each id's first body so ids are idempotent across emails.
 
 use domain::account_request::{AccountRequest, Outcome};
 use domain::errors::Failure;
@@ -57,9 +57,9 @@ pub async fn account_request(
     transport::call::<AccountRequestCall>(stub, &DirectoryOp::AccountRequest(call)).await
 }
 
-/// Runs `claim` on the claim object of its account request id.
+/// Runs `claim` on the claim object of its account request id (`account_request::claim_object`).
 pub async fn claim_request(env: &Env, claim: ClaimRequest) -> Result<(), CallError<Failure>> {
-    let name = format!("request:{}", claim.id);
+    let name = domain::account_request::claim_object(&claim.id);
     let stub = transport::stub(env, "DIRECTORY", &name).map_err(CallError::Transport)?;
     transport::call::<ClaimRequest>(stub, &DirectoryOp::ClaimRequest(claim)).await
 }
