@@ -17,13 +17,17 @@ set -eu
 cd "$ROOT/${1:-.}"
 # The worker's static assets (wrangler.toml [assets]): the OpenAPI document, without its
 # indentation, served by `GET /openapi.json` through the ASSETS binding instead of from the wasm.
-if [ -f docs/openapi.json ]; then
-  mkdir -p build/assets
-  node -e 'const fs = require("fs");
-    fs.writeFileSync(process.argv[2], JSON.stringify(JSON.parse(fs.readFileSync(process.argv[1], "utf8"))));' \
-    docs/openapi.json build/assets/openapi.json
-fi
+# Written after worker-build, which empties build/, and when the build is skipped.
+assets() {
+  if [ -f docs/openapi.json ]; then
+    mkdir -p build/assets
+    node -e 'const fs = require("fs");
+      fs.writeFileSync(process.argv[2], JSON.stringify(JSON.parse(fs.readFileSync(process.argv[1], "utf8"))));' \
+      docs/openapi.json build/assets/openapi.json
+  fi
+}
 if [ "${APP_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
+  assets
   exit 0
 fi
 worker-build --release
@@ -42,6 +46,7 @@ if [ "${APP_WASM_OPT:-1}" != 0 ]; then
     --enable-exception-handling
   mv "$wasm.opt.tmp" "$wasm"
 fi
+assets
 raw=$(wc -c < "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
 printf 'wasm size: %s bytes raw, %s bytes gzip (%s)\n' "$raw" "$gz" "$wasm"
