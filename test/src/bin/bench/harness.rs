@@ -341,14 +341,32 @@ fn seed_floor_resource(p: &Provider, context: &str) -> Result<(String, String), 
     let id = format!("res_{}", domain::crypto::base32(&digest[10..20]));
     let resource = json!({"id": id, "object": "resource", "service_id": "free",
         "project_id": "proj_bench", "status": "complete", "created_at": "2026-01-01T00:00:00Z",
-        "complete": {"access_configuration": {"ACCOUNT_ID": account, "PLAN": "free"}}});
-    let seed = json!({"Seed": {"id": id, "resource": resource.to_string(),
+        "complete": {"access_configuration": {"ACCOUNT_ID": account, "PLAN": "free"}}})
+    .to_string();
+    let seed = json!({"Seed": {"id": id, "resource": resource,
         "token_hash": minted.hash, "expires_at": unix_now() + 3600}});
     let reply = p
         .send(Call::post_json(&format!("/seed/{account}"), &seed))
         .map_err(|e| e.to_string())?;
     if reply.status != 200 {
         return Err(format!("floor seed: {} {}", reply.status, reply.text()));
+    }
+    // The read answers what was stored, and only to a stored token: another token of this
+    // account, with a valid tag but no stored hash, reads nothing.
+    let read = p
+        .get_resource(&minted.token, &id)
+        .map_err(|e| e.to_string())?;
+    let other = domain::tokens::derive(TokenKind::Access, &account, FLOOR_TOKEN_KEY, b"x", "x");
+    let refused = p
+        .get_resource(&other.token, &id)
+        .map_err(|e| e.to_string())?;
+    if read.status != 200 || read.text() != resource || refused.status != 404 {
+        return Err(format!(
+            "floor read: {} {} (an unknown token: {})",
+            read.status,
+            read.text(),
+            refused.status
+        ));
     }
     Ok((minted.token, id))
 }
