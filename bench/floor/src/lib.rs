@@ -16,22 +16,36 @@
 //! event's metadata, which applies it exactly once: it looks the event id up, then records it
 //! and changes the account's state in one transaction.
 //!
+//! And the floor for a resource read (`GET /provisioning/resources/{id}`, as the orchestrator
+//! sends it: signed, with the account's access token as bearer): the worker verifies the
+//! signature (over the empty body), checks the token's tag (`domain::tokens::verify_kind`, so a
+//! made-up token reaches no object, as issue 18 asks), logs one line and asks the account
+//! object the token names, which reads the resource's stored row in one query, only if the
+//! token's hash is stored and unexpired, and answers its JSON; the worker passes that answer on.
+//! `POST /seed/{account}` (signed, not measured) gives an account object one access token (its
+//! hash; the benchmark mints it with the floor's tag key) and one resource to read.
+//!
 //! Left out on purpose, as the real worker has them: the audit outbox and its alarm (for
 //! webhooks, any audit record at all), request idempotency records, rate limits, API version
-//! checks, OAuth codes and error envelopes. `POST /setup` creates the D1 table (the benchmark
-//! calls it once).
+//! checks, OAuth codes and error envelopes; for reads, the account's status, the token's grant
+//! and scopes, and rendering the resource from the account's state. `POST /setup` creates the D1
+//! table (the benchmark calls it once).
 
 #[cfg(target_arch = "wasm32")]
 mod floor {
+    use domain::tokens::{self, TokenKind};
     use serde::{Deserialize, Serialize};
     use worker::wasm_bindgen::JsValue;
     use worker::{
-        durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result,
-        SqlStorageValue, State,
+        durable_object, DurableObject, Env, Method, Request, RequestInit, Response,
+        ResponseBuilder, Result, SqlStorageValue, State,
     };
 
     /// The signing secret the benchmark's client uses (not a secret: the floor is local only).
     pub const KEY: &[u8] = b"floor-signing-key";
+    /// The key that tags the floor's access tokens (`domain::tokens`); the benchmark mints them
+    /// with it. Local only as well.
+    const TOKEN_KEY: &str = "floor-token-key";
 
     #[derive(Deserialize)]
     struct AccountRequest {
@@ -71,7 +85,20 @@ mod floor {
     #[derive(Serialize, Deserialize)]
     enum Call {
         Create(NewAccount),
-        Event { id: String },
+        Event {
+            id: String,
+        },
+        Seed {
+            id: String,
+            resource: String,
+            token_hash: String,
+            expires_at: i64,
+        },
+        Read {
+            id: String,
+            token_hash: String,
+            now: i64,
+        },
     }
 
     #[derive(Serialize, Deserialize)]
@@ -88,8 +115,11 @@ mod floor {
     /// The project's own check (`domain::signature`): strict header parse, HMAC-SHA256,
     /// constant-time comparison, 300 s tolerance.
     fn verify(header: Option<String>, body: &[u8]) -> bool {
-        let now = (worker::Date::now().as_millis() / 1000) as i64;
-        domain::signature::verify(header.as_deref(), body, &[KEY], now, 300).is_ok()
+        domain::signature::verify(header.as_deref(), body, &[KEY], now(), 300).is_ok()
+    }
+
+    fn now() -> i64 {
+        (worker::Date::now().as_millis() / 1000) as i64
     }
 
     async fn call<T: Serialize>(stub: worker::Stub, body: &T) -> Result<Response> {
@@ -122,6 +152,14 @@ mod floor {
         if path == "/provisioning/health" {
             return Response::from_json(&serde_json::json!({"status": "ok"}));
         }
+        if let Some(id) = path.strip_prefix("/provisioning/resources/") {
+            if req.method() == Method::Get {
+                return read(&req, &env, id).await;
+            }
+        }
+        if let Some(account) = path.strip_prefix("/seed/") {
+            return seed(&env, account, body).await;
+        }
         if path == "/webhook" {
             let event: Event = match serde_json::from_slice(&body) {
                 Ok(e) => e,
@@ -144,6 +182,39 @@ mod floor {
         let mut reply = call(stub, &(request.id, request.email)).await?;
         let created: Created = reply.json().await?;
         Response::from_json(&created)
+    }
+
+    /// A resource read: the bearer's tag names the account; its object answers the stored
+    /// resource if the token's hash is stored there, and that answer is passed on as it is.
+    async fn read(req: &Request, env: &Env, id: &str) -> Result<Response> {
+        let header = req.headers().get("Authorization")?;
+        let token = header
+            .as_deref()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let keys = tokens::MacKeys::new(TOKEN_KEY, false);
+        let Some(account) = tokens::verify_kind(token, TokenKind::Access, &keys) else {
+            return Response::error("invalid token", 401);
+        };
+        let stub = env.durable_object("ACCOUNTS")?.get_by_name(account)?;
+        let read = Call::Read {
+            id: id.to_string(),
+            token_hash: tokens::hash(token),
+            now: now(),
+        };
+        call(stub, &read).await
+    }
+
+    /// Seeds account `account` (`POST /seed/{account}`): the body, a `Call::Seed` the benchmark
+    /// made (it mints the token with `TOKEN_KEY`), goes to the account's object as it is.
+    async fn seed(env: &Env, account: &str, body: Vec<u8>) -> Result<Response> {
+        let stub = env.durable_object("ACCOUNTS")?.get_by_name(account)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(
+            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+        ));
+        stub.fetch_with_request(Request::new_with_init("https://internal/", &init)?)
+            .await
     }
 
     fn exec(
@@ -238,6 +309,17 @@ mod floor {
             match req.json().await? {
                 Call::Create(new) => self.create(new).await,
                 Call::Event { id } => self.event(id),
+                Call::Seed {
+                    id,
+                    resource,
+                    token_hash,
+                    expires_at,
+                } => self.seed(id, resource, token_hash, expires_at),
+                Call::Read {
+                    id,
+                    token_hash,
+                    now,
+                } => self.read(id, token_hash, now),
             }
         }
     }
@@ -264,6 +346,54 @@ mod floor {
                 account_id: new.account_id,
                 created: true,
             })
+        }
+
+        /// Stores one access token (its hash) and one resource (its JSON as a read answers it).
+        fn seed(
+            &self,
+            id: String,
+            resource: String,
+            token_hash: String,
+            expires_at: i64,
+        ) -> Result<Response> {
+            for table in [
+                "CREATE TABLE IF NOT EXISTS tokens (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS resources (id TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            ] {
+                exec(&self.state, table, vec![])?;
+            }
+            exec(
+                &self.state,
+                "INSERT INTO tokens (hash, expires_at) VALUES (?, ?)",
+                vec![token_hash.into(), expires_at.into()],
+            )?;
+            exec(
+                &self.state,
+                "INSERT INTO resources (id, value) VALUES (?, ?)",
+                vec![id.into(), resource.into()],
+            )?;
+            Response::ok("seeded")
+        }
+
+        /// The stored resource `id`, read from storage, if `token_hash` is a stored, unexpired
+        /// access token of this account: one query.
+        fn read(&self, id: String, token_hash: String, now: i64) -> Result<Response> {
+            #[derive(Deserialize)]
+            struct Row {
+                value: String,
+            }
+            let rows: Vec<Row> = exec(
+                &self.state,
+                "SELECT value FROM resources WHERE id = ? AND EXISTS (SELECT 1 FROM tokens WHERE hash = ? AND expires_at > ?)",
+                vec![id.into(), token_hash.into(), now.into()],
+            )?
+            .to_array()?;
+            match rows.into_iter().next() {
+                Some(row) => ResponseBuilder::new()
+                    .with_header("content-type", "application/json")
+                    .map(|r| r.fixed(row.value.into_bytes())),
+                None => Response::error("resource not found", 404),
+            }
         }
 
         /// Applies event `id` once: the lookup, then the record and the state change, written

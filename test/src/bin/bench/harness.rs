@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use app_client::{unix_now, Call, Provider, Signing};
 use app_tests::bench_worker::{build_bench, BenchWorker};
 use app_tests::flows;
+use domain::tokens::TokenKind;
 use serde_json::json;
 
 #[derive(Clone)]
@@ -192,6 +193,15 @@ pub(crate) fn expect_ok(
 
 /// The signing key of the floor worker (`bench/floor/src/lib.rs`, `KEY`).
 pub(crate) const FLOOR_KEY: &str = "floor-signing-key";
+/// The key that tags the floor's access tokens (`bench/floor/src/lib.rs`, `TOKEN_KEY`).
+const FLOOR_TOKEN_KEY: &[u8] = b"floor-token-key";
+
+/// What one pass over the floor measured.
+pub(crate) struct FloorStats {
+    pub accounts: Stats,
+    pub webhooks: Stats,
+    pub reads: Stats,
+}
 
 /// A reference worker of `bench/` (the hello-world baseline, the floor or the peer) under its
 /// own `wrangler dev`, stopped on drop.
@@ -269,8 +279,9 @@ impl Reference {
     }
 
     /// Measures account creation on the floor worker, with the same signed request as ours,
-    /// then webhooks to 10 of its accounts, with the same events as ours.
-    pub fn measure_floor(&self, settings: &Settings, tag: &str) -> Result<(Stats, Stats), String> {
+    /// then webhooks to 10 of its accounts, with the same events as ours, then resource reads
+    /// over as many accounts as clients, with the same signed, bearer-carrying request as ours.
+    pub fn measure_floor(&self, settings: &Settings, tag: &str) -> Result<FloorStats, String> {
         let tag = format!("floor{tag}");
         let clients = (0..settings.concurrency)
             .map(|_| Provider::new(&self.url, FLOOR_KEY))
@@ -291,12 +302,73 @@ impl Reference {
                 None => return Err(format!("floor account: {}", reply.text())),
             }
         }
-        let webhooks = load(settings, vec![p; settings.concurrency], |p, n| {
+        let webhooks = load(settings, vec![p.clone(); settings.concurrency], |p, n| {
             let account = &ids[n as usize % ids.len()];
             deliver_event(p, "/webhook", FLOOR_KEY, account, n)
         });
-        Ok((accounts, webhooks))
+        let seeded = (0..settings.concurrency)
+            .map(|k| seed_floor_resource(&p, &format!("{tag} {} {k}", std::process::id())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let readers = (0..settings.concurrency).map(|i| (p.clone(), i)).collect();
+        let reads = load(settings, readers, |(p, i): &mut (Provider, usize), _| {
+            let (token, id) = &seeded[*i % seeded.len()];
+            *i += 1;
+            expect_ok(p.get_resource(token, id))
+        });
+        Ok(FloorStats {
+            accounts,
+            webhooks,
+            reads,
+        })
     }
+}
+
+/// Gives a new floor account (named from `context`) an access token, minted as ours mints them
+/// (`domain::tokens`, tagged with the floor's key), and one complete free plan shaped as ours
+/// renders it; returns the token and the resource id.
+fn seed_floor_resource(p: &Provider, context: &str) -> Result<(String, String), String> {
+    let digest = domain::crypto::sha256(context.as_bytes());
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    let account = domain::tokens::account_id(&random);
+    let minted = domain::tokens::derive(
+        TokenKind::Access,
+        &account,
+        FLOOR_TOKEN_KEY,
+        b"bench",
+        "access",
+    );
+    let id = format!("res_{}", domain::crypto::base32(&digest[10..20]));
+    let resource = json!({"id": id, "object": "resource", "service_id": "free",
+        "project_id": "proj_bench", "status": "complete", "created_at": "2026-01-01T00:00:00Z",
+        "complete": {"access_configuration": {"ACCOUNT_ID": account, "PLAN": "free"}}})
+    .to_string();
+    let seed = json!({"Seed": {"id": id, "resource": resource,
+        "token_hash": minted.hash, "expires_at": unix_now() + 3600}});
+    let reply = p
+        .send(Call::post_json(&format!("/seed/{account}"), &seed))
+        .map_err(|e| e.to_string())?;
+    if reply.status != 200 {
+        return Err(format!("floor seed: {} {}", reply.status, reply.text()));
+    }
+    // The read answers what was stored, and only to a stored token: another token of this
+    // account, with a valid tag but no stored hash, reads nothing.
+    let read = p
+        .get_resource(&minted.token, &id)
+        .map_err(|e| e.to_string())?;
+    let other = domain::tokens::derive(TokenKind::Access, &account, FLOOR_TOKEN_KEY, b"x", "x");
+    let refused = p
+        .get_resource(&other.token, &id)
+        .map_err(|e| e.to_string())?;
+    if read.status != 200 || read.text() != resource || refused.status != 404 {
+        return Err(format!(
+            "floor read: {} {} (an unknown token: {})",
+            read.status,
+            read.text(),
+            refused.status
+        ));
+    }
+    Ok((minted.token, id))
 }
 
 /// One signed Stripe event (`invoice.upcoming`, unique per process and `n`) for `account`.

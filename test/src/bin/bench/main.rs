@@ -6,11 +6,13 @@
 //! the drift between the two is printed so a noisy machine shows). Then resource reads spread
 //! over 1, 10 and many accounts. Rate limits are raised so they never trip (they still run).
 //!
-//! Account creation and webhooks are also compared with the floor (`bench/floor`): a worker
-//! doing only what any implementation must (for a new account: verify the signature, one
-//! directory object per email, one account object, one D1 record, one log line; for an event:
-//! verify, look its id up in the account's object, record it with a state change), measured
-//! before and after ours.
+//! Account creation, webhooks and resource reads are also compared with the floor
+//! (`bench/floor`): a worker doing only what any implementation must (for a new account: verify
+//! the signature, one directory object per email, one account object, one D1 record, one log
+//! line; for an event: verify, look its id up in the account's object, record it with a state
+//! change; for a read: verify the signature and the bearer's tag, one log line, one read of the
+//! stored resource in the account's object, only for a stored token), measured before and after
+//! ours.
 //!
 //! The two grants of `POST /oauth/token` (code exchange and refresh) are also compared with the
 //! peer (`bench/peer-oauth`): Cloudflare's `@cloudflare/workers-oauth-provider` library with its
@@ -33,8 +35,8 @@ use app_client::Provider;
 use app_tests::flows::{self, Tokens};
 use app_tests::{DevWorker, Options, WEBHOOK_SECRET};
 use harness::{
-    create_account, deliver_event, expect_ok, load, parallel, settings, Reference, Settings, Stats,
-    TmpfsState,
+    create_account, deliver_event, expect_ok, load, parallel, settings, FloorStats, Reference,
+    Settings, Stats, TmpfsState,
 };
 use peer::Peer;
 use serde_json::json;
@@ -147,7 +149,7 @@ fn run(settings: &Settings) -> Result<u64, String> {
         }
     );
     let floor = Reference::floor(&tmpfs)?;
-    let (floor_before, floor_events_before) = floor.measure_floor(settings, "before")?;
+    let floor_before = floor.measure_floor(settings, "before")?;
     drop(floor);
     let peer = Peer::start(&tmpfs)?;
     let peer_before = peer.measure(settings, "before")?;
@@ -255,7 +257,7 @@ fn run(settings: &Settings) -> Result<u64, String> {
     drop(worker);
 
     let floor = Reference::floor(&tmpfs)?;
-    let (floor_after, floor_events_after) = floor.measure_floor(settings, "after")?;
+    let floor_after = floor.measure_floor(settings, "after")?;
     drop(floor);
     let peer = Peer::start(&tmpfs)?;
     let peer_after = peer.measure(settings, "after")?;
@@ -277,13 +279,18 @@ fn run(settings: &Settings) -> Result<u64, String> {
         "scenario", "req/s", "p50 ms", "p99 ms", "ratio", "vs log", "failed"
     );
     let drift = after.rps() / before.rps();
-    let floor_rps = (floor_before.rps() + floor_after.rps()) / 2.0;
-    let floor_events_rps = (floor_events_before.rps() + floor_events_after.rps()) / 2.0;
+    let mean =
+        |f: fn(&FloorStats) -> &Stats| (f(&floor_before).rps() + f(&floor_after).rps()) / 2.0;
+    let floor_rps = mean(|f| &f.accounts);
+    let floor_events_rps = mean(|f| &f.webhooks);
+    let floor_reads_rps = mean(|f| &f.reads);
     let reference_failed = [
-        &floor_before,
-        &floor_after,
-        &floor_events_before,
-        &floor_events_after,
+        &floor_before.accounts,
+        &floor_after.accounts,
+        &floor_before.webhooks,
+        &floor_after.webhooks,
+        &floor_before.reads,
+        &floor_after.reads,
         &peer_before.exchange,
         &peer_after.exchange,
         &peer_before.refresh,
@@ -307,10 +314,12 @@ fn run(settings: &Settings) -> Result<u64, String> {
         ("hello-world baseline (after)", after),
         ("hello-world + 1 log line (before)", before_logged),
         ("hello-world + 1 log line (after)", after_logged),
-        ("floor: account creation (before)", floor_before),
-        ("floor: account creation (after)", floor_after),
-        ("floor: webhook (before)", floor_events_before),
-        ("floor: webhook (after)", floor_events_after),
+        ("floor: account creation (before)", floor_before.accounts),
+        ("floor: account creation (after)", floor_after.accounts),
+        ("floor: webhook (before)", floor_before.webhooks),
+        ("floor: webhook (after)", floor_after.webhooks),
+        ("floor: resource read (before)", floor_before.reads),
+        ("floor: resource read (after)", floor_after.reads),
         ("peer: token refresh (before)", peer_before.refresh),
         ("peer: token refresh (after)", peer_after.refresh),
         ("peer: code exchange (before)", peer_before.exchange),
@@ -351,6 +360,16 @@ fn run(settings: &Settings) -> Result<u64, String> {
                 floor / floors.bare
             );
         }
+    }
+    if let Some(ours) = rows.iter().find(|r| r.name.starts_with("resource GET")) {
+        let ratio = ours.stats.rps() / floor_reads_rps;
+        println!(
+            "resource GET vs the floor (one signed read of one Durable Object): {ratio:.2}x the \
+             throughput (target >= 0.9: {}); the floor itself: {:.2}x the bare hello-world \
+             worker (bench/floor, mean of before and after)",
+            if ratio >= 0.9 { "met" } else { "NOT MET" },
+            floor_reads_rps / floors.bare
+        );
     }
     for line in &peer_lines {
         println!("{line}");
