@@ -20,6 +20,17 @@ pub(crate) struct Settings {
     pub warmup: f64,
     pub accounts: usize,
     pub on_disk: bool,
+    /// `--only`: only our scenarios whose name contains this (the references always run).
+    pub only: Option<String>,
+    /// `--var NAME=VALUE`: more of the worker's vars for this run (experiments).
+    pub vars: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// Whether our scenario `name` is measured in this run.
+    pub fn wanted(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| name.contains(o.as_str()))
+    }
 }
 
 pub(crate) fn settings() -> Result<Settings, String> {
@@ -30,6 +41,8 @@ pub(crate) fn settings() -> Result<Settings, String> {
         warmup: 2.0,
         accounts: 1000,
         on_disk: false,
+        only: None,
+        vars: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -50,6 +63,12 @@ pub(crate) fn settings() -> Result<Settings, String> {
             "--seconds" => s.seconds = value("--seconds")?,
             "--accounts" => s.accounts = value("--accounts")? as usize,
             "--on-disk" => s.on_disk = true,
+            "--only" => s.only = Some(args.next().ok_or("--only needs a scenario name")?),
+            "--var" => {
+                let var = args.next().ok_or("--var needs NAME=VALUE")?;
+                let (k, v) = var.split_once('=').ok_or("--var needs NAME=VALUE")?;
+                s.vars.push((k.to_string(), v.to_string()));
+            }
             other => return Err(format!("unknown argument {other}; see the module docs")),
         }
     }

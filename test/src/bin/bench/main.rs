@@ -19,8 +19,12 @@
 //! KV storage, measured before and after ours (`peer.rs`).
 //!
 //! usage: bench [--quick] [--concurrency N] [--seconds S] [--accounts N] [--on-disk]
+//!              [--only TEXT] [--var NAME=VALUE]...
 //!   --quick     1 s per scenario and 100 accounts at most: checks the benchmark runs
 //!   --on-disk   keep the local state on disk (the test suite's folder) instead of tmpfs
+//!   --only      only our scenarios whose name contains TEXT (e.g. "account creation"); the
+//!               references (hello-world, floor, peer) always run, so the ratios still hold
+//!   --var       one more var for our worker in this run (e.g. AUDIT_BATCH_MS=60000)
 //!   defaults:   8 concurrent clients, 8 s per scenario (after 2 s of warm-up), 1000 accounts
 //!
 //! The worker's local state (the SQLite files of its Durable Objects and of D1) goes to a
@@ -165,37 +169,59 @@ fn run(settings: &Settings) -> Result<u64, String> {
     ] {
         options.vars.push((k.into(), v.into()));
     }
+    options.vars.extend(settings.vars.iter().cloned());
     options.persist_to = tmpfs.0.clone();
     let worker = DevWorker::start(options);
     let p = worker.provider();
     let mut rows = Vec::new();
 
-    rows.push(Row {
-        name: "discovery GET /provisioning/services".into(),
-        target: Some(0.8),
-        stats: load(settings, vec![p.clone(); c], |p, _| expect_ok(p.services())),
-    });
+    const DISCOVERY: &str = "discovery GET /provisioning/services";
+    const REFRESH: &str = "token refresh POST /oauth/token";
+    const EXCHANGE: &str = "code exchange POST /oauth/token";
+    const READ: &str = "resource GET /provisioning/resources/{id}";
+    const WEBHOOK: &str = "webhook POST /webhooks/stripe";
+    const CREATION: &str = "account creation POST account_requests";
+    const SPREAD: &str = "resource GET over";
+    let wanted = |name: &str| settings.wanted(name);
+    if wanted(DISCOVERY) {
+        rows.push(Row {
+            name: DISCOVERY.into(),
+            target: Some(0.8),
+            stats: load(settings, vec![p.clone(); c], |p, _| expect_ok(p.services())),
+        });
+    }
 
-    let own = accounts_with_plans(&p, c, c, "own")?;
-    let refreshing: Vec<(Provider, Tokens)> =
-        own.iter().map(|(t, _)| (p.clone(), t.clone())).collect();
-    rows.push(Row {
-        name: "token refresh POST /oauth/token".into(),
-        target: None,
-        stats: load(settings, refreshing, |(p, t), _| {
+    // The code exchange's pool is sized by the refresh rate: measured for either.
+    if wanted(REFRESH) || wanted(EXCHANGE) {
+        let own = accounts_with_plans(&p, c, c, "own")?;
+        let refreshing: Vec<(Provider, Tokens)> =
+            own.iter().map(|(t, _)| (p.clone(), t.clone())).collect();
+        let refresh = load(settings, refreshing, |(p, t), _| {
             let reply = p.refresh(&t.refresh, true).map_err(|e| e.to_string())?;
             *t = flows::tokens(&reply)?;
             Ok(())
-        }),
-    });
-    let refresh_rps = rows[rows.len() - 1].stats.rps();
-    rows.push(Row {
-        name: "code exchange POST /oauth/token".into(),
-        target: None,
-        stats: peer::ours_exchange(&p, settings, refresh_rps)?,
-    });
+        });
+        let refresh_rps = refresh.rps();
+        rows.push(Row {
+            name: REFRESH.into(),
+            target: None,
+            stats: refresh,
+        });
+        if wanted(EXCHANGE) {
+            rows.push(Row {
+                name: EXCHANGE.into(),
+                target: None,
+                stats: peer::ours_exchange(&p, settings, refresh_rps)?,
+            });
+        }
+    }
 
-    let many = accounts_with_plans(&p, settings.accounts, c, "many")?;
+    let reads = wanted(READ) || wanted(WEBHOOK) || wanted(SPREAD);
+    let many = if reads {
+        accounts_with_plans(&p, settings.accounts, c, "many")?
+    } else {
+        Vec::new()
+    };
     // Fresh access tokens: the refresh scenario rotated the first accounts' pairs.
     let readers = |set: &[(Tokens, String)]| -> Vec<Reader> {
         (0..c).map(|i| (p.clone(), set.to_vec(), i)).collect()
@@ -205,33 +231,39 @@ fn run(settings: &Settings) -> Result<u64, String> {
         *i += 1;
         expect_ok(p.get_resource(&t.access, plan))
     };
-    rows.push(Row {
-        name: "resource GET /provisioning/resources/{id}".into(),
-        target: Some(0.5),
-        stats: load(settings, readers(&many[..c.min(many.len())]), read),
-    });
+    if wanted(READ) {
+        rows.push(Row {
+            name: READ.into(),
+            target: Some(0.5),
+            stats: load(settings, readers(&many[..c.min(many.len())]), read),
+        });
+    }
 
     let webhook_accounts: Vec<String> = many
         .iter()
         .take(10)
         .map(|(t, _)| t.account.clone())
         .collect();
-    rows.push(Row {
-        name: "webhook POST /webhooks/stripe".into(),
-        target: Some(0.5),
-        stats: load(settings, vec![p.clone(); c], |p, n| {
-            let account = &webhook_accounts[n as usize % webhook_accounts.len()];
-            deliver_event(p, "/webhooks/stripe", WEBHOOK_SECRET, account, n)
-        }),
-    });
+    if wanted(WEBHOOK) {
+        rows.push(Row {
+            name: WEBHOOK.into(),
+            target: Some(0.5),
+            stats: load(settings, vec![p.clone(); c], |p, n| {
+                let account = &webhook_accounts[n as usize % webhook_accounts.len()];
+                deliver_event(p, "/webhooks/stripe", WEBHOOK_SECRET, account, n)
+            }),
+        });
+    }
 
-    rows.push(Row {
-        name: "account creation POST account_requests".into(),
-        target: Some(0.3),
-        stats: load(settings, vec![p.clone(); c], |p, n| {
-            create_account(p, "new", n)
-        }),
-    });
+    if wanted(CREATION) {
+        rows.push(Row {
+            name: CREATION.into(),
+            target: Some(0.3),
+            stats: load(settings, vec![p.clone(); c], |p, n| {
+                create_account(p, "new", n)
+            }),
+        });
+    }
 
     // Two passes, the second in reverse order, each half as long: the machine's drift over the
     // run then weighs the same on every spread, so "1,000 vs 1" compares like with like.
@@ -239,7 +271,11 @@ fn run(settings: &Settings) -> Result<u64, String> {
         seconds: settings.seconds / 2.0,
         ..settings.clone()
     };
-    let spreads = [1, 10, settings.accounts];
+    let spreads: &[usize] = if wanted(SPREAD) {
+        &[1, 10, settings.accounts]
+    } else {
+        &[]
+    };
     let spread = |n: usize| load(&half, readers(&many[..n.min(many.len())]), read);
     let mut passes: Vec<Stats> = spreads.iter().map(|&n| spread(n)).collect();
     for (i, &n) in spreads.iter().enumerate().rev() {
@@ -249,7 +285,7 @@ fn run(settings: &Settings) -> Result<u64, String> {
         .iter()
         .zip(passes)
         .map(|(n, stats)| Row {
-            name: format!("resource GET over {n} accounts"),
+            name: format!("{SPREAD} {n} accounts"),
             target: None,
             stats,
         })
