@@ -18,6 +18,8 @@ mod store;
 mod usage_ops;
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 
 use domain::account::{
     self, Account as AccountState, AccountError, Applied, Ctx, NewAccount, NewFamily, OpenConsent,
@@ -214,8 +216,7 @@ impl Account {
                 public_base,
                 resource,
             }) => {
-                let rendered = self
-                    .resource(&access_hash, &public_base, resource, &ctx)
+                let rendered = own(self.resource(&access_hash, &public_base, resource, &ctx))
                     .await
                     .map(Rendered)
                     .map_err(|e| e.failure());
@@ -225,11 +226,11 @@ impl Account {
                 session_hash,
                 action,
             }) => {
-                let shown = self.dashboard(&session_hash, action, &ctx).await;
+                let shown = own(self.dashboard(&session_hash, action, &ctx)).await;
                 Encoded::answer::<DashboardCall>(shown)
             }
             // Every other operation's error is `AccountError` (`encode`).
-            op => match self.account_op(op, &ctx).await {
+            op => match own(self.account_op(op, &ctx)).await {
                 Ok(encoded) => Ok(encoded),
                 Err(e) => Encoded::refusal(e),
             },
@@ -545,6 +546,13 @@ fn requester_ctx(
         ctx.actor = Actor::new(ActorKind::Orchestrator, Some(&who));
     }
     ctx
+}
+
+/// An operation's future on its own (boxed, behind `dyn`), not inlined into the object's
+/// `fetch`: V8 compiles each wasm function on its first call, so an object's first call
+/// compiles its own family of operations (as `entry::own` does for routes).
+fn own<'a, T>(op: impl Future<Output = T> + 'a) -> Pin<Box<dyn Future<Output = T> + 'a>> {
+    Box::pin(op)
 }
 
 /// Takes one token of `bucket` (filled on first use).

@@ -4,6 +4,9 @@
 //! development settings outside development (503, [`refused`]) -> body size (413) ->
 //! authentication of the endpoint family (401) -> API version (400) -> handler.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use domain::errors::{ApiError, Envelope};
 use domain::routes::{self, Family, Route, RouteError};
 use worker::{event, Context, Env, Request, Response};
@@ -108,16 +111,19 @@ async fn handle(
             http::json_bytes(200, discovery::services(env)?.to_vec()).map_err(internal)
         }
         Route::AccountRequests => {
-            account_requests::account_requests(&incoming, env, request_id).await
+            own(account_requests::account_requests(
+                &incoming, env, request_id,
+            ))
+            .await
         }
-        Route::OAuthToken => oauth::token(&incoming, env, request_id).await,
-        Route::OAuthIntrospect => oauth::introspect(&incoming, env, request_id).await,
-        Route::OAuthRevoke => oauth::revoke(&incoming, env, request_id).await,
+        Route::OAuthToken => own(oauth::token(&incoming, env, request_id)).await,
+        Route::OAuthIntrospect => own(oauth::introspect(&incoming, env, request_id)).await,
+        Route::OAuthRevoke => own(oauth::revoke(&incoming, env, request_id)).await,
         Route::OAuthMetadata => oauth::metadata(&incoming, env),
-        Route::OAuthAuthorizeView => consent::view(&incoming, env, request_id).await,
-        Route::OAuthAuthorizeSubmit => consent::submit(&incoming, env, request_id).await,
-        Route::DashboardView => dashboard::view(&incoming, env, request_id).await,
-        Route::DashboardSubmit => dashboard::submit(&incoming, env, request_id).await,
+        Route::OAuthAuthorizeView => own(consent::view(&incoming, env, request_id)).await,
+        Route::OAuthAuthorizeSubmit => own(consent::submit(&incoming, env, request_id)).await,
+        Route::DashboardView => own(dashboard::view(&incoming, env, request_id)).await,
+        Route::DashboardSubmit => own(dashboard::submit(&incoming, env, request_id)).await,
         Route::ResourceCreate
         | Route::ResourceLink
         | Route::ResourceGet(_)
@@ -125,8 +131,8 @@ async fn handle(
         | Route::ResourceRotate(_)
         | Route::ResourceRemove(_)
         | Route::ResourceConfirm(_)
-        | Route::DeepLinks => resources::handle(&route, &incoming, env, request_id).await,
-        Route::StripeWebhook => webhooks::handle(&incoming, env, request_id).await,
+        | Route::DeepLinks => own(resources::handle(&route, &incoming, env, request_id)).await,
+        Route::StripeWebhook => own(webhooks::handle(&incoming, env, request_id)).await,
         Route::OperatorAccounts
         | Route::OperatorAccount(_)
         | Route::OperatorAudit(_)
@@ -135,7 +141,7 @@ async fn handle(
         | Route::OperatorAction(..)
         | Route::OperatorUsage
         | Route::OperatorCredits(_)
-        | Route::DevFaults => operator::handle(&route, &incoming, env, request_id).await,
+        | Route::DevFaults => own(operator::handle(&route, &incoming, env, request_id)).await,
         Route::OpenApi => {
             let document = match env.assets("ASSETS") {
                 Ok(assets) => match assets.fetch(OPENAPI_ASSET, None).await {
@@ -156,6 +162,15 @@ async fn handle(
             Ok(response)
         }
     }
+}
+
+/// A handler's future on its own (boxed, behind `dyn`), not inlined into the entry point's:
+/// V8 compiles each wasm function on its first call, so a fresh isolate's first request then
+/// compiles its own route's handler, not every route's (BENCHMARKS.md, "Cold start").
+fn own<'a>(
+    handler: impl Future<Output = Result<Response, Problem>> + 'a,
+) -> Pin<Box<dyn Future<Output = Result<Response, Problem>> + 'a>> {
+    Box::pin(handler)
 }
 
 /// The answer of a deployment that refuses to serve: health names the settings to fix
