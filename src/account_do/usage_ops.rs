@@ -54,6 +54,7 @@ impl Account {
         for id in ids {
             let _ = self.drive(&id, ctx).await;
         }
+        self.reschedule().await;
     }
 
     pub(super) async fn report_usage(

@@ -10,8 +10,9 @@ use crate::resources::ResourceError;
 use crate::usage;
 
 impl<S: Store, E: Effects> Engine<S, E> {
-    /// Runs the cap's reconciliation if it is due, then drives the `suspend`/`resume` jobs it
-    /// started, then sends the meter events that are due.
+    /// Runs the cap's reconciliation if it is due, then sends the meter events that are due.
+    /// The caller drives the `suspend`/`resume` jobs it started and then sets the alarm
+    /// (`reschedule`) once, for all of it.
     pub async fn continue_usage(&self, ctx: &Ctx, catalog: Option<&Catalog>) {
         let now = self.now_s();
         let Some(current) = self.load() else { return };
@@ -26,7 +27,6 @@ impl<S: Store, E: Effects> Engine<S, E> {
             }
         }
         self.send_meter_events(ctx).await;
-        self.reschedule().await;
     }
 
     /// Sends the due credit grants and meter events to Stripe, one call and one commit each
