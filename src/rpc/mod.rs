@@ -5,7 +5,7 @@
 //! - [`transport`]: the POST to an object and the decoding of its answer, once.
 //! - [`account`], [`directory`], [`registry`]: the operations of each object, and their calls.
 //!   Account objects are addressed by account id, directory objects by `email:<email>` or
-//!   `request:<id>`, registry objects by domain name.
+//!   `claims:<hh>` (`account_request::claim_object`), registry objects by domain name.
 
 pub mod account;
 pub mod directory;
