@@ -26,6 +26,7 @@ use domain::account_request::{
     self, AccountRequest, AccountRequestError, Claim, OauthOutcome, Outcome, RequiresAuth,
 };
 use domain::audit::{Actor, ActorKind};
+use domain::errors::Failure;
 use domain::form;
 use domain::tokens::{self, TokenKind};
 use worker::{
@@ -35,7 +36,7 @@ use worker::{
 use crate::http::{now_ms, random};
 use crate::rpc::account::{self, AccountCall, CheckCode};
 use crate::rpc::directory::{AccountRequestCall, ClaimRequest, DirectoryOp};
-use crate::rpc::op::{CallError, Encoded};
+use crate::rpc::op::{CallError, Encoded, Op};
 use crate::rpc::transport::respond;
 use crate::{config, meter, storage};
 
@@ -56,6 +57,14 @@ pub struct Directory {
 }
 
 type Answer = std::result::Result<Outcome, AccountRequestError>;
+
+/// The object's answer to operation `O`: a refusal goes rendered (`AccountRequestError::failure`),
+/// as the worker only sends it on.
+fn answer<O: Op<Error = Failure>>(
+    result: std::result::Result<O::Answer, AccountRequestError>,
+) -> Result<Response> {
+    respond(Encoded::answer::<O>(result.map_err(|e| e.failure())))
+}
 
 impl DurableObject for Directory {
     fn new(state: State, env: Env) -> Self {
@@ -95,9 +104,7 @@ impl Directory {
             DirectoryOp::AccountRequest(call) => call,
             DirectoryOp::ClaimRequest(c) => {
                 let claimed = self.claim(&c.id, &c.fingerprint, &c.email);
-                return respond(Encoded::answer::<ClaimRequest>(
-                    claimed.map_err(|e| e.failure()),
-                ));
+                return answer::<ClaimRequest>(claimed);
             }
         };
         // A request without an id goes by a fresh name (its code, consent and records).
@@ -106,10 +113,7 @@ impl Directory {
             None => match random::<16>() {
                 Ok(bytes) => account_request::unnamed_key(&bytes),
                 Err(_) => {
-                    let failed: Answer = Err(AccountRequestError::Internal);
-                    return respond(Encoded::answer::<AccountRequestCall>(
-                        failed.map_err(|e| e.failure()),
-                    ));
+                    return answer::<AccountRequestCall>(Err(AccountRequestError::Internal));
                 }
             },
         };
@@ -131,9 +135,7 @@ impl Directory {
             Ok(answer) => answer,
             Err(_) => Err(AccountRequestError::Unavailable),
         };
-        respond(Encoded::answer::<AccountRequestCall>(
-            outcome.map_err(|e| e.failure()),
-        ))
+        answer::<AccountRequestCall>(outcome)
     }
 
     /// Claims an account request id for its first body. Synchronous storage only, so two
