@@ -10,6 +10,7 @@
 use std::cell::Cell;
 
 use domain::account::Account;
+use domain::audit::AuditRecord;
 use domain::engine::Store;
 use domain::stripe_events;
 use serde_json::Value;
@@ -17,6 +18,7 @@ use worker::{SqlStorageValue, State};
 
 use crate::account_do::effects::internal;
 use crate::meter;
+use crate::rpc::transport::decode;
 use crate::storage::{self, Statement};
 
 const SCHEMA: &[&str] = &[
@@ -141,7 +143,7 @@ impl Store for SqlStore {
 
     fn read_state(&self) -> Option<Account> {
         let text = self.kv("account")?;
-        let mut account: Account = serde_json::from_str(&text).ok()?;
+        let mut account: Account = decode(&text).ok()?;
         if !account.stripe.processed.is_empty() {
             self.move_legacy_event_ids(&mut account);
         }
@@ -168,11 +170,11 @@ impl Store for SqlStore {
         storage::atomically(&self.state.storage(), statements).map_err(|e| e.to_string())
     }
 
-    fn read_outbox(&self, limit: usize) -> Vec<String> {
+    fn read_outbox(&self, limit: usize) -> Vec<AuditRecord> {
         let query = format!("SELECT record FROM outbox ORDER BY seq LIMIT {limit}");
         self.rows(&query, Vec::new())
             .iter()
-            .filter_map(|r| Some(r.get("record")?.as_str()?.to_string()))
+            .filter_map(|r| decode(r.get("record")?.as_str()?).ok())
             .collect()
     }
 

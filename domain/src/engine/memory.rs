@@ -57,8 +57,10 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn read_outbox(&self, limit: usize) -> Vec<String> {
-        self.outbox.borrow().values().take(limit).cloned().collect()
+    fn read_outbox(&self, limit: usize) -> Vec<AuditRecord> {
+        let outbox = self.outbox.borrow();
+        let rows = outbox.values().take(limit);
+        rows.filter_map(|t| serde_json::from_str(t).ok()).collect()
     }
 
     fn delete_outbox_through(&self, seq: u64) {

@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 
 use serde_json::json;
 
-use crate::audit::AuditRecord;
 use crate::engine::core::Engine;
 use crate::engine::ports::{Effects, Level, Store};
 
@@ -55,12 +54,7 @@ impl<S: Store, E: Effects> Engine<S, E> {
         loop {
             // Commits can only interleave while the write below is awaited.
             let mark = self.written.get();
-            let records: Vec<AuditRecord> = self
-                .store
-                .read_outbox(FLUSH_BATCH)
-                .iter()
-                .filter_map(|t| serde_json::from_str(t).ok())
-                .collect();
+            let records = self.store.read_outbox(FLUSH_BATCH);
             let Some(last) = records.last().map(|r| r.seq) else {
                 self.flushed(mark);
                 break;
