@@ -174,7 +174,9 @@ impl Store for SqlStore {
         let query = format!("SELECT record FROM outbox ORDER BY seq LIMIT {limit}");
         self.rows(&query, Vec::new())
             .iter()
-            .filter_map(|r| decode(r.get("record")?.as_str()?).ok())
+            // serde_json, not `decode`: measured, JSON.parse + serde_wasm_bindgen here took a
+            // quarter of code exchange's throughput (BENCHMARKS.md, "Stop 25"); 3.4 KB gzip.
+            .filter_map(|r| serde_json::from_str(r.get("record")?.as_str()?).ok())
             .collect()
     }
 

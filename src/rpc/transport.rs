@@ -34,9 +34,9 @@ pub async fn call<O: Op>(
 
 /// Decodes JSON text as `T`: the runtime's `JSON.parse`, then serde_wasm_bindgen, the decoder
 /// the objects already use for their calls (`Request::json`) and for SQLite rows. serde_json's
-/// own parser, instantiated once more for every type read (answers, the stored account, audit
-/// records), cost 27 KB of gzip (BENCHMARKS.md, "Stop 25"). Numbers arrive as JS numbers, which
-/// every value crossing to an object already did: integers beyond 2^53 do not round-trip.
+/// own parser, instantiated once more for every type read (answers, the stored account), cost
+/// 23.5 KB of gzip (BENCHMARKS.md, "Stop 25"). Numbers arrive as JS numbers, as every value
+/// crossing to an object already did: integers beyond 2^53 do not round-trip.
 pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
     let parsed = worker::js_sys::JSON::parse(text).map_err(|_| ApiError::Internal)?;
     serde_wasm_bindgen::from_value(parsed).map_err(|_| ApiError::Internal)

@@ -26,9 +26,8 @@ pub trait Store {
         outbox: Vec<(u64, String)>,
         extra: Self::Extra,
     ) -> Result<(), String>;
-    /// The oldest `limit` outbox records, by `seq`, decoded by the store (the worker's with
-    /// the runtime's JSON parser: one decoder instantiated in the wasm, not two); a row that
-    /// does not decode is skipped.
+    /// The oldest `limit` outbox records, by `seq`, decoded by the store (each store picks its
+    /// JSON decoder); a row that does not decode is skipped.
     fn read_outbox(&self, limit: usize) -> Vec<AuditRecord>;
     /// Deletes outbox rows up to and including `seq`.
     fn delete_outbox_through(&self, seq: u64);
