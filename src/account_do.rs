@@ -38,8 +38,8 @@ use crate::account_do::effects::{internal, WorkerEffects};
 use crate::account_do::store::SqlStore;
 use crate::http::{new_id, now_ms, random};
 use crate::rpc::account::{
-    AccountCall, AccountOp, CheckCode, Close, DashboardCall, DashboardSignIn, Decide, Decided,
-    ExchangeCode, FlushAudit, GrantCredits, Introspect, IntrospectApiKey, IssuedTokens,
+    AccountCall, AccountOp, Body, CheckCode, Close, DashboardCall, DashboardSignIn, Decide,
+    Decided, ExchangeCode, FlushAudit, GrantCredits, Introspect, IntrospectApiKey, IssuedTokens,
     OpenDashboard, Opened, OperatorView, OwnerSession, Refresh, Rendered, ReportUsage,
     ResourceCall, Resume, Revoke, SignIn, SignedIn, Suspend, ViewConsent,
 };
@@ -218,9 +218,12 @@ impl Account {
             }) => {
                 let rendered = own(self.resource(&access_hash, &public_base, resource, &ctx))
                     .await
-                    .map(Rendered)
                     .map_err(|e| e.failure());
-                Encoded::answer::<ResourceCall>(rendered)
+                let body = match rendered {
+                    Ok(value) => Ok(Body::of(&value)?),
+                    Err(refused) => Err(refused),
+                };
+                Encoded::answer::<ResourceCall>(body)
             }
             AccountOp::Dashboard(DashboardCall {
                 session_hash,
@@ -355,11 +358,12 @@ impl Account {
                 })
             }
             AccountOp::Introspect(Introspect { token_hash }) => {
-                encode::<Introspect>(Rendered(account::introspect(&current, &token_hash, now)))
+                let rendered = account::introspect(&current, &token_hash, now);
+                encode::<Introspect>(Body::of(&rendered).map_err(|e| internal("encode", e))?)
             }
             AccountOp::IntrospectApiKey(IntrospectApiKey { token_hash }) => {
                 let rendered = resources::introspect_api_key(&current, &token_hash);
-                encode::<IntrospectApiKey>(Rendered(rendered))
+                encode::<IntrospectApiKey>(Body::of(&rendered).map_err(|e| internal("encode", e))?)
             }
             AccountOp::Revoke(Revoke { token_hash }) => {
                 let revoked = self

@@ -137,7 +137,7 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
     let token = form
         .get("token")
         .ok_or_else(|| Problem::from(OAuthError::InvalidRequest("token is required".into())))?;
-    let inactive = json!({"active": false});
+    let inactive = || br#"{"active":false}"#.to_vec();
     let body = match gate::token(env, token) {
         Some(p)
             if matches!(
@@ -157,14 +157,14 @@ pub async fn introspect(inc: &Incoming, env: &Env, request_id: &str) -> Result<R
                 }
             };
             match introspected {
-                Ok(rendered) => rendered.0,
-                Err(CallError::Refused(_)) => inactive,
+                Ok(body) => body.0.into_bytes(),
+                Err(CallError::Refused(_)) => inactive(),
                 Err(CallError::Transport(e)) => return Err(oauth_problem(e.failure())),
             }
         }
-        _ => inactive,
+        _ => inactive(),
     };
-    http::json(200, &body).map_err(http::internal)
+    http::json_bytes(200, body).map_err(http::internal)
 }
 
 /// `POST /oauth/revoke` (RFC 7009): always 200, whether or not the token existed.

@@ -116,7 +116,7 @@ pub async fn handle(
     let rendered = account::call(env, account_id, call)
         .await
         .map_err(|e| fail(e.into_failure(|f| f)))?;
-    http::json(200, &rendered.0).map_err(|e| {
+    http::json_bytes(200, rendered.0.into_bytes()).map_err(|e| {
         http::log_internal(request_id, "response", &e.to_string());
         Problem::plain(ApiError::Internal)
     })

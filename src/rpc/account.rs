@@ -78,9 +78,9 @@ account_ops! {
     ExchangeCode(ExchangeCode) -> IssuedTokens, AccountError;
     Refresh(Refresh) -> IssuedTokens, AccountError;
     /// The introspection response (RFC 7662), as `account::introspect` renders it.
-    Introspect(Introspect) -> Rendered, AccountError;
+    Introspect(Introspect) -> Body, AccountError;
     /// The introspection response of an API token resource.
-    IntrospectApiKey(IntrospectApiKey) -> Rendered, AccountError;
+    IntrospectApiKey(IntrospectApiKey) -> Body, AccountError;
     /// Whether a token was revoked.
     Revoke(Revoke) -> bool, AccountError;
     /// When the consent link expires (unix seconds).
@@ -94,7 +94,7 @@ account_ops! {
     /// A resource endpoint: authenticated by the bearer's hash inside the object; answers the
     /// response body.
     /// Refusals come rendered (`ResourceError::failure`): the worker only sends them on.
-    Resource(ResourceCall) -> Rendered, Failure;
+    Resource(ResourceCall) -> Body, Failure;
     OpenDashboard(OpenDashboard) -> Opened, AccountError;
     Dashboard(DashboardCall) -> Shown, DashboardFailure;
     /// The owner signs in on a dashboard session (the operator's assertion: by the session's
@@ -111,10 +111,23 @@ account_ops! {
     GrantCredits(GrantCredits) -> UsageAnswer, AccountError;
 }
 
-/// A response body the domain rendered; the worker sends it as it is.
+/// A value the domain rendered, which the worker composes into its answer.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Rendered(pub Value);
+
+/// A response body the domain rendered, as JSON text: the worker sends it without decoding it
+/// (decoding a `Value` through serde_wasm_bindgen walks it across the JS boundary node by node,
+/// only for the worker to encode it again).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Body(pub String);
+
+impl Body {
+    pub fn of(value: &Value) -> serde_json::Result<Body> {
+        serde_json::to_string(value).map(Body)
+    }
+}
 
 /// The state of an authorization code, for the replay of an account request.
 #[derive(Debug, Serialize, Deserialize)]
