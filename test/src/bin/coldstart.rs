@@ -4,13 +4,19 @@
 //! `GET /provisioning/health` and, after it, the first account request (the first use of the
 //! Durable Objects and D1). Ours against the floor (`bench/floor`: the same two calls doing only
 //! the required work) and the hello-world worker (`GET /`), round-robin over trials so that a
-//! noisy moment is shared.
+//! noisy moment is shared. A second account request in the same isolate (new email again) is
+//! printed too: what the first one costs beyond it is the isolate's one-time work.
 //!
-//! usage: coldstart [--quick] [--trials N]   (default 7 trials; --quick: 1)
+//! usage: coldstart [--quick] [--trials N] [--fresh]   (default 7 trials; --quick: 1)
 //!
-//! Each restart of ours is a fresh `wrangler dev` with fresh local state and the migrations
-//! applied before it starts; the floor keeps its state (its table is created once, before the
-//! trials, by `POST /setup`). The state lives on tmpfs when the machine has one.
+//! Both keep their local state across restarts, as a deployment does: the floor's table is
+//! created once before the trials (`POST /setup`), and so are ours (migrations, then one account
+//! request). Each trial's account request is for a new email (new directory and account
+//! objects on both sides) with an id whose claim lands in the claims object that set-up request
+//! created: those 256 objects are long-lived, so in production a first request after a restart
+//! meets an existing one (a fresh instance of it, which opens its database). `--fresh` gives
+//! ours fresh state on every restart instead (the first request of a brand new deployment,
+//! every object and D1 new). The state lives on tmpfs when the machine has one.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -63,6 +69,8 @@ struct Samples {
     floor_account: Vec<f64>,
     ours_health: Vec<f64>,
     ours_account: Vec<f64>,
+    floor_second: Vec<f64>,
+    ours_second: Vec<f64>,
 }
 
 fn pct(xs: &[f64], p: f64) -> f64 {
@@ -73,7 +81,29 @@ fn pct(xs: &[f64], p: f64) -> f64 {
         .min(s.len() as f64 - 1.0) as usize]
 }
 
-fn run(trials: usize) -> Result<(), String> {
+/// An account request id of trial `trial` whose claim lands in the object `claims`.
+fn id_in(claims: &str, trial: usize) -> String {
+    (0..)
+        .map(|n| format!("acctreq_cold_{trial}_{}_{n}", std::process::id()))
+        .find(|id| domain::account_request::claim_object(id) == claims)
+        .unwrap_or_default()
+}
+
+fn ours_options(root: &Path, trial: usize, fresh: bool) -> Options {
+    let state = if fresh {
+        root.join(format!("ours-{trial}"))
+    } else {
+        root.join("ours")
+    };
+    Options {
+        ready_by_log: true,
+        persist_to: Some(state),
+        ..Options::default()
+    }
+    .set("FAULT_INJECTION", "disabled")
+}
+
+fn run(trials: usize, fresh: bool) -> Result<(), String> {
     build_bench("hello")?;
     build_bench("floor")?;
     app_tests::build_worker();
@@ -89,6 +119,21 @@ fn run(trials: usize) -> Result<(), String> {
                 Provider::new(&floor.url, "")
                     .send(Call::new("POST", "/setup").signing(Signing::Unsigned))
             },
+            |r| r.status == 200,
+        )?;
+    }
+    // Ours: migrations and one account request, whose claims object the trials' ids land in.
+    let setup_id = format!("acctreq_cold_setup_{}", std::process::id());
+    let claims = domain::account_request::claim_object(&setup_id);
+    if !fresh {
+        let ours = DevWorker::start(ours_options(&root, 0, false));
+        let body = flows::account_request(
+            &setup_id,
+            &format!("setup.{}@cold.example", std::process::id()),
+        );
+        timed(
+            "our set-up account request",
+            || ours.provider().account_request(&body),
             |r| r.status == 200,
         )?;
     }
@@ -116,24 +161,36 @@ fn run(trials: usize) -> Result<(), String> {
             || p.account_request(&body),
             |r| r.status == 200,
         )?);
+        let body = flows::account_request(
+            &format!("acctreq_cold_floor2_{trial}_{}", std::process::id()),
+            &format!("floor{trial}.second.{}@cold.example", std::process::id()),
+        );
+        s.floor_second.push(timed(
+            "floor second account request",
+            || p.account_request(&body),
+            |r| r.status == 200,
+        )?);
         drop(floor);
 
-        let options = Options {
-            ready_by_log: true,
-            persist_to: Some(root.join(format!("ours-{trial}"))),
-            ..Options::default()
-        }
-        .set("FAULT_INJECTION", "disabled");
-        let ours = DevWorker::start(options);
+        let ours = DevWorker::start(ours_options(&root, trial, fresh));
         let p = ours.provider();
         s.ours_health
             .push(timed("our health", || p.health(), |r| r.status == 200)?);
         let body = flows::account_request(
-            &format!("acctreq_cold_{trial}_{}", std::process::id()),
+            &id_in(&claims, trial),
             &format!("ours{trial}.{}@cold.example", std::process::id()),
         );
         s.ours_account.push(timed(
             "our account request",
+            || p.account_request(&body),
+            |r| r.status == 200,
+        )?);
+        let body = flows::account_request(
+            &id_in(&claims, trials + trial),
+            &format!("ours{trial}.second.{}@cold.example", std::process::id()),
+        );
+        s.ours_second.push(timed(
+            "our second account request",
             || p.account_request(&body),
             |r| r.status == 200,
         )?);
@@ -143,7 +200,13 @@ fn run(trials: usize) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&root);
 
     println!(
-        "first requests to a fresh isolate under wrangler dev (workerd), {trials} restarts each"
+        "first requests to a fresh isolate under wrangler dev (workerd), {trials} restarts each; \
+         ours {}",
+        if fresh {
+            "with fresh state on every restart (--fresh)"
+        } else {
+            "keeping its state, like the floor"
+        }
     );
     println!("{:<44} {:>9} {:>9}", "request", "p50 ms", "p90 ms");
     for (name, xs) in [
@@ -152,6 +215,11 @@ fn run(trials: usize) -> Result<(), String> {
         ("floor first account request", &s.floor_account),
         ("ours signed GET /provisioning/health", &s.ours_health),
         ("ours first account request", &s.ours_account),
+        (
+            "floor second account request (same isolate)",
+            &s.floor_second,
+        ),
+        ("ours second account request (same isolate)", &s.ours_second),
     ] {
         println!("{name:<44} {:>9.1} {:>9.1}", pct(xs, 50.0), pct(xs, 90.0));
     }
@@ -166,10 +234,12 @@ fn run(trials: usize) -> Result<(), String> {
 
 fn main() {
     let mut trials = 7;
+    let mut fresh = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => trials = 1,
+            "--fresh" => fresh = true,
             "--trials" => {
                 trials = args
                     .next()
@@ -181,12 +251,12 @@ fn main() {
                     })
             }
             other => {
-                eprintln!("usage: coldstart [--quick] [--trials N] (unknown {other:?})");
+                eprintln!("usage: coldstart [--quick] [--trials N] [--fresh] (unknown {other:?})");
                 std::process::exit(2);
             }
         }
     }
-    if let Err(e) = run(trials) {
+    if let Err(e) = run(trials, fresh) {
         eprintln!("coldstart: {e}");
         std::process::exit(1);
     }
