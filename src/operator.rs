@@ -237,6 +237,9 @@ pub async fn handle(
         serde_json::from_slice(&inc.body)
             .map_err(|e| plain(400, "invalid_request", format!("the body is not JSON: {e}")))?
     };
+    if let Some(message) = domain::schema::inexact_integer(&body) {
+        return Err(plain(400, "invalid_request", message));
+    }
     let target = match route {
         Route::OperatorAccount(id)
         | Route::OperatorAudit(id)

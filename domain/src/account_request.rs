@@ -214,6 +214,9 @@ fn iso_time(obj: &Map<String, Value>, field: &str) -> Result<Option<i64>, Accoun
 pub fn parse(body: &[u8], now: i64) -> Result<AccountRequest, AccountRequestError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| AccountRequestError::invalid(format!("the body is not valid JSON: {e}")))?;
+    if let Some(message) = crate::schema::inexact_integer(&value) {
+        return Err(AccountRequestError::invalid(message));
+    }
     let obj = value
         .as_object()
         .ok_or_else(|| AccountRequestError::invalid("the body must be a JSON object"))?;
@@ -869,6 +872,14 @@ mod tests {
         // orchestrator's configuration is the provider's input, so it does).
         b["configuration"] = body()["configuration"].clone();
         assert_eq!(parse_value(&b).unwrap().fingerprint, plain.fingerprint);
+    }
+
+    #[test]
+    fn integers_beyond_two_to_the_53_are_refused_not_rounded() {
+        let exact = json!({"region": "eu", "n": 9_007_199_254_740_991_u64});
+        assert!(parse_value(&with("configuration", exact)).is_ok());
+        let big = json!({"region": "eu", "n": 9_007_199_254_740_993_u64});
+        invalid_mentions(&with("configuration", big), "/configuration/n");
     }
 
     #[test]

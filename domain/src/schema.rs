@@ -15,6 +15,57 @@ use serde_json::{Map, Value};
 /// Deepest nesting accepted, in schemas and in validated values.
 pub const MAX_DEPTH: usize = 32;
 
+/// The largest integer every JSON parser keeps exactly: 2^53 - 1 (I-JSON, RFC 7493 §2.2).
+pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
+
+/// Why a body with an integer beyond [`MAX_EXACT_INTEGER`] is refused: parsers that read
+/// numbers as doubles change it, and every call to an account's object crosses the runtime's
+/// `JSON.parse`, so it would be stored rounded (and come back as another number) instead.
+/// `None` when every integer in `value` is exact; else the message, naming its JSON pointer.
+pub fn inexact_integer(value: &Value) -> Option<String> {
+    fn walk(v: &Value, path: &mut String) -> bool {
+        match v {
+            Value::Number(n) => {
+                let exact = match (n.as_u64(), n.as_i64()) {
+                    (Some(u), _) => u <= MAX_EXACT_INTEGER,
+                    (None, Some(i)) => i.unsigned_abs() <= MAX_EXACT_INTEGER,
+                    _ => true, // a float stays a float
+                };
+                !exact
+            }
+            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("/{i}"));
+                let found = walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(m) => m.iter().any(|(k, item)| {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                let found = walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = String::new();
+    walk(value, &mut path).then(|| {
+        format!(
+            "{}: integers must be within -{MAX_EXACT_INTEGER}..{MAX_EXACT_INTEGER} (2^53-1, \
+             RFC 7493 I-JSON), the range every JSON parser keeps exactly; send larger values \
+             as strings",
+            if path.is_empty() { "/" } else { &path }
+        )
+    })
+}
+
 const TYPES: &[&str] = &[
     "object", "string", "integer", "number", "boolean", "array", "null",
 ];
@@ -382,6 +433,20 @@ fn validate_at(schema: &Value, value: &Value, path: &str, depth: usize) -> Resul
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn integers_every_parser_keeps_exactly_pass() {
+        let max = MAX_EXACT_INTEGER;
+        let v = json!({"a": max, "b": -(max as i64), "c": [1.5, 1e300, -0.0], "d": "99999999999999999999"});
+        assert_eq!(inexact_integer(&v), None);
+        let e = inexact_integer(&json!({"a": [0, {"x/y": max + 1}]})).unwrap();
+        assert!(e.starts_with("/a/1/x~1y: integers must be within"), "{e}");
+        let e = inexact_integer(&json!({"n": -(max as i64) - 1})).unwrap();
+        assert!(e.starts_with("/n: "), "{e}");
+        assert!(inexact_integer(&json!(u64::MAX))
+            .unwrap()
+            .starts_with("/: "));
+    }
 
     fn domain_schema() -> Value {
         json!({

@@ -884,6 +884,12 @@ fn bad_requests_change_nothing() {
             "invalid_request",
         ),
         (json!([1]), 400, "invalid_request"),
+        // An integer no double keeps exactly: refused, not stored rounded (RFC 7493).
+        (
+            json!({"service_id": "api_token", "project_id": "p", "configuration": {"label": 9_007_199_254_740_993_u64}}),
+            400,
+            "invalid_request",
+        ),
     ];
     for (body, status, code) in cases {
         let reply = create(&t.access, body.clone());

@@ -12,6 +12,9 @@ use crate::resources::lookup::service;
 pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ResourceError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+    if let Some(message) = crate::schema::inexact_integer(&v) {
+        return Err(invalid(message));
+    }
     match v {
         Value::Object(m) => Ok(m),
         _ => Err(invalid("the body must be a JSON object")),

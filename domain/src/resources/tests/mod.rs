@@ -531,6 +531,12 @@ fn malformed_bodies_name_the_problem() {
     let err = |b: &str| parse_create(b.as_bytes(), &c, CreateCall::Create, None).unwrap_err();
     assert!(matches!(err("{"), ResourceError::InvalidRequest { .. }));
     assert!(matches!(err("[]"), ResourceError::InvalidRequest { .. }));
+    // An integer no double holds exactly is refused, not stored rounded.
+    let big =
+        r#"{"service_id":"api_token","project_id":"p","configuration":{"n":9007199254740993}}"#;
+    assert!(
+        matches!(err(big), ResourceError::InvalidRequest { message } if message.starts_with("/configuration/n: "))
+    );
     assert_eq!(
         err(r#"{"project_id":"p"}"#),
         ResourceError::InvalidRequest {
