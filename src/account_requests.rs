@@ -48,7 +48,7 @@ pub async fn account_requests(
         };
         directory::claim_request(env, claim)
             .await
-            .map_err(|e| fail(e.into_failure(|f| f)))?;
+            .map_err(|e| fail(e.failure()))?;
     }
     let call = AccountRequestCall {
         public_base: config::public_base(env, &inc.origin),
@@ -57,6 +57,6 @@ pub async fn account_requests(
     };
     let outcome = directory::account_request(env, call)
         .await
-        .map_err(|e| fail(e.into_failure(|f| f)))?;
+        .map_err(|e| fail(e.failure()))?;
     http::json(200, &outcome.render(id.as_deref())).map_err(http::internal)
 }

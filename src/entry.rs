@@ -17,11 +17,6 @@ use crate::{
     resources, verify, webhooks,
 };
 
-/// Where `docs/openapi.json` is served from: the `ASSETS` binding (Workers static assets), which
-/// `scripts/build.sh` fills with the document without its indentation. Kept out of the wasm, it
-/// is 163 KB less to download and 30 KB less of gzip (BENCHMARKS.md, "Wasm size").
-const OPENAPI_ASSET: &str = "https://assets.invalid/openapi.json";
-
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let started = http::now_ms();
@@ -142,25 +137,7 @@ async fn handle(
         | Route::OperatorUsage
         | Route::OperatorCredits(_)
         | Route::DevFaults => own(operator::handle(&route, &incoming, env, request_id)).await,
-        Route::OpenApi => {
-            let document = match env.assets("ASSETS") {
-                Ok(assets) => match assets.fetch(OPENAPI_ASSET, None).await {
-                    Ok(mut r) if r.status_code() == 200 => r.text().await.ok(),
-                    _ => None,
-                },
-                Err(_) => None,
-            };
-            let Some(document) = document else {
-                http::log_internal(request_id, "openapi", "ASSETS has no /openapi.json");
-                return Err(Problem::plain(ApiError::Internal));
-            };
-            let mut response = Response::ok(document).map_err(internal)?;
-            response
-                .headers_mut()
-                .set("content-type", "application/json")
-                .map_err(internal)?;
-            Ok(response)
-        }
+        Route::OpenApi => discovery::openapi(env, request_id).await,
     }
 }
 

@@ -115,7 +115,7 @@ pub async fn handle(
     };
     let rendered = account::call(env, account_id, call)
         .await
-        .map_err(|e| fail(e.into_failure(|f| f)))?;
+        .map_err(|e| fail(e.failure()))?;
     http::json_bytes(200, rendered.0.into_bytes()).map_err(|e| {
         http::log_internal(request_id, "response", &e.to_string());
         Problem::plain(ApiError::Internal)

@@ -45,6 +45,13 @@ impl<E> CallError<E> {
     }
 }
 
+impl CallError<Failure> {
+    /// The failure to render, for an operation whose object renders its refusals itself.
+    pub fn failure(self) -> Failure {
+        self.into_failure(|f| f)
+    }
+}
+
 /// An answer encoded for the wire.
 pub struct Encoded(String);
 
