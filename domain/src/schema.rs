@@ -23,6 +23,17 @@ pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 /// `JSON.parse`, so it would be stored rounded (and come back as another number) instead.
 /// `None` when every integer in `value` is exact; else the message, naming its JSON pointer.
 pub fn inexact_integer(value: &Value) -> Option<String> {
+    /// Walks into `item` under `segment`; the path keeps the segment only where it was found.
+    fn child(item: &Value, segment: &str, path: &mut String) -> bool {
+        let len = path.len();
+        path.push('/');
+        path.push_str(segment);
+        let found = walk(item, path);
+        if !found {
+            path.truncate(len);
+        }
+        found
+    }
     fn walk(v: &Value, path: &mut String) -> bool {
         match v {
             Value::Number(n) => {
@@ -33,25 +44,13 @@ pub fn inexact_integer(value: &Value) -> Option<String> {
                 };
                 !exact
             }
-            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
-                let len = path.len();
-                path.push_str(&format!("/{i}"));
-                let found = walk(item, path);
-                if !found {
-                    path.truncate(len);
-                }
-                found
-            }),
-            Value::Object(m) => m.iter().any(|(k, item)| {
-                let len = path.len();
-                path.push('/');
-                path.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                let found = walk(item, path);
-                if !found {
-                    path.truncate(len);
-                }
-                found
-            }),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .any(|(i, item)| child(item, &i.to_string(), path)),
+            Value::Object(m) => m
+                .iter()
+                .any(|(k, item)| child(item, &k.replace('~', "~0").replace('/', "~1"), path)),
             _ => false,
         }
     }

@@ -81,6 +81,12 @@ fn pct(xs: &[f64], p: f64) -> f64 {
         .min(s.len() as f64 - 1.0) as usize]
 }
 
+/// Milliseconds of one account request (`id`, for `email`), which must be answered `200`.
+fn account_request(what: &str, p: &Provider, id: &str, email: &str) -> Result<f64, String> {
+    let body = flows::account_request(id, email);
+    timed(what, || p.account_request(&body), |r| r.status == 200)
+}
+
 /// An account request id of trial `trial` whose claim lands in the object `claims`.
 fn id_in(claims: &str, trial: usize) -> String {
     (0..)
@@ -127,14 +133,12 @@ fn run(trials: usize, fresh: bool) -> Result<(), String> {
     let claims = domain::account_request::claim_object(&setup_id);
     if !fresh {
         let ours = DevWorker::start(ours_options(&root, 0, false));
-        let body = flows::account_request(
-            &setup_id,
-            &format!("setup.{}@cold.example", std::process::id()),
-        );
-        timed(
+        let email = format!("setup.{}@cold.example", std::process::id());
+        account_request(
             "our set-up account request",
-            || ours.provider().account_request(&body),
-            |r| r.status == 200,
+            &ours.provider(),
+            &setup_id,
+            &email,
         )?;
     }
     let mut s = Samples::default();
@@ -152,23 +156,18 @@ fn run(trials: usize, fresh: bool) -> Result<(), String> {
         let p = Provider::new(&floor.url, FLOOR_KEY);
         s.floor_health
             .push(timed("floor health", || p.health(), |r| r.status == 200)?);
-        let body = flows::account_request(
-            &format!("acctreq_cold_floor_{trial}_{}", std::process::id()),
-            &format!("floor{trial}.{}@cold.example", std::process::id()),
-        );
-        s.floor_account.push(timed(
+        let pid = std::process::id();
+        s.floor_account.push(account_request(
             "floor account request",
-            || p.account_request(&body),
-            |r| r.status == 200,
+            &p,
+            &format!("acctreq_cold_floor_{trial}_{pid}"),
+            &format!("floor{trial}.{pid}@cold.example"),
         )?);
-        let body = flows::account_request(
-            &format!("acctreq_cold_floor2_{trial}_{}", std::process::id()),
-            &format!("floor{trial}.second.{}@cold.example", std::process::id()),
-        );
-        s.floor_second.push(timed(
+        s.floor_second.push(account_request(
             "floor second account request",
-            || p.account_request(&body),
-            |r| r.status == 200,
+            &p,
+            &format!("acctreq_cold_floor2_{trial}_{pid}"),
+            &format!("floor{trial}.second.{pid}@cold.example"),
         )?);
         drop(floor);
 
@@ -176,23 +175,17 @@ fn run(trials: usize, fresh: bool) -> Result<(), String> {
         let p = ours.provider();
         s.ours_health
             .push(timed("our health", || p.health(), |r| r.status == 200)?);
-        let body = flows::account_request(
-            &id_in(&claims, trial),
-            &format!("ours{trial}.{}@cold.example", std::process::id()),
-        );
-        s.ours_account.push(timed(
+        s.ours_account.push(account_request(
             "our account request",
-            || p.account_request(&body),
-            |r| r.status == 200,
+            &p,
+            &id_in(&claims, trial),
+            &format!("ours{trial}.{pid}@cold.example"),
         )?);
-        let body = flows::account_request(
-            &id_in(&claims, trials + trial),
-            &format!("ours{trial}.second.{}@cold.example", std::process::id()),
-        );
-        s.ours_second.push(timed(
+        s.ours_second.push(account_request(
             "our second account request",
-            || p.account_request(&body),
-            |r| r.status == 200,
+            &p,
+            &id_in(&claims, trials + trial),
+            &format!("ours{trial}.second.{pid}@cold.example"),
         )?);
         drop(ours);
         eprintln!("cold start: trial {} of {trials} done", trial + 1);
