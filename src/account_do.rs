@@ -255,10 +255,13 @@ impl Account {
                     "account object already holds another account",
                 )),
                 None => {
-                    // Nothing was ever written here: no failed flush, no alarm.
-                    self.engine.assume_empty();
-                    self.commit(account::create(new, ctx)).await?;
-                    encode::<NewAccount>(())
+                    alone(async move {
+                        // Nothing was ever written here: no failed flush, no alarm.
+                        self.engine.assume_empty();
+                        self.commit(account::create(new, ctx)).await?;
+                        encode::<NewAccount>(())
+                    })
+                    .await
                 }
             };
         }
@@ -275,40 +278,43 @@ impl Account {
                 nonce,
                 email,
             }) => {
-                let session = mint(&self.env, TokenKind::Session, &id)?;
-                let next_nonce = domain::crypto::base32(
-                    &random::<16>().map_err(|_| internal("random", "nonce"))?,
-                );
-                let signed = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        // The refusals are answers (a page), not failures of the call.
-                        Ok::<_, AccountError>(dashboard::sign_in(
-                            d,
-                            session_hash.as_deref(),
-                            &nonce,
-                            &email,
-                            session.hash.clone(),
-                            next_nonce,
-                        ))
-                    }))
-                    .await?;
-                match signed {
-                    Ok(()) => {
-                        let a = self.load().ok_or(AccountError::NotFound)?;
-                        // The session signed in: it lands where its link did.
-                        let (view, nonce) = match dashboard::session(&a, &session.hash, now) {
-                            Ok(s) => (dashboard::session_view(&a, s, now), s.nonce.clone()),
-                            Err(_) => (dashboard::view(&a, now), String::new()),
-                        };
-                        encode::<DashboardSignIn>(Opened::Session(OwnerSession {
-                            session: session.token,
-                            view,
-                            signed_in: true,
-                            nonce,
+                alone(async move {
+                    let session = mint(&self.env, TokenKind::Session, &id)?;
+                    let next_nonce = domain::crypto::base32(
+                        &random::<16>().map_err(|_| internal("random", "nonce"))?,
+                    );
+                    let signed = self
+                        .commit(account::apply(&current, ctx, |d| {
+                            // The refusals are answers (a page), not failures of the call.
+                            Ok::<_, AccountError>(dashboard::sign_in(
+                                d,
+                                session_hash.as_deref(),
+                                &nonce,
+                                &email,
+                                session.hash.clone(),
+                                next_nonce,
+                            ))
                         }))
+                        .await?;
+                    match signed {
+                        Ok(()) => {
+                            let a = self.load().ok_or(AccountError::NotFound)?;
+                            // The session signed in: it lands where its link did.
+                            let (view, nonce) = match dashboard::session(&a, &session.hash, now) {
+                                Ok(s) => (dashboard::session_view(&a, s, now), s.nonce.clone()),
+                                Err(_) => (dashboard::view(&a, now), String::new()),
+                            };
+                            encode::<DashboardSignIn>(Opened::Session(OwnerSession {
+                                session: session.token,
+                                view,
+                                signed_in: true,
+                                nonce,
+                            }))
+                        }
+                        Err(e) => encode::<DashboardSignIn>(Opened::Refused(e)),
                     }
-                    Err(e) => encode::<DashboardSignIn>(Opened::Refused(e)),
-                }
+                })
+                .await
             }
             AccountOp::CodeStatus(CheckCode { code_hash }) => {
                 encode::<CheckCode>(account::code_status(&current, &code_hash, now))
@@ -318,44 +324,50 @@ impl Account {
                 verifier,
                 signed,
             }) => {
-                let ctx = &requester_ctx(&current, ctx, Some(&code_hash), None);
-                let (access, refresh) = (
-                    mint(&self.env, TokenKind::Access, &id)?,
-                    mint(&self.env, TokenKind::Refresh, &id)?,
-                );
-                let family = NewFamily {
-                    id: new_id("fam"),
-                    access_hash: access.hash,
-                    refresh_hash: refresh.hash,
-                };
-                let applied = account::apply(&current, ctx, |d| {
-                    account::exchange_code(d, &code_hash, verifier.as_deref(), signed, family)
-                });
-                let issued = self.commit_token_call(applied, signed).await?;
-                encode::<ExchangeCode>(IssuedTokens {
-                    access_token: access.token,
-                    refresh_token: refresh.token,
-                    issued,
+                alone(async move {
+                    let ctx = &requester_ctx(&current, ctx, Some(&code_hash), None);
+                    let (access, refresh) = (
+                        mint(&self.env, TokenKind::Access, &id)?,
+                        mint(&self.env, TokenKind::Refresh, &id)?,
+                    );
+                    let family = NewFamily {
+                        id: new_id("fam"),
+                        access_hash: access.hash,
+                        refresh_hash: refresh.hash,
+                    };
+                    let applied = account::apply(&current, ctx, |d| {
+                        account::exchange_code(d, &code_hash, verifier.as_deref(), signed, family)
+                    });
+                    let issued = self.commit_token_call(applied, signed).await?;
+                    encode::<ExchangeCode>(IssuedTokens {
+                        access_token: access.token,
+                        refresh_token: refresh.token,
+                        issued,
+                    })
                 })
+                .await
             }
             AccountOp::Refresh(Refresh {
                 refresh_hash,
                 signed,
             }) => {
-                let ctx = &requester_ctx(&current, ctx, None, Some(&refresh_hash));
-                let (access, refresh) = (
-                    mint(&self.env, TokenKind::Access, &id)?,
-                    mint(&self.env, TokenKind::Refresh, &id)?,
-                );
-                let applied = account::apply(&current, ctx, |d| {
-                    account::refresh(d, &refresh_hash, signed, access.hash, refresh.hash)
-                });
-                let issued = self.commit_token_call(applied, signed).await?;
-                encode::<Refresh>(IssuedTokens {
-                    access_token: access.token,
-                    refresh_token: refresh.token,
-                    issued,
+                alone(async move {
+                    let ctx = &requester_ctx(&current, ctx, None, Some(&refresh_hash));
+                    let (access, refresh) = (
+                        mint(&self.env, TokenKind::Access, &id)?,
+                        mint(&self.env, TokenKind::Refresh, &id)?,
+                    );
+                    let applied = account::apply(&current, ctx, |d| {
+                        account::refresh(d, &refresh_hash, signed, access.hash, refresh.hash)
+                    });
+                    let issued = self.commit_token_call(applied, signed).await?;
+                    encode::<Refresh>(IssuedTokens {
+                        access_token: access.token,
+                        refresh_token: refresh.token,
+                        issued,
+                    })
                 })
+                .await
             }
             AccountOp::Introspect(Introspect { token_hash }) => {
                 let rendered = account::introspect(&current, &token_hash, now);
@@ -366,20 +378,26 @@ impl Account {
                 encode::<IntrospectApiKey>(Body::of(&rendered).map_err(|e| internal("encode", e))?)
             }
             AccountOp::Revoke(Revoke { token_hash }) => {
-                let revoked = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        account::revoke_token(d, &token_hash)
-                    }))
-                    .await?;
-                encode::<Revoke>(revoked)
+                alone(async move {
+                    let revoked = self
+                        .commit(account::apply(&current, ctx, |d| {
+                            account::revoke_token(d, &token_hash)
+                        }))
+                        .await?;
+                    encode::<Revoke>(revoked)
+                })
+                .await
             }
             AccountOp::OpenConsent(open) => {
-                let expires_at = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        account::open_consent(d, open)
-                    }))
-                    .await?;
-                encode::<OpenConsent>(expires_at)
+                alone(async move {
+                    let expires_at = self
+                        .commit(account::apply(&current, ctx, |d| {
+                            account::open_consent(d, open)
+                        }))
+                        .await?;
+                    encode::<OpenConsent>(expires_at)
+                })
+                .await
             }
             AccountOp::ViewConsent(ViewConsent { consent_hash }) => {
                 encode::<ViewConsent>(account::view_consent(&current, &consent_hash, now)?)
@@ -389,139 +407,169 @@ impl Account {
                 email,
                 nonce,
             }) => {
-                let next_nonce = domain::crypto::base32(
-                    &random::<16>().map_err(|_| internal("random", "nonce"))?,
-                );
-                let csrf = domain::crypto::base32(
-                    &random::<20>().map_err(|_| internal("random", "csrf"))?,
-                );
-                let csrf_hash = tokens::hash(&csrf);
-                self.commit(account::apply(&current, ctx, |d| {
-                    account::sign_in(d, &consent_hash, &email, &nonce, next_nonce, csrf_hash)
-                }))
-                .await?;
-                let view = self
-                    .load()
-                    .ok_or(AccountError::NotFound)
-                    .and_then(|a| account::view_consent(&a, &consent_hash, now))?;
-                encode::<SignIn>(SignedIn { csrf, view })
+                alone(async move {
+                    let next_nonce = domain::crypto::base32(
+                        &random::<16>().map_err(|_| internal("random", "nonce"))?,
+                    );
+                    let csrf = domain::crypto::base32(
+                        &random::<20>().map_err(|_| internal("random", "csrf"))?,
+                    );
+                    let csrf_hash = tokens::hash(&csrf);
+                    self.commit(account::apply(&current, ctx, |d| {
+                        account::sign_in(d, &consent_hash, &email, &nonce, next_nonce, csrf_hash)
+                    }))
+                    .await?;
+                    let view = self
+                        .load()
+                        .ok_or(AccountError::NotFound)
+                        .and_then(|a| account::view_consent(&a, &consent_hash, now))?;
+                    encode::<SignIn>(SignedIn { csrf, view })
+                })
+                .await
             }
             AccountOp::Decide(Decide {
                 consent_hash,
                 csrf,
                 approve,
             }) => {
-                let code = mint(&self.env, TokenKind::Code, &id)?;
-                let grant_id = new_id("grant");
-                let decision = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        account::decide(
-                            d,
-                            &consent_hash,
-                            &tokens::hash(&csrf),
-                            approve,
-                            &grant_id,
-                            code.hash,
-                        )
-                    }))
-                    .await?;
-                let code = decision.approved.then_some(code.token);
-                encode::<Decide>(Decided { decision, code })
+                alone(async move {
+                    let code = mint(&self.env, TokenKind::Code, &id)?;
+                    let grant_id = new_id("grant");
+                    let decision = self
+                        .commit(account::apply(&current, ctx, |d| {
+                            account::decide(
+                                d,
+                                &consent_hash,
+                                &tokens::hash(&csrf),
+                                approve,
+                                &grant_id,
+                                code.hash,
+                            )
+                        }))
+                        .await?;
+                    let code = decision.approved.then_some(code.token);
+                    encode::<Decide>(Decided { decision, code })
+                })
+                .await
             }
             AccountOp::OpenDashboard(OpenDashboard { link_hash }) => {
-                let session = mint(&self.env, TokenKind::Session, &id)?;
-                let nonce = domain::crypto::base32(
-                    &random::<16>().map_err(|_| internal("random", "nonce"))?,
-                );
-                let opened = self
-                    .commit(account::apply(&current, ctx, |d| {
-                        Ok::<_, AccountError>(dashboard::open(
-                            d,
-                            &link_hash,
-                            session.hash.clone(),
-                            nonce.clone(),
-                        ))
-                    }))
-                    .await?;
-                match opened {
-                    Ok(()) => {
-                        let a = self.load().ok_or(AccountError::NotFound)?;
-                        // Where the link lands (its purpose and path).
-                        let view = match dashboard::session(&a, &session.hash, now) {
-                            Ok(s) => dashboard::session_view(&a, s, now),
-                            Err(_) => dashboard::view(&a, now),
-                        };
-                        encode::<OpenDashboard>(Opened::Session(OwnerSession {
-                            session: session.token,
-                            view,
-                            signed_in: false,
-                            nonce,
+                alone(async move {
+                    let session = mint(&self.env, TokenKind::Session, &id)?;
+                    let nonce = domain::crypto::base32(
+                        &random::<16>().map_err(|_| internal("random", "nonce"))?,
+                    );
+                    let opened = self
+                        .commit(account::apply(&current, ctx, |d| {
+                            Ok::<_, AccountError>(dashboard::open(
+                                d,
+                                &link_hash,
+                                session.hash.clone(),
+                                nonce.clone(),
+                            ))
                         }))
+                        .await?;
+                    match opened {
+                        Ok(()) => {
+                            let a = self.load().ok_or(AccountError::NotFound)?;
+                            // Where the link lands (its purpose and path).
+                            let view = match dashboard::session(&a, &session.hash, now) {
+                                Ok(s) => dashboard::session_view(&a, s, now),
+                                Err(_) => dashboard::view(&a, now),
+                            };
+                            encode::<OpenDashboard>(Opened::Session(OwnerSession {
+                                session: session.token,
+                                view,
+                                signed_in: false,
+                                nonce,
+                            }))
+                        }
+                        Err(e) => encode::<OpenDashboard>(Opened::Refused(e)),
                     }
-                    Err(e) => encode::<OpenDashboard>(Opened::Refused(e)),
-                }
+                })
+                .await
             }
             AccountOp::StripeEvent(event) => {
-                if self.event_applied(&current, &event.id) {
-                    // A duplicate changes nothing, not even the audit trail.
-                    return encode::<stripe_events::StripeEvent>(
-                        stripe_events::EventOutcome::Duplicate,
-                    );
-                }
-                let settings = self.settings();
-                let in_flight = self.engine.in_flight();
-                let applied = account::apply(&current, ctx, |d| {
-                    Ok::<_, AccountError>(stripe_events::apply_event(
-                        d, &event, &settings, &in_flight,
-                    ))
-                });
-                let outcome = self
-                    .commit_with(applied, self.applied_event(&event.id, now))
-                    .await?;
-                // A job the event unblocked, or a grace period, continues in the alarm.
-                self.reschedule().await;
-                encode::<stripe_events::StripeEvent>(outcome)
+                alone(async move {
+                    if self.event_applied(&current, &event.id) {
+                        // A duplicate changes nothing, not even the audit trail.
+                        return encode::<stripe_events::StripeEvent>(
+                            stripe_events::EventOutcome::Duplicate,
+                        );
+                    }
+                    let settings = self.settings();
+                    let in_flight = self.engine.in_flight();
+                    let applied = account::apply(&current, ctx, |d| {
+                        Ok::<_, AccountError>(stripe_events::apply_event(
+                            d, &event, &settings, &in_flight,
+                        ))
+                    });
+                    let outcome = self
+                        .commit_with(applied, self.applied_event(&event.id, now))
+                        .await?;
+                    // A job the event unblocked, or a grace period, continues in the alarm.
+                    self.reschedule().await;
+                    encode::<stripe_events::StripeEvent>(outcome)
+                })
+                .await
             }
             AccountOp::Suspend(Suspend { reason }) => {
-                self.commit(account::apply(&current, ctx, |d| {
-                    account::suspend(d, &reason)
-                }))
-                .await?;
-                encode::<Suspend>(())
+                alone(async move {
+                    self.commit(account::apply(&current, ctx, |d| {
+                        account::suspend(d, &reason)
+                    }))
+                    .await?;
+                    encode::<Suspend>(())
+                })
+                .await
             }
             AccountOp::Resume(Resume { reason }) => {
-                self.commit(account::apply(&current, ctx, |d| {
-                    account::resume(d, &reason)
-                }))
-                .await?;
-                encode::<Resume>(())
+                alone(async move {
+                    self.commit(account::apply(&current, ctx, |d| {
+                        account::resume(d, &reason)
+                    }))
+                    .await?;
+                    encode::<Resume>(())
+                })
+                .await
             }
             AccountOp::Close(Close { reason }) => {
-                self.commit(account::apply(&current, ctx, |d| {
-                    closing::begin(d, &reason);
-                    Ok::<(), AccountError>(())
-                }))
-                .await?;
-                self.continue_closing(ctx).await;
-                encode::<Close>(())
+                alone(async move {
+                    self.commit(account::apply(&current, ctx, |d| {
+                        closing::begin(d, &reason);
+                        Ok::<(), AccountError>(())
+                    }))
+                    .await?;
+                    self.continue_closing(ctx).await;
+                    encode::<Close>(())
+                })
+                .await
             }
             AccountOp::OperatorView(OperatorView) => {
                 encode::<OperatorView>(Rendered(dashboard::operator_view(&current, now)))
             }
             AccountOp::GrantCredits(GrantCredits { grant }) => {
-                encode::<GrantCredits>(self.grant_credits(&current, grant, ctx).await)
+                alone(async move {
+                    encode::<GrantCredits>(self.grant_credits(&current, grant, ctx).await)
+                })
+                .await
             }
             AccountOp::ReportUsage(ReportUsage { report }) => {
-                encode::<ReportUsage>(self.report_usage(&current, report, ctx).await)
+                alone(async move {
+                    encode::<ReportUsage>(self.report_usage(&current, report, ctx).await)
+                })
+                .await
             }
             AccountOp::FlushAudit(FlushAudit) => {
-                // A flush already running owns the outbox and would make this call return at
-                // once: wait for it to end (at most 2 s: a hanging D1 write must not hang the
-                // operator's read), then send what is left.
-                let limit = worker::Delay::from(std::time::Duration::from_secs(2));
-                futures_util::future::select(self.engine.flush_idle(), limit).await;
-                self.flush().await;
-                encode::<FlushAudit>(())
+                alone(async move {
+                    // A flush already running owns the outbox and would make this call return at
+                    // once: wait for it to end (at most 2 s: a hanging D1 write must not hang the
+                    // operator's read), then send what is left.
+                    let limit = worker::Delay::from(std::time::Duration::from_secs(2));
+                    futures_util::future::select(self.engine.flush_idle(), limit).await;
+                    self.flush().await;
+                    encode::<FlushAudit>(())
+                })
+                .await
             }
         }
     }
@@ -557,6 +605,14 @@ fn requester_ctx(
 /// compiles its own family of operations (as `entry::own` does for routes).
 fn own<'a, T>(op: impl Future<Output = T> + 'a) -> Pin<Box<dyn Future<Output = T> + 'a>> {
     Box::pin(op)
+}
+
+/// One operation's future on its own ([`own`]), so that the object's first call of an
+/// operation compiles that operation, not all of them (about 70 KB of wasm together).
+fn alone<'a>(
+    f: impl Future<Output = OpResult> + 'a,
+) -> Pin<Box<dyn Future<Output = OpResult> + 'a>> {
+    Box::pin(f)
 }
 
 /// Takes one token of `bucket` (filled on first use).
@@ -624,7 +680,9 @@ impl Account {
                     .await;
             }
             // The cap's pause first: the `suspend`/`resume` calls it starts are due below.
-            self.engine.continue_usage(&ctx, self.catalog().ok()).await;
+            self.engine
+                .continue_usage(&ctx, self.catalog().ok())
+                .await;
             let Some(a) = self.load() else {
                 return;
             };
