@@ -4,8 +4,16 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=catalog.json");
-    if let Err(e) = domain::catalog::Catalog::parse(domain::catalog::DEFAULT_CATALOG) {
-        eprintln!("error: catalog.json is invalid: {e}");
-        std::process::exit(1);
+    match domain::catalog::Catalog::parse(domain::catalog::DEFAULT_CATALOG) {
+        // The account request needs only the currency: `discovery::currency` reads it from
+        // here rather than parse the catalog in a fresh isolate's first account request.
+        Ok(catalog) => println!(
+            "cargo:rustc-env=APP_CATALOG_CURRENCY={}",
+            catalog.currency()
+        ),
+        Err(e) => {
+            eprintln!("error: catalog.json is invalid: {e}");
+            std::process::exit(1);
+        }
     }
 }

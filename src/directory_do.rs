@@ -317,9 +317,7 @@ impl Step {
             },
             spending_cap: config::spending_cap(&self.env),
             // The cap counts in the catalog's currency (README: spending cap).
-            currency: crate::discovery::catalog(&self.env)
-                .ok()
-                .map(|c| c.currency().to_string()),
+            currency: crate::discovery::currency(&self.env),
         };
         Ok((new, code.token))
     }
