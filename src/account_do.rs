@@ -681,7 +681,7 @@ impl Account {
             }
             // The cap's pause first: the `suspend`/`resume` calls it starts are due below.
             self.engine
-                .continue_usage(&ctx, self.catalog().ok())
+                .continue_usage(&ctx, || self.catalog().ok())
                 .await;
             let Some(a) = self.load() else {
                 return;

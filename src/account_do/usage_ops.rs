@@ -42,7 +42,9 @@ impl Account {
     /// The cap changed: the pause follows the spend at once, and the `resume` (or `suspend`)
     /// calls it starts are driven now (what they cannot finish, the alarm does).
     pub(super) async fn after_cap_change(&self, ctx: &Ctx) {
-        self.engine.continue_usage(ctx, self.catalog().ok()).await;
+        self.engine
+            .continue_usage(ctx, || self.catalog().ok())
+            .await;
         let Some(a) = self.load() else { return };
         let pausing = a.resources.iter().filter(|r| {
             matches!(&r.detail, Detail::Operator { usage: Some(_), .. })

@@ -12,12 +12,18 @@ use crate::usage;
 impl<S: Store, E: Effects> Engine<S, E> {
     /// Runs the cap's reconciliation if it is due, then sends the meter events that are due.
     /// The caller drives the `suspend`/`resume` jobs it started and then sets the alarm
-    /// (`reschedule`) once, for all of it.
-    pub async fn continue_usage(&self, ctx: &Ctx, catalog: Option<&Catalog>) {
+    /// (`reschedule`) once, for all of it. `catalog` is asked for only when the reconciliation
+    /// is due: most alarms (an audit flush) need no catalog, and a fresh isolate's first one
+    /// would parse it.
+    pub async fn continue_usage<'c>(
+        &self,
+        ctx: &Ctx,
+        catalog: impl FnOnce() -> Option<&'c Catalog>,
+    ) {
         let now = self.now_s();
         let Some(current) = self.load() else { return };
-        if let Some(catalog) = catalog {
-            if usage::next_wake(&current, now).is_some_and(|t| t <= now) {
+        if usage::next_wake(&current, now).is_some_and(|t| t <= now) {
+            if let Some(catalog) = catalog() {
                 let _ = self
                     .commit(apply(&current, ctx, |d| {
                         usage::reconcile(d, catalog);
