@@ -40,7 +40,11 @@ if [ "${APP_WASM_OPT:-1}" != 0 ]; then
   names=""
   [ "${APP_WASM_NAMES:-0}" = 1 ] && names="--debuginfo"
   # shellcheck disable=SC2086
-  "$WASM_OPT_BIN" "$wasm" -o "$wasm.opt.tmp" -Oz $names \
+  # -ocimfs 20: a function with one caller is inlined into it only when tiny (binaryen inlines
+  # every one by default). Measured (BENCHMARKS.md, "Stop 26"): 9% less gzip, and V8, which
+  # compiles each function on its first call, no longer compiles code a request does not run
+  # along with the code it does.
+  "$WASM_OPT_BIN" "$wasm" -o "$wasm.opt.tmp" -Oz -ocimfs 20 $names \
     --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
     --enable-bulk-memory --enable-multivalue --enable-reference-types \
     --enable-exception-handling
