@@ -9,6 +9,11 @@
 //!
 //! usage: coldstart [--quick] [--trials N] [--fresh]   (default 7 trials; --quick: 1)
 //!
+//! Then one more restart of the floor and of ours, with workerd's V8 tracing its compilations
+//! (`MINIFLARE_WORKERD_V8_FLAGS=--trace-wasm-compilation-times`): V8 compiles each wasm function
+//! on its first call, so this counts the functions and bytes of wasm each first request made it
+//! compile. Unlike the latencies, those counts do not depend on the machine's noise.
+//!
 //! Both keep their local state across restarts, as a deployment does: the floor's table is
 //! created once before the trials (`POST /setup`), and so are ours (migrations, then one account
 //! request). Each trial's account request is for a new email (new directory and account
@@ -87,6 +92,50 @@ fn account_request(what: &str, p: &Provider, id: &str, email: &str) -> Result<f6
     timed(what, || p.account_request(&body), |r| r.status == 200)
 }
 
+/// Wasm that V8 compiled on first call (Liftoff) while a worker served one request, from
+/// workerd's log with `--trace-wasm-compilation-times`.
+#[derive(Default, Clone, Copy)]
+struct Compiled {
+    functions: usize,
+    bytes: u64,
+    micros: u64,
+}
+
+/// Sums the "Compiled function ... took N μs ...; bodysize B ..." lines of `log`.
+fn compiled_in(log: &str) -> Compiled {
+    let number_after = |line: &str, key: &str| -> Option<u64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let mut c = Compiled::default();
+    for line in log.lines().filter(|l| l.contains("Compiled function ")) {
+        if let (Some(us), Some(body)) = (
+            number_after(line, " took "),
+            number_after(line, "bodysize "),
+        ) {
+            c.functions += 1;
+            c.micros += us;
+            c.bytes += body;
+        }
+    }
+    c
+}
+
+/// What V8 compiled while `request` ran, read from the log `log` returns.
+fn traced(
+    log: impl Fn() -> String,
+    request: impl FnOnce() -> Result<f64, String>,
+) -> Result<Compiled, String> {
+    let before = log().len();
+    request()?;
+    // workerd's output reaches the log through wrangler: give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    Ok(compiled_in(log().get(before..).unwrap_or_default()))
+}
+
 /// An account request id of trial `trial` whose claim lands in the object `claims`.
 fn id_in(claims: &str, trial: usize) -> String {
     (0..)
@@ -101,12 +150,14 @@ fn ours_options(root: &Path, trial: usize, fresh: bool) -> Options {
     } else {
         root.join("ours")
     };
+    // Without the test defaults: the built-in catalog (no test catalog in `CATALOG`), no fault
+    // injection, as a deployment from this repository runs.
     Options {
         ready_by_log: true,
         persist_to: Some(state),
+        test_defaults: false,
         ..Options::default()
     }
-    .set("FAULT_INJECTION", "disabled")
 }
 
 fn run(trials: usize, fresh: bool) -> Result<(), String> {
@@ -190,6 +241,7 @@ fn run(trials: usize, fresh: bool) -> Result<(), String> {
         drop(ours);
         eprintln!("cold start: trial {} of {trials} done", trial + 1);
     }
+    let compiled = compile_trace(&root, &floor_state, &claims, trials, fresh)?;
     let _ = std::fs::remove_dir_all(&root);
 
     println!(
@@ -216,6 +268,27 @@ fn run(trials: usize, fresh: bool) -> Result<(), String> {
     ] {
         println!("{name:<44} {:>9.1} {:>9.1}", pct(xs, 50.0), pct(xs, 90.0));
     }
+    println!(
+        "\nwasm V8 compiled on first call while serving (one more restart each, traced with \
+         --trace-wasm-compilation-times; ms include the tracing)"
+    );
+    println!(
+        "{:<44} {:>9} {:>9} {:>9}",
+        "request", "functions", "KB", "ms"
+    );
+    for (name, c) in [
+        ("floor signed GET /provisioning/health", compiled[0]),
+        ("floor first account request", compiled[1]),
+        ("ours signed GET /provisioning/health", compiled[2]),
+        ("ours first account request", compiled[3]),
+    ] {
+        println!(
+            "{name:<44} {:>9} {:>9.1} {:>9.1}",
+            c.functions,
+            c.bytes as f64 / 1024.0,
+            c.micros as f64 / 1000.0
+        );
+    }
     let ratio = |a: &[f64], b: &[f64]| pct(a, 50.0) / pct(b, 50.0);
     println!(
         "ours / floor (p50): health {:.2}x, first account request {:.2}x (target: at most 1.5x)",
@@ -223,6 +296,58 @@ fn run(trials: usize, fresh: bool) -> Result<(), String> {
         ratio(&s.ours_account, &s.floor_account)
     );
     Ok(())
+}
+
+/// One more restart of the floor and of ours with V8 tracing its compilations: what each
+/// compiled for its first health call and its first account request.
+fn compile_trace(
+    root: &Path,
+    floor_state: &Path,
+    claims: &str,
+    trials: usize,
+    fresh: bool,
+) -> Result<[Compiled; 4], String> {
+    // Read by wrangler's Miniflare when it starts workerd; nothing else runs meanwhile.
+    std::env::set_var(
+        "MINIFLARE_WORKERD_V8_FLAGS",
+        "--trace-wasm-compilation-times",
+    );
+    let pid = std::process::id();
+    let traced_run = || -> Result<[Compiled; 4], String> {
+        let floor = start("floor", floor_state)?;
+        let floor_log = || std::fs::read_to_string(&floor.log_path).unwrap_or_default();
+        let p = Provider::new(&floor.url, FLOOR_KEY);
+        let floor_health = traced(floor_log, || {
+            timed("floor health", || p.health(), |r| r.status == 200)
+        })?;
+        let floor_account = traced(floor_log, || {
+            account_request(
+                "floor account request",
+                &p,
+                &format!("acctreq_cold_floor_traced_{pid}"),
+                &format!("floor.traced.{pid}@cold.example"),
+            )
+        })?;
+        drop(floor);
+        let ours = DevWorker::start(ours_options(root, trials, fresh));
+        let p = ours.provider();
+        let ours_log = || ours.log();
+        let ours_health = traced(ours_log, || {
+            timed("our health", || p.health(), |r| r.status == 200)
+        })?;
+        let ours_account = traced(ours_log, || {
+            account_request(
+                "our account request",
+                &p,
+                &id_in(claims, 2 * trials),
+                &format!("ours.traced.{pid}@cold.example"),
+            )
+        })?;
+        Ok([floor_health, floor_account, ours_health, ours_account])
+    };
+    let result = traced_run();
+    std::env::remove_var("MINIFLARE_WORKERD_V8_FLAGS");
+    result
 }
 
 fn main() {
