@@ -298,6 +298,19 @@ fn run(trials: usize, fresh: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// What a worker just started compiled for its first signed health call, then for its first
+/// account request (`id`, for `email`); `log` reads its log.
+fn first_two(
+    log: impl Fn() -> String,
+    p: &Provider,
+    id: &str,
+    email: &str,
+) -> Result<[Compiled; 2], String> {
+    let health = traced(&log, || timed("health", || p.health(), |r| r.status == 200))?;
+    let account = traced(&log, || account_request("account request", p, id, email))?;
+    Ok([health, account])
+}
+
 /// One more restart of the floor and of ours with V8 tracing its compilations: what each
 /// compiled for its first health call and its first account request.
 fn compile_trace(
@@ -315,34 +328,20 @@ fn compile_trace(
     let pid = std::process::id();
     let traced_run = || -> Result<[Compiled; 4], String> {
         let floor = start("floor", floor_state)?;
-        let floor_log = || std::fs::read_to_string(&floor.log_path).unwrap_or_default();
-        let p = Provider::new(&floor.url, FLOOR_KEY);
-        let floor_health = traced(floor_log, || {
-            timed("floor health", || p.health(), |r| r.status == 200)
-        })?;
-        let floor_account = traced(floor_log, || {
-            account_request(
-                "floor account request",
-                &p,
-                &format!("acctreq_cold_floor_traced_{pid}"),
-                &format!("floor.traced.{pid}@cold.example"),
-            )
-        })?;
+        let [floor_health, floor_account] = first_two(
+            || std::fs::read_to_string(&floor.log_path).unwrap_or_default(),
+            &Provider::new(&floor.url, FLOOR_KEY),
+            &format!("acctreq_cold_floor_traced_{pid}"),
+            &format!("floor.traced.{pid}@cold.example"),
+        )?;
         drop(floor);
         let ours = DevWorker::start(ours_options(root, trials, fresh));
-        let p = ours.provider();
-        let ours_log = || ours.log();
-        let ours_health = traced(ours_log, || {
-            timed("our health", || p.health(), |r| r.status == 200)
-        })?;
-        let ours_account = traced(ours_log, || {
-            account_request(
-                "our account request",
-                &p,
-                &id_in(claims, 2 * trials),
-                &format!("ours.traced.{pid}@cold.example"),
-            )
-        })?;
+        let [ours_health, ours_account] = first_two(
+            || ours.log(),
+            &ours.provider(),
+            &id_in(claims, 2 * trials),
+            &format!("ours.traced.{pid}@cold.example"),
+        )?;
         Ok([floor_health, floor_account, ours_health, ours_account])
     };
     let result = traced_run();
