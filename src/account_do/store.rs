@@ -242,7 +242,9 @@ impl Store for SqlStore {
 
 /// The stored account, decoded. Not inlined into [`Store::read_state`]: its decoder is the
 /// largest function of the object (about 28 KB of wasm), and V8 compiles a function on its first
-/// call, so a new account's first request, which finds no state, does not compile it.
+/// call, so a new account's first request, which finds no state, does not compile it. wasm-opt
+/// would merge it back (it inlines single-caller functions) but for `-ocimfs 20` in
+/// `scripts/build.sh`.
 #[inline(never)]
 fn decode_state(text: &str) -> Option<Account> {
     decode(text).ok()
