@@ -317,7 +317,7 @@ impl Step {
             },
             spending_cap: config::spending_cap(&self.env),
             // The cap counts in the catalog's currency (README: spending cap).
-            currency: crate::discovery::currency(&self.env),
+            currency: crate::discovery::currency(&self.env).map(str::to_string),
         };
         Ok((new, code.token))
     }

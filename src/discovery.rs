@@ -35,14 +35,18 @@ pub fn catalog(env: &Env) -> Result<&'static Catalog, &'static CatalogError> {
         .as_ref()
 }
 
-/// The catalog's currency: the `CATALOG` var's when set (none when it is invalid), else the
-/// built-in catalog's, known at build time (`build.rs`), so an account request does not parse
-/// the catalog (a fresh isolate's first one would compile and run the whole parser).
-pub fn currency(env: &Env) -> Option<String> {
-    if config::string(env, "CATALOG").is_some() {
-        return catalog(env).ok().map(|c| c.currency().to_string());
-    }
-    Some(env!("APP_CATALOG_CURRENCY").to_string())
+/// The catalog's currency, once per isolate: the `CATALOG` var's when set (none when it is
+/// invalid), else the built-in catalog's, known at build time (`build.rs`), so an account
+/// request does not parse the catalog (a fresh isolate's first one would compile and run the
+/// whole parser), nor copy the `CATALOG` text out of the environment each time.
+pub fn currency(env: &Env) -> Option<&'static str> {
+    static CURRENCY: OnceLock<Option<String>> = OnceLock::new();
+    CURRENCY
+        .get_or_init(|| match config::string(env, "CATALOG") {
+            Some(_) => catalog(env).ok().map(|c| c.currency().to_string()),
+            None => Some(env!("APP_CATALOG_CURRENCY").to_string()),
+        })
+        .as_deref()
 }
 
 pub fn health() -> Value {
