@@ -39,6 +39,8 @@ pub mod sealing;
 pub mod signature;
 pub mod stripe_api;
 pub mod stripe_events;
+#[cfg(test)]
+mod tagged_tests;
 pub mod text;
 pub mod time;
 pub mod tokens;
