@@ -82,13 +82,14 @@ pub enum AccountRequestError {
 
 /// A successful account request, without its `id` (the caller adds it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(remote = "Self", rename_all = "snake_case")]
 pub enum Outcome {
     /// A new account: exchange `code` at `/oauth/token`.
     Oauth { oauth: OauthOutcome },
     /// An existing account: the human must approve at `url`.
     RequiresAuth { requires_auth: RequiresAuth },
 }
+crate::internally_tagged!(Outcome, "type");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OauthOutcome {

@@ -39,6 +39,7 @@ pub mod sealing;
 pub mod signature;
 pub mod stripe_api;
 pub mod stripe_events;
+pub mod tagged;
 #[cfg(test)]
 mod tagged_tests;
 pub mod text;

@@ -1,4 +1,5 @@
-//! The stored enums written with [`crate::tagged`] keep the shape serde's `#[serde(tag)]`
+//! The enums written with [`crate::tagged`] (stored in the account object, or, for
+//! `Outcome`, the directory object's answer) keep the shape serde's `#[serde(tag)]`
 //! derive wrote: each fixture below is that derive's output (captured before the change), read
 //! back and written again byte for byte.
 
@@ -9,6 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::account::ConsentState;
+use crate::account_request::{OauthOutcome, Outcome, RequiresAuth};
 use crate::catalog::Registrar;
 use crate::resources::model::{
     Candidate, Detail, ErrorInfo, InformationAsked, Job, OneTimePurchase, OperatorAction,
@@ -204,6 +206,19 @@ fn consents() -> Vec<ConsentState> {
     ]
 }
 
+fn outcomes() -> Vec<Outcome> {
+    vec![
+        Outcome::Oauth {
+            oauth: OauthOutcome { code: s("code_1") },
+        },
+        Outcome::RequiresAuth {
+            requires_auth: RequiresAuth {
+                url: s("https://provider.example/oauth/authorize?consent=c"),
+            },
+        },
+    ]
+}
+
 /// Each value is written as its fixture, and the fixture reads back as the value.
 fn same_shape<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
     values: Vec<T>,
@@ -240,6 +255,10 @@ const DETAILS: &[&str] = &[
     r#"{"type":"operator","access_configuration":{"DATABASE_URL":"postgres://x"},"asked":{"action":"create","schema":{"type":"object"},"purchase":{"amount":4900,"currency":"usd"}},"billing":{"payment_intent":"pi_6","charge_id":"ch_6","amount":4900},"usage":{"subscription_id":"sub_7","event_name":"tokens"}}"#,
     r#"{"type":"operator","access_configuration":null}"#,
 ];
+const OUTCOMES: &[&str] = &[
+    r#"{"type":"oauth","oauth":{"code":"code_1"}}"#,
+    r#"{"type":"requires_auth","requires_auth":{"url":"https://provider.example/oauth/authorize?consent=c"}}"#,
+];
 const CONSENTS: &[&str] = &[
     r#"{"state":"pending"}"#,
     r#"{"state":"signed_in","csrf_hash":"h","at":10}"#,
@@ -260,4 +279,81 @@ fn details_keep_their_stored_shape() {
 #[test]
 fn consent_states_keep_their_stored_shape() {
     same_shape(consents(), CONSENTS);
+}
+
+#[test]
+fn account_request_outcomes_keep_their_shape() {
+    same_shape(outcomes(), OUTCOMES);
+}
+
+/// The error of reading `text` as `T`.
+fn refusal<T: DeserializeOwned + std::fmt::Debug>(text: &str) -> String {
+    serde_json::from_str::<T>(text).unwrap_err().to_string()
+}
+
+#[test]
+fn a_tag_that_is_not_the_first_key_is_refused_with_the_reason() {
+    // No writer of these shapes puts it elsewhere; a reader that guessed would be buffering.
+    let e = refusal::<ConsentState>(r#"{"at":11,"state":"approved"}"#);
+    assert!(
+        e.contains("expected `state` as the object's first key"),
+        "{e}"
+    );
+    let e = refusal::<Job>(r#"{"domain":"example.dev"}"#);
+    assert!(
+        e.contains("expected `job` as the object's first key"),
+        "{e}"
+    );
+    let e = refusal::<Detail>("{}");
+    assert!(
+        e.contains("expected `type` as the object's first key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_variants_missing_fields_and_other_shapes_are_refused() {
+    let e = refusal::<Job>(r#"{"job":"mine_bitcoin"}"#);
+    assert!(e.contains("unknown variant `mine_bitcoin`"), "{e}");
+    let e = refusal::<Job>(r#"{"job":"release_domain","domain":"example.dev"}"#);
+    assert!(e.contains("missing field `then_remove`"), "{e}");
+    let e = refusal::<Job>(r#"{"job":7}"#);
+    assert!(
+        e.contains("invalid type: integer `7`, expected a string"),
+        "{e}"
+    );
+    for text in [r#""pending""#, "[]", "null", "3"] {
+        let e = refusal::<ConsentState>(text);
+        assert!(e.contains("first key is `state`"), "{text}: {e}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_ignored_as_the_derive_ignored_them() {
+    let read: ConsentState = serde_json::from_str(r#"{"state":"pending","note":1}"#).unwrap();
+    assert_eq!(read, ConsentState::Pending);
+    let read: ConsentState =
+        serde_json::from_str(r#"{"state":"denied","later":[1],"at":12}"#).unwrap();
+    assert_eq!(read, ConsentState::Denied { at: 12 });
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
+enum NotAnObject {
+    Pair(u8, u8),
+    Number(u8),
+}
+crate::internally_tagged!(NotAnObject, "kind");
+
+#[test]
+fn variants_that_are_not_objects_are_refused_both_ways() {
+    for value in [NotAnObject::Pair(1, 2), NotAnObject::Number(3)] {
+        let e = serde_json::to_string(&value).unwrap_err().to_string();
+        assert!(e.contains("writes only unit and struct variants"), "{e}");
+    }
+    let e = refusal::<NotAnObject>(r#"{"kind":"Pair"}"#);
+    assert!(
+        e.contains("tuple variants cannot be internally tagged"),
+        "{e}"
+    );
 }

@@ -82,13 +82,14 @@ pub struct TokenFamily {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(remote = "Self", rename_all = "snake_case")]
 pub enum ConsentState {
     Pending,
     SignedIn { csrf_hash: String, at: i64 },
     Approved { at: i64 },
     Denied { at: i64 },
 }
+crate::internally_tagged!(ConsentState, "state");
 
 /// An orchestrator's request to link an existing account, awaiting the owner's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

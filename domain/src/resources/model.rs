@@ -43,7 +43,7 @@ pub struct Quote {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(remote = "Self", rename_all = "snake_case")]
 pub enum Detail {
     Plan {
         subscription_id: Option<String>,
@@ -91,6 +91,7 @@ pub enum Detail {
         usage: Option<UsageBilling>,
     },
 }
+crate::internally_tagged!(Detail, "type");
 
 /// A usage-based operator service's billing: the subscription on its metered price (Stripe
 /// invoices the month's meter events) and the meter its reports are sent under.
@@ -210,7 +211,7 @@ pub struct ErrorInfo {
 
 /// External work in progress on a resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "job", rename_all = "snake_case")]
+#[serde(remote = "Self", rename_all = "snake_case")]
 pub enum Job {
     /// Start a paid plan: check the token, customer, first period, subscription; when it
     /// replaces a paid plan, then cancel that plan's subscription.
@@ -317,6 +318,7 @@ pub enum Job {
         call: Option<u64>,
     },
 }
+crate::internally_tagged!(Job, "job");
 
 /// What an operator backend is asked to do (the `action` of its request body, and of the
 /// stored `Operator` job).

@@ -722,14 +722,15 @@ fn an_all_eur_catalog_sells_in_eur() {
 
 #[test]
 fn jobs_stored_before_the_money_fixes_still_read() {
-    // Job shapes as states written before `replaces`, `subscription` and `keep_current`.
-    let subscribe: JobState = serde_json::from_value(json!({
-        "job": {"job": "subscribe", "target_service": "paid", "token": "spt_1", "amount": 2000,
-                "currency": "usd", "stripe_price": "price_pro_monthly", "period_days": 30,
-                "charge_id": "chg_1", "token_checked": true, "payment_intent": "pi_1",
-                "payment_method": "pm_1"},
-        "started_at": T0, "attempts": 0, "next_at": T0, "acknowledged": true
-    }))
+    // Job shapes as states written before `replaces`, `subscription` and `keep_current`, as
+    // stored: text, the tag first (`crate::tagged`).
+    let subscribe: JobState = serde_json::from_str(&format!(
+        r#"{{"job": {{"job": "subscribe", "target_service": "paid", "token": "spt_1",
+            "amount": 2000, "currency": "usd", "stripe_price": "price_pro_monthly",
+            "period_days": 30, "charge_id": "chg_1", "token_checked": true,
+            "payment_intent": "pi_1", "payment_method": "pm_1"}},
+            "started_at": {T0}, "attempts": 0, "next_at": {T0}, "acknowledged": true}}"#
+    ))
     .unwrap();
     assert!(matches!(
         subscribe.job,
@@ -739,10 +740,10 @@ fn jobs_stored_before_the_money_fixes_still_read() {
             ..
         }
     ));
-    let refund: Job = serde_json::from_value(json!({
-        "job": "refund", "payment_intent": "pi_1", "charge_id": "chg_1", "amount": 1200,
-        "reason": {"code": "domain_unavailable", "message": "taken"}
-    }))
+    let refund: Job = serde_json::from_str(
+        r#"{"job": "refund", "payment_intent": "pi_1", "charge_id": "chg_1", "amount": 1200,
+            "reason": {"code": "domain_unavailable", "message": "taken"}}"#,
+    )
     .unwrap();
     assert!(matches!(
         refund,
