@@ -352,94 +352,112 @@ impl DevWorker {
         apply_migrations(&persist_to, config.as_deref(), shards);
 
         let log_path = run_dir.join("wrangler.log");
-        let log = fs::File::create(&log_path).expect("create log");
-        let log_err = log.try_clone().expect("clone log");
-        let inspector = free_port();
-        let child = Command::new(tool("wrangler"))
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &inspector.to_string()])
-            .args(
-                config
-                    .iter()
-                    .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
-            )
-            .arg("--persist-to")
-            .arg(&persist_to)
-            .arg("--env-file")
-            .arg(&env_file)
-            .args(cli_vars.iter().flat_map(|v| ["--var", v.as_str()]))
-            .args(["--show-interactive-dev-session=false", "--log-level", "log"])
-            .current_dir(root())
-            .env("PATH", tool_path())
-            .env("APP_SKIP_BUILD", "1")
-            .env("CI", "true")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            // Its own process group, so stopping it also stops workerd.
-            .process_group(0)
-            .spawn()
-            .expect("start wrangler dev");
+        let launch = |port: u16| {
+            let log = fs::File::create(&log_path).expect("create log");
+            let log_err = log.try_clone().expect("clone log");
+            let inspector = free_port();
+            Command::new(tool("wrangler"))
+                .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--inspector-port", &inspector.to_string()])
+                .args(
+                    config
+                        .iter()
+                        .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
+                )
+                .arg("--persist-to")
+                .arg(&persist_to)
+                .arg("--env-file")
+                .arg(&env_file)
+                .args(cli_vars.iter().flat_map(|v| ["--var", v.as_str()]))
+                .args(["--show-interactive-dev-session=false", "--log-level", "log"])
+                .current_dir(root())
+                .env("PATH", tool_path())
+                .env("APP_SKIP_BUILD", "1")
+                .env("CI", "true")
+                .env("WRANGLER_SEND_METRICS", "false")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_err)
+                // Its own process group, so stopping it also stops workerd.
+                .process_group(0)
+                .spawn()
+                .expect("start wrangler dev")
+        };
         let mut worker = DevWorker {
-            child,
+            child: launch(port),
             keep: false,
             handle: WorkerHandle {
                 stand_in,
                 base_url: format!("http://127.0.0.1:{port}"),
                 callback_url,
                 run_dir,
-                persist_to,
-                log_path,
-                config,
+                persist_to: persist_to.clone(),
+                log_path: log_path.clone(),
+                config: config.clone(),
                 audit_shards: shards,
             },
         };
-        worker.wait_ready(options.ready_by_log);
+        // A port free when chosen can be taken before this workerd binds it (the other tests'
+        // workerd pick their own ports meanwhile): this start then fails, while another worker
+        // may answer on the port. Start again on another port, at most twice.
+        for attempt in 1.. {
+            match worker.wait_ready(options.ready_by_log) {
+                Ok(()) => break,
+                Err(failed) if attempt < 3 => {
+                    eprintln!("wrangler dev did not start ({failed}); again on another port");
+                    worker.kill();
+                    let port = free_port();
+                    worker
+                        .handle
+                        .stand_in
+                        .set_webhook_url(Some(format!("http://127.0.0.1:{port}/webhooks/stripe")));
+                    worker.handle.base_url = format!("http://127.0.0.1:{port}");
+                    worker.child = launch(port);
+                }
+                Err(failed) => panic!("{failed}"),
+            }
+        }
         worker
     }
 
-    fn wait_ready(&mut self, by_log: bool) {
+    /// Waits until this run's wrangler says it listens on its own port and, unless `by_log`,
+    /// answers there. `Err` when it failed to start (it exited, or logged an error first).
+    fn wait_ready(&mut self, by_log: bool) -> Result<(), String> {
         let provider = self.provider();
+        let ready = format!("Ready on {}", self.handle.base_url);
         let deadline = Instant::now() + Duration::from_secs(90);
-        if by_log {
-            while !fs::read_to_string(&self.handle.log_path).is_ok_and(|l| l.contains("Ready on")) {
-                assert!(
-                    Instant::now() < deadline,
-                    "wrangler dev did not say Ready within 90 s; log:\n{}",
-                    self.log_tail(60)
-                );
-                if let Ok(Some(status)) = self.child.try_wait() {
-                    panic!("wrangler dev exited early ({status})");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            return;
-        }
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "wrangler dev exited early ({status}); log:\n{}",
                     self.log_tail(60)
-                );
+                ));
             }
-            if let Ok(reply) =
-                provider.send(Call::get("/provisioning/health").signing(Signing::Unsigned))
-            {
-                // 401: serving (unsigned); 503: up but refusing to serve (development
-                // settings outside development), which some tests start on purpose.
-                if reply.status == 401 || reply.status == 503 {
-                    return;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "wrangler dev did not answer within 90 s; log:\n{}",
+            let log = fs::read_to_string(&self.handle.log_path).unwrap_or_default();
+            let listening = log.contains(&ready);
+            if !listening && log.contains("ERROR") {
+                return Err(format!(
+                    "wrangler dev failed to start; log:\n{}",
                     self.log_tail(60)
-                );
+                ));
             }
-            std::thread::sleep(Duration::from_millis(250));
+            // 401: serving (unsigned); 503: up but refusing to serve (development settings
+            // outside development), which some tests start on purpose.
+            if listening
+                && (by_log
+                    || provider
+                        .send(Call::get("/provisioning/health").signing(Signing::Unsigned))
+                        .is_ok_and(|reply| reply.status == 401 || reply.status == 503))
+            {
+                return Ok(());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wrangler dev did not answer within 90 s; log:\n{}",
+                self.log_tail(60)
+            );
+            std::thread::sleep(Duration::from_millis(if by_log { 20 } else { 250 }));
         }
     }
 
