@@ -14,6 +14,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use app_domain::account::Account;
 use app_domain::account_request;
 use app_domain::audit::{self, Actor, ActorKind, ChainHead, Entry};
 use app_domain::catalog::{Catalog, DEFAULT_CATALOG};
@@ -24,6 +25,10 @@ use app_domain::tokens::{self, TokenKind};
 use serde_json::{json, Value};
 
 const RUNS: usize = 5;
+/// A stored account state (`kv.account`) as a black-box run left it: a plan, an API token, an
+/// operator service and a domain awaiting confirmation, plus a plan change's job in flight and
+/// an approved consent (4.4 KB).
+const ACCOUNT_STATE: &str = include_str!("account_state.json");
 const NOW: i64 = 1_795_860_000; // 2026-11-28T10:00:00Z
 
 struct Budget {
@@ -271,6 +276,13 @@ fn main() {
             "account_request::parse (docs/PROTOCOL.md §3.1)",
             Box::new(|| {
                 let r = account_request::parse(black_box(ACCOUNT_REQUEST.as_bytes()), NOW);
+                assert!(black_box(r).is_ok());
+            }),
+        ),
+        (
+            "stored account state decode (4.4 KB)",
+            Box::new(|| {
+                let r = serde_json::from_str::<Account>(black_box(ACCOUNT_STATE));
                 assert!(black_box(r).is_ok());
             }),
         ),
