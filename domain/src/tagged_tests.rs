@@ -357,3 +357,77 @@ fn variants_that_are_not_objects_are_refused_both_ways() {
         "{e}"
     );
 }
+
+/// How the catalog's enums read (as `Catalog::parse` reads a service: from a
+/// `serde_json::Value`, whose keys come sorted): each input, and what it gave before the change
+/// (`Ok`: written back, tag first), captured from serde's derive.
+fn catalog_readings() -> Vec<String> {
+    use crate::catalog::{Behaviour, ComponentOption, PaidPricing, PriceOption, Pricing};
+    fn read<T: DeserializeOwned + Serialize>(text: &str) -> String {
+        let value: serde_json::Value = serde_json::from_str(text).expect("json");
+        match serde_json::from_value::<T>(value) {
+            Ok(v) => format!("ok {}", serde_json::to_string(&v).expect("writes")),
+            Err(e) => format!("err {e}"),
+        }
+    }
+    vec![
+        read::<PaidPricing>(r#"{"freeform":"$5","type":"freeform"}"#),
+        read::<PaidPricing>(r#"{"type":"freeform","freeform":"$5","why":1}"#),
+        read::<PaidPricing>(r#"{"freeform":"$5"}"#),
+        read::<PaidPricing>(r#"{"type":"gratis"}"#),
+        read::<PaidPricing>(r#"{"type":5}"#),
+        read::<PaidPricing>(r#"{"type":null}"#),
+        read::<PaidPricing>(r#""free""#),
+        read::<PaidPricing>(r#"{"type":"free","description":7}"#),
+        read::<PriceOption>(
+            r#"{"configuration":{"plan":"pro"},"freeform":"$20","is_default":true,"type":"freeform"}"#,
+        ),
+        read::<PriceOption>(r#"{"type":"free","configuration":[]}"#),
+        read::<ComponentOption>(
+            r#"{"paid":{"freeform":"$1","type":"freeform"},"parent_service_ids":["pro"],"type":"paid"}"#,
+        ),
+        read::<ComponentOption>(r#"{"type":"free"}"#),
+        read::<Pricing>(r#"{"type":"free"}"#),
+        read::<Pricing>(r#"{"type":"free","x":1}"#),
+        read::<Pricing>(r#"{"paid":{"type":"free"},"type":"paid"}"#),
+        read::<Pricing>(r#"{"component":{"options":[]},"type":"component"}"#),
+        read::<Pricing>(r#"{"type":"paid","paid_pricing":[{"type":"free","extra":true}]}"#),
+        read::<Behaviour>(r#"{"scopes":["a"],"type":"api_token"}"#),
+        read::<Behaviour>(r#"{"registrar":"builtin","type":"domain"}"#),
+        read::<Behaviour>(r#"{"type":"plan","price":{"amount":100,"currency":"usd","x":1}}"#),
+        read::<Behaviour>(
+            r#"{"metered":{"currency":"usd","event_name":"e","stripe_price":"p"},"type":"operator_backend","url":"https://x.example"}"#,
+        ),
+        read::<Behaviour>(r#"{"type":"operator_backend"}"#),
+    ]
+}
+
+const CATALOG_READINGS: &[&str] = &[
+    r#"ok {"type":"freeform","freeform":"$5"}"#,
+    r#"err unknown field `why`, expected `freeform` or `description`"#,
+    r#"err missing field `type`"#,
+    r#"err unknown variant `gratis`, expected `freeform` or `free`"#,
+    r#"err invalid type: integer `5`, expected variant identifier"#,
+    r#"err invalid type: null, expected variant identifier"#,
+    r#"err invalid type: string "free", expected internally tagged enum PaidPricing"#,
+    r#"err invalid type: integer `7`, expected a string"#,
+    r#"ok {"type":"freeform","freeform":"$20","configuration":{"plan":"pro"},"is_default":true}"#,
+    r#"err invalid type: sequence, expected a map"#,
+    r#"ok {"type":"paid","parent_service_ids":["pro"],"paid":{"type":"freeform","freeform":"$1"}}"#,
+    r#"err missing field `parent_service_ids`"#,
+    r#"ok {"type":"free"}"#,
+    r#"ok {"type":"free"}"#,
+    r#"ok {"type":"paid","paid":{"type":"free"}}"#,
+    r#"ok {"type":"component","component":{"options":[]}}"#,
+    r#"err unknown field `extra`, expected one of `description`, `configuration`, `is_default`"#,
+    r#"ok {"type":"api_token","scopes":["a"],"ttl_seconds":null}"#,
+    r#"ok {"type":"domain","registrar":"builtin","price":null,"quote_ttl_seconds":900}"#,
+    r#"err unknown field `x`, expected one of `amount`, `currency`, `interval`, `stripe_price`"#,
+    r#"ok {"type":"operator_backend","url":"https://x.example","price":null,"metered":{"event_name":"e","stripe_price":"p","currency":"usd"}}"#,
+    r#"err missing field `url`"#,
+];
+
+#[test]
+fn the_catalogs_enums_read_as_before_in_any_key_order() {
+    assert_eq!(catalog_readings(), CATALOG_READINGS);
+}
