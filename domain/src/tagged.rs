@@ -13,7 +13,12 @@
 //! Invariant: **the tag is the object's first key.** Every writer of these shapes puts it
 //! there (serde's derive did, [`TagFirstSer`] does, and `JSON.parse` keeps key order), so
 //! every stored state reads back; an object whose tag comes later is refused with an error
-//! that says so. Not for shapes other programs write (the protocol's bodies, the catalog).
+//! that says so.
+//!
+//! Shapes other programs write (the catalog, which an operator may write in any key order) use
+//! `internally_tagged!(T, "type", any_order)`: the object is first read into a
+//! `serde_json::Map` (the catalog is read from a `serde_json::Value` anyway), then the variant
+//! from it ([`TagAnywhere`]). Same errors as serde's derive, pinned in `tagged_tests.rs`.
 
 use std::fmt;
 
@@ -23,21 +28,39 @@ use serde::de::{
     VariantAccess, Visitor,
 };
 use serde::ser::{self, Impossible, SerializeStruct, SerializeStructVariant, Serializer};
+use serde_json::{Map, Value};
 
 /// Implements `Serialize` and `Deserialize` for an enum that derives them with
 /// `#[serde(remote = "Self")]` (externally tagged, as inherent functions), in the internally
-/// tagged shape with `$tag` as the first key.
+/// tagged shape: written with `$tag` as the first key; read with the tag first, or, with
+/// `any_order`, wherever it is.
 #[macro_export]
 macro_rules! internally_tagged {
-    ($ty:ty, $tag:literal) => {
-        impl serde::Serialize for $ty {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                <$ty>::serialize(self, $crate::tagged::TagFirstSer::new($tag, s))
-            }
-        }
+    ($ty:ident, $tag:literal) => {
+        $crate::internally_tagged!(@serialize $ty, $tag);
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 <$ty>::deserialize($crate::tagged::TagFirst::new($tag, d))
+            }
+        }
+    };
+    ($ty:ident, $tag:literal, any_order) => {
+        $crate::internally_tagged!(@serialize $ty, $tag);
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let object = $crate::tagged::read_object(
+                    d,
+                    concat!("internally tagged enum ", stringify!($ty)),
+                )?;
+                <$ty>::deserialize($crate::tagged::TagAnywhere::new($tag, object))
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
+    (@serialize $ty:ident, $tag:literal) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                <$ty>::serialize(self, $crate::tagged::TagFirstSer::new($tag, s))
             }
         }
     };
@@ -162,6 +185,135 @@ impl<'de, A: MapAccess<'de>> VariantAccess<'de> for Rest<A> {
         visitor: V,
     ) -> Result<V::Value, A::Error> {
         visitor.visit_map(self.0)
+    }
+}
+
+/// Reads an object into a `serde_json::Map`; `expecting` names what was expected (serde's
+/// words: "internally tagged enum T").
+pub fn read_object<'de, D: Deserializer<'de>>(
+    d: D,
+    expecting: &'static str,
+) -> Result<Map<String, Value>, D::Error> {
+    d.deserialize_map(Object(expecting))
+}
+
+struct Object(&'static str);
+
+impl<'de> Visitor<'de> for Object {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = Map::new();
+        while let Some((key, value)) = map.next_entry::<String, Value>()? {
+            object.insert(key, value);
+        }
+        Ok(object)
+    }
+}
+
+/// A decoder that gives an externally tagged enum's derived code the variant named by the
+/// object's `tag` key, wherever it was, and the object's other keys as the variant's fields.
+pub struct TagAnywhere {
+    tag: &'static str,
+    object: Map<String, Value>,
+}
+
+impl TagAnywhere {
+    pub fn new(tag: &'static str, object: Map<String, Value>) -> Self {
+        TagAnywhere { tag, object }
+    }
+}
+
+impl<'de> Deserializer<'de> for TagAnywhere {
+    type Error = serde_json::Error;
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        mut self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        let tag = self
+            .object
+            .remove(self.tag)
+            .ok_or_else(|| de::Error::missing_field(self.tag))?;
+        visitor.visit_enum(Tagged {
+            tag,
+            rest: self.object,
+        })
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, serde_json::Error> {
+        Err(de::Error::custom(
+            "an internally tagged enum reads only as an enum",
+        ))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
+        ignored_any
+    }
+}
+
+/// The tag's value (read as the variant's name, so a tag that is not a string fails as it did
+/// with serde's derive) and the object's other keys.
+struct Tagged {
+    tag: Value,
+    rest: Map<String, Value>,
+}
+
+impl<'de> EnumAccess<'de> for Tagged {
+    type Error = serde_json::Error;
+    type Variant = Others;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Others), serde_json::Error> {
+        Ok((seed.deserialize(self.tag)?, Others(self.rest)))
+    }
+}
+
+/// The object's keys other than the tag: the variant's content.
+struct Others(Map<String, Value>);
+
+impl<'de> VariantAccess<'de> for Others {
+    type Error = serde_json::Error;
+
+    /// Other keys beside the tag are ignored, as serde's internally tagged unit variants do
+    /// (`deny_unknown_fields` included).
+    fn unit_variant(self) -> Result<(), serde_json::Error> {
+        Ok(())
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, serde_json::Error> {
+        seed.deserialize(Value::Object(self.0))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        _visitor: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        Err(de::Error::custom(
+            "tuple variants cannot be internally tagged",
+        ))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        Value::Object(self.0).deserialize_map(visitor)
     }
 }
 

@@ -431,3 +431,24 @@ const CATALOG_READINGS: &[&str] = &[
 fn the_catalogs_enums_read_as_before_in_any_key_order() {
     assert_eq!(catalog_readings(), CATALOG_READINGS);
 }
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
+enum AnyOrder {
+    Pair(u8, u8),
+}
+crate::internally_tagged!(AnyOrder, "kind", any_order);
+
+#[test]
+fn any_order_refuses_what_is_not_an_object_variant() {
+    let e = refusal::<AnyOrder>(r#"{"x":1,"kind":"Pair"}"#);
+    assert!(
+        e.contains("tuple variants cannot be internally tagged"),
+        "{e}"
+    );
+    let e = refusal::<AnyOrder>("[1, 2]");
+    assert!(
+        e.contains("expected internally tagged enum AnyOrder"),
+        "{e}"
+    );
+}

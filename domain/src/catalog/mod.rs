@@ -28,7 +28,7 @@ pub enum ServiceKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PaidPricing {
     /// A human-readable price, e.g. "$20/month", with an optional longer `description` (the
     /// real catalog carries one on some services).
@@ -43,12 +43,13 @@ pub enum PaidPricing {
         description: Option<String>,
     },
 }
+crate::internally_tagged!(PaidPricing, "type", any_order);
 
 /// One entry of `paid_pricing`: a price of a paid service and the `configuration` values it
 /// applies to (`{"plan": "pro"}`, `{"region": "eu"}`). Informational, served as written: what
 /// this provider charges is `provider.price`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PriceOption {
     Freeform {
         freeform: String,
@@ -68,9 +69,10 @@ pub enum PriceOption {
         is_default: Option<bool>,
     },
 }
+crate::internally_tagged!(PriceOption, "type", any_order);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ComponentOption {
     Free {
         parent_service_ids: Vec<String>,
@@ -85,6 +87,7 @@ pub enum ComponentOption {
         is_default: Option<bool>,
     },
 }
+crate::internally_tagged!(ComponentOption, "type", any_order);
 
 impl ComponentOption {
     /// The plans this option prices the deployable under; empty means under any plan.
@@ -114,7 +117,7 @@ pub struct ComponentPricing {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Pricing {
     Free,
     /// `paid`, the price shown, and/or `paid_pricing`, the prices by configuration (at least
@@ -129,6 +132,7 @@ pub enum Pricing {
         component: ComponentPricing,
     },
 }
+crate::internally_tagged!(Pricing, "type", any_order);
 
 /// An amount of money in the currency's minor unit (cents for USD).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +159,7 @@ pub enum Registrar {
 
 /// How the worker implements a service (our extension; never served).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Behaviour {
     /// A plan; paid plans carry their recurring price.
     Plan {
@@ -189,6 +193,7 @@ pub enum Behaviour {
         metered: Option<Metered>,
     },
 }
+crate::internally_tagged!(Behaviour, "type", any_order);
 
 /// A usage-based operator service's Stripe billing: meter events named `event_name` carry
 /// each report's amount in the smallest currency unit, and `stripe_price` (a metered price
