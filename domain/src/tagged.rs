@@ -1,5 +1,6 @@
-//! Internally tagged enums of the stored account (`{"job": "refund", "amount": 4900, ...}`),
-//! read as they stream in instead of through serde's buffering.
+//! Internally tagged enums (`{"job": "refund", "amount": 4900, ...}`) without serde's
+//! buffering: the stored account's and the directory's answer read as they stream in, the
+//! catalog's through a `serde_json::Map`.
 //!
 //! serde's `#[serde(tag = "...")]` reads the whole object into its private `Content` tree
 //! before it knows the variant, then decodes the variant from that tree: every variant's
