@@ -6,8 +6,8 @@
 //! before it knows the variant, then decodes the variant from that tree: every variant's
 //! decoder is instantiated a second time, for `Content`, for each decoder the enum meets.
 //! Measured on the worker's wasm (BENCHMARKS.md, "Stop 27"), that second copy was the largest
-//! single piece of serde code. [`internally_tagged!`] gives an enum the same JSON shape without
-//! it: the enum derives serde's externally tagged code as inherent functions
+//! single piece of serde code. [`crate::internally_tagged!`] gives an enum the same JSON shape
+//! without it: the enum derives serde's externally tagged code as inherent functions
 //! (`#[serde(remote = "Self")]`), and [`TagFirst`] and [`TagFirstSer`] adapt that code to the
 //! internally tagged shape.
 //!
