@@ -96,9 +96,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for TagFirst<D> {
     }
 
     fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, D::Error> {
-        Err(de::Error::custom(
-            "an internally tagged enum reads only as an enum",
-        ))
+        Err(only_as_enum())
     }
 
     serde::forward_to_deserialize_any! {
@@ -106,6 +104,17 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for TagFirst<D> {
         option unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
         ignored_any
     }
+}
+
+/// What both decoders answer when asked for anything but the enum (the derived code never
+/// asks).
+fn only_as_enum<E: de::Error>() -> E {
+    de::Error::custom("an internally tagged enum reads only as an enum")
+}
+
+/// What both decoders answer for a tuple variant: it has no keys to sit beside the tag.
+fn refused_tuple_variant<E: de::Error>() -> E {
+    de::Error::custom("tuple variants cannot be internally tagged")
 }
 
 /// Reads the tag (which must be the first key), then hands the rest of the object on.
@@ -175,9 +184,7 @@ impl<'de, A: MapAccess<'de>> VariantAccess<'de> for Rest<A> {
         _len: usize,
         _visitor: V,
     ) -> Result<V::Value, A::Error> {
-        Err(de::Error::custom(
-            "tuple variants cannot be internally tagged",
-        ))
+        Err(refused_tuple_variant())
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -249,9 +256,7 @@ impl<'de> Deserializer<'de> for TagAnywhere {
     }
 
     fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, serde_json::Error> {
-        Err(de::Error::custom(
-            "an internally tagged enum reads only as an enum",
-        ))
+        Err(only_as_enum())
     }
 
     serde::forward_to_deserialize_any! {
@@ -280,7 +285,9 @@ impl<'de> EnumAccess<'de> for Tagged {
     }
 }
 
-/// The object's keys other than the tag: the variant's content.
+/// The object's keys other than the tag: the variant's content. Not [`Rest`] over a map
+/// iterator: decoding through serde_json's own `Value` decoder reuses the instantiations the
+/// catalog's structs already have, where a new `MapAccess` type would add its own.
 struct Others(Map<String, Value>);
 
 impl<'de> VariantAccess<'de> for Others {
@@ -304,9 +311,7 @@ impl<'de> VariantAccess<'de> for Others {
         _len: usize,
         _visitor: V,
     ) -> Result<V::Value, serde_json::Error> {
-        Err(de::Error::custom(
-            "tuple variants cannot be internally tagged",
-        ))
+        Err(refused_tuple_variant())
     }
 
     fn struct_variant<V: Visitor<'de>>(
