@@ -40,6 +40,8 @@ use crate::rpc::op::{CallError, Encoded, Op};
 use crate::rpc::transport::respond;
 use crate::{config, meter, storage};
 
+/// Created only in email objects, on their first account request in each instance: a claim
+/// object never holds an owner, and creating two tables it does not use wrote six rows.
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS owner (email TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, account_id TEXT NOT NULL, outcome TEXT NOT NULL, issued_at INTEGER NOT NULL)",
@@ -54,6 +56,8 @@ pub struct Directory {
     env: Env,
     /// Whether this instance made sure its `claim` table exists (claim objects only).
     claim_table: std::cell::Cell<bool>,
+    /// Whether this instance made sure its `owner` and `requests` tables exist (email objects).
+    email_tables: std::cell::Cell<bool>,
 }
 
 type Answer = std::result::Result<Outcome, AccountRequestError>;
@@ -68,17 +72,11 @@ fn answer<O: Op<Error = Failure>>(
 
 impl DurableObject for Directory {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        for statement in SCHEMA {
-            match sql.exec(statement, None) {
-                Ok(cursor) => meter::sql(&cursor),
-                Err(e) => worker::console_error!("directory schema: {e}"),
-            }
-        }
         Directory {
             state,
             env,
             claim_table: std::cell::Cell::new(false),
+            email_tables: std::cell::Cell::new(false),
         }
     }
 
@@ -107,6 +105,9 @@ impl Directory {
                 return answer::<ClaimRequest>(claimed);
             }
         };
+        if !self.email_tables() {
+            return answer::<AccountRequestCall>(Err(AccountRequestError::Unavailable));
+        }
         // A request without an id goes by a fresh name (its code, consent and records).
         let key = match &request.id {
             Some(id) => id.clone(),
@@ -136,6 +137,28 @@ impl Directory {
             Err(_) => Err(AccountRequestError::Unavailable),
         };
         answer::<AccountRequestCall>(outcome)
+    }
+
+    /// Makes sure the email object's tables exist (once per instance).
+    fn email_tables(&self) -> bool {
+        if self.email_tables.get() {
+            return true;
+        }
+        let sql = self.state.storage().sql();
+        let ready = SCHEMA
+            .iter()
+            .all(|statement| match sql.exec(statement, None) {
+                Ok(cursor) => {
+                    meter::sql(&cursor);
+                    true
+                }
+                Err(e) => {
+                    worker::console_error!("directory schema: {e}");
+                    false
+                }
+            });
+        self.email_tables.set(ready);
+        ready
     }
 
     /// Claims an account request id for its first body. Synchronous storage only, so two

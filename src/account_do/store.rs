@@ -202,7 +202,7 @@ impl Store for SqlStore {
         let sql = self.state.storage().sql();
         let done = match value {
             Some(v) => sql.exec(
-                "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+                UPSERT_KV,
                 vec![SqlStorageValue::from(key), SqlStorageValue::from(v)],
             ),
             None => sql.exec(
@@ -250,11 +250,20 @@ fn decode_state(text: &str) -> Option<Account> {
     decode(text).ok()
 }
 
+/// Writes a `kv` row. An upsert, not `INSERT OR REPLACE`: replacing deletes the row and inserts
+/// it again, which SQLite counts (and Cloudflare bills) as two rows written, table and key index;
+/// updating the value in place is one (measured under workerd: 2 -> 1 per state write).
+const UPSERT_KV: &str =
+    "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
 /// Writes the account state (JSON).
 fn state_row(state_json: String) -> Statement {
     (
-        "INSERT OR REPLACE INTO kv (key, value) VALUES ('account', ?)",
-        vec![SqlStorageValue::from(state_json)],
+        UPSERT_KV,
+        vec![
+            SqlStorageValue::from("account"),
+            SqlStorageValue::from(state_json),
+        ],
     )
 }
 
