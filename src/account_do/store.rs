@@ -11,7 +11,8 @@ use std::cell::Cell;
 
 use domain::account::Account;
 use domain::audit::AuditRecord;
-use domain::engine::Store;
+use domain::engine::outbox::{FLUSH_ATTEMPTS, FLUSH_WAKE};
+use domain::engine::{Store, Stored};
 use domain::stripe_events;
 use serde_json::Value;
 use worker::{SqlStorageValue, State};
@@ -141,13 +142,32 @@ impl SqlStore {
 impl Store for SqlStore {
     type Extra = Vec<Statement>;
 
-    fn read_state(&self) -> Option<Account> {
-        let text = self.kv("account")?;
-        let mut account = decode_state(&text)?;
-        if !account.stripe.processed.is_empty() {
-            self.move_legacy_event_ids(&mut account);
+    fn read_state(&self) -> Stored {
+        // One statement: the kv rows, and whether any row waits in the outbox (a key no kv row
+        // has). A failed read knows nothing: a failed flush is then assumed on record.
+        let rows = self.rows(
+            "SELECT key, value FROM kv UNION ALL SELECT '#outbox', EXISTS (SELECT 1 FROM outbox)",
+            Vec::new(),
+        );
+        let mut stored = Stored {
+            flush_failing: rows.is_empty(),
+            ..Stored::default()
+        };
+        for row in &rows {
+            let value = &row["value"];
+            match row["key"].as_str() {
+                Some("account") => stored.account = value.as_str().and_then(decode_state),
+                Some("#outbox") => stored.outbox_empty = value.as_i64() == Some(0),
+                Some(FLUSH_ATTEMPTS | FLUSH_WAKE) => stored.flush_failing = true,
+                _ => {}
+            }
         }
-        Some(account)
+        if let Some(account) = stored.account.as_mut() {
+            if !account.stripe.processed.is_empty() {
+                self.move_legacy_event_ids(account);
+            }
+        }
+        stored
     }
 
     fn write(
@@ -180,13 +200,20 @@ impl Store for SqlStore {
             .collect()
     }
 
-    fn delete_outbox_through(&self, seq: u64) {
+    fn delete_outbox_through(&self, seq: u64) -> bool {
         let deleted = self.state.storage().sql().exec(
             "DELETE FROM outbox WHERE seq <= ?",
             vec![SqlStorageValue::from(seq as i64)],
         );
-        if let Ok(cursor) = deleted {
-            meter::sql(&cursor);
+        match deleted {
+            Ok(cursor) => {
+                meter::sql(&cursor);
+                true
+            }
+            Err(e) => {
+                let _ = internal("delete outbox", e);
+                false
+            }
         }
     }
 

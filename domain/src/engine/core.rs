@@ -1,7 +1,9 @@
 //! The engine's state and its one way to change the account: [`Engine::commit`].
 //!
 //! The cached account is the stored one (only this object writes it); the counters let the
-//! flush and the rescheduler know the outbox is empty without reading it.
+//! flush and the rescheduler know the outbox is empty without reading it, and `outbox`, once
+//! the engine has seen the outbox empty, holds exactly the records written since and not yet
+//! deleted, so the flush sends them without reading and decoding the rows again.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -10,7 +12,7 @@ use std::task::Waker;
 use serde_json::json;
 
 use crate::account::{Account, AccountError, Applied};
-use crate::audit::needed_at_once;
+use crate::audit::{needed_at_once, AuditRecord};
 use crate::engine::ports::{Effects, Level, Store};
 
 /// How long after a change the alarm sends its audit records if the flush never confirmed.
@@ -33,6 +35,9 @@ pub struct Engine<S, E> {
     pub(super) sent_through: Cell<Option<u64>>,
     /// `Some(false)`: no failed flush is recorded in `kv` (known from memory; `None`: unknown).
     pub(super) flush_failing: Cell<Option<bool>>,
+    /// `Some`: the outbox's rows, in order, as this object wrote them (known since it saw the
+    /// outbox empty); `None`: unknown, the flush reads the rows.
+    pub(super) outbox: RefCell<Option<Vec<AuditRecord>>>,
     /// Resources whose job a caller is driving now.
     pub(super) running: RefCell<HashSet<String>>,
     /// The alarm as last read or set by this object (`None`: not known yet). Only this object
@@ -53,6 +58,7 @@ impl<S: Store, E: Effects> Engine<S, E> {
             written: Cell::new(0),
             sent_through: Cell::new(None),
             flush_failing: Cell::new(None),
+            outbox: RefCell::new(None),
             running: RefCell::new(HashSet::new()),
             alarm_at: Cell::new(None),
             max_steps: MAX_STEPS,
@@ -86,7 +92,19 @@ impl<S: Store, E: Effects> Engine<S, E> {
         if let Some(a) = self.cache.borrow().as_ref() {
             return Some(a.clone());
         }
-        let account = self.store.read_state()?;
+        let stored = self.store.read_state();
+        // Nothing was committed by this instance yet (a commit fills the cache), so what was
+        // read is all there is.
+        if stored.outbox_empty && self.outbox.borrow().is_none() {
+            *self.outbox.borrow_mut() = Some(Vec::new());
+            if self.sent_through.get().is_none() {
+                self.sent_through.set(Some(self.written.get()));
+            }
+        }
+        if self.flush_failing.get().is_none() {
+            self.flush_failing.set(Some(stored.flush_failing));
+        }
+        let account = stored.account?;
         *self.cache.borrow_mut() = Some(account.clone());
         Some(account)
     }
@@ -109,6 +127,9 @@ impl<S: Store, E: Effects> Engine<S, E> {
     /// whose write then failed: [`Self::arm`] replaces it). Saves storage reads.
     pub fn assume_empty(&self) {
         self.flush_failing.set(Some(false));
+        if self.outbox.borrow().is_none() {
+            *self.outbox.borrow_mut() = Some(Vec::new());
+        }
         if self.alarm_at.get().is_none() {
             self.alarm_at.set(Some(None));
         }
@@ -157,6 +178,9 @@ impl<S: Store, E: Effects> Engine<S, E> {
                 .map_err(|e| self.internal("write state", e))?;
             if !applied.records.is_empty() {
                 self.written.set(self.written.get() + 1);
+                if let Some(outbox) = self.outbox.borrow_mut().as_mut() {
+                    outbox.extend(applied.records);
+                }
             }
             *self.cache.borrow_mut() = Some(applied.account);
             if at_once {

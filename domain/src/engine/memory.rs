@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::account::Account;
 use crate::audit::AuditRecord;
-use crate::engine::ports::{Effects, Level, Store};
+use crate::engine::outbox::{FLUSH_ATTEMPTS, FLUSH_WAKE};
+use crate::engine::ports::{Effects, Level, Store, Stored};
 use crate::resources::{Action, ActionResult, Settings};
 
 pub type Journal = Rc<RefCell<Vec<String>>>;
@@ -29,14 +30,27 @@ pub struct MemStore {
     pub alarm: Cell<Option<i64>>,
     /// Writes fail (the transaction rolls back).
     pub fail_writes: Cell<bool>,
+    /// Outbox deletes fail (the rows stay).
+    pub fail_deletes: Cell<bool>,
+    /// How many times the outbox was read.
+    pub outbox_reads: Cell<usize>,
 }
 
 impl Store for MemStore {
     /// kv entries written in the same transaction.
     type Extra = Vec<(String, String)>;
 
-    fn read_state(&self) -> Option<Account> {
-        serde_json::from_str(self.state.borrow().as_deref()?).ok()
+    fn read_state(&self) -> Stored {
+        let kv = self.kv.borrow();
+        Stored {
+            account: self
+                .state
+                .borrow()
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            outbox_empty: self.outbox.borrow().is_empty(),
+            flush_failing: kv.contains_key(FLUSH_ATTEMPTS) || kv.contains_key(FLUSH_WAKE),
+        }
     }
 
     fn write(
@@ -58,14 +72,19 @@ impl Store for MemStore {
     }
 
     fn read_outbox(&self, limit: usize) -> Vec<AuditRecord> {
+        self.outbox_reads.set(self.outbox_reads.get() + 1);
         let outbox = self.outbox.borrow();
         let rows = outbox.values().take(limit);
         rows.filter_map(|t| serde_json::from_str(t).ok()).collect()
     }
 
-    fn delete_outbox_through(&self, seq: u64) {
+    fn delete_outbox_through(&self, seq: u64) -> bool {
         self.journal.borrow_mut().push(format!("delete {seq}"));
+        if self.fail_deletes.get() {
+            return false;
+        }
         self.outbox.borrow_mut().retain(|s, _| *s > seq);
+        true
     }
 
     fn kv(&self, key: &str) -> Option<String> {

@@ -14,6 +14,10 @@
 //! - Records go to D1 by the alarm `audit_batch_ms` after the change (several changes in one
 //!   write), or right after the change when other requests read their rows
 //!   (`audit::needed_at_once`), or when the operator asks (`FlushAudit`).
+//! - A new instance reads the state, the flush's kv entries and whether the outbox is empty
+//!   together ([`ports::Stored`]). Once it has seen the outbox empty, it keeps the records it
+//!   writes in memory as well, in order, and the flush sends those instead of reading the rows
+//!   back; the rows are written and deleted as ever. A failed delete makes memory unknown again.
 //! - Outbox rows are deleted only after D1 confirmed them; a failed flush is retried by the
 //!   alarm with exponential backoff (1 s doubling to 5 min, reset by a success). The alarm is
 //!   armed before records are written, so records survive a crash between the write and the
@@ -41,4 +45,4 @@ mod tests;
 
 pub use self::core::Engine;
 pub use self::outbox::FlushIdle;
-pub use self::ports::{Effects, Level, Store};
+pub use self::ports::{Effects, Level, Store, Stored};

@@ -54,16 +54,27 @@ impl<S: Store, E: Effects> Engine<S, E> {
         loop {
             // Commits can only interleave while the write below is awaited.
             let mark = self.written.get();
-            let records = self.store.read_outbox(FLUSH_BATCH);
+            let records = self.outbox_batch();
             let Some(last) = records.last().map(|r| r.seq) else {
+                // Seen empty: from now on memory holds what is written.
+                self.outbox.replace(Some(Vec::new()));
                 self.flushed(mark);
                 break;
             };
             match self.effects.write_audit(&records).await {
                 Ok(()) => {
-                    self.store.delete_outbox_through(last);
+                    if !self.store.delete_outbox_through(last) {
+                        // The rows stay: read them again later (D1 ignores a record sent twice),
+                        // and leave them unconfirmed so the alarm's safety net comes back.
+                        self.outbox.replace(None);
+                        break;
+                    }
+                    if let Some(rows) = self.outbox.borrow_mut().as_mut() {
+                        rows.retain(|r| r.seq > last);
+                    }
                     // A short batch and no commit meanwhile: the outbox is empty now.
                     if records.len() < FLUSH_BATCH && self.written.get() == mark {
+                        self.outbox.replace(Some(Vec::new()));
                         self.flushed(mark);
                         break;
                     }
@@ -95,6 +106,15 @@ impl<S: Store, E: Effects> Engine<S, E> {
             waiter.wake();
         }
         self.reschedule().await;
+    }
+
+    /// The oldest [`FLUSH_BATCH`] records of the outbox: from memory when it holds them, else
+    /// read from storage.
+    fn outbox_batch(&self) -> Vec<crate::audit::AuditRecord> {
+        match self.outbox.borrow().as_ref() {
+            Some(rows) => rows.iter().take(FLUSH_BATCH).cloned().collect(),
+            None => self.store.read_outbox(FLUSH_BATCH),
+        }
     }
 
     /// Notes that the outbox was emptied with every record of the first `mark` commits.

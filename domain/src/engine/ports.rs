@@ -16,8 +16,8 @@ pub trait Store {
     /// Stripe event ids).
     type Extra: Default;
 
-    /// The stored account, if any.
-    fn read_state(&self) -> Option<Account>;
+    /// The stored account, if any, and what the engine may know without reading again.
+    fn read_state(&self) -> Stored;
     /// Writes the state (JSON), `extra` and the outbox rows `(seq, record JSON)` in one
     /// transaction: all or nothing.
     fn write(
@@ -29,8 +29,8 @@ pub trait Store {
     /// The oldest `limit` outbox records, by `seq`, decoded by the store (each store picks its
     /// JSON decoder); a row that does not decode is skipped.
     fn read_outbox(&self, limit: usize) -> Vec<AuditRecord>;
-    /// Deletes outbox rows up to and including `seq`.
-    fn delete_outbox_through(&self, seq: u64);
+    /// Deletes outbox rows up to and including `seq`; `false` when the delete failed.
+    fn delete_outbox_through(&self, seq: u64) -> bool;
     fn kv(&self, key: &str) -> Option<String>;
     /// Sets (`Some`) or deletes (`None`) a kv entry.
     fn set_kv(&self, key: &str, value: Option<String>);
@@ -39,6 +39,18 @@ pub trait Store {
     /// Sets the alarm `delay_ms` from now.
     async fn set_alarm(&self, delay_ms: i64) -> Result<(), String>;
     async fn delete_alarm(&self) -> Result<(), String>;
+}
+
+/// What an object's storage holds when its engine first reads it: read together (one query
+/// in SQLite), so a new instance knows whether records wait in the outbox and whether a failed
+/// flush is on record without asking again before its first flush.
+#[derive(Debug, Default)]
+pub struct Stored {
+    pub account: Option<Account>,
+    /// No row waits in the outbox.
+    pub outbox_empty: bool,
+    /// `flush_attempts` or `flush_wake` is in `kv`: a failed flush is on record.
+    pub flush_failing: bool,
 }
 
 /// Log levels of [`Effects::log`].

@@ -369,3 +369,103 @@ fn a_drive_stops_at_the_step_limit_and_leaves_the_rest_to_the_alarm() {
         ResourceStatus::Complete
     );
 }
+
+/// A new instance of the object over the same storage (the old one is gone).
+fn restarted(e: E) -> E {
+    let Engine { store, effects, .. } = e;
+    store.outbox_reads.set(0);
+    Engine::new(store, effects)
+}
+
+/// The actions D1 confirmed, in order.
+fn sent(e: &E) -> Vec<String> {
+    e.effects()
+        .d1
+        .borrow()
+        .iter()
+        .map(|r| r.action.clone())
+        .collect()
+}
+
+#[test]
+fn an_instance_that_read_an_empty_outbox_sends_its_records_from_memory() {
+    let e = engine(1000);
+    created(&e);
+    let e = restarted(e);
+    note(&e).unwrap();
+    note(&e).unwrap();
+    block_on(e.flush());
+    assert_eq!(
+        e.store().outbox_reads.get(),
+        0,
+        "the state's read said the outbox was empty: the two records were kept in memory"
+    );
+    assert_eq!(sent(&e)[3..], ["resource.updated"; 2]);
+    assert!(e.store().outbox.borrow().is_empty());
+    assert_eq!(
+        e.store().alarm.get(),
+        None,
+        "nothing unconfirmed: no safety alarm"
+    );
+}
+
+#[test]
+fn records_left_by_an_earlier_instance_are_read_then_memory_takes_over() {
+    let e = engine(1000);
+    created(&e);
+    note(&e).unwrap(); // waits for the batch; the instance dies before it
+    let e = restarted(e);
+    note(&e).unwrap();
+    block_on(e.flush());
+    assert_eq!(e.store().outbox_reads.get(), 1);
+    assert_eq!(sent(&e)[3..], ["resource.updated"; 2], "both, in order");
+    let seqs: Vec<u64> = e.effects().d1.borrow().iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    note(&e).unwrap();
+    block_on(e.flush());
+    assert_eq!(
+        e.store().outbox_reads.get(),
+        1,
+        "seen empty after the first flush: the next one sends from memory"
+    );
+    assert_eq!(sent(&e).len(), 6);
+    assert!(e.store().outbox.borrow().is_empty());
+}
+
+#[test]
+fn rows_a_failed_delete_left_are_read_and_sent_again() {
+    let e = engine(1000);
+    created(&e);
+    note(&e).unwrap();
+    e.store().fail_deletes.set(true);
+    block_on(e.flush());
+    assert_eq!(sent(&e).len(), 4, "D1 confirmed the record");
+    assert_eq!(
+        e.store().outbox.borrow().len(),
+        1,
+        "but its row is still there"
+    );
+    assert!(
+        e.store().alarm.get().is_some(),
+        "unconfirmed rows keep the alarm"
+    );
+
+    e.store().fail_deletes.set(false);
+    let reads = e.store().outbox_reads.get();
+    block_on(e.flush());
+    assert_eq!(
+        e.store().outbox_reads.get(),
+        reads + 1,
+        "read again, not trusted from memory"
+    );
+    let d1 = e.effects().d1.borrow();
+    assert_eq!(d1.len(), 5);
+    assert_eq!(
+        d1[3], d1[4],
+        "the same record again (D1 ignores the duplicate)"
+    );
+    drop(d1);
+    assert!(e.store().outbox.borrow().is_empty());
+    assert_eq!(e.store().alarm.get(), None);
+}
