@@ -7,17 +7,25 @@
 // of their own and, among the worker's wasm (app_provider / app_domain), the most samples
 // including what they call. The isolate also runs the worker's Durable Objects.
 //
+//   node bench/profile.mjs 9229 4 /tmp/chunks --roll
+//
+// profiles in consecutive chunks of 4 s (`/tmp/chunks/chunk-000.cpuprofile`, ...) until the
+// worker goes away: for one phase of a load benchmark whose worker stops right after it (find
+// the phase's chunks by the functions in them).
+//
 // Uses the `ws` package (in node_modules through wrangler): Node's built-in WebSocket loses
 // the inspector session within a second ("client closed connection"), `ws` keeps it.
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 
 const [port, seconds, out, ...rest] = process.argv.slice(2);
 if (!port || !seconds || !out) {
-  console.error("usage: node bench/profile.mjs <inspector-port> <seconds> <out.cpuprofile> [--interval-us N]");
+  console.error("usage: node bench/profile.mjs <inspector-port> <seconds> <out.cpuprofile | out-dir --roll> [--interval-us N]");
   process.exit(2);
 }
-const interval = rest[0] === "--interval-us" ? Number(rest[1]) : 200;
+const flag = (name) => rest.indexOf(name);
+const interval = flag("--interval-us") >= 0 ? Number(rest[flag("--interval-us") + 1]) : 200;
+const roll = flag("--roll") >= 0;
 
 const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
 if (!targets.length) throw new Error(`no inspector target on port ${port}`);
@@ -42,8 +50,26 @@ await new Promise((resolve, reject) => {
   ws.on("open", resolve);
   ws.on("error", reject);
 });
+let closed = false;
+ws.on("close", () => {
+  closed = true;
+});
 await send("Profiler.enable");
 await send("Profiler.setSamplingInterval", { interval });
+if (roll) {
+  mkdirSync(out, { recursive: true });
+  for (let n = 0; !closed; n++) {
+    await send("Profiler.start");
+    await new Promise((r) => setTimeout(r, Number(seconds) * 1000));
+    // A worker that stopped meanwhile never answers.
+    const stopped = await Promise.race([send("Profiler.stop"), new Promise((r) => setTimeout(r, 5000))]);
+    if (!stopped?.result) break;
+    const file = `${out}/chunk-${String(n).padStart(3, "0")}.cpuprofile`;
+    writeFileSync(file, JSON.stringify(stopped.result.profile));
+    console.log(`${file}: ${stopped.result.profile.samples.length} samples`);
+  }
+  process.exit(0);
+}
 await send("Profiler.start");
 await new Promise((r) => setTimeout(r, Number(seconds) * 1000));
 const { result } = await send("Profiler.stop");
