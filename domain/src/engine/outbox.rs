@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use serde_json::json;
 
+use crate::audit::AuditRecord;
 use crate::engine::core::Engine;
 use crate::engine::ports::{Effects, Level, Store};
 
@@ -56,8 +57,6 @@ impl<S: Store, E: Effects> Engine<S, E> {
             let mark = self.written.get();
             let records = self.outbox_batch();
             let Some(last) = records.last().map(|r| r.seq) else {
-                // Seen empty: from now on memory holds what is written.
-                self.outbox.replace(Some(Vec::new()));
                 self.flushed(mark);
                 break;
             };
@@ -74,7 +73,6 @@ impl<S: Store, E: Effects> Engine<S, E> {
                     }
                     // A short batch and no commit meanwhile: the outbox is empty now.
                     if records.len() < FLUSH_BATCH && self.written.get() == mark {
-                        self.outbox.replace(Some(Vec::new()));
                         self.flushed(mark);
                         break;
                     }
@@ -110,15 +108,17 @@ impl<S: Store, E: Effects> Engine<S, E> {
 
     /// The oldest [`FLUSH_BATCH`] records of the outbox: from memory when it holds them, else
     /// read from storage.
-    fn outbox_batch(&self) -> Vec<crate::audit::AuditRecord> {
+    fn outbox_batch(&self) -> Vec<AuditRecord> {
         match self.outbox.borrow().as_ref() {
             Some(rows) => rows.iter().take(FLUSH_BATCH).cloned().collect(),
             None => self.store.read_outbox(FLUSH_BATCH),
         }
     }
 
-    /// Notes that the outbox was emptied with every record of the first `mark` commits.
+    /// Notes that the outbox was emptied with every record of the first `mark` commits; seen
+    /// empty, memory holds what is written from now on.
     fn flushed(&self, mark: u64) {
+        self.outbox.replace(Some(Vec::new()));
         if self.flush_failing.get() != Some(false) {
             self.store.set_kv(FLUSH_ATTEMPTS, None);
             self.store.set_kv(FLUSH_WAKE, None);
