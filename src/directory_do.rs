@@ -141,24 +141,9 @@ impl Directory {
 
     /// Makes sure the email object's tables exist (once per instance).
     fn email_tables(&self) -> bool {
-        if self.email_tables.get() {
-            return true;
-        }
-        let sql = self.state.storage().sql();
-        let ready = SCHEMA
-            .iter()
-            .all(|statement| match sql.exec(statement, None) {
-                Ok(cursor) => {
-                    meter::sql(&cursor);
-                    true
-                }
-                Err(e) => {
-                    worker::console_error!("directory schema: {e}");
-                    false
-                }
-            });
-        self.email_tables.set(ready);
-        ready
+        storage::create_once(&self.state.storage(), &self.email_tables, SCHEMA)
+            .map_err(|e| worker::console_error!("directory schema: {e}"))
+            .is_ok()
     }
 
     /// Claims an account request id for its first body. Synchronous storage only, so two
@@ -178,10 +163,8 @@ impl Directory {
             worker::console_error!("request claim: {e}");
             AccountRequestError::Unavailable
         };
-        if !self.claim_table.get() {
-            meter::sql(&sql.exec(CLAIM_SCHEMA, None).map_err(unavailable)?);
-            self.claim_table.set(true);
-        }
+        storage::create_once(&self.state.storage(), &self.claim_table, &[CLAIM_SCHEMA])
+            .map_err(unavailable)?;
         let recorded: Vec<ClaimRow> = sql
             .exec(
                 "SELECT fingerprint FROM claim WHERE id = ?",

@@ -3,6 +3,8 @@
 //! workers-rs does not bind `storage.transactionSync`, so this does: every statement inside the
 //! closure commits together or not at all (a thrown error rolls them all back).
 
+use std::cell::Cell;
+
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::js_sys::Function;
 use worker::wasm_bindgen::closure::Closure;
@@ -16,6 +18,21 @@ extern "C" {
     type SyncStorage;
     #[wasm_bindgen(method, catch, js_name = transactionSync)]
     fn transaction_sync(this: &SyncStorage, f: &Function) -> Result<JsValue, JsValue>;
+}
+
+/// Runs `schema` (`CREATE ... IF NOT EXISTS` statements) unless `done` says this object
+/// instance already did; `done` is set once they all succeeded. For tables an object creates
+/// on first use rather than in its constructor.
+pub fn create_once(storage: &Storage, done: &Cell<bool>, schema: &[&str]) -> worker::Result<()> {
+    if done.get() {
+        return Ok(());
+    }
+    let sql = storage.sql();
+    for statement in schema {
+        crate::meter::sql(&sql.exec(statement, None)?);
+    }
+    done.set(true);
+    Ok(())
 }
 
 /// One statement and its bindings.

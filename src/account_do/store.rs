@@ -59,18 +59,9 @@ impl SqlStore {
     /// Makes sure the `stripe_events` table exists: created on an account's first event, so
     /// accounts that never get one (and account creation) do not pay for it.
     fn events_table(&self) -> bool {
-        if self.events_ready.get() {
-            return true;
-        }
-        let sql = self.state.storage().sql();
-        let ready = EVENTS_SCHEMA.iter().all(|statement| {
-            sql.exec(statement, None)
-                .map(|cursor| meter::sql(&cursor))
-                .map_err(|e| internal("events schema", e))
-                .is_ok()
-        });
-        self.events_ready.set(ready);
-        ready
+        storage::create_once(&self.state.storage(), &self.events_ready, EVENTS_SCHEMA)
+            .map_err(|e| internal("events schema", e))
+            .is_ok()
     }
 
     /// Whether this account already applied Stripe event `id`.
