@@ -4,12 +4,11 @@
 //! cold-start benchmark waits for wrangler's "Ready on" line instead, so that its own request
 //! is the isolate's first.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, root, tool, tool_path};
+use crate::{free_port, root, wrangler_dev};
 
 /// A `bench/<name>` worker under `wrangler dev`.
 pub struct BenchWorker {
@@ -46,25 +45,9 @@ impl BenchWorker {
         std::fs::create_dir_all(dir.join("build")).map_err(|e| format!("build folder: {e}"))?;
         let log_path = dir.join("build").join(log);
         let out = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
         let port = free_port();
-        let child = Command::new(tool("wrangler"))
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .args(["--show-interactive-dev-session=false"])
-            .arg("--persist-to")
-            .arg(state)
-            .current_dir(&dir)
-            .env("PATH", tool_path())
-            .env("APP_SKIP_BUILD", "1")
-            .env("CI", "true")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
+        let child = wrangler_dev(port, &dir, state, out)
+            .and_then(|mut command| command.spawn())
             .map_err(|e| format!("start wrangler dev: {e}"))?;
         Ok(BenchWorker {
             child,

@@ -77,6 +77,37 @@ pub fn free_port() -> u16 {
         .expect("bind a free port")
 }
 
+/// `wrangler dev` serving `dir`'s worker on `127.0.0.1:port` (with a free inspector port, no
+/// interactive session, metrics or colour), its local state in `persist_to`, stdout and stderr
+/// to `log`, in its own process group (so stopping it also stops workerd). The caller adds
+/// its own options and spawns it.
+pub fn wrangler_dev(
+    port: u16,
+    dir: &std::path::Path,
+    persist_to: &std::path::Path,
+    log: fs::File,
+) -> std::io::Result<Command> {
+    let log_err = log.try_clone()?;
+    let mut command = Command::new(tool("wrangler"));
+    command
+        .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--inspector-port", &free_port().to_string()])
+        .arg("--show-interactive-dev-session=false")
+        .arg("--persist-to")
+        .arg(persist_to)
+        .current_dir(dir)
+        .env("PATH", tool_path())
+        .env("APP_SKIP_BUILD", "1")
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0);
+    Ok(command)
+}
+
 /// Settings for one `wrangler dev` instance.
 #[derive(Clone)]
 pub struct Options {
@@ -354,33 +385,17 @@ impl DevWorker {
         let log_path = run_dir.join("wrangler.log");
         let launch = |port: u16| {
             let log = fs::File::create(&log_path).expect("create log");
-            let log_err = log.try_clone().expect("clone log");
-            let inspector = free_port();
-            Command::new(tool("wrangler"))
-                .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--inspector-port", &inspector.to_string()])
+            wrangler_dev(port, &root(), &persist_to, log)
+                .expect("clone log")
                 .args(
                     config
                         .iter()
                         .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
                 )
-                .arg("--persist-to")
-                .arg(&persist_to)
                 .arg("--env-file")
                 .arg(&env_file)
                 .args(cli_vars.iter().flat_map(|v| ["--var", v.as_str()]))
-                .args(["--show-interactive-dev-session=false", "--log-level", "log"])
-                .current_dir(root())
-                .env("PATH", tool_path())
-                .env("APP_SKIP_BUILD", "1")
-                .env("CI", "true")
-                .env("WRANGLER_SEND_METRICS", "false")
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                // Its own process group, so stopping it also stops workerd.
-                .process_group(0)
+                .args(["--log-level", "log"])
                 .spawn()
                 .expect("start wrangler dev")
         };
