@@ -28,6 +28,10 @@ use domain::account_request::{
 use domain::audit::{Actor, ActorKind};
 use domain::errors::Failure;
 use domain::form;
+use domain::object_sql::{
+    CLAIM_SCHEMA, DELETE_OWNER_OF, DELETE_REQUESTS_OF, EMAIL_SCHEMA, INSERT_CLAIM, INSERT_OWNER,
+    INSERT_REQUEST, SELECT_CLAIM, SELECT_OWNER, SELECT_REQUEST,
+};
 use domain::tokens::{self, TokenKind};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
@@ -39,16 +43,6 @@ use crate::rpc::directory::{AccountRequestCall, ClaimRequest, DirectoryOp};
 use crate::rpc::op::{CallError, Encoded, Op};
 use crate::rpc::transport::respond;
 use crate::{config, meter, storage};
-
-/// Created only in email objects, on their first account request in each instance: a claim
-/// object never holds an owner, and creating two tables it does not use wrote six rows.
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS owner (email TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, account_id TEXT NOT NULL, outcome TEXT NOT NULL, issued_at INTEGER NOT NULL)",
-];
-
-/// Created only in claim objects (`claims:<hh>`), on their first claim in each instance.
-const CLAIM_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS claim (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, email TEXT NOT NULL, claimed_at INTEGER NOT NULL)";
 
 #[durable_object]
 pub struct Directory {
@@ -141,7 +135,7 @@ impl Directory {
 
     /// Makes sure the email object's tables exist (once per instance).
     fn email_tables(&self) -> bool {
-        storage::create_once(&self.state.storage(), &self.email_tables, SCHEMA)
+        storage::create_once(&self.state.storage(), &self.email_tables, EMAIL_SCHEMA)
             .map_err(|e| worker::console_error!("directory schema: {e}"))
             .is_ok()
     }
@@ -166,10 +160,7 @@ impl Directory {
         storage::create_once(&self.state.storage(), &self.claim_table, &[CLAIM_SCHEMA])
             .map_err(unavailable)?;
         let recorded: Vec<ClaimRow> = sql
-            .exec(
-                "SELECT fingerprint FROM claim WHERE id = ?",
-                vec![SqlStorageValue::from(id)],
-            )
+            .exec(SELECT_CLAIM, vec![SqlStorageValue::from(id)])
             .and_then(|c| {
                 let rows = c.to_array();
                 meter::sql(&c);
@@ -184,7 +175,7 @@ impl Directory {
                 let now = (now_ms() / 1000) as i64;
                 let inserted = sql
                     .exec(
-                        "INSERT INTO claim (id, fingerprint, email, claimed_at) VALUES (?, ?, ?, ?)",
+                        INSERT_CLAIM,
                         vec![id.into(), fingerprint.into(), email.into(), now.into()],
                     )
                     .map_err(unavailable)?;
@@ -261,10 +252,7 @@ impl Step {
     async fn run(self) -> Answer {
         let r = &self.request;
         let existing: Vec<RequestRow> = match &r.id {
-            Some(id) => self.rows(
-                "SELECT fingerprint, account_id, outcome, issued_at FROM requests WHERE id = ?",
-                vec![SqlStorageValue::from(id.as_str())],
-            ),
+            Some(id) => self.rows(SELECT_REQUEST, vec![SqlStorageValue::from(id.as_str())]),
             None => Vec::new(),
         };
         if let Some(row) = existing.into_iter().next() {
@@ -286,7 +274,7 @@ impl Step {
         struct OwnerRow {
             account_id: String,
         }
-        let owner: Vec<OwnerRow> = self.rows("SELECT account_id FROM owner LIMIT 1", vec![]);
+        let owner: Vec<OwnerRow> = self.rows(SELECT_OWNER, vec![]);
         match owner.into_iter().next() {
             Some(o) => self.requires_auth(&o.account_id, self.now, true).await,
             None => self.create_account().await,
@@ -334,7 +322,7 @@ impl Step {
         let account_id = tokens::account_id(&bytes);
         let (new, code) = self.new_account(&account_id, self.now)?;
         let mut rows = vec![(
-            "INSERT INTO owner (email, account_id, created_at) VALUES (?, ?, ?)",
+            INSERT_OWNER,
             vec![
                 r.email.as_str().into(),
                 account_id.as_str().into(),
@@ -343,8 +331,14 @@ impl Step {
         )];
         if let Some(id) = &r.id {
             rows.push((
-                "INSERT INTO requests (id, fingerprint, account_id, outcome, issued_at) VALUES (?, ?, ?, 'oauth', ?)",
-                vec![id.as_str().into(), r.fingerprint.as_str().into(), account_id.as_str().into(), self.now.into()],
+                INSERT_REQUEST,
+                vec![
+                    id.as_str().into(),
+                    r.fingerprint.as_str().into(),
+                    account_id.as_str().into(),
+                    "oauth".into(),
+                    self.now.into(),
+                ],
             ));
         }
         storage::atomically(&self.storage, rows).map_err(|_| AccountRequestError::Unavailable)?;
@@ -366,14 +360,8 @@ impl Step {
         let _ = storage::atomically(
             &self.storage,
             vec![
-                (
-                    "DELETE FROM owner WHERE account_id = ?",
-                    vec![account_id.into()],
-                ),
-                (
-                    "DELETE FROM requests WHERE account_id = ?",
-                    vec![account_id.into()],
-                ),
+                (DELETE_OWNER_OF, vec![account_id.into()]),
+                (DELETE_REQUESTS_OF, vec![account_id.into()]),
             ],
         );
     }
@@ -442,8 +430,14 @@ impl Step {
             storage::atomically(
                 &self.storage,
                 vec![(
-                    "INSERT INTO requests (id, fingerprint, account_id, outcome, issued_at) VALUES (?, ?, ?, 'requires_auth', ?)",
-                    vec![id.as_str().into(), r.fingerprint.as_str().into(), account_id.into(), issued_at.into()],
+                    INSERT_REQUEST,
+                    vec![
+                        id.as_str().into(),
+                        r.fingerprint.as_str().into(),
+                        account_id.into(),
+                        "requires_auth".into(),
+                        issued_at.into(),
+                    ],
                 )],
             )
             .map_err(|_| AccountRequestError::Unavailable)?;

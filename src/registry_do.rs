@@ -4,6 +4,7 @@
 //!
 //! Storage (SQLite): `claim(id = 1, account_id, resource_id, claimed_at)`: at most one row.
 
+use domain::object_sql::{DELETE_HOLDER, INSERT_HOLDER, REGISTRY_SCHEMA, SELECT_HOLDER};
 use serde::Deserialize;
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
@@ -30,10 +31,7 @@ impl Registry {
         self.state
             .storage()
             .sql()
-            .exec(
-                "SELECT account_id, resource_id FROM claim WHERE id = 1",
-                None,
-            )
+            .exec(SELECT_HOLDER, None)
             .and_then(|c| {
                 let rows = c.to_array::<Row>();
                 meter::sql(&c);
@@ -47,10 +45,7 @@ impl Registry {
 
 impl DurableObject for Registry {
     fn new(state: State, env: Env) -> Self {
-        let _ = state.storage().sql().exec(
-            "CREATE TABLE IF NOT EXISTS claim (id INTEGER PRIMARY KEY CHECK (id = 1), account_id TEXT NOT NULL, resource_id TEXT NOT NULL, claimed_at INTEGER NOT NULL)",
-            None,
-        );
+        let _ = state.storage().sql().exec(REGISTRY_SCHEMA, None);
         Registry { state, env }
     }
 
@@ -86,7 +81,7 @@ impl Registry {
             } => {
                 if holder.is_none() {
                     meter::sql(&sql.exec(
-                        "INSERT INTO claim (id, account_id, resource_id, claimed_at) VALUES (1, ?, ?, ?)",
+                        INSERT_HOLDER,
                         vec![
                             SqlStorageValue::from(account_id.as_str()),
                             SqlStorageValue::from(resource_id.as_str()),
@@ -109,7 +104,7 @@ impl Registry {
                 resource_id,
             } => {
                 if is(&account_id, &resource_id) {
-                    meter::sql(&sql.exec("DELETE FROM claim WHERE id = 1", None)?);
+                    meter::sql(&sql.exec(DELETE_HOLDER, None)?);
                     RegistryAnswer {
                         taken: false,
                         owned: false,

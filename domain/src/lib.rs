@@ -26,6 +26,9 @@ pub mod form;
 pub mod jwt;
 pub mod ledger;
 pub mod oauth;
+pub mod object_sql;
+#[cfg(test)]
+mod object_sql_tests;
 pub mod openapi;
 pub mod pages;
 pub mod pattern;

@@ -13,6 +13,10 @@ use domain::account::Account;
 use domain::audit::AuditRecord;
 use domain::engine::outbox::{FLUSH_ATTEMPTS, FLUSH_WAKE};
 use domain::engine::{Store, Stored};
+use domain::object_sql::{
+    ACCOUNT_SCHEMA, DELETE_KV, DELETE_OUTBOX_THROUGH, EVENTS_SCHEMA, EVENT_APPLIED, INSERT_EVENT,
+    INSERT_OUTBOX, PRUNE_EVENTS, READ_STATE, SELECT_KV, SELECT_OUTBOX, UPSERT_KV,
+};
 use domain::stripe_events;
 use serde_json::Value;
 use worker::{SqlStorageValue, State};
@@ -21,15 +25,6 @@ use crate::account_do::effects::internal;
 use crate::meter;
 use crate::rpc::transport::decode;
 use crate::storage::{self, Statement};
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
-];
-const EVENTS_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS stripe_events (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS stripe_events_by_time ON stripe_events (applied_at)",
-];
 
 pub struct SqlStore {
     state: State,
@@ -43,7 +38,7 @@ impl SqlStore {
     /// Opens the object's storage, creating its tables if needed.
     pub fn open(state: State) -> SqlStore {
         let sql = state.storage().sql();
-        for statement in SCHEMA {
+        for statement in ACCOUNT_SCHEMA {
             match sql.exec(statement, None) {
                 Ok(cursor) => meter::sql(&cursor),
                 Err(e) => worker::console_error!("account schema: {e}"),
@@ -73,10 +68,7 @@ impl SqlStore {
             return false; // the commit below fails the same way: nothing is applied
         }
         !self
-            .rows(
-                "SELECT 1 AS applied FROM stripe_events WHERE id = ?",
-                vec![SqlStorageValue::from(id)],
-            )
+            .rows(EVENT_APPLIED, vec![SqlStorageValue::from(id)])
             .is_empty()
     }
 
@@ -87,7 +79,7 @@ impl SqlStore {
         if now - self.pruned_at.get() >= 3600 {
             self.pruned_at.set(now);
             statements.push((
-                "DELETE FROM stripe_events WHERE applied_at <= ?",
+                PRUNE_EVENTS,
                 vec![SqlStorageValue::from(now - stripe_events::DEDUPE_WINDOW)],
             ));
         }
@@ -136,10 +128,7 @@ impl Store for SqlStore {
     fn read_state(&self) -> Stored {
         // One statement: the kv rows, and whether any row waits in the outbox (a key no kv row
         // has). A failed read knows nothing: a failed flush is then assumed on record.
-        let rows = self.rows(
-            "SELECT key, value FROM kv UNION ALL SELECT '#outbox', EXISTS (SELECT 1 FROM outbox)",
-            Vec::new(),
-        );
+        let rows = self.rows(READ_STATE, Vec::new());
         let mut stored = Stored {
             flush_failing: rows.is_empty(),
             ..Stored::default()
@@ -171,7 +160,7 @@ impl Store for SqlStore {
         statements.extend(extra);
         for (seq, text) in outbox {
             statements.push((
-                "INSERT INTO outbox (seq, record) VALUES (?, ?)",
+                INSERT_OUTBOX,
                 vec![
                     SqlStorageValue::from(seq as i64),
                     SqlStorageValue::from(text),
@@ -182,8 +171,7 @@ impl Store for SqlStore {
     }
 
     fn read_outbox(&self, limit: usize) -> Vec<AuditRecord> {
-        let query = format!("SELECT record FROM outbox ORDER BY seq LIMIT {limit}");
-        self.rows(&query, Vec::new())
+        self.rows(SELECT_OUTBOX, vec![SqlStorageValue::from(limit as i64)])
             .iter()
             // serde_json, not `decode`: measured, JSON.parse + serde_wasm_bindgen here took a
             // quarter of code exchange's throughput (BENCHMARKS.md, "Stop 25"); 3.4 KB gzip.
@@ -193,7 +181,7 @@ impl Store for SqlStore {
 
     fn delete_outbox_through(&self, seq: u64) -> bool {
         let deleted = self.state.storage().sql().exec(
-            "DELETE FROM outbox WHERE seq <= ?",
+            DELETE_OUTBOX_THROUGH,
             vec![SqlStorageValue::from(seq as i64)],
         );
         match deleted {
@@ -209,10 +197,7 @@ impl Store for SqlStore {
     }
 
     fn kv(&self, key: &str) -> Option<String> {
-        let rows = self.rows(
-            "SELECT value FROM kv WHERE key = ?",
-            vec![SqlStorageValue::from(key)],
-        );
+        let rows = self.rows(SELECT_KV, vec![SqlStorageValue::from(key)]);
         Some(rows.first()?.get("value")?.as_str()?.to_string())
     }
 
@@ -223,10 +208,7 @@ impl Store for SqlStore {
                 UPSERT_KV,
                 vec![SqlStorageValue::from(key), SqlStorageValue::from(v)],
             ),
-            None => sql.exec(
-                "DELETE FROM kv WHERE key = ?",
-                vec![SqlStorageValue::from(key)],
-            ),
+            None => sql.exec(DELETE_KV, vec![SqlStorageValue::from(key)]),
         };
         if let Ok(cursor) = done {
             meter::sql(&cursor);
@@ -268,12 +250,6 @@ fn decode_state(text: &str) -> Option<Account> {
     decode(text).ok()
 }
 
-/// Writes a `kv` row. An upsert, not `INSERT OR REPLACE`: replacing deletes the row and inserts
-/// it again, which SQLite counts (and Cloudflare bills) as two rows written, table and key index;
-/// updating the value in place is one (measured under workerd: 2 -> 1 per state write).
-const UPSERT_KV: &str =
-    "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-
 /// Writes the account state (JSON).
 fn state_row(state_json: String) -> Statement {
     (
@@ -288,7 +264,7 @@ fn state_row(state_json: String) -> Statement {
 /// Records that event `id` was applied at `at` (unix seconds).
 fn event_row(id: &str, at: i64) -> Statement {
     (
-        "INSERT OR IGNORE INTO stripe_events (id, applied_at) VALUES (?, ?)",
+        INSERT_EVENT,
         vec![SqlStorageValue::from(id), SqlStorageValue::from(at)],
     )
 }
