@@ -12,7 +12,7 @@
 //! - Every statement names its columns: none depends on a table's column order or rowid.
 
 /// The account object: the account's state and flush bookkeeping (`kv`), and audit records
-/// not yet confirmed by D1 (`outbox`, keyed by the record's sequence number).
+/// not yet confirmed by D1 (`outbox`: a row per change, [`outbox_row`]).
 pub const ACCOUNT_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
@@ -37,12 +37,39 @@ pub const SELECT_KV: &str = "SELECT value FROM kv WHERE key = ?";
 /// Deletes a `kv` row (key).
 pub const DELETE_KV: &str = "DELETE FROM kv WHERE key = ?";
 
-/// Adds an audit record to the outbox (seq, record).
+/// Adds a change's audit records to the outbox: one row ([`outbox_row`]).
 pub const INSERT_OUTBOX: &str = "INSERT INTO outbox (seq, record) VALUES (?, ?)";
-/// The oldest outbox records (limit).
+/// The oldest outbox rows (limit): each holds at least one record.
 pub const SELECT_OUTBOX: &str = "SELECT record FROM outbox ORDER BY seq LIMIT ?";
-/// Deletes the records D1 confirmed (seq, inclusive).
+/// Deletes the rows whose records D1 all confirmed (seq, inclusive: a row's key is its last
+/// record's).
 pub const DELETE_OUTBOX_THROUGH: &str = "DELETE FROM outbox WHERE seq <= ?";
+
+/// The outbox row of one change's records `(seq, record JSON)`, in `seq` order: keyed by the
+/// last record's `seq`, the records one per line (compact JSON holds no raw line break). One
+/// row written for the change and one deleted once D1 confirmed it, whatever its number of
+/// records (since stop 29; before, a row per record: a row of one record, which reads the same).
+/// `None` for no records.
+pub fn outbox_row(records: &[(u64, String)]) -> Option<(u64, String)> {
+    let last = records.last()?.0;
+    let lines: Vec<&str> = records.iter().map(|(_, text)| text.as_str()).collect();
+    Some((last, lines.join("\n")))
+}
+
+/// The records of outbox rows read oldest first: whole rows, until at least `limit` records.
+/// A row is never split: [`DELETE_OUTBOX_THROUGH`] the last record sent then always removes
+/// every row read, so a flush that reads its batch from storage cannot read the same rows
+/// forever. A batch may therefore hold more than `limit` records (one change's).
+pub fn outbox_records<'a>(rows: impl IntoIterator<Item = &'a str>, limit: usize) -> Vec<&'a str> {
+    let mut records = Vec::new();
+    for row in rows {
+        if records.len() >= limit {
+            break;
+        }
+        records.extend(row.split('\n').filter(|line| !line.is_empty()));
+    }
+    records
+}
 
 /// One row when the event was applied (id).
 pub const EVENT_APPLIED: &str = "SELECT 1 AS applied FROM stripe_events WHERE id = ?";

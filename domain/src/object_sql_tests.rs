@@ -114,27 +114,58 @@ fn account_object(layout: Layout) {
         vec![vec![text("{\"v\":2}")]]
     );
 
-    for seq in 1..=3 {
-        let record = format!("r{seq}");
-        assert_eq!(
-            run(&db, INSERT_OUTBOX, vec![Sql::Integer(seq), text(&record)]),
-            1
-        );
+    // Rows written before stop 29 hold one record each (as an old object may still have);
+    // since, a row holds one change's records.
+    let record = |seq: u64| format!("{{\"seq\":{seq}}}");
+    for seq in 1..=2 {
+        let row = vec![Sql::Integer(seq as i64), text(&record(seq))];
+        assert_eq!(run(&db, INSERT_OUTBOX, row), 1);
     }
+    let change: Vec<(u64, String)> = (3..=5).map(|seq| (seq, record(seq))).collect();
+    let (last, change_row) = outbox_row(&change).expect("records");
+    assert_eq!(last, 5, "keyed by its last record");
+    let row = vec![Sql::Integer(last as i64), text(&change_row)];
+    assert_eq!(
+        run(&db, INSERT_OUTBOX, row),
+        1,
+        "{layout:?}: one row for the change"
+    );
     assert_eq!(
         rows(&db, READ_STATE, vec![]),
         vec![vec![text("account"), text("{\"v\":2}")], outbox(1)],
         "{layout:?}"
     );
+    let read = |limit: i64| -> Vec<String> {
+        let found = rows(&db, SELECT_OUTBOX, vec![Sql::Integer(limit)]);
+        let texts: Vec<&str> = found
+            .iter()
+            .map(|r| match &r[0] {
+                Sql::Text(t) => t.as_str(),
+                other => panic!("record is {other:?}"),
+            })
+            .collect();
+        outbox_records(texts, limit as usize)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    };
+    let all: Vec<String> = (1..=5).map(record).collect();
     assert_eq!(
-        rows(&db, SELECT_OUTBOX, vec![Sql::Integer(2)]),
-        vec![vec![text("r1")], vec![text("r2")]]
+        read(2),
+        all[..2],
+        "{layout:?}: the old rows, one record each"
     );
-    assert_eq!(run(&db, DELETE_OUTBOX_THROUGH, vec![Sql::Integer(2)]), 2);
     assert_eq!(
-        rows(&db, SELECT_OUTBOX, vec![Sql::Integer(50)]),
-        vec![vec![text("r3")]]
+        read(3),
+        all,
+        "{layout:?}: a change is read whole, past the limit"
     );
+    // A batch that ended inside the change deletes the rows it finished; the change's row
+    // stays whole until its last record is sent.
+    assert_eq!(run(&db, DELETE_OUTBOX_THROUGH, vec![Sql::Integer(4)]), 2);
+    assert_eq!(read(50), all[2..], "{layout:?}");
+    assert_eq!(run(&db, DELETE_OUTBOX_THROUGH, vec![Sql::Integer(5)]), 1);
+    assert_eq!(rows(&db, READ_STATE, vec![]).last(), Some(&outbox(0)));
 
     // Flush bookkeeping rows come and go.
     assert_eq!(
@@ -278,4 +309,19 @@ fn a_registry_holds_one_name_until_released() {
     );
     assert_eq!(run(&db, DELETE_HOLDER, vec![]), 1);
     assert!(rows(&db, SELECT_HOLDER, vec![]).is_empty());
+}
+
+#[test]
+fn an_outbox_row_holds_a_changes_records_one_per_line() {
+    assert_eq!(outbox_row(&[]), None);
+    // Compact JSON escapes a line break inside a string, so records never hold a raw one.
+    let text = serde_json::to_string(&serde_json::json!({"seq": 1, "note": "a\nb"})).unwrap();
+    assert!(!text.contains('\n'));
+    let records = [(7, text.clone()), (8, "{\"seq\":8}".to_string())];
+    let (last, row) = outbox_row(&records).unwrap();
+    assert_eq!(last, 8);
+    assert_eq!(
+        outbox_records([row.as_str()], 50),
+        [text.as_str(), "{\"seq\":8}"]
+    );
 }

@@ -14,8 +14,9 @@ use domain::audit::AuditRecord;
 use domain::engine::outbox::{FLUSH_ATTEMPTS, FLUSH_WAKE};
 use domain::engine::{Store, Stored};
 use domain::object_sql::{
-    ACCOUNT_SCHEMA, DELETE_KV, DELETE_OUTBOX_THROUGH, EVENTS_SCHEMA, EVENT_APPLIED, INSERT_EVENT,
-    INSERT_OUTBOX, PRUNE_EVENTS, READ_STATE, SELECT_KV, SELECT_OUTBOX, UPSERT_KV,
+    outbox_records, outbox_row, ACCOUNT_SCHEMA, DELETE_KV, DELETE_OUTBOX_THROUGH, EVENTS_SCHEMA,
+    EVENT_APPLIED, INSERT_EVENT, INSERT_OUTBOX, PRUNE_EVENTS, READ_STATE, SELECT_KV, SELECT_OUTBOX,
+    UPSERT_KV,
 };
 use domain::stripe_events;
 use serde_json::Value;
@@ -158,12 +159,12 @@ impl Store for SqlStore {
     ) -> Result<(), String> {
         let mut statements: Vec<Statement> = vec![state_row(state_json)];
         statements.extend(extra);
-        for (seq, text) in outbox {
+        if let Some((last, records)) = outbox_row(&outbox) {
             statements.push((
                 INSERT_OUTBOX,
                 vec![
-                    SqlStorageValue::from(seq as i64),
-                    SqlStorageValue::from(text),
+                    SqlStorageValue::from(last as i64),
+                    SqlStorageValue::from(records),
                 ],
             ));
         }
@@ -171,11 +172,13 @@ impl Store for SqlStore {
     }
 
     fn read_outbox(&self, limit: usize) -> Vec<AuditRecord> {
-        self.rows(SELECT_OUTBOX, vec![SqlStorageValue::from(limit as i64)])
-            .iter()
+        let rows = self.rows(SELECT_OUTBOX, vec![SqlStorageValue::from(limit as i64)]);
+        let rows = rows.iter().filter_map(|r| r.get("record")?.as_str());
+        outbox_records(rows, limit)
+            .into_iter()
             // serde_json, not `decode`: measured, JSON.parse + serde_wasm_bindgen here took a
             // quarter of code exchange's throughput (BENCHMARKS.md, "Stop 25"); 3.4 KB gzip.
-            .filter_map(|r| serde_json::from_str(r.get("record")?.as_str()?).ok())
+            .filter_map(|record| serde_json::from_str(record).ok())
             .collect()
     }
 

@@ -35,8 +35,8 @@ pub struct Engine<S, E> {
     pub(super) sent_through: Cell<Option<u64>>,
     /// `Some(false)`: no failed flush is recorded in `kv` (known from memory; `None`: unknown).
     pub(super) flush_failing: Cell<Option<bool>>,
-    /// `Some`: the outbox's rows, in order, as this object wrote them (known since it saw the
-    /// outbox empty); `None`: unknown, the flush reads the rows.
+    /// `Some`: the outbox's records, in order, as this object wrote them (known since it saw
+    /// the outbox empty); `None`: unknown, the flush reads them from storage.
     pub(super) outbox: RefCell<Option<Vec<AuditRecord>>>,
     /// Resources whose job a caller is driving now.
     pub(super) running: RefCell<HashSet<String>>,

@@ -25,7 +25,8 @@ pub struct MemStore {
     pub now: Rc<Cell<i64>>,
     pub journal: Journal,
     pub state: RefCell<Option<String>>,
-    pub outbox: RefCell<BTreeMap<u64, String>>,
+    /// One entry per change, keyed by its last record's `seq`, as `SqlStore` keeps them.
+    pub outbox: RefCell<BTreeMap<u64, Vec<String>>>,
     pub kv: RefCell<BTreeMap<String, String>>,
     pub alarm: Cell<Option<i64>>,
     /// Writes fail (the transaction rolls back).
@@ -34,6 +35,13 @@ pub struct MemStore {
     pub fail_deletes: Cell<bool>,
     /// How many times the outbox was read.
     pub outbox_reads: Cell<usize>,
+}
+
+impl MemStore {
+    /// How many records wait in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.borrow().values().map(Vec::len).sum()
+    }
 }
 
 impl Store for MemStore {
@@ -66,7 +74,10 @@ impl Store for MemStore {
             return Err("disk full".into());
         }
         *self.state.borrow_mut() = Some(state_json);
-        self.outbox.borrow_mut().extend(outbox);
+        if let Some((last, _)) = outbox.last() {
+            let records = outbox.iter().map(|(_, text)| text.clone()).collect();
+            self.outbox.borrow_mut().insert(*last, records);
+        }
         self.kv.borrow_mut().extend(extra);
         Ok(())
     }
@@ -74,8 +85,14 @@ impl Store for MemStore {
     fn read_outbox(&self, limit: usize) -> Vec<AuditRecord> {
         self.outbox_reads.set(self.outbox_reads.get() + 1);
         let outbox = self.outbox.borrow();
-        let rows = outbox.values().take(limit);
-        rows.filter_map(|t| serde_json::from_str(t).ok()).collect()
+        let mut records = Vec::new();
+        for change in outbox.values() {
+            if records.len() >= limit {
+                break;
+            }
+            records.extend(change.iter().filter_map(|t| serde_json::from_str(t).ok()));
+        }
+        records
     }
 
     fn delete_outbox_through(&self, seq: u64) -> bool {
@@ -134,6 +151,11 @@ pub struct MemEffects {
     pub d1_down: Cell<bool>,
     /// D1 writes stay pending while set.
     pub hold_d1: Cell<bool>,
+    /// At most this many D1 writes (0: any): a flush that would never end fails its test
+    /// instead of hanging it.
+    pub d1_write_limit: Cell<usize>,
+    /// D1 writes so far.
+    pub d1_writes: Cell<usize>,
     pub logs: RefCell<Vec<(Level, Value)>>,
 }
 
@@ -172,6 +194,12 @@ impl Effects for MemEffects {
         self.journal
             .borrow_mut()
             .push(format!("d1 {}", records.len()));
+        self.d1_writes.set(self.d1_writes.get() + 1);
+        let limit = self.d1_write_limit.get();
+        assert!(
+            limit == 0 || self.d1_writes.get() <= limit,
+            "more than {limit} D1 writes: the flush does not end"
+        );
         Until(|| !self.hold_d1.get()).await;
         if self.d1_down.get() {
             return Err("D1 is down".into());

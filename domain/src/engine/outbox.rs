@@ -12,7 +12,8 @@ use crate::audit::AuditRecord;
 use crate::engine::core::Engine;
 use crate::engine::ports::{Effects, Level, Store};
 
-/// Outbox rows sent in one D1 write.
+/// Records sent in one D1 write; more when the outbox is read from storage and a change's
+/// records go past it (a store may keep a change's records together: [`Store::read_outbox`]).
 pub const FLUSH_BATCH: usize = 50;
 /// kv: consecutive failed flushes.
 pub const FLUSH_ATTEMPTS: &str = "flush_attempts";

@@ -18,18 +18,23 @@ pub trait Store {
 
     /// The stored account, if any, and what the engine may know without reading again.
     fn read_state(&self) -> Stored;
-    /// Writes the state (JSON), `extra` and the outbox rows `(seq, record JSON)` in one
-    /// transaction: all or nothing.
+    /// Writes the state (JSON), `extra` and one change's outbox records `(seq, record JSON)`
+    /// in one transaction: all or nothing.
     fn write(
         &self,
         state_json: String,
         outbox: Vec<(u64, String)>,
         extra: Self::Extra,
     ) -> Result<(), String>;
-    /// The oldest `limit` outbox records, by `seq`, decoded by the store (each store picks its
-    /// JSON decoder); a row that does not decode is skipped.
+    /// The oldest outbox records, by `seq`, decoded by the store (each store picks its JSON
+    /// decoder); a record that does not decode is skipped. At least `limit` when there are as
+    /// many, and more when a change's records go past it: a store that keeps a change's records
+    /// together returns them whole, so that deleting through the last one sent frees them.
     fn read_outbox(&self, limit: usize) -> Vec<AuditRecord>;
-    /// Deletes outbox rows up to and including `seq`; `false` when the delete failed.
+    /// Deletes the outbox records up to and including `seq`; `false` when the delete failed.
+    /// A store that keeps a change's records together may keep those of a change whose
+    /// records go past `seq` (all of them, until a later delete): they are sent again if
+    /// read again, and D1 ignores a record it has.
     fn delete_outbox_through(&self, seq: u64) -> bool;
     fn kv(&self, key: &str) -> Option<String>;
     /// Sets (`Some`) or deletes (`None`) a kv entry.

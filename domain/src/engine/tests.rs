@@ -167,7 +167,7 @@ fn the_alarm_is_armed_before_the_write() {
         ["write 1"],
         "the alarm was already early enough"
     );
-    assert_eq!(e.store().outbox.borrow().len(), 1);
+    assert_eq!(e.store().outbox_len(), 1);
 }
 
 #[test]
@@ -175,11 +175,7 @@ fn records_are_deleted_only_after_d1_confirmed_them() {
     let e = engine(1000);
     e.effects().d1_down.set(true);
     created(&e);
-    assert_eq!(
-        e.store().outbox.borrow().len(),
-        3,
-        "account.created and its two"
-    );
+    assert_eq!(e.store().outbox_len(), 3, "account.created and its two");
     assert!(e.effects().d1.borrow().is_empty());
     assert!(!journal(&e).iter().any(|l| l.starts_with("delete 3")));
     assert_eq!(kv(&e, FLUSH_ATTEMPTS).as_deref(), Some("1"));
@@ -441,11 +437,7 @@ fn rows_a_failed_delete_left_are_read_and_sent_again() {
     e.store().fail_deletes.set(true);
     block_on(e.flush());
     assert_eq!(sent(&e).len(), 4, "D1 confirmed the record");
-    assert_eq!(
-        e.store().outbox.borrow().len(),
-        1,
-        "but its row is still there"
-    );
+    assert_eq!(e.store().outbox_len(), 1, "but its row is still there");
     assert!(
         e.store().alarm.get().is_some(),
         "unconfirmed rows keep the alarm"
@@ -468,4 +460,67 @@ fn rows_a_failed_delete_left_are_read_and_sent_again() {
     drop(d1);
     assert!(e.store().outbox.borrow().is_empty());
     assert_eq!(e.store().alarm.get(), None);
+}
+
+/// One change with `n` records, waiting for the batch.
+fn change_with_records(e: &E, n: usize) {
+    let a = e.load().unwrap();
+    block_on(e.commit(apply(&a, &ctx(e), |d| {
+        for _ in 0..n {
+            d.record(AuditAction::ResourceUpdated, None, Value::Null, json!({}));
+        }
+        Ok::<(), AccountError>(())
+    })))
+    .unwrap();
+}
+
+#[test]
+fn a_change_larger_than_a_batch_read_from_storage_is_sent_whole_once() {
+    let e = engine(1000);
+    created(&e);
+    change_with_records(&e, 60);
+    assert_eq!(e.store().outbox.borrow().len(), 1, "one row for the change");
+    let e = restarted(e);
+    e.effects().d1_write_limit.set(10);
+    block_on(e.flush());
+    let seqs: Vec<u64> = e.effects().d1.borrow().iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=63).collect::<Vec<u64>>(),
+        "the 60 records in one batch of more than {} (the change is never split when read)",
+        crate::engine::outbox::FLUSH_BATCH
+    );
+    assert_eq!(e.store().outbox_len(), 0);
+    assert_eq!(e.store().alarm.get(), None);
+}
+
+#[test]
+fn a_change_split_by_batches_from_memory_stays_stored_until_its_last_record_is_sent() {
+    let e = engine(1000);
+    created(&e);
+    note(&e).unwrap(); // seq 4, a row of its own
+    change_with_records(&e, 60); // seq 5 ..= 64, one row
+    journal(&e);
+    e.store().outbox_reads.set(0);
+    block_on(e.flush());
+    let deletes: Vec<String> = journal(&e)
+        .into_iter()
+        .filter(|l| {
+            l.strip_prefix("delete ")
+                .is_some_and(|n| n.parse::<u64>().is_ok())
+        })
+        .collect();
+    assert_eq!(
+        deletes,
+        ["delete 53", "delete 64"],
+        "the first batch ends inside the change: its row is kept until the second"
+    );
+    let seqs: Vec<u64> = e.effects().d1.borrow().iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=64).collect::<Vec<u64>>(),
+        "each record once, in order"
+    );
+    assert_eq!(e.store().outbox_reads.get(), 0, "from memory");
+    assert_eq!(e.store().outbox_len(), 0);
 }
