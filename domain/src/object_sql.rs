@@ -1,6 +1,6 @@
 //! The SQL of the Durable Objects' own storage (docs/STORAGE.md): each object's tables and
 //! every statement the worker runs on them, in one place, so they can be run natively against
-//! SQLite (`object_sql_tests.rs`).
+//! SQLite (`object_sql_tests.rs`). The development-only faults object keeps its own.
 //!
 //! Invariants:
 //! - Tables are created on first use with `CREATE ... IF NOT EXISTS`, never altered: an object
