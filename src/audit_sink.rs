@@ -1,20 +1,37 @@
 //! Writes audit records from an account's outbox to D1 (`audit_events`).
 //!
 //! An account's records go to its shard of the trail (`audit_db`), with the rows derived from
-//! them, in one batch.
+//! them, in one batch: several records per statement (`domain::audit_sql`).
 //!
 //! Idempotent by construction: rows are keyed by (account_id, seq) and inserted with
 //! `INSERT OR IGNORE`, so a batch retried after an ambiguous failure never duplicates a row.
 
 use domain::audit::{AuditAction, AuditRecord};
+use domain::audit_sql;
 use worker::wasm_bindgen::JsValue;
 use worker::Env;
 
 use crate::audit_db;
 
-const INSERT: &str = "INSERT OR IGNORE INTO audit_events \
-(account_id, seq, at, actor, actor_id, on_behalf_of, action, request_id, consent, before, after, prev_hash, hash, authentication) \
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+/// A record's values, in [`audit_sql::COLUMNS`] order.
+fn row_values(r: &AuditRecord) -> [JsValue; audit_sql::COLUMNS.len()] {
+    [
+        JsValue::from_str(&r.account_id),
+        JsValue::from_f64(r.seq as f64),
+        JsValue::from_f64(r.at as f64),
+        JsValue::from_str(r.actor.as_str()),
+        text(&r.actor_id),
+        text(&r.on_behalf_of),
+        JsValue::from_str(&r.action),
+        text(&r.request_id),
+        text(&r.consent),
+        JsValue::from_str(&r.before.to_string()),
+        JsValue::from_str(&r.after.to_string()),
+        JsValue::from_str(&r.prev_hash),
+        JsValue::from_str(&r.hash),
+        text(&r.authentication),
+    ]
+}
 
 fn text(s: &Option<String>) -> JsValue {
     s.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL)
@@ -98,29 +115,18 @@ pub async fn write(env: &Env, records: &[AuditRecord]) -> Result<(), String> {
         return Err("D1 write failed (injected by the development fault switch)".into());
     }
     let db = audit_db::of_account(env, &records[0].account_id)?;
-    let mut statements = Vec::with_capacity(records.len());
-    for r in records {
-        let values = [
-            JsValue::from_str(&r.account_id),
-            JsValue::from_f64(r.seq as f64),
-            JsValue::from_f64(r.at as f64),
-            JsValue::from_str(r.actor.as_str()),
-            text(&r.actor_id),
-            text(&r.on_behalf_of),
-            JsValue::from_str(&r.action),
-            text(&r.request_id),
-            text(&r.consent),
-            JsValue::from_str(&r.before.to_string()),
-            JsValue::from_str(&r.after.to_string()),
-            JsValue::from_str(&r.prev_hash),
-            JsValue::from_str(&r.hash),
-            text(&r.authentication),
-        ];
+    let mut statements = Vec::new();
+    for rows in records.chunks(audit_sql::ROWS_PER_INSERT) {
+        let values: Vec<JsValue> = rows.iter().flat_map(row_values).collect();
         statements.push(
-            db.prepare(INSERT)
+            db.prepare(audit_sql::insert(rows.len()))
                 .bind(&values)
                 .map_err(|e| e.to_string())?,
         );
+    }
+    // The derived rows after every record's own, in the records' order (an account's status
+    // update follows its creation). The batch is one transaction: all of it or none.
+    for r in records {
         statements.extend(derived(&db, r)?);
     }
     audit_db::batch(&db, &statements).await

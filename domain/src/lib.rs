@@ -12,6 +12,7 @@ pub mod account_request;
 pub mod audit;
 pub mod audit_action;
 pub mod audit_shards;
+pub mod audit_sql;
 pub mod catalog;
 pub mod closing;
 pub mod cost;
