@@ -3,10 +3,9 @@
 //! Tables (see docs/STORAGE.md; their SQL is `domain::object_sql`): `kv(key, value)`
 //! (`account` -> the account as JSON; `flush_attempts`, `flush_wake` of a failing flush),
 //! `outbox(seq, record)` (audit records not yet confirmed by D1, a row per change) and, created
-//! on an account's first Stripe event, `stripe_events(id,
-//! applied_at)` (applied event ids, for exactly-once delivery within
-//! `stripe_events::DEDUPE_WINDOW`; their own table because the state is rewritten on every
-//! change).
+//! on an account's first Stripe event, `stripe_events(id, applied_at)` (applied event ids, for
+//! exactly-once delivery within `stripe_events::DEDUPE_WINDOW`; their own table because the
+//! state is rewritten on every change).
 
 use std::cell::Cell;
 

@@ -16,6 +16,7 @@ use crate::account::Account;
 use crate::audit::AuditRecord;
 use crate::engine::outbox::{FLUSH_ATTEMPTS, FLUSH_WAKE};
 use crate::engine::ports::{Effects, Level, Store, Stored};
+use crate::object_sql;
 use crate::resources::{Action, ActionResult, Settings};
 
 pub type Journal = Rc<RefCell<Vec<String>>>;
@@ -25,8 +26,8 @@ pub struct MemStore {
     pub now: Rc<Cell<i64>>,
     pub journal: Journal,
     pub state: RefCell<Option<String>>,
-    /// One entry per change, keyed by its last record's `seq`, as `SqlStore` keeps them.
-    pub outbox: RefCell<BTreeMap<u64, Vec<String>>>,
+    /// One row per change, as `SqlStore` keeps them ([`object_sql::outbox_row`]).
+    pub outbox: RefCell<BTreeMap<u64, String>>,
     pub kv: RefCell<BTreeMap<String, String>>,
     pub alarm: Cell<Option<i64>>,
     /// Writes fail (the transaction rolls back).
@@ -40,7 +41,8 @@ pub struct MemStore {
 impl MemStore {
     /// How many records wait in the outbox.
     pub fn outbox_len(&self) -> usize {
-        self.outbox.borrow().values().map(Vec::len).sum()
+        let outbox = self.outbox.borrow();
+        object_sql::outbox_records(outbox.values().map(String::as_str), usize::MAX).len()
     }
 }
 
@@ -74,9 +76,8 @@ impl Store for MemStore {
             return Err("disk full".into());
         }
         *self.state.borrow_mut() = Some(state_json);
-        if let Some((last, _)) = outbox.last() {
-            let records = outbox.iter().map(|(_, text)| text.clone()).collect();
-            self.outbox.borrow_mut().insert(*last, records);
+        if let Some((last, row)) = object_sql::outbox_row(&outbox) {
+            self.outbox.borrow_mut().insert(last, row);
         }
         self.kv.borrow_mut().extend(extra);
         Ok(())
@@ -85,14 +86,10 @@ impl Store for MemStore {
     fn read_outbox(&self, limit: usize) -> Vec<AuditRecord> {
         self.outbox_reads.set(self.outbox_reads.get() + 1);
         let outbox = self.outbox.borrow();
-        let mut records = Vec::new();
-        for change in outbox.values() {
-            if records.len() >= limit {
-                break;
-            }
-            records.extend(change.iter().filter_map(|t| serde_json::from_str(t).ok()));
-        }
-        records
+        object_sql::outbox_records(outbox.values().map(String::as_str), limit)
+            .into_iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect()
     }
 
     fn delete_outbox_through(&self, seq: u64) -> bool {
